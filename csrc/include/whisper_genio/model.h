@@ -1,0 +1,51 @@
+// Model dimensions and the weights handed over from Python.
+//
+// Python parses every checkpoint format (OpenAI .pt, Hugging Face, CTranslate2) into one set
+// of named arrays with openai-whisper's state_dict names; C++ checks each name, shape and
+// dtype against the dimensions and converts to its compute layout. A model is never
+// half-built: construction either succeeds completely or returns a kBadModel status that
+// names the tensor and what is wrong.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "whisper_genio/status.h"
+
+namespace whisper_genio {
+
+struct ModelDims {
+  int n_mels = 0;
+  int n_audio_ctx = 0;
+  int n_audio_state = 0;
+  int n_audio_head = 0;
+  int n_audio_layer = 0;
+  int n_vocab = 0;
+  int n_text_ctx = 0;
+  int n_text_state = 0;
+  int n_text_head = 0;
+  int n_text_layer = 0;
+
+  Status validate() const;
+  std::string to_string() const;
+};
+
+enum class DType { kFloat32, kFloat16 };
+
+// A borrowed, C-contiguous array. Only read during model construction.
+struct TensorRef {
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+
+  int64_t numel() const;
+};
+
+using TensorMap = std::unordered_map<std::string, TensorRef>;
+
+// IEEE half -> float, exact for every value including subnormals, inf and NaN.
+float half_to_float(uint16_t h);
+
+}  // namespace whisper_genio

@@ -1,0 +1,188 @@
+// Encoder backends, the decoder and decoding options. Conversion and GIL release only.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+#include "../src/backends/cpu/cpu_encoder.h"
+#include "numpy_interop.h"
+#include "whisper_genio/decoding.h"
+#include "whisper_genio/pipeline.h"
+
+namespace py = pybind11;
+
+namespace whisper_genio::python {
+
+const MelWindows& native_windows(const py::object& obj);
+
+namespace {
+
+ModelDims dims_from_dict(const py::dict& d) {
+  ModelDims m;
+  auto get = [&](const char* key) -> int {
+    if (!d.contains(key)) throw_status(bad_model(std::string("model dimensions lack '") + key + "'"));
+    return d[key].cast<int>();
+  };
+  m.n_mels = get("n_mels");
+  m.n_audio_ctx = get("n_audio_ctx");
+  m.n_audio_state = get("n_audio_state");
+  m.n_audio_head = get("n_audio_head");
+  m.n_audio_layer = get("n_audio_layer");
+  m.n_vocab = get("n_vocab");
+  m.n_text_ctx = get("n_text_ctx");
+  m.n_text_state = get("n_text_state");
+  m.n_text_head = get("n_text_head");
+  m.n_text_layer = get("n_text_layer");
+  check(m.validate());
+  return m;
+}
+
+py::array_t<float> states_to_numpy(const EncoderStates& s) {
+  py::array_t<float> out({s.n_ctx, s.d});
+  std::memcpy(out.mutable_data(), s.data, static_cast<size_t>(s.n_ctx * s.d) * sizeof(float));
+  return out;
+}
+
+}  // namespace
+
+void register_model(py::module_& m) {
+  py::class_<EncoderBackend, std::shared_ptr<EncoderBackend>>(m, "EncoderBackend",
+      "Native encoder backend: mel [n_mels, 3000] -> states [n_audio_ctx, d].")
+      .def_property_readonly("name", &EncoderBackend::name)
+      .def("encode",
+           [](EncoderBackend& enc, const py::object& mel) {
+             const ModelDims& d = enc.dims();
+             auto arr = as_float32(mel, "mel", 2);
+             if (arr.shape(0) != d.n_mels || arr.shape(1) != 2 * d.n_audio_ctx) {
+               throw_status(invalid_argument("mel must be [" + std::to_string(d.n_mels) + ", " +
+                                             std::to_string(2 * d.n_audio_ctx) + "], got [" +
+                                             std::to_string(arr.shape(0)) + ", " + std::to_string(arr.shape(1)) + "]"));
+             }
+             std::memcpy(enc.mel_buffer(), arr.data(), static_cast<size_t>(arr.size()) * sizeof(float));
+             StatusOr<EncoderStates> states = Status();
+             {
+               py::gil_scoped_release release;
+               states = enc.run();
+             }
+             return states_to_numpy(unwrap(std::move(states)));
+           },
+           py::arg("mel"), "Encodes one mel window; returns a new float32 array [n_audio_ctx, d].");
+
+  py::class_<backends::CpuEncoderBackend, EncoderBackend, std::shared_ptr<backends::CpuEncoderBackend>>(m, "CpuEncoder")
+      .def(py::init([](const py::dict& dims, const py::dict& tensors, std::shared_ptr<ThreadPool> pool) {
+             ModelDims md = dims_from_dict(dims);
+             py::list keep;
+             TensorMap map = tensor_map(tensors, keep);
+             StatusOr<std::unique_ptr<backends::CpuEncoderBackend>> enc = Status();
+             {
+               py::gil_scoped_release release;
+               enc = backends::CpuEncoderBackend::create(md, map, std::move(pool));
+             }
+             return std::shared_ptr<backends::CpuEncoderBackend>(unwrap(std::move(enc)));
+           }),
+           py::arg("dims"), py::arg("tensors"), py::arg("pool"))
+      .def_property_readonly("weight_bytes", &backends::CpuEncoderBackend::weight_bytes);
+
+  py::class_<DecodingOptions>(m, "DecodingOptions", "Tokenised options of one decode call (see options.py).")
+      .def(py::init<>())
+      .def_readwrite("initial_tokens", &DecodingOptions::initial_tokens)
+      .def_readwrite("sot_index", &DecodingOptions::sot_index)
+      .def_readwrite("sample_len", &DecodingOptions::sample_len)
+      .def_readwrite("temperature", &DecodingOptions::temperature)
+      .def_readwrite("beam_size", &DecodingOptions::beam_size)
+      .def_readwrite("best_of", &DecodingOptions::best_of)
+      .def_readwrite("patience", &DecodingOptions::patience)
+      .def_readwrite("length_penalty", &DecodingOptions::length_penalty)
+      .def_readwrite("suppress_tokens", &DecodingOptions::suppress_tokens)
+      .def_readwrite("suppress_blank", &DecodingOptions::suppress_blank)
+      .def_readwrite("blank_tokens", &DecodingOptions::blank_tokens)
+      .def_readwrite("timestamps", &DecodingOptions::timestamps)
+      .def_readwrite("max_initial_timestamp_index", &DecodingOptions::max_initial_timestamp_index)
+      .def_readwrite("seed", &DecodingOptions::seed)
+      .def_readwrite("eot", &DecodingOptions::eot)
+      .def_readwrite("no_speech", &DecodingOptions::no_speech)
+      .def_readwrite("no_timestamps", &DecodingOptions::no_timestamps)
+      .def_readwrite("timestamp_begin", &DecodingOptions::timestamp_begin)
+      .def("__repr__", &DecodingOptions::to_string);
+
+  py::class_<DecodingResult>(m, "DecodingResult")
+      .def_readonly("tokens", &DecodingResult::tokens)
+      .def_readonly("sum_logprob", &DecodingResult::sum_logprob)
+      .def_readonly("avg_logprob", &DecodingResult::avg_logprob)
+      .def_readonly("no_speech_prob", &DecodingResult::no_speech_prob)
+      .def_readonly("temperature", &DecodingResult::temperature);
+
+  py::class_<Decoder, std::shared_ptr<Decoder>>(m, "Decoder", "Native text decoder with KV cache and the decode loop.")
+      .def(py::init([](const py::dict& dims, const py::dict& tensors, std::shared_ptr<ThreadPool> pool) {
+             ModelDims md = dims_from_dict(dims);
+             py::list keep;
+             TensorMap map = tensor_map(tensors, keep);
+             StatusOr<std::unique_ptr<Decoder>> dec = Status();
+             {
+               py::gil_scoped_release release;
+               dec = Decoder::create(md, map, std::move(pool));
+             }
+             return std::shared_ptr<Decoder>(unwrap(std::move(dec)));
+           }),
+           py::arg("dims"), py::arg("tensors"), py::arg("pool"))
+      .def_property_readonly("weight_bytes", &Decoder::weight_bytes)
+      .def_property_readonly("forward_calls", &Decoder::forward_calls)
+      .def_property_readonly("forward_tokens", &Decoder::forward_tokens)
+      .def("set_audio",
+           [](Decoder& dec, const py::object& states) {
+             auto arr = as_float32(states, "encoder states", 2);
+             EncoderStates s{arr.data(), arr.shape(0), arr.shape(1)};
+             Status st;
+             {
+               py::gil_scoped_release release;
+               st = dec.set_audio(s);
+             }
+             check(st);
+           },
+           py::arg("states"), "Computes the cross-attention keys/values of encoder states [n_audio_ctx, d].")
+      .def("decode",
+           [](Decoder& dec, const DecodingOptions& options) {
+             StatusOr<DecodingResult> r = Status();
+             {
+               py::gil_scoped_release release;
+               r = dec.decode(options);
+             }
+             return unwrap(std::move(r));
+           },
+           py::arg("options"))
+      .def("language_probs",
+           [](Decoder& dec, int sot, const std::vector<int>& language_tokens) {
+             StatusOr<std::vector<float>> r = Status();
+             {
+               py::gil_scoped_release release;
+               r = dec.language_probs(sot, language_tokens);
+             }
+             return unwrap(std::move(r));
+           },
+           py::arg("sot"), py::arg("language_tokens"));
+
+  m.def("prepare_window",
+        [](const py::object& windows, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
+           std::shared_ptr<ThreadPool> pool) {
+          const MelWindows& w = native_windows(windows);
+          WindowTimings t;
+          Status s;
+          {
+            py::gil_scoped_release release;
+            s = prepare_window(w, seek, size, encoder, decoder, pool.get(), &t);
+          }
+          check(s);
+          py::dict out;
+          out["mel"] = t.mel_seconds;
+          out["encoder"] = t.encoder_seconds;
+          out["cross_kv"] = t.cross_kv_seconds;
+          return out;
+        },
+        py::arg("windows"), py::arg("seek"), py::arg("size"), py::arg("encoder"), py::arg("decoder"),
+        py::arg("pool") = nullptr,
+        "Mel window -> encoder input buffer -> encoder -> decoder cross-attention, without copies. "
+        "Returns the seconds spent in each stage.");
+}
+
+}  // namespace whisper_genio::python

@@ -1,0 +1,54 @@
+// NumPy <-> C++ views with dtype and layout checks at the boundary.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "errors.h"
+#include "whisper_genio/model.h"
+
+namespace whisper_genio::python {
+
+namespace py = pybind11;
+
+// A C-contiguous float32 array of the given rank (-1: any), or an InvalidOptionError.
+inline py::array_t<float, py::array::c_style> as_float32(const py::handle& obj, const char* what, int ndim = -1) {
+  auto arr = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!arr) throw_status(invalid_argument(std::string(what) + " must be convertible to a float32 array"));
+  if (ndim >= 0 && arr.ndim() != ndim) {
+    throw_status(invalid_argument(std::string(what) + " must have " + std::to_string(ndim) + " dimensions, got " +
+                                  std::to_string(arr.ndim())));
+  }
+  return arr;
+}
+
+// Builds the borrowed TensorMap from {name: ndarray}; keeps the arrays alive in `keep`.
+inline TensorMap tensor_map(const py::dict& tensors, py::list& keep) {
+  TensorMap map;
+  for (auto item : tensors) {
+    const std::string name = py::str(item.first);
+    py::array arr = py::reinterpret_borrow<py::array>(py::array::ensure(item.second));
+    if (!arr) throw_status(bad_model("tensor '" + name + "' is not an array"));
+    TensorRef ref;
+    if (arr.dtype().is(py::dtype::of<float>())) {
+      ref.dtype = DType::kFloat32;
+    } else if (arr.dtype().kind() == 'f' && arr.dtype().itemsize() == 2) {
+      ref.dtype = DType::kFloat16;
+    } else {
+      throw_status(bad_model("tensor '" + name + "' has dtype " + std::string(py::str(arr.dtype())) +
+                             "; expected float32 or float16"));
+    }
+    if (!(arr.flags() & py::array::c_style)) {
+      arr = py::array::ensure(arr, py::array::c_style);
+    }
+    for (py::ssize_t i = 0; i < arr.ndim(); ++i) ref.shape.push_back(arr.shape(i));
+    ref.data = arr.data();
+    keep.append(arr);
+    map.emplace(name, ref);
+  }
+  return map;
+}
+
+}  // namespace whisper_genio::python

@@ -1,0 +1,98 @@
+#include "logit_filters.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace whisper_genio::decoding {
+namespace {
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+void fill(float* row, int begin, int end, int n_vocab) {
+  begin = std::max(begin, 0);
+  end = std::min(end, n_vocab);
+  for (int i = begin; i < end; ++i) row[i] = kNegInf;
+}
+}  // namespace
+
+void log_softmax(const float* logits, int n, float* out) {
+  float m = kNegInf;
+  for (int i = 0; i < n; ++i) m = std::max(m, logits[i]);
+  if (m == kNegInf) {
+    for (int i = 0; i < n; ++i) out[i] = kNegInf;
+    return;
+  }
+  double sum = 0.0;
+  for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - m);
+  const double lse = m + std::log(sum);
+  for (int i = 0; i < n; ++i) out[i] = static_cast<float>(logits[i] - lse);
+}
+
+void SuppressBlank::apply(float* logits, int n_vocab, const Sequences& tokens) const {
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    if (static_cast<int>(tokens[k].size()) != sample_begin_) continue;
+    float* row = logits + k * static_cast<size_t>(n_vocab);
+    for (int t : blank_) {
+      if (t >= 0 && t < n_vocab) row[t] = kNegInf;
+    }
+  }
+}
+
+void SuppressTokens::apply(float* logits, int n_vocab, const Sequences& tokens) const {
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    float* row = logits + k * static_cast<size_t>(n_vocab);
+    for (int t : tokens_) {
+      if (t >= 0 && t < n_vocab) row[t] = kNegInf;
+    }
+  }
+}
+
+void ApplyTimestampRules::apply(float* logits, int n_vocab, const Sequences& tokens) const {
+  const int tb = timestamp_begin_;
+  std::vector<float> logprobs(static_cast<size_t>(n_vocab));
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    float* row = logits + k * static_cast<size_t>(n_vocab);
+    const std::vector<int>& seq = tokens[k];
+    // <|notimestamps|> is what without_timestamps uses; never sample it here.
+    if (no_timestamps_ >= 0 && no_timestamps_ < n_vocab) row[no_timestamps_] = kNegInf;
+
+    const int n_sampled = static_cast<int>(seq.size()) - sample_begin_;
+    const bool last_was_ts = n_sampled >= 1 && seq.back() >= tb;
+    const bool penultimate_was_ts = n_sampled < 2 || seq[seq.size() - 2] >= tb;
+    if (last_was_ts) {
+      if (penultimate_was_ts) {
+        fill(row, tb, n_vocab, n_vocab);  // a pair just closed: text or EOT must follow
+      } else {
+        fill(row, 0, eot_, n_vocab);      // an opened pair must close: no text tokens
+      }
+    }
+    int last_ts = -1;
+    for (int i = sample_begin_; i < static_cast<int>(seq.size()); ++i) {
+      if (seq[i] >= tb) last_ts = seq[i];
+    }
+    if (last_ts >= 0) {
+      // Timestamps never decrease, and a closed segment must have non-zero length.
+      const int limit = (last_was_ts && !penultimate_was_ts) ? last_ts : last_ts + 1;
+      fill(row, tb, limit, n_vocab);
+    }
+    if (n_sampled == 0) {
+      fill(row, 0, tb, n_vocab);  // the first sampled token is a timestamp
+      if (max_initial_timestamp_index_ >= 0) fill(row, tb + max_initial_timestamp_index_ + 1, n_vocab, n_vocab);
+    }
+    // If all timestamps together outweigh the best text token, a timestamp it is.
+    log_softmax(row, n_vocab, logprobs.data());
+    float ts_max = kNegInf;
+    for (int i = tb; i < n_vocab; ++i) ts_max = std::max(ts_max, logprobs[i]);
+    double ts_logsumexp = -std::numeric_limits<double>::infinity();
+    if (ts_max != kNegInf) {
+      double s = 0.0;
+      for (int i = tb; i < n_vocab; ++i) s += std::exp(static_cast<double>(logprobs[i]) - ts_max);
+      ts_logsumexp = ts_max + std::log(s);
+    }
+    float text_max = kNegInf;
+    for (int i = 0; i < std::min(tb, n_vocab); ++i) text_max = std::max(text_max, logprobs[i]);
+    if (ts_logsumexp > text_max) fill(row, 0, tb, n_vocab);
+  }
+}
+
+}  // namespace whisper_genio::decoding

@@ -1,0 +1,64 @@
+// Logit filters: rules that mask logits before a token is chosen (openai-whisper's
+// LogitFilter subclasses). Each applies in place to logits [n_batch, n_vocab] given the
+// token sequences so far (initial tokens included).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+namespace whisper_genio::decoding {
+
+using Sequences = std::vector<std::vector<int>>;
+
+class LogitFilter {
+ public:
+  virtual ~LogitFilter() = default;
+  virtual void apply(float* logits, int n_vocab, const Sequences& tokens) const = 0;
+};
+
+// At the first sampled position, forbids a blank start (" " and <|endoftext|>).
+class SuppressBlank final : public LogitFilter {
+ public:
+  SuppressBlank(std::vector<int> blank_tokens, int sample_begin)
+      : blank_(std::move(blank_tokens)), sample_begin_(sample_begin) {}
+  void apply(float* logits, int n_vocab, const Sequences& tokens) const override;
+
+ private:
+  std::vector<int> blank_;
+  int sample_begin_;
+};
+
+// Forbids a fixed set of tokens everywhere.
+class SuppressTokens final : public LogitFilter {
+ public:
+  explicit SuppressTokens(std::vector<int> tokens) : tokens_(std::move(tokens)) {}
+  void apply(float* logits, int n_vocab, const Sequences& tokens) const override;
+
+ private:
+  std::vector<int> tokens_;
+};
+
+// Whisper's timestamp grammar: timestamps come in pairs (except right before EOT), never
+// decrease, each segment has non-zero length, the first token is a timestamp no later than
+// max_initial_timestamp, and a timestamp is forced when timestamps together are more
+// probable than any single text token.
+class ApplyTimestampRules final : public LogitFilter {
+ public:
+  ApplyTimestampRules(int sample_begin, int eot, int no_timestamps, int timestamp_begin,
+                      int max_initial_timestamp_index)
+      : sample_begin_(sample_begin),
+        eot_(eot),
+        no_timestamps_(no_timestamps),
+        timestamp_begin_(timestamp_begin),
+        max_initial_timestamp_index_(max_initial_timestamp_index) {}
+  void apply(float* logits, int n_vocab, const Sequences& tokens) const override;
+
+ private:
+  int sample_begin_, eot_, no_timestamps_, timestamp_begin_, max_initial_timestamp_index_;
+};
+
+// log_softmax of one row, in double, written as float (torch computes it in float; double
+// here keeps the result at least as accurate).
+void log_softmax(const float* logits, int n, float* out);
+
+}  // namespace whisper_genio::decoding

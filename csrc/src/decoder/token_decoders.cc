@@ -1,0 +1,180 @@
+#include "token_decoders.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace whisper_genio::decoding {
+
+bool GreedyDecoder::update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
+                           std::vector<int>& source) {
+  logprobs_.resize(static_cast<size_t>(n_vocab));
+  source.resize(tokens.size());
+  bool completed = true;
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    const float* row = logits + k * static_cast<size_t>(n_vocab);
+    int next;
+    if (temperature_ == 0.0f) {
+      next = static_cast<int>(std::max_element(row, row + n_vocab) - row);  // first maximum, as torch.argmax
+    } else {
+      next = sample(row, n_vocab);
+    }
+    log_softmax(row, n_vocab, logprobs_.data());
+    const bool finished = tokens[k].back() == eot_;
+    if (!finished) sum_logprobs[k] += logprobs_[static_cast<size_t>(next)];
+    if (finished) next = eot_;
+    tokens[k].push_back(next);
+    source[k] = static_cast<int>(k);
+    completed = completed && next == eot_;
+  }
+  return completed;
+}
+
+int GreedyDecoder::sample(const float* logits, int n_vocab) {
+  // Categorical(logits / T): softmax in double, then inverse-CDF with one uniform draw.
+  double m = -std::numeric_limits<double>::infinity();
+  for (int i = 0; i < n_vocab; ++i) m = std::max(m, static_cast<double>(logits[i]) / temperature_);
+  std::vector<double> p(static_cast<size_t>(n_vocab));
+  double sum = 0.0;
+  for (int i = 0; i < n_vocab; ++i) {
+    p[i] = std::exp(static_cast<double>(logits[i]) / temperature_ - m);
+    sum += p[i];
+  }
+  std::uniform_real_distribution<double> uniform(0.0, sum);
+  const double u = uniform(rng_);
+  double acc = 0.0;
+  int last_possible = 0;
+  for (int i = 0; i < n_vocab; ++i) {
+    if (p[i] <= 0.0) continue;
+    last_possible = i;
+    acc += p[i];
+    if (u < acc) return i;
+  }
+  return last_possible;  // rounding left u just above the total
+}
+
+Candidates GreedyDecoder::finalize(const Sequences& tokens, const std::vector<float>& sum_logprobs) {
+  Candidates c;
+  for (const auto& seq : tokens) {
+    c.sequences.push_back(seq);
+    c.sequences.back().push_back(eot_);  // every sequence ends with at least one EOT
+  }
+  c.sum_logprobs = sum_logprobs;
+  return c;
+}
+
+BeamSearchDecoder::BeamSearchDecoder(int beam_size, int eot, float patience)
+    : beam_size_(beam_size),
+      eot_(eot),
+      max_candidates_(static_cast<int>(std::lround(beam_size * static_cast<double>(patience)))) {}
+
+bool BeamSearchDecoder::update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
+                               std::vector<int>& source) {
+  struct Candidate {
+    int parent;
+    int token;
+    float score;
+  };
+  logprobs_.resize(static_cast<size_t>(n_vocab));
+  // STEP 1: the beam_size + 1 best continuations of every beam. Identical sequences (beams
+  // are identical at the first step) collapse into one entry that keeps its first position
+  // and takes the later score and parent, like assigning into a Python dict.
+  std::vector<Candidate> cands;
+  std::vector<int> order(static_cast<size_t>(n_vocab));
+  for (int j = 0; j < static_cast<int>(tokens.size()); ++j) {
+    log_softmax(logits + static_cast<size_t>(j) * n_vocab, n_vocab, logprobs_.data());
+    std::iota(order.begin(), order.end(), 0);
+    const int k = std::min(beam_size_ + 1, n_vocab);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+      return logprobs_[a] > logprobs_[b] || (logprobs_[a] == logprobs_[b] && a < b);
+    });
+    for (int t = 0; t < k; ++t) {
+      const int token = order[static_cast<size_t>(t)];
+      const float score = sum_logprobs[static_cast<size_t>(j)] + logprobs_[static_cast<size_t>(token)];
+      bool merged = false;
+      for (Candidate& c : cands) {
+        if (c.token == token && tokens[static_cast<size_t>(c.parent)] == tokens[static_cast<size_t>(j)]) {
+          c.score = score;
+          c.parent = j;
+          merged = true;
+          break;
+        }
+      }
+      if (!merged) cands.push_back({j, token, score});
+    }
+  }
+  // STEP 2: keep the best beam_size unfinished sequences; collect the finished ones.
+  std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+  Sequences next;
+  std::vector<float> next_scores;
+  source.clear();
+  std::vector<std::pair<std::vector<int>, float>> newly_finished;
+  for (const Candidate& c : cands) {
+    std::vector<int> seq = tokens[static_cast<size_t>(c.parent)];
+    seq.push_back(c.token);
+    if (c.token == eot_) {
+      newly_finished.emplace_back(std::move(seq), c.score);
+    } else {
+      next.push_back(std::move(seq));
+      next_scores.push_back(c.score);
+      source.push_back(c.parent);
+      if (static_cast<int>(next.size()) == beam_size_) break;
+    }
+  }
+  tokens = std::move(next);
+  for (size_t i = 0; i < next_scores.size(); ++i) sum_logprobs[i] = next_scores[i];
+  // newly_finished is already in descending score order (stable).
+  for (auto& [seq, score] : newly_finished) {
+    if (static_cast<int>(finished_.size()) >= max_candidates_) break;
+    auto it = std::find(finished_.begin(), finished_.end(), seq);
+    if (it != finished_.end()) {
+      finished_scores_[static_cast<size_t>(it - finished_.begin())] = score;
+    } else {
+      finished_.push_back(seq);
+      finished_scores_.push_back(score);
+    }
+  }
+  return static_cast<int>(finished_.size()) >= max_candidates_;
+}
+
+Candidates BeamSearchDecoder::finalize(const Sequences& tokens, const std::vector<float>& sum_logprobs) {
+  if (static_cast<int>(finished_.size()) < beam_size_) {
+    // Not enough finished: add the live beams, best first.
+    std::vector<int> idx(tokens.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return sum_logprobs[a] > sum_logprobs[b]; });
+    for (int j : idx) {
+      std::vector<int> seq = tokens[static_cast<size_t>(j)];
+      seq.push_back(eot_);
+      auto it = std::find(finished_.begin(), finished_.end(), seq);
+      if (it != finished_.end()) {
+        finished_scores_[static_cast<size_t>(it - finished_.begin())] = sum_logprobs[static_cast<size_t>(j)];
+      } else {
+        finished_.push_back(std::move(seq));
+        finished_scores_.push_back(sum_logprobs[static_cast<size_t>(j)]);
+      }
+      if (static_cast<int>(finished_.size()) >= beam_size_) break;
+    }
+  }
+  return Candidates{finished_, finished_scores_};
+}
+
+int rank_candidates(const std::vector<std::vector<int>>& sampled, const std::vector<float>& sum_logprobs,
+                    float length_penalty) {
+  int best = 0;
+  double best_score = -std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < sampled.size(); ++i) {
+    const double length = static_cast<double>(sampled[i].size());
+    const double penalty = length_penalty < 0.0f ? length : std::pow((5.0 + length) / 6.0, length_penalty);
+    // float division like numpy on float32 sums; a zero length gives +-inf or nan as in Python.
+    const double score = static_cast<double>(sum_logprobs[i]) / penalty;
+    if (i == 0 || score > best_score) {
+      best = static_cast<int>(i);
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+}  // namespace whisper_genio::decoding

@@ -1,0 +1,46 @@
+// The per-ISA primitive table. Each ISA file (kernels_generic.cc, kernels_avx2.cc,
+// kernels_neon.cc) fills one; gemm.cc and ops.cc build everything else on top of it, so
+// adding an ISA means writing these few functions only.
+#pragma once
+
+#include <cstdint>
+
+#include "isa.h"
+
+namespace whisper_genio::cpu {
+
+struct KernelTable {
+  Isa isa;
+  // GEMM micro-tile: C[mr x nr] (row stride ldc) (+)= Apanel * Bpanel, where Apanel holds kc
+  // columns of mr values (k-major) and Bpanel kc rows of nr values. Both zero padded.
+  int mr;
+  int nr;
+  void (*gemm_tile)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+
+  // Small-M matrix times transposed weight: for m < M and n in [n0, n1):
+  //   y[m * ldy + n] = dot(x + m * ldx, w + n * ldw, K)
+  // The decoder's per-token path (M = beams <= 8); streams each weight row once for all m.
+  void (*gemv_nk)(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw,
+                  int64_t n0, int64_t n1, float* y, int64_t ldy);
+
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
+  float (*max)(const float* x, int64_t n);
+  // x[i] = exp(x[i] - shift); returns the sum. Accurate to a few ulp; exp(-inf) = 0.
+  float (*exp_shift_sum)(float* x, int64_t n, float shift);
+  // x[i] = gelu(x[i]) with the erf form (PyTorch's default GELU).
+  void (*gelu)(float* x, int64_t n);
+};
+
+const KernelTable& generic_kernels();
+#if defined(WG_HAVE_AVX2_KERNELS)
+const KernelTable& avx2_kernels();
+#endif
+#if defined(__aarch64__)
+const KernelTable& neon_kernels();
+#endif
+
+// The table for active_isa().
+const KernelTable& kernels();
+
+}  // namespace whisper_genio::cpu

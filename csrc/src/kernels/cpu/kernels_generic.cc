@@ -1,0 +1,80 @@
+// Portable C++ kernels: the reference every SIMD variant is tested against, and the
+// fallback on CPUs without a SIMD variant.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernel_table.h"
+#include "math_approx.h"
+
+namespace whisper_genio::cpu {
+namespace {
+
+constexpr int kMr = 4;
+constexpr int kNr = 8;
+
+void gemm_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+  float acc[kMr][kNr] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int i = 0; i < kMr; ++i) {
+      const float ai = a[k * kMr + i];
+      for (int j = 0; j < kNr; ++j) acc[i][j] += ai * b[k * kNr + j];
+    }
+  }
+  for (int i = 0; i < kMr; ++i) {
+    for (int j = 0; j < kNr; ++j) {
+      c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+    }
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  // Four partial sums: keeps rounding comparable to the SIMD variants.
+  float s[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int j = 0; j < 4; ++j) s[j] += a[i + j] * b[i + j];
+  }
+  for (; i < n; ++i) s[0] += a[i] * b[i];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+void gemv_nk(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw,
+             int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t m = 0; m < M; ++m) y[m * ldy + n] = dot(x + m * ldx, w + n * ldw, K);
+  }
+}
+
+void axpy(float alpha, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+float max(const float* x, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+float exp_shift_sum(float* x, int64_t n, float shift) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = approx::expf_fast(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+void gelu(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = approx::gelu(x[i]);
+}
+
+}  // namespace
+
+const KernelTable& generic_kernels() {
+  static const KernelTable table{Isa::kGeneric, kMr, kNr, gemm_tile, gemv_nk, dot,
+                                 axpy, max, exp_shift_sum, gelu};
+  return table;
+}
+
+}  // namespace whisper_genio::cpu

@@ -1,0 +1,163 @@
+// NEON kernels (aarch64, where Advanced SIMD is part of the base ISA).
+#include <arm_neon.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernel_table.h"
+#include "math_approx.h"
+
+namespace whisper_genio::cpu {
+namespace {
+
+constexpr int kMr = 8;
+constexpr int kNr = 12;
+
+// Same algorithm and constants as approx::expf_fast.
+inline float32x4_t exp128(float32x4_t x) {
+  const float32x4_t hi = vdupq_n_f32(88.3762626647949f);
+  const float32x4_t lo = vdupq_n_f32(-87.3365447504f);
+  const uint32x4_t underflow = vcltq_f32(x, lo);
+  x = vminq_f32(vmaxq_f32(x, lo), hi);
+  const float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+  float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+  r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+  float32x4_t p = vdupq_n_f32(1.9875691500E-4f);
+  p = vfmaq_f32(vdupq_n_f32(1.3981999507E-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(8.3334519073E-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(4.1665795894E-2f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(1.6666665459E-1f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(5.0000001201E-1f), p, r);
+  float32x4_t y = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), vmulq_f32(p, r), r);
+  const int32x4_t e = vshlq_n_s32(vcvtq_s32_f32(n), 23);
+  y = vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(y), e));
+  return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), underflow));
+}
+
+void gemm_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+  float32x4_t acc[kMr][3];
+  for (int i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = acc[i][2] = vdupq_n_f32(0.0f);
+  for (int64_t k = 0; k < kc; ++k) {
+    const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+    const float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
+#define WG_ROW(i, av, lane)                               \
+  acc[i][0] = vfmaq_laneq_f32(acc[i][0], b0, av, lane);   \
+  acc[i][1] = vfmaq_laneq_f32(acc[i][1], b1, av, lane);   \
+  acc[i][2] = vfmaq_laneq_f32(acc[i][2], b2, av, lane);
+    WG_ROW(0, a0, 0) WG_ROW(1, a0, 1) WG_ROW(2, a0, 2) WG_ROW(3, a0, 3)
+    WG_ROW(4, a1, 0) WG_ROW(5, a1, 1) WG_ROW(6, a1, 2) WG_ROW(7, a1, 3)
+#undef WG_ROW
+    a += kMr;
+    b += kNr;
+  }
+  for (int i = 0; i < kMr; ++i) {
+    float* ci = c + i * ldc;
+    for (int j = 0; j < 3; ++j) {
+      float32x4_t v = acc[i][j];
+      if (accumulate) v = vaddq_f32(v, vld1q_f32(ci + 4 * j));
+      vst1q_f32(ci + 4 * j, v);
+    }
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  float32x4_t s0 = vdupq_n_f32(0), s1 = vdupq_n_f32(0);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+    s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+  }
+  for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+  float s = vaddvq_f32(vaddq_f32(s0, s1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void gemv_nk(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw,
+             int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  for (int64_t m0 = 0; m0 < M; m0 += 4) {
+    const int64_t mb = std::min<int64_t>(4, M - m0);
+    const float* xs = x + m0 * ldx;
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* wn = w + n * ldw;
+      float32x4_t acc[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
+      int64_t k = 0;
+      for (; k + 4 <= K; k += 4) {
+        const float32x4_t wv = vld1q_f32(wn + k);
+        for (int64_t m = 0; m < mb; ++m) acc[m] = vfmaq_f32(acc[m], vld1q_f32(xs + m * ldx + k), wv);
+      }
+      for (int64_t m = 0; m < mb; ++m) {
+        float s = vaddvq_f32(acc[m]);
+        for (int64_t kk = k; kk < K; ++kk) s += xs[m * ldx + kk] * wn[kk];
+        y[(m0 + m) * ldy + n] = s;
+      }
+    }
+  }
+}
+
+void axpy(float alpha, const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), alpha));
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+float max(const float* x, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  int64_t i = 0;
+  if (n >= 4) {
+    float32x4_t mv = vld1q_f32(x);
+    for (i = 4; i + 4 <= n; i += 4) mv = vmaxq_f32(mv, vld1q_f32(x + i));
+    m = vmaxvq_f32(mv);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+float exp_shift_sum(float* x, int64_t n, float shift) {
+  const float32x4_t sv = vdupq_n_f32(shift);
+  float32x4_t acc = vdupq_n_f32(0);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t e = exp128(vsubq_f32(vld1q_f32(x + i), sv));
+    vst1q_f32(x + i, e);
+    acc = vaddq_f32(acc, e);
+  }
+  float sum = vaddvq_f32(acc);
+  for (; i < n; ++i) {
+    x[i] = approx::expf_fast(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+void gelu(float* x, int64_t n) {
+  const float32x4_t one = vdupq_n_f32(1.0f);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t v = vld1q_f32(x + i);
+    const float32x4_t z = vmulq_n_f32(v, 0.70710678118654752f);
+    const float32x4_t a = vabsq_f32(z);
+    const float32x4_t t = vdivq_f32(one, vfmaq_n_f32(one, a, 0.3275911f));
+    float32x4_t p = vdupq_n_f32(1.061405429f);
+    p = vfmaq_f32(vdupq_n_f32(-1.453152027f), p, t);
+    p = vfmaq_f32(vdupq_n_f32(1.421413741f), p, t);
+    p = vfmaq_f32(vdupq_n_f32(-0.284496736f), p, t);
+    p = vfmaq_f32(vdupq_n_f32(0.254829592f), p, t);
+    const float32x4_t e = exp128(vnegq_f32(vmulq_f32(a, a)));
+    float32x4_t erf = vsubq_f32(one, vmulq_f32(vmulq_f32(p, t), e));
+    erf = vbslq_f32(vcltq_f32(z, vdupq_n_f32(0.0f)), vnegq_f32(erf), erf);
+    vst1q_f32(x + i, vmulq_f32(vmulq_n_f32(v, 0.5f), vaddq_f32(one, erf)));
+  }
+  for (; i < n; ++i) x[i] = approx::gelu(x[i]);
+}
+
+}  // namespace
+
+const KernelTable& neon_kernels() {
+  static const KernelTable table{Isa::kNeon, kMr, kNr, gemm_tile, gemv_nk, dot,
+                                 axpy, max, exp_shift_sum, gelu};
+  return table;
+}
+
+}  // namespace whisper_genio::cpu

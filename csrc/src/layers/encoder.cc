@@ -1,0 +1,114 @@
+#include "encoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "../kernels/cpu/ops.h"
+
+namespace whisper_genio::layers {
+
+StatusOr<std::unique_ptr<AudioEncoder>> AudioEncoder::create(const ModelDims& dims, const TensorMap& tensors) {
+  auto weights = load_encoder_weights(dims, tensors);
+  if (!weights.ok()) return weights.status();
+  std::unique_ptr<AudioEncoder> enc(new AudioEncoder());
+  enc->dims_ = dims;
+  enc->w_ = std::move(weights).value();
+  const int64_t T = dims.n_audio_ctx, d = dims.n_audio_state;
+  const int64_t big_cols = std::max({3 * static_cast<int64_t>(dims.n_mels), 3 * d, 4 * d});
+  bool ok = enc->x_.reset(static_cast<size_t>(2 * T * d)) && enc->h_.reset(static_cast<size_t>(T * d)) &&
+            enc->big_.reset(static_cast<size_t>(2 * T * big_cols)) && enc->qkv_.reset(static_cast<size_t>(T * 3 * d));
+  if (!ok) return Status(StatusCode::kOutOfMemory, "allocating encoder activations");
+  return enc;
+}
+
+void encoder_self_attention(const float* qkv, int64_t T, int64_t d, int64_t n_head, float* out, ThreadPool* pool) {
+  const int64_t dh = d / n_head;
+  const int64_t ld = 3 * d;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  constexpr int64_t kQueryBlock = 64;
+  const int64_t q_blocks = (T + kQueryBlock - 1) / kQueryBlock;
+  // One task per (head, block of queries); each runs single-threaded GEMMs on its own scores.
+  auto task = [&](int64_t t) {
+    const int64_t h = t / q_blocks, qb = t % q_blocks;
+    const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, T - q0);
+    thread_local Buffer<float> scores;
+    if (static_cast<int64_t>(scores.size()) < kQueryBlock * T) scores.reset(static_cast<size_t>(kQueryBlock * T));
+    const float* q = qkv + q0 * ld + h * dh;
+    const float* k = qkv + d + h * dh;
+    const float* v = qkv + 2 * d + h * dh;
+    cpu::sgemm(nq, T, dh, q, ld, k, ld, /*b_nk=*/true, scores.data(), T, false, nullptr);
+    for (int64_t i = 0; i < nq; ++i) {
+      float* row = scores.data() + i * T;
+      for (int64_t j = 0; j < T; ++j) row[j] *= scale;
+      cpu::softmax(row, T);
+    }
+    cpu::sgemm(nq, dh, T, scores.data(), T, v, ld, /*b_nk=*/false, out + q0 * d + h * dh, d, false, nullptr);
+  };
+  if (pool != nullptr) {
+    pool->run(n_head * q_blocks, task);
+  } else {
+    for (int64_t t = 0; t < n_head * q_blocks; ++t) task(t);
+  }
+}
+
+Status AudioEncoder::forward(const float* mel, float* out, ThreadPool* pool) {
+  const int64_t T = dims_.n_audio_ctx, d = dims_.n_audio_state, n_mels = dims_.n_mels;
+  const int64_t frames = 2 * T;
+  float* col = big_.data();
+  float* h1 = x_.data();  // [frames, d] (x_ is 2T*d)
+
+  // conv1 (k=3, pad=1): im2col rows col[t][c*3 + j] = mel[c][t + j - 1].
+  auto im2col1 = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* row = col + t * n_mels * 3;
+      for (int64_t c = 0; c < n_mels; ++c) {
+        for (int64_t j = 0; j < 3; ++j) {
+          const int64_t s = t + j - 1;
+          row[c * 3 + j] = (s >= 0 && s < frames) ? mel[c * frames + s] : 0.0f;
+        }
+      }
+    }
+  };
+  if (pool) pool->parallel_for(frames, 256, im2col1); else im2col1(0, frames);
+  w_.conv1.forward(col, frames, h1, pool);
+  cpu::gelu(h1, frames * d, pool);
+
+  // conv2 (k=3, pad=1, stride 2): col[t][c*3 + j] = h1[2t + j - 1][c].
+  auto im2col2 = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* row = col + t * d * 3;
+      for (int64_t j = 0; j < 3; ++j) {
+        const int64_t s = 2 * t + j - 1;
+        const float* src = (s >= 0 && s < frames) ? h1 + s * d : nullptr;
+        for (int64_t c = 0; c < d; ++c) row[c * 3 + j] = src ? src[c] : 0.0f;
+      }
+    }
+  };
+  if (pool) pool->parallel_for(T, 64, im2col2); else im2col2(0, T);
+  float* x = h_.data();
+  w_.conv2.forward(col, T, x, pool);
+  cpu::gelu(x, T * d, pool);
+  cpu::add_inplace(x, w_.position.data(), T * d);
+
+  float* ln = x_.data();     // [T, d] scratch (conv1 output no longer needed)
+  float* tmp = x_.data() + T * d;
+  float* hidden = big_.data();
+  for (const Block& b : w_.blocks) {
+    b.attn_ln.forward(x, T, ln, pool);
+    b.attn_qkv.forward(ln, T, qkv_.data(), pool);
+    encoder_self_attention(qkv_.data(), T, d, dims_.n_audio_head, ln, pool);
+    b.attn_out.forward(ln, T, tmp, pool);
+    cpu::add_inplace(x, tmp, T * d);
+
+    b.mlp_ln.forward(x, T, ln, pool);
+    b.fc1.forward(ln, T, hidden, pool);
+    cpu::gelu(hidden, T * 4 * d, pool);
+    b.fc2.forward(hidden, T, tmp, pool);
+    cpu::add_inplace(x, tmp, T * d);
+  }
+  w_.ln_post.forward(x, T, out, pool);
+  return Status::Ok();
+}
+
+}  // namespace whisper_genio::layers

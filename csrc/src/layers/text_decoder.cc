@@ -1,0 +1,155 @@
+#include "text_decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "../kernels/cpu/ops.h"
+
+namespace whisper_genio::layers {
+
+StatusOr<std::unique_ptr<TextDecoder>> TextDecoder::create(const ModelDims& dims, const TensorMap& tensors) {
+  auto weights = load_decoder_weights(dims, tensors);
+  if (!weights.ok()) return weights.status();
+  std::unique_ptr<TextDecoder> dec(new TextDecoder());
+  dec->dims_ = dims;
+  dec->w_ = std::move(weights).value();
+  return dec;
+}
+
+Status TextDecoder::ensure_scratch(int64_t rows) {
+  if (rows <= scratch_rows_) return Status::Ok();
+  const int64_t d = dims_.n_text_state;
+  const int64_t score_cols = std::max<int64_t>(dims_.n_audio_ctx, dims_.n_text_ctx);
+  bool ok = x_.reset(static_cast<size_t>(rows * d)) && h_.reset(static_cast<size_t>(rows * d)) &&
+            qkv_.reset(static_cast<size_t>(rows * 3 * d)) && ctx_.reset(static_cast<size_t>(rows * d)) &&
+            hidden_.reset(static_cast<size_t>(rows * 4 * d)) &&
+            scores_.reset(static_cast<size_t>(rows * dims_.n_text_head * score_cols));
+  if (!ok) return Status(StatusCode::kOutOfMemory, "allocating decoder activations");
+  scratch_rows_ = rows;
+  return Status::Ok();
+}
+
+Status TextDecoder::compute_cross_kv(const EncoderStates& states, CrossKV* out, ThreadPool* pool) const {
+  const int64_t d = dims_.n_text_state;
+  if (states.data == nullptr) return invalid_argument("encoder states are empty");
+  if (states.d != d || states.n_ctx != dims_.n_audio_ctx) {
+    return invalid_argument("encoder states have shape [" + std::to_string(states.n_ctx) + ", " +
+                            std::to_string(states.d) + "], the decoder expects [" +
+                            std::to_string(dims_.n_audio_ctx) + ", " + std::to_string(d) + "]");
+  }
+  out->n_ctx = states.n_ctx;
+  out->kv.resize(w_.blocks.size());
+  for (size_t l = 0; l < w_.blocks.size(); ++l) {
+    if (out->kv[l].size() != static_cast<size_t>(states.n_ctx * 2 * d) &&
+        !out->kv[l].reset(static_cast<size_t>(states.n_ctx * 2 * d))) {
+      return Status(StatusCode::kOutOfMemory, "allocating cross-attention keys/values");
+    }
+    w_.blocks[l].cross_kv.forward(states.data, states.n_ctx, out->kv[l].data(), pool);
+  }
+  return Status::Ok();
+}
+
+Status TextDecoder::forward(const int* tokens, int beams, int n_new, KVCache* cache, const CrossKV& cross,
+                            const std::vector<int>& logit_rows, float* logits, ThreadPool* pool) {
+  const int64_t d = dims_.n_text_state, n_head = dims_.n_text_head, dh = d / n_head;
+  const int64_t V = dims_.n_vocab;
+  const int offset = cache->length();
+  if (beams != cache->beams()) return invalid_argument("token batch does not match the KV cache's beams");
+  if (n_new <= 0) return invalid_argument("no tokens to decode");
+  if (offset + n_new > std::min(cache->capacity(), dims_.n_text_ctx)) {
+    return invalid_argument("decoder context full: " + std::to_string(offset + n_new) + " positions, capacity " +
+                            std::to_string(dims_.n_text_ctx));
+  }
+  if (cross.kv.size() != w_.blocks.size()) return invalid_argument("cross-attention keys/values not computed");
+  const int64_t M = static_cast<int64_t>(beams) * n_new;
+  WG_RETURN_IF_ERROR(ensure_scratch(std::max<int64_t>(M, static_cast<int64_t>(logit_rows.size()))));
+  for (int64_t r = 0; r < M; ++r) {
+    const int tok = tokens[r];
+    if (tok < 0 || tok >= V) return invalid_argument("token id " + std::to_string(tok) + " outside the vocabulary");
+  }
+
+  float* x = x_.data();
+  for (int64_t r = 0; r < M; ++r) {
+    const int64_t pos = offset + r % n_new;
+    const float* te = w_.token_embedding.data() + static_cast<int64_t>(tokens[r]) * d;
+    const float* pe = w_.position.data() + pos * d;
+    for (int64_t i = 0; i < d; ++i) x[r * d + i] = te[i] + pe[i];
+  }
+
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  const int64_t n_audio = cross.n_ctx;
+  for (size_t l = 0; l < w_.blocks.size(); ++l) {
+    const Block& b = w_.blocks[l];
+    // --- masked self-attention over the cache ---
+    b.attn_ln.forward(x, M, h_.data(), pool);
+    b.attn_qkv.forward(h_.data(), M, qkv_.data(), pool);
+    for (int64_t r = 0; r < M; ++r) {
+      const int beam = static_cast<int>(r / n_new);
+      const int64_t pos = offset + r % n_new;
+      std::memcpy(cache->keys(static_cast<int>(l), beam) + pos * d, qkv_.data() + r * 3 * d + d, d * sizeof(float));
+      std::memcpy(cache->values(static_cast<int>(l), beam) + pos * d, qkv_.data() + r * 3 * d + 2 * d, d * sizeof(float));
+    }
+    auto self_task = [&](int64_t t) {
+      const int beam = static_cast<int>(t / n_head);
+      const int64_t h = t % n_head;
+      const float* K = cache->keys(static_cast<int>(l), beam) + h * dh;
+      const float* Vv = cache->values(static_cast<int>(l), beam) + h * dh;
+      float* s = scores_.data() + t * dims_.n_text_ctx;
+      for (int i = 0; i < n_new; ++i) {
+        const int64_t r = static_cast<int64_t>(beam) * n_new + i;
+        const int64_t keys = offset + i + 1;  // causal: up to and including this position
+        const float* q = qkv_.data() + r * 3 * d + h * dh;
+        cpu::gemv_nk(1, dh, q, dh, K, d, 0, keys, s, keys);
+        for (int64_t j = 0; j < keys; ++j) s[j] *= scale;
+        cpu::softmax(s, keys);
+        float* o = ctx_.data() + r * d + h * dh;
+        std::memset(o, 0, dh * sizeof(float));
+        for (int64_t j = 0; j < keys; ++j) cpu::axpy(s[j], Vv + j * d, o, dh);
+      }
+    };
+    if (pool) pool->run(beams * n_head, self_task); else for (int64_t t = 0; t < beams * n_head; ++t) self_task(t);
+    b.attn_out.forward(ctx_.data(), M, h_.data(), pool);
+    cpu::add_inplace(x, h_.data(), M * d);
+
+    // --- cross-attention over the window's encoder states ---
+    b.cross_ln.forward(x, M, h_.data(), pool);
+    b.cross_q.forward(h_.data(), M, qkv_.data(), pool);  // q in qkv_[:, 0:d] with row stride d
+    const float* kv = cross.kv[l].data();
+    auto cross_task = [&](int64_t h) {
+      float* s = scores_.data() + h * M * n_audio;
+      cpu::gemv_nk(M, dh, qkv_.data() + h * dh, d, kv + h * dh, 2 * d, 0, n_audio, s, n_audio);
+      for (int64_t r = 0; r < M; ++r) {
+        float* row = s + r * n_audio;
+        for (int64_t j = 0; j < n_audio; ++j) row[j] *= scale;
+        cpu::softmax(row, n_audio);
+      }
+      cpu::sgemm(M, dh, n_audio, s, n_audio, kv + d + h * dh, 2 * d, /*b_nk=*/false, ctx_.data() + h * dh, d, false,
+                 nullptr);
+    };
+    if (pool) pool->run(n_head, cross_task); else for (int64_t h = 0; h < n_head; ++h) cross_task(h);
+    b.cross_out.forward(ctx_.data(), M, h_.data(), pool);
+    cpu::add_inplace(x, h_.data(), M * d);
+
+    // --- MLP ---
+    b.mlp_ln.forward(x, M, h_.data(), pool);
+    b.fc1.forward(h_.data(), M, hidden_.data(), pool);
+    cpu::gelu(hidden_.data(), M * 4 * d, pool);
+    b.fc2.forward(hidden_.data(), M, h_.data(), pool);
+    cpu::add_inplace(x, h_.data(), M * d);
+  }
+  cache->set_length(offset + n_new);
+
+  // Final LayerNorm and the output projection (tied to the token embedding), only for the
+  // rows whose logits were asked for.
+  const int64_t n_rows = static_cast<int64_t>(logit_rows.size());
+  for (int64_t i = 0; i < n_rows; ++i) {
+    const int r = logit_rows[static_cast<size_t>(i)];
+    if (r < 0 || r >= M) return invalid_argument("logit row out of range");
+    w_.ln.forward(x + static_cast<int64_t>(r) * d, 1, h_.data() + i * d, nullptr);
+  }
+  cpu::linear(h_.data(), n_rows, d, w_.token_embedding.data(), nullptr, V, logits, V, pool);
+  return Status::Ok();
+}
+
+}  // namespace whisper_genio::layers

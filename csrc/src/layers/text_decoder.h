@@ -1,0 +1,51 @@
+// The Whisper text decoder on CPU kernels, one step at a time over a KV cache: openai-whisper's
+// TextDecoder with its kv_cache hooks, in float32.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "weights.h"
+#include "whisper_genio/buffer.h"
+#include "whisper_genio/encoder_backend.h"
+#include "whisper_genio/kv_cache.h"
+#include "whisper_genio/model.h"
+#include "whisper_genio/thread_pool.h"
+
+namespace whisper_genio::layers {
+
+// Cross-attention keys and values of one window, per layer [n_audio_ctx, 2d] (K | V).
+// Computed once per window and shared by every beam and every temperature retry.
+struct CrossKV {
+  std::vector<Buffer<float>> kv;
+  int64_t n_ctx = 0;
+};
+
+class TextDecoder {
+ public:
+  static StatusOr<std::unique_ptr<TextDecoder>> create(const ModelDims& dims, const TensorMap& tensors);
+
+  const ModelDims& dims() const { return dims_; }
+  size_t weight_bytes() const { return w_.bytes(); }
+
+  Status compute_cross_kv(const EncoderStates& states, CrossKV* out, ThreadPool* pool) const;
+
+  // Runs n_new tokens for each of `beams` sequences at positions [cache.length(),
+  // cache.length() + n_new), appending their keys/values to the cache (beams must equal
+  // cache.beams()). tokens is [beams, n_new]. For every (beam, position) pair listed in
+  // logit_rows (as beam * n_new + i) writes the vocabulary logits, in that order, to
+  // logits [logit_rows.size(), n_vocab].
+  Status forward(const int* tokens, int beams, int n_new, KVCache* cache, const CrossKV& cross,
+                 const std::vector<int>& logit_rows, float* logits, ThreadPool* pool);
+
+ private:
+  TextDecoder() = default;
+  Status ensure_scratch(int64_t rows);
+
+  ModelDims dims_;
+  DecoderWeights w_;
+  int64_t scratch_rows_ = 0;
+  Buffer<float> x_, h_, qkv_, ctx_, hidden_, scores_;
+};
+
+}  // namespace whisper_genio::layers

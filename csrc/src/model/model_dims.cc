@@ -1,0 +1,69 @@
+#include <cstring>
+#include <sstream>
+
+#include "whisper_genio/model.h"
+
+namespace whisper_genio {
+
+Status ModelDims::validate() const {
+  const std::pair<const char*, int> fields[] = {
+      {"n_mels", n_mels},           {"n_audio_ctx", n_audio_ctx},   {"n_audio_state", n_audio_state},
+      {"n_audio_head", n_audio_head}, {"n_audio_layer", n_audio_layer}, {"n_vocab", n_vocab},
+      {"n_text_ctx", n_text_ctx},   {"n_text_state", n_text_state}, {"n_text_head", n_text_head},
+      {"n_text_layer", n_text_layer}};
+  for (const auto& [name, value] : fields) {
+    if (value <= 0) return bad_model(std::string("model dimension ") + name + " must be positive");
+  }
+  if (n_mels != 80 && n_mels != 128) return bad_model("n_mels must be 80 or 128, got " + std::to_string(n_mels));
+  if (n_audio_state % n_audio_head != 0) return bad_model("n_audio_state is not a multiple of n_audio_head");
+  if (n_text_state % n_text_head != 0) return bad_model("n_text_state is not a multiple of n_text_head");
+  if (n_audio_state != n_text_state) {
+    return bad_model("n_audio_state (" + std::to_string(n_audio_state) + ") differs from n_text_state (" +
+                     std::to_string(n_text_state) + ")");
+  }
+  return Status::Ok();
+}
+
+std::string ModelDims::to_string() const {
+  std::ostringstream s;
+  s << "ModelDims(n_mels=" << n_mels << ", n_audio_ctx=" << n_audio_ctx << ", n_audio_state=" << n_audio_state
+    << ", n_audio_head=" << n_audio_head << ", n_audio_layer=" << n_audio_layer << ", n_vocab=" << n_vocab
+    << ", n_text_ctx=" << n_text_ctx << ", n_text_state=" << n_text_state << ", n_text_head=" << n_text_head
+    << ", n_text_layer=" << n_text_layer << ")";
+  return s.str();
+}
+
+int64_t TensorRef::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      exp = 127 - 15 + 1;
+      while ((mant & 0x400u) == 0) {
+        mant <<= 1;
+        --exp;
+      }
+      mant &= 0x3ffu;
+      bits = sign | (exp << 23) | (mant << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+}  // namespace whisper_genio

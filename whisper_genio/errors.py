@@ -1,0 +1,58 @@
+"""Exception types raised by whisper_genio.
+
+Every error derives from :class:`WhisperGenioError` *and* from the built-in exception a caller
+would naturally catch (``FileNotFoundError``, ``ValueError``, ``RuntimeError``), so code written
+against the standard library keeps working. The C++ core never raises: it returns a status whose
+code the binding maps onto one of these classes (see ``csrc/python/errors.cc``).
+"""
+
+from __future__ import annotations
+
+
+class WhisperGenioError(Exception):
+    """Base class of every error raised by whisper_genio."""
+
+
+class ModelNotFoundError(WhisperGenioError, FileNotFoundError):
+    """A model name or path could not be resolved to weights on disk."""
+
+
+class TokenizerNotFoundError(ModelNotFoundError):
+    """The model's weights were found but no usable tokenizer was."""
+
+
+class ModelLoadError(WhisperGenioError, ValueError):
+    """Weights exist but are truncated, corrupt, or do not match the declared dimensions."""
+
+
+class AudioDecodeError(WhisperGenioError, ValueError):
+    """An audio file could not be decoded."""
+
+
+class InvalidOptionError(WhisperGenioError, ValueError):
+    """An option has an invalid value or an invalid combination with another option."""
+
+
+class BackendUnavailableError(WhisperGenioError, RuntimeError):
+    """A requested backend cannot run here (library missing, wrong version, shape mismatch...)."""
+
+
+class RuntimeVersionError(BackendUnavailableError):
+    """A runtime library was found but its version is not supported."""
+
+
+class InferenceError(WhisperGenioError, RuntimeError):
+    """A backend failed while running (device error, runtime error)."""
+
+
+__all__ = [
+    "WhisperGenioError",
+    "ModelNotFoundError",
+    "TokenizerNotFoundError",
+    "ModelLoadError",
+    "AudioDecodeError",
+    "InvalidOptionError",
+    "BackendUnavailableError",
+    "RuntimeVersionError",
+    "InferenceError",
+]
