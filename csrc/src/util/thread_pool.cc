@@ -1,6 +1,7 @@
 #include "whisper_genio/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #if defined(__linux__)
 #include <pthread.h>
@@ -21,9 +22,10 @@ namespace {
 
 thread_local bool tl_inside_pool_worker = false;
 
-// Spin this many relax-iterations before sleeping: back-to-back loops of a decoder step
-// arrive within microseconds, while sleeping and waking costs tens of microseconds.
-constexpr int kSpinIterations = 20000;
+// How long an idle worker spins before sleeping: back-to-back loops of a decoder step arrive
+// within microseconds, while sleeping and waking costs tens of microseconds. Kept short so
+// an idle model costs no CPU.
+constexpr auto kSpinTime = std::chrono::microseconds(100);
 
 bool pin_current_thread(int cpu) {
 #if defined(__linux__)
@@ -35,6 +37,19 @@ bool pin_current_thread(int cpu) {
   (void)cpu;
   return false;
 #endif
+}
+
+// Spin briefly, then yield: when the machine is oversubscribed a busy wait would steal the
+// core from the very worker it waits for.
+template <typename Pred>
+void wait_until(Pred done) {
+  for (int spin = 0; !done(); ++spin) {
+    if (spin < 2000) {
+      WG_CPU_RELAX();
+    } else {
+      std::this_thread::yield();
+    }
+  }
 }
 
 }  // namespace
@@ -81,9 +96,11 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     // Wait for a new generation: spin first, then sleep.
     uint64_t gen = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; gen == seen && spin < kSpinIterations; ++spin) {
+    const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
+    for (int spin = 1; gen == seen; ++spin) {
       WG_CPU_RELAX();
       gen = generation_.load(std::memory_order_acquire);
+      if (spin % 64 == 0 && std::chrono::steady_clock::now() > spin_until) break;
     }
     if (gen == seen) {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -129,13 +146,13 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& task) 
   tl_inside_pool_worker = true;  // nested loops from the task run inline on this thread too
   work_on(task, n_tasks);
   tl_inside_pool_worker = false;
-  while (done_tasks_.load(std::memory_order_acquire) < n_tasks) WG_CPU_RELAX();
+  wait_until([&] { return done_tasks_.load(std::memory_order_acquire) >= n_tasks; });
   // Workers that woke late must not touch task_ after we return.
   {
     std::lock_guard<std::mutex> lock(mutex_);
     task_ = nullptr;
   }
-  while (active_workers_.load(std::memory_order_acquire) != 0) WG_CPU_RELAX();
+  wait_until([&] { return active_workers_.load(std::memory_order_acquire) == 0; });
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
