@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import require_speech
+from testdata import require_speech
 
 MIN_COSINE = 0.9999
 

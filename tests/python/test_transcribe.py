@@ -13,7 +13,7 @@ import pytest
 import whisper_genio
 from whisper_genio.errors import AudioDecodeError, InvalidOptionError
 
-from conftest import LONGFORM, SPEECH, require_speech
+from testdata import LONGFORM, SPEECH, require_speech
 
 SEGMENT_KEYS = {"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
                 "compression_ratio", "no_speech_prob"}
@@ -168,13 +168,14 @@ def test_initial_prompt_changes_nothing_essential(base_model):
     assert not r["text"].startswith(" Inaugural"), "the prompt must not appear in the text"
 
 
-def _peak_rss_mib(code: str) -> float:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=1800)
+def _peak_rss_mib(code: str, cwd) -> float:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=1800,
+                         cwd=cwd)
     return float(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
-def test_an_hour_of_audio_keeps_memory_bounded(base_checkpoint):
+def test_an_hour_of_audio_keeps_memory_bounded(base_checkpoint, tmp_path):
     """Memory for 1 h of audio = the samples (230 MB) + what 1 minute needs: no per-window growth."""
     template = (
         "import resource, numpy as np, whisper_genio\n"
@@ -186,8 +187,8 @@ def test_an_hour_of_audio_keeps_memory_bounded(base_checkpoint):
     )
     # Decode only two windows of each, so the test measures memory, not an hour of decoding:
     # the full-length mel front end (global maximum pass) still runs over the whole hour.
-    short = _peak_rss_mib(template.format(sec=60, clip="0,60"))
-    hour = _peak_rss_mib(template.format(sec=3600, clip="0,60"))
+    short = _peak_rss_mib(template.format(sec=60, clip="0,60"), tmp_path)
+    hour = _peak_rss_mib(template.format(sec=3600, clip="0,60"), tmp_path)
     samples_mib = 3600 * 16000 * 4 / 2**20
     print(f"peak RSS: 1 min {short:.0f} MiB, 1 h {hour:.0f} MiB (samples alone {samples_mib:.0f} MiB)")
     assert hour - short < samples_mib * 1.3 + 64
@@ -198,7 +199,7 @@ def test_cli_transcribe_writes_every_format(tmp_path, base_checkpoint):
     out = subprocess.run(
         [sys.executable, "-m", "whisper_genio.cli", "transcribe", str(row["path"]), "--model", "base",
          "--threads", "2", "--output-format", "all", "--output-dir", str(tmp_path), "--beam-size", "None"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "ask not" in out.stdout.lower()
     stem = row["path"].stem
@@ -211,9 +212,9 @@ def test_cli_transcribe_writes_every_format(tmp_path, base_checkpoint):
 
 def test_cli_reports_user_errors_in_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "whisper_genio.cli", "transcribe", str(tmp_path / "nope.wav")],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert out.returncode == 2
     assert "nope.wav" in out.stderr and "Traceback" not in out.stderr
     out = subprocess.run([sys.executable, "-m", "whisper_genio.cli", "transcribe", "x.wav", "--model",
-                          str(tmp_path / "no-model")], capture_output=True, text=True, timeout=600)
+                          str(tmp_path / "no-model")], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr

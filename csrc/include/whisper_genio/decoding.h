@@ -31,7 +31,7 @@ struct DecodingOptions {
   float temperature = 0.0f;
   int beam_size = 0;           // > 0: beam search (temperature must be 0)
   int best_of = 1;             // independent samples when temperature > 0
-  float patience = 1.0f;       // beam search: finished candidates wanted = round(beam_size * patience)
+  double patience = 1.0;       // beam search: finished candidates wanted = round(beam_size * patience)
   float length_penalty = -1.0f;  // < 0: rank by logprob / length; else Google NMT penalty with this alpha
   std::vector<int> suppress_tokens;  // always -inf
   bool suppress_blank = true;

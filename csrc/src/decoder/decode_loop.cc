@@ -32,8 +32,8 @@ Status DecodingOptions::validate(const ModelDims& dims) const {
   if (best_of < 1) return invalid_argument("best_of must be positive");
   if (beam_size > 0 && best_of > 1) return invalid_argument("beam_size and best_of can't be given together");
   if (temperature == 0.0f && best_of > 1) return invalid_argument("best_of with greedy sampling (T=0) is not compatible");
-  if (!(patience > 0.0f)) return invalid_argument("patience must be positive");
-  if (beam_size > 0 && std::lround(beam_size * static_cast<double>(patience)) < 1) {
+  if (!(patience > 0.0)) return invalid_argument("patience must be positive");
+  if (beam_size > 0 && std::nearbyint(beam_size * patience) < 1) {
     return invalid_argument("beam_size * patience must be at least 1");
   }
   if (length_penalty >= 0.0f && length_penalty > 1.0f) {

@@ -64,10 +64,11 @@ Candidates GreedyDecoder::finalize(const Sequences& tokens, const std::vector<fl
   return c;
 }
 
-BeamSearchDecoder::BeamSearchDecoder(int beam_size, int eot, float patience)
+BeamSearchDecoder::BeamSearchDecoder(int beam_size, int eot, double patience)
     : beam_size_(beam_size),
       eot_(eot),
-      max_candidates_(static_cast<int>(std::lround(beam_size * static_cast<double>(patience)))) {}
+      // Python's round(): halves go to the even neighbour (nearbyint in the default rounding mode).
+      max_candidates_(static_cast<int>(std::nearbyint(beam_size * patience))) {}
 
 bool BeamSearchDecoder::update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
                                std::vector<int>& source) {
@@ -140,10 +141,13 @@ bool BeamSearchDecoder::update(Sequences& tokens, const float* logits, int n_voc
 
 Candidates BeamSearchDecoder::finalize(const Sequences& tokens, const std::vector<float>& sum_logprobs) {
   if (static_cast<int>(finished_.size()) < beam_size_) {
-    // Not enough finished: add the live beams, best first.
+    // Not enough finished: add the live beams, best first. Same order as openai-whisper's
+    // np.argsort(scores)[::-1]: ascending (stable for these few beams), then reversed, so
+    // equal scores come highest index first.
     std::vector<int> idx(tokens.size());
     std::iota(idx.begin(), idx.end(), 0);
-    std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return sum_logprobs[a] > sum_logprobs[b]; });
+    std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return sum_logprobs[a] < sum_logprobs[b]; });
+    std::reverse(idx.begin(), idx.end());
     for (int j : idx) {
       std::vector<int> seq = tokens[static_cast<size_t>(j)];
       seq.push_back(eot_);

@@ -45,7 +45,7 @@ class GreedyDecoder final : public TokenDecoder {
 
 class BeamSearchDecoder final : public TokenDecoder {
  public:
-  BeamSearchDecoder(int beam_size, int eot, float patience);
+  BeamSearchDecoder(int beam_size, int eot, double patience);
   bool update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
               std::vector<int>& source) override;
   Candidates finalize(const Sequences& tokens, const std::vector<float>& sum_logprobs) override;

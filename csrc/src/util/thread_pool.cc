@@ -159,7 +159,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int64_t, int64_t)>& body) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  int64_t chunks = std::min<int64_t>(num_threads_, (n + grain - 1) / grain);
+  // Every chunk gets at least `grain` items.
+  int64_t chunks = std::min<int64_t>(num_threads_, std::max<int64_t>(1, n / grain));
   if (chunks <= 1) {
     body(0, n);
     return;

@@ -11,7 +11,7 @@
 namespace whisper_genio::cpu {
 namespace {
 
-bool cpu_has_avx2() {
+[[maybe_unused]] bool cpu_has_avx2() {
 #if defined(__x86_64__) && defined(WG_HAVE_AVX2_KERNELS)
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

@@ -29,7 +29,8 @@ inline float expf_fast(float x) {
   float y = p * r * r + r + 1.0f;
   int32_t bits;
   std::memcpy(&bits, &y, sizeof(bits));
-  bits += static_cast<int32_t>(n) << 23;
+  // Add n to the exponent field; the shift is done unsigned (shifting a negative int is UB).
+  bits += static_cast<int32_t>(static_cast<uint32_t>(static_cast<int32_t>(n)) << 23);
   std::memcpy(&y, &bits, sizeof(bits));
   return underflow ? 0.0f : y;
 }

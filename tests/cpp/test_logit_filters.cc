@@ -1,0 +1,229 @@
+// Logit filters (csrc/src/decoder/logit_filters.h) against the rules of openai-whisper's
+// decoding.py (SuppressBlank, SuppressTokens, ApplyTimestampRules). Each test quotes the
+// rule it checks.
+//
+// Vocabulary layout used throughout (the filters take ids, never hard-code them):
+//   0..9 text, 10 <|endoftext|>, 11 <|startoftranscript|>, 12 <|notimestamps|>,
+//   13..19 timestamps <|0.00|> .. <|0.12|>.
+// Initial tokens are 3 long (sample_begin = 3).
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "decoder/logit_filters.h"
+#include "test_util.h"
+#include "wg_test.h"
+
+using namespace whisper_genio::decoding;
+
+namespace {
+
+constexpr int V = 20;
+constexpr int kEot = 10, kSot = 11, kNoTs = 12, kTb = 13;
+constexpr int kSampleBegin = 3;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+const std::vector<int> kInitial = {kSot, 4, 7};
+
+std::vector<int> seq(std::vector<int> sampled) {
+  std::vector<int> s = kInitial;
+  s.insert(s.end(), sampled.begin(), sampled.end());
+  return s;
+}
+
+// Logits where text token 0 clearly dominates (so the forced-timestamp rule stays out of
+// the way unless a test wants it): text 0 -> 8, other text and specials 0, timestamps -1.
+std::vector<float> text_heavy_row() {
+  std::vector<float> r(V, 0.0f);
+  r[0] = 8.0f;
+  for (int t = kTb; t < V; ++t) r[t] = -1.0f;
+  return r;
+}
+
+// Which tokens a row still allows.
+std::string allowed(const std::vector<float>& row) {
+  std::string s;
+  for (int t = 0; t < V; ++t) {
+    if (row[t] != kNegInf) s += (s.empty() ? "" : ",") + std::to_string(t);
+  }
+  return s;
+}
+
+std::string range(int begin, int end, std::string prefix = "") {
+  std::string s = prefix;
+  for (int t = begin; t < end; ++t) s += (s.empty() ? "" : ",") + std::to_string(t);
+  return s;
+}
+
+std::vector<float> apply_ts(const std::vector<int>& sampled, std::vector<float> row, int max_initial = -1) {
+  ApplyTimestampRules f(kSampleBegin, kEot, kNoTs, kTb, max_initial);
+  f.apply(row.data(), V, {seq(sampled)});
+  return row;
+}
+
+}  // namespace
+
+// SuppressBlank: `if tokens.shape[1] == self.sample_begin: logits[:, encode(" ") + [eot]] = -inf`
+// -- only at the first sampled position, on every row; later positions untouched.
+TEST(suppress_blank_only_at_sample_begin) {
+  SuppressBlank f({5, kEot}, kSampleBegin);
+  std::vector<float> logits(2 * V, 1.0f);
+  f.apply(logits.data(), V, {seq({}), seq({})});
+  for (int r = 0; r < 2; ++r) {
+    for (int t = 0; t < V; ++t) {
+      EXPECT_EQ(logits[r * V + t], (t == 5 || t == kEot) ? kNegInf : 1.0f) << "row " << r << " token " << t;
+    }
+  }
+  std::vector<float> later(2 * V, 1.0f);
+  f.apply(later.data(), V, {seq({3}), seq({3})});
+  for (float v : later) EXPECT_EQ(v, 1.0f) << "after the first sampled token nothing is suppressed";
+  // Ids outside the vocabulary are ignored, not written.
+  SuppressBlank odd({-1, V, 3}, kSampleBegin);
+  std::vector<float> row(V, 1.0f);
+  odd.apply(row.data(), V, {seq({})});
+  EXPECT_EQ(allowed(row), "0,1,2,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19");
+}
+
+// SuppressTokens: `logits[:, self.suppress_tokens] = -inf` at every position, every row.
+TEST(suppress_tokens_everywhere) {
+  SuppressTokens f({1, 3, 19, kNoTs});
+  for (const auto& tokens : {Sequences{seq({}), seq({})}, Sequences{seq({14, 2, 16}), seq({5, 6})}}) {
+    std::vector<float> logits(2 * V, 0.5f);
+    f.apply(logits.data(), V, tokens);
+    for (int r = 0; r < 2; ++r) {
+      std::vector<float> row(logits.begin() + r * V, logits.begin() + (r + 1) * V);
+      EXPECT_EQ(allowed(row), "0,2,4,5,6,7,8,9,10,11,13,14,15,16,17,18") << "row " << r;
+    }
+  }
+}
+
+// `if tokens.shape[1] == self.sample_begin: logits[:, :timestamp_begin] = -inf` -- the first
+// sampled token is a timestamp; with max_initial_timestamp_index set,
+// `logits[:, timestamp_begin + max_initial_timestamp_index + 1:] = -inf`. <|notimestamps|>
+// is always -inf ("handled by without_timestamps").
+TEST(timestamp_rules_first_token) {
+  EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f))), range(kTb, V));
+  EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f), /*max_initial=*/2)), "13,14,15");
+  EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f), /*max_initial=*/0)), "13");
+  EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f), /*max_initial=*/100)), range(kTb, V));
+  // Even when text is far more likely, the first token is a timestamp.
+  EXPECT_EQ(allowed(apply_ts({}, text_heavy_row(), 3)), "13,14,15,16");
+}
+
+// Timestamps in the prompt (before sample_begin) are not "sampled tokens": only
+// `tokens[k, self.sample_begin:]` feeds the pairing and monotonicity rules.
+TEST(timestamp_rules_ignore_prompt_tokens) {
+  ApplyTimestampRules f(kSampleBegin, kEot, kNoTs, kTb, -1);
+  std::vector<float> row = text_heavy_row();
+  f.apply(row.data(), V, {{kSot, 18, 17, 14, 2}});  // prompt holds 18, 17
+  EXPECT_EQ(allowed(row), range(0, kNoTs, "") + "," + range(15, V)) << "only 13, 14 (<= the sampled 14) forbidden";
+}
+
+// seq = [14] (sampled): last_was_timestamp and penultimate_was_timestamp (`len(seq) < 2`)
+// -> `logits[k, timestamp_begin:] = -inf`: the opening timestamp is followed by text.
+TEST(timestamp_rules_after_opening_timestamp) {
+  EXPECT_EQ(allowed(apply_ts({14}, text_heavy_row())), range(0, kNoTs));
+}
+
+// seq = [14, 2, 16]: the last timestamp follows text (an unpaired timestamp) ->
+// `logits[k, :eot] = -inf`: no text, the pair must close (or EOT). Timestamps before it are
+// forbidden, but it may repeat: `timestamp_last = timestamps[-1]` (not + 1).
+TEST(timestamp_rules_single_timestamp_after_text_forbids_text) {
+  std::vector<float> row(V, 0.0f);
+  row[kEot] = 5.0f;  // keeps the forced-timestamp rule out of the way
+  EXPECT_EQ(allowed(apply_ts({14, 2, 16}, row)), "10,11,16,17,18,19");
+  // With EOT (and <|startoftranscript|>) at 0 the four timestamps left (logsumexp ln 4) beat
+  // every remaining non-timestamp token: only timestamps remain.
+  EXPECT_EQ(allowed(apply_ts({14, 2, 16}, std::vector<float>(V, 0.0f))), "16,17,18,19");
+}
+
+// seq = [14, 2, 16, 16]: a pair of timestamps just closed -> `logits[k, timestamp_begin:] = -inf`.
+TEST(timestamp_rules_after_pair_forbids_timestamps) {
+  EXPECT_EQ(allowed(apply_ts({14, 2, 16, 16}, text_heavy_row())), range(0, kNoTs));
+  EXPECT_EQ(allowed(apply_ts({14, 2, 15, 17}, text_heavy_row())), range(0, kNoTs));
+}
+
+// Mid-segment (last token text): `timestamp_last = timestamps[-1] + 1` and
+// `logits[k, timestamp_begin:timestamp_last] = -inf` -- timestamps never decrease and a
+// segment has non-zero length.
+TEST(timestamp_rules_monotonic) {
+  EXPECT_EQ(allowed(apply_ts({14, 2}, text_heavy_row())), range(0, kNoTs) + "," + range(15, V));
+  EXPECT_EQ(allowed(apply_ts({13, 2, 15, 15, 3}, text_heavy_row())), range(0, kNoTs) + "," + range(16, V));
+  EXPECT_EQ(allowed(apply_ts({19, 2}, text_heavy_row())), range(0, kNoTs)) << "after the last timestamp: none";
+}
+
+// `if timestamp_logprob > max_text_token_logprob: logits[k, :timestamp_begin] = -inf` where
+// timestamp_logprob is the logsumexp over the (already masked) timestamp log-probabilities
+// and the max runs over every token below timestamp_begin (EOT and specials included).
+TEST(timestamp_rules_forced_timestamp) {
+  // seq [14, 2] masks 13 and 14; 15..19 have logit 2 each: logsumexp = 2 + ln 5 = 3.609.
+  auto row_with_best_text = [](float best_text) {
+    std::vector<float> r(V, 0.0f);
+    r[4] = best_text;
+    for (int t = kTb; t < V; ++t) r[t] = 2.0f;
+    return r;
+  };
+  EXPECT_EQ(allowed(apply_ts({14, 2}, row_with_best_text(3.5f))), "15,16,17,18,19") << "3.609 > 3.5: forced";
+  // 3.8 beats the 5 unmasked timestamps (3.609) though not all 7 (2 + ln 7 = 3.946): the
+  // masked ones must not count.
+  EXPECT_EQ(allowed(apply_ts({14, 2}, row_with_best_text(3.8f))), range(0, kNoTs) + "," + range(15, V));
+  // EOT counts as a "text" token for the comparison.
+  std::vector<float> eot_row = row_with_best_text(0.0f);
+  eot_row[kEot] = 3.8f;
+  EXPECT_EQ(allowed(apply_ts({14, 2}, eot_row)), range(0, kNoTs) + "," + range(15, V));
+  // After a closed pair every timestamp is -inf: logsumexp is -inf, nothing is forced.
+  EXPECT_EQ(allowed(apply_ts({14, 2, 16, 16}, row_with_best_text(-5.0f))), range(0, kNoTs));
+}
+
+// <|notimestamps|> is -inf at every position; with no such token (id < 0) nothing breaks.
+TEST(timestamp_rules_no_timestamps_always_suppressed) {
+  for (const auto& sampled : {std::vector<int>{}, {14}, {14, 2}, {14, 2, 16}, {14, 2, 16, 16}}) {
+    std::vector<float> row = apply_ts(sampled, std::vector<float>(V, 0.0f));
+    EXPECT_EQ(row[kNoTs], kNegInf) << "sampled " << sampled;
+  }
+  ApplyTimestampRules f(kSampleBegin, kEot, /*no_timestamps=*/-1, kTb, -1);
+  std::vector<float> row = text_heavy_row();
+  f.apply(row.data(), V, {seq({14, 2})});
+  EXPECT_EQ(row[kNoTs], 0.0f);
+}
+
+// Rows of a batch follow their own histories.
+TEST(timestamp_rules_per_row) {
+  ApplyTimestampRules f(kSampleBegin, kEot, kNoTs, kTb, -1);
+  std::vector<float> logits;
+  for (int r = 0; r < 3; ++r) {
+    const auto row = text_heavy_row();
+    logits.insert(logits.end(), row.begin(), row.end());
+  }
+  f.apply(logits.data(), V, {seq({14}), seq({14, 2, 16}), seq({14, 2})});
+  auto row = [&](int r) { return std::vector<float>(logits.begin() + r * V, logits.begin() + (r + 1) * V); };
+  EXPECT_EQ(allowed(row(0)), range(0, kNoTs));
+  // Text is masked; EOT and SOT (logit 0) lose to the timestamps 16..19 (-1 + ln 4): forced.
+  EXPECT_EQ(allowed(row(1)), "16,17,18,19");
+  EXPECT_EQ(allowed(row(2)), range(0, kNoTs) + "," + range(15, V));
+}
+
+TEST(log_softmax_matches_double_reference) {
+  wg_test::Rng rng(3);
+  for (int n : {1, 2, 7, 51865}) {
+    std::vector<float> x = rng.floats(static_cast<size_t>(n), -30.0, 30.0);
+    if (n > 3) x[2] = kNegInf;
+    std::vector<float> out(static_cast<size_t>(n));
+    log_softmax(x.data(), n, out.data());
+    double m = -1e300;
+    for (float v : x) m = std::max(m, static_cast<double>(v));
+    double z = 0;
+    for (float v : x) z += std::exp(v - m);
+    for (int i = 0; i < n; ++i) {
+      if (x[i] == kNegInf) {
+        EXPECT_EQ(out[i], kNegInf);
+        continue;
+      }
+      EXPECT_NEAR(out[i], x[i] - m - std::log(z), 1e-5) << "n " << n << " i " << i;
+      if (WG_TEST_FAILURES() > 5) return;
+    }
+  }
+  std::vector<float> masked(5, kNegInf), out(5);
+  log_softmax(masked.data(), 5, out.data());
+  for (float v : out) EXPECT_EQ(v, kNegInf) << "a fully masked row stays -inf (no NaN)";
+}
