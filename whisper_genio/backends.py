@@ -36,8 +36,8 @@ def _cpu_availability(_source: Any) -> Availability:
     return Availability("cpu", True)
 
 
-def _cpu_create(checkpoint: Any, pool: Any, **_options: Any) -> Any:
-    return _core.CpuEncoder(checkpoint.dims.to_dict(), checkpoint.tensors, pool)
+def _cpu_create(checkpoint: Any, pool: Any, *, compute_type: str = "float32", **_options: Any) -> Any:
+    return _core.CpuEncoder(checkpoint.dims.to_dict(), checkpoint.tensors, pool, compute_type)
 
 
 # Preference order for "auto": accelerators first, the native CPU encoder last (always there).

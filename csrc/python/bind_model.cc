@@ -70,18 +70,20 @@ void register_model(py::module_& m) {
            py::arg("mel"), "Encodes one mel window; returns a new float32 array [n_audio_ctx, d].");
 
   py::class_<backends::CpuEncoderBackend, EncoderBackend, std::shared_ptr<backends::CpuEncoderBackend>>(m, "CpuEncoder")
-      .def(py::init([](const py::dict& dims, const py::dict& tensors, std::shared_ptr<ThreadPool> pool) {
+      .def(py::init([](const py::dict& dims, const py::dict& tensors, std::shared_ptr<ThreadPool> pool,
+                       const std::string& compute_type) {
              ModelDims md = dims_from_dict(dims);
+             ComputeType ct = unwrap(parse_compute_type(compute_type));
              py::list keep;
              TensorMap map = tensor_map(tensors, keep);
              StatusOr<std::unique_ptr<backends::CpuEncoderBackend>> enc = Status();
              {
                py::gil_scoped_release release;
-               enc = backends::CpuEncoderBackend::create(md, map, std::move(pool));
+               enc = backends::CpuEncoderBackend::create(md, map, std::move(pool), ct);
              }
              return std::shared_ptr<backends::CpuEncoderBackend>(unwrap(std::move(enc)));
            }),
-           py::arg("dims"), py::arg("tensors"), py::arg("pool"))
+           py::arg("dims"), py::arg("tensors"), py::arg("pool"), py::arg("compute_type") = "float32")
       .def_property_readonly("weight_bytes", &backends::CpuEncoderBackend::weight_bytes);
 
   py::class_<DecodingOptions>(m, "DecodingOptions", "Tokenised options of one decode call (see options.py).")
@@ -114,18 +116,20 @@ void register_model(py::module_& m) {
       .def_readonly("temperature", &DecodingResult::temperature);
 
   py::class_<Decoder, std::shared_ptr<Decoder>>(m, "Decoder", "Native text decoder with KV cache and the decode loop.")
-      .def(py::init([](const py::dict& dims, const py::dict& tensors, std::shared_ptr<ThreadPool> pool) {
+      .def(py::init([](const py::dict& dims, const py::dict& tensors, std::shared_ptr<ThreadPool> pool,
+                       const std::string& compute_type) {
              ModelDims md = dims_from_dict(dims);
+             ComputeType ct = unwrap(parse_compute_type(compute_type));
              py::list keep;
              TensorMap map = tensor_map(tensors, keep);
              StatusOr<std::unique_ptr<Decoder>> dec = Status();
              {
                py::gil_scoped_release release;
-               dec = Decoder::create(md, map, std::move(pool));
+               dec = Decoder::create(md, map, std::move(pool), ct);
              }
              return std::shared_ptr<Decoder>(unwrap(std::move(dec)));
            }),
-           py::arg("dims"), py::arg("tensors"), py::arg("pool"))
+           py::arg("dims"), py::arg("tensors"), py::arg("pool"), py::arg("compute_type") = "float32")
       .def_property_readonly("weight_bytes", &Decoder::weight_bytes)
       .def_property_readonly("forward_calls", &Decoder::forward_calls)
       .def_property_readonly("forward_tokens", &Decoder::forward_tokens)

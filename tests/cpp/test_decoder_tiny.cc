@@ -494,8 +494,8 @@ TEST(float16_weights_equal_float32) {
   EXPECT_EQ(rmix.value().sum_logprob, r32.value().sum_logprob);
 
   // Layer level: identical logits.
-  auto t32 = layers::TextDecoder::create(m.dims(), m.map());
-  auto t16 = layers::TextDecoder::create(m.dims(), m.map_f16(storage_all));
+  auto t32 = layers::TextDecoder::create(m.dims(), m.map(), ComputeType::kFloat32);
+  auto t16 = layers::TextDecoder::create(m.dims(), m.map_f16(storage_all), ComputeType::kFloat32);
   ASSERT_OK(t32);
   ASSERT_OK(t16);
   std::vector<float> l32, l16;
@@ -516,7 +516,7 @@ TEST(float16_weights_equal_float32) {
 TEST(text_decoder_matches_reference) {
   TinyModel m(4);
   const std::vector<float> states = random_states(40);
-  auto dec = layers::TextDecoder::create(m.dims(), m.map());
+  auto dec = layers::TextDecoder::create(m.dims(), m.map(), ComputeType::kFloat32);
   ASSERT_OK(dec);
   layers::CrossKV cross;
   ASSERT_OK(dec.value()->compute_cross_kv(states_view(states), &cross, nullptr));
@@ -549,7 +549,7 @@ TEST(kv_cache_steps_equal_full_recompute) {
   const std::vector<float> states = random_states(50);
   ThreadPool pool(3);
   for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
-    auto dec = layers::TextDecoder::create(m.dims(), m.map());
+    auto dec = layers::TextDecoder::create(m.dims(), m.map(), ComputeType::kFloat32);
     ASSERT_OK(dec);
     layers::TextDecoder& td = *dec.value();
     layers::CrossKV cross;

@@ -18,6 +18,7 @@
 #include "kernels/cpu/ops.h"
 #include "test_util.h"
 #include "wg_test.h"
+#include "whisper_genio/model.h"
 #include "whisper_genio/thread_pool.h"
 
 using namespace whisper_genio;
@@ -489,7 +490,11 @@ TEST(linear_both_paths) {
         for (int with_bias = 0; with_bias < 2; ++with_bias) {
           for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
             std::vector<float> y(static_cast<size_t>(M * ldy), kSentinel);
-            cpu::linear(x.data(), M, K, w.data(), with_bias ? bias.data() : nullptr, N, y.data(), ldy, p);
+            cpu::WeightView wv;
+            wv.data = w.data();
+            wv.n = N;
+            wv.k = K;
+            cpu::linear(x.data(), M, wv, with_bias ? bias.data() : nullptr, y.data(), ldy, p);
             for (int64_t m = 0; m < M; ++m) {
               for (int64_t n = 0; n < ldy; ++n) {
                 if (n >= N) {
@@ -502,6 +507,177 @@ TEST(linear_both_paths) {
                   a += std::fabs(static_cast<double>(x[m * K + k]) * w[n * K + k]);
                 }
                 EXPECT_NEAR(y[m * ldy + n], s, dot_tol(K + 1, a)) << "M=" << M << " N=" << N << " K=" << K;
+              }
+            }
+            if (WG_TEST_FAILURES() > 10) return;
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- stored weight types: float16 and int8 -------------------------------------------------
+
+TEST(float_to_half_round_trips_and_rounds_to_nearest_even) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = half_to_float(static_cast<uint16_t>(h));
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(half_to_float(float_to_half(f))));
+      continue;
+    }
+    EXPECT_EQ(float_to_half(f), static_cast<uint16_t>(h)) << "half " << h;
+  }
+  // Between two neighbouring halves: the nearer wins, a tie goes to the even one.
+  EXPECT_EQ(float_to_half(1.0f + 1.0f / 2048.0f), 0x3c00);           // tie: 1.0 (even) kept
+  EXPECT_EQ(float_to_half(1.0f + 3.0f / 2048.0f), 0x3c02);           // tie: rounds up to even
+  EXPECT_EQ(float_to_half(1.0f + 1.1f / 2048.0f), 0x3c01);
+  EXPECT_EQ(float_to_half(70000.0f), 0x7c00);                        // overflow: inf
+  EXPECT_EQ(float_to_half(-1e-9f), 0x8000);                          // underflow keeps the sign
+  EXPECT_EQ(float_to_half(5.9604645e-8f), 0x0001);                   // smallest subnormal
+}
+
+TEST(quantize_row_i8_is_symmetric_and_bounded) {
+  wg_test::Rng rng(31);
+  for (int64_t n : {1, 5, 64, 513}) {
+    const std::vector<float> x = rng.floats(static_cast<size_t>(n), -3.0, 3.0);
+    std::vector<int8_t> q(static_cast<size_t>(n));
+    const float s = cpu::quantize_row_i8(x.data(), n, q.data());
+    float amax = 0;
+    for (float v : x) amax = std::max(amax, std::fabs(v));
+    EXPECT_NEAR(s, amax / 127.0f, 1e-7);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_TRUE(q[i] >= -127 && q[i] <= 127);
+      EXPECT_NEAR(q[i] * s, x[i], s * 0.5001);
+    }
+  }
+  std::vector<float> zeros(7, 0.0f);
+  std::vector<int8_t> q(7, 1);
+  EXPECT_EQ(cpu::quantize_row_i8(zeros.data(), 7, q.data()), 0.0f);
+  for (int8_t v : q) EXPECT_EQ(v, 0);
+}
+
+TEST(gemv_nk_f16_every_table) {
+  wg_test::Rng rng(41);
+  const int64_t N = 11, n0 = 1, n1 = 10;
+  for (const KernelTable* t : tables()) {
+    for (int64_t M : {1, 2, 4, 5, 8}) {
+      for (int64_t K : {1, 3, 4, 8, 9, 16, 33, 64, 200}) {
+        const int64_t ldx = K + 1, ldw = K + 3, ldy = N + 2;
+        const std::vector<float> x = rng.floats(static_cast<size_t>(M * ldx));
+        std::vector<uint16_t> w(static_cast<size_t>(N * ldw));
+        for (auto& v : w) v = float_to_half(static_cast<float>(rng.uniform(-1, 1)));
+        std::vector<float> y(static_cast<size_t>(M * ldy), kSentinel);
+        t->gemv_nk_f16(M, K, x.data(), ldx, w.data(), ldw, n0, n1, y.data(), ldy);
+        for (int64_t m = 0; m < M; ++m) {
+          for (int64_t n = 0; n < ldy; ++n) {
+            if (n < n0 || n >= n1) {
+              EXPECT_EQ(y[m * ldy + n], kSentinel) << name(t);
+              continue;
+            }
+            double s = 0, a = 0;
+            for (int64_t k = 0; k < K; ++k) {
+              const double p = static_cast<double>(x[m * ldx + k]) * half_to_float(w[n * ldw + k]);
+              s += p;
+              a += std::fabs(p);
+            }
+            EXPECT_NEAR(y[m * ldy + n], s, dot_tol(K, a)) << name(t) << " f16 M=" << M << " K=" << K;
+          }
+        }
+        if (WG_TEST_FAILURES() > 10) return;
+      }
+    }
+  }
+}
+
+TEST(gemv_nk_i8_every_table_is_exact) {
+  wg_test::Rng rng(43);
+  const int64_t N = 9, n0 = 2, n1 = 8;
+  for (const KernelTable* t : tables()) {
+    for (int64_t M : {1, 3, 4, 6, 8}) {
+      for (int64_t K : {1, 15, 16, 17, 31, 32, 33, 64, 96, 1280}) {
+        const int64_t ldx = K + 2, ldw = K + 5, ldy = N + 1;
+        std::vector<int8_t> x(static_cast<size_t>(M * ldx)), w(static_cast<size_t>(N * ldw));
+        for (auto& v : x) v = static_cast<int8_t>(rng.uniform_int(-127, 127));
+        for (auto& v : w) v = static_cast<int8_t>(rng.uniform_int(-127, 127));
+        // extremes: every product at +-127*127 (no saturation allowed anywhere)
+        if (K == 64) {
+          for (int64_t k = 0; k < K; ++k) {
+            x[k] = 127;
+            w[n0 * ldw + k] = -127;
+          }
+        }
+        std::vector<float> xs(static_cast<size_t>(M)), ws(static_cast<size_t>(N));
+        for (auto& v : xs) v = static_cast<float>(rng.uniform(0.01, 0.1));
+        for (auto& v : ws) v = static_cast<float>(rng.uniform(0.01, 0.1));
+        std::vector<float> y(static_cast<size_t>(M * ldy), kSentinel);
+        t->gemv_nk_i8(M, K, x.data(), ldx, xs.data(), w.data(), ldw, ws.data(), n0, n1, y.data(), ldy);
+        for (int64_t m = 0; m < M; ++m) {
+          for (int64_t n = 0; n < ldy; ++n) {
+            if (n < n0 || n >= n1) {
+              EXPECT_EQ(y[m * ldy + n], kSentinel) << name(t);
+              continue;
+            }
+            int64_t s = 0;
+            for (int64_t k = 0; k < K; ++k) s += static_cast<int64_t>(x[m * ldx + k]) * w[n * ldw + k];
+            const float want = static_cast<float>(s) * xs[m] * ws[n];
+            EXPECT_EQ(y[m * ldy + n], want) << name(t) << " i8 M=" << M << " K=" << K << " m=" << m << " n=" << n;
+          }
+        }
+        if (WG_TEST_FAILURES() > 10) return;
+      }
+    }
+  }
+}
+
+TEST(linear_with_stored_weight_types) {
+  wg_test::Rng rng(47);
+  ThreadPool pool(3);
+  for (int64_t M : {1, 3, 8, 9, 40}) {
+    for (int64_t N : {5, 130}) {
+      for (int64_t K : {32, 100, 512}) {
+        const std::vector<float> x = rng.floats(static_cast<size_t>(M * K));
+        const std::vector<float> w = rng.floats(static_cast<size_t>(N * K));
+        const std::vector<float> bias = rng.floats(static_cast<size_t>(N));
+        std::vector<uint16_t> w16(w.size());
+        for (size_t i = 0; i < w.size(); ++i) w16[i] = float_to_half(w[i]);
+        std::vector<int8_t> w8(w.size());
+        std::vector<float> scales(static_cast<size_t>(N));
+        for (int64_t n = 0; n < N; ++n) scales[n] = cpu::quantize_row_i8(w.data() + n * K, K, w8.data() + n * K);
+        for (int type = 0; type < 2; ++type) {
+          cpu::WeightView wv;
+          wv.n = N;
+          wv.k = K;
+          if (type == 0) {
+            wv.type = cpu::WeightType::kF16;
+            wv.data = w16.data();
+          } else {
+            wv.type = cpu::WeightType::kI8;
+            wv.data = w8.data();
+            wv.scales = scales.data();
+          }
+          for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+            std::vector<float> y(static_cast<size_t>(M * N), kSentinel);
+            cpu::linear(x.data(), M, wv, bias.data(), y.data(), N, p);
+            for (int64_t m = 0; m < M; ++m) {
+              float xamax = 0;
+              for (int64_t k = 0; k < K; ++k) xamax = std::max(xamax, std::fabs(x[m * K + k]));
+              for (int64_t n = 0; n < N; ++n) {
+                double exact = bias[n], stored = bias[n], a = 0, wabs = 0;
+                for (int64_t k = 0; k < K; ++k) {
+                  const double wk = type == 0 ? half_to_float(w16[n * K + k]) : w8[n * K + k] * scales[n];
+                  exact += static_cast<double>(x[m * K + k]) * w[n * K + k];
+                  stored += static_cast<double>(x[m * K + k]) * wk;
+                  a += std::fabs(x[m * K + k] * wk);
+                  wabs += std::fabs(wk);
+                }
+                // Against the stored weights: float rounding, plus (int8, few rows) the
+                // activation quantisation error of at most half a step per element.
+                double tol = dot_tol(K + 1, a + std::fabs(bias[n]));
+                if (type == 1 && M <= 8) tol += 0.5 * xamax / 127.0 * wabs;
+                EXPECT_NEAR(y[m * N + n], stored, tol) << (type ? "i8" : "f16") << " M=" << M << " N=" << N << " K=" << K;
+                // ...and the stored weights are a close approximation of the float ones.
+                EXPECT_NEAR(stored, exact, type == 0 ? 1e-3 * (a + 1) : 0.02 * (a + 1));
               }
             }
             if (WG_TEST_FAILURES() > 10) return;

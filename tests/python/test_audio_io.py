@@ -380,6 +380,7 @@ def test_peak_memory_is_about_the_output(tmp_path_factory: pytest.TempPathFactor
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": python_path},
+        cwd=tmp_path_factory.getbasetemp(),  # not the repo root: `-c` puts the cwd first on sys.path
     )
     assert proc.returncode == 0, proc.stderr
     nbytes, grown = map(int, proc.stdout.split())

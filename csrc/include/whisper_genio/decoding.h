@@ -69,7 +69,8 @@ class KVCache;
 class Decoder {
  public:
   static StatusOr<std::unique_ptr<Decoder>> create(const ModelDims& dims, const TensorMap& tensors,
-                                                   std::shared_ptr<ThreadPool> pool);
+                                                   std::shared_ptr<ThreadPool> pool,
+                                                   ComputeType type = ComputeType::kFloat32);
   ~Decoder();
 
   const ModelDims& dims() const;

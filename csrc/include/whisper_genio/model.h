@@ -45,7 +45,17 @@ struct TensorRef {
 
 using TensorMap = std::unordered_map<std::string, TensorRef>;
 
+// Precision of the weights on the CPU (faster-whisper's compute_type): float32, float16
+// storage (computed in float32), or int8 (symmetric per output channel; the decoder's
+// per-token products run int8 x int8 with dynamically quantised activations).
+enum class ComputeType { kFloat32, kFloat16, kInt8 };
+
+StatusOr<ComputeType> parse_compute_type(const std::string& name);
+const char* compute_type_name(ComputeType type);
+
 // IEEE half -> float, exact for every value including subnormals, inf and NaN.
 float half_to_float(uint16_t h);
+// float -> IEEE half, round to nearest even; overflow gives inf, NaN stays NaN.
+uint16_t float_to_half(float f);
 
 }  // namespace whisper_genio

@@ -115,8 +115,8 @@ Decoder::Decoder() = default;
 Decoder::~Decoder() = default;
 
 StatusOr<std::unique_ptr<Decoder>> Decoder::create(const ModelDims& dims, const TensorMap& tensors,
-                                                   std::shared_ptr<ThreadPool> pool) {
-  auto dec = layers::TextDecoder::create(dims, tensors);
+                                                   std::shared_ptr<ThreadPool> pool, ComputeType type) {
+  auto dec = layers::TextDecoder::create(dims, tensors, type);
   if (!dec.ok()) return dec.status();
   std::unique_ptr<Decoder> d(new Decoder());
   d->decoder_ = std::move(dec).value();

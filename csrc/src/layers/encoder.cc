@@ -8,8 +8,9 @@
 
 namespace whisper_genio::layers {
 
-StatusOr<std::unique_ptr<AudioEncoder>> AudioEncoder::create(const ModelDims& dims, const TensorMap& tensors) {
-  auto weights = load_encoder_weights(dims, tensors);
+StatusOr<std::unique_ptr<AudioEncoder>> AudioEncoder::create(const ModelDims& dims, const TensorMap& tensors,
+                                                             ComputeType type) {
+  auto weights = load_encoder_weights(dims, tensors, type);
   if (!weights.ok()) return weights.status();
   std::unique_ptr<AudioEncoder> enc(new AudioEncoder());
   enc->dims_ = dims;

@@ -14,7 +14,8 @@ namespace whisper_genio::layers {
 
 class AudioEncoder {
  public:
-  static StatusOr<std::unique_ptr<AudioEncoder>> create(const ModelDims& dims, const TensorMap& tensors);
+  static StatusOr<std::unique_ptr<AudioEncoder>> create(const ModelDims& dims, const TensorMap& tensors,
+                                                      ComputeType type);
 
   // mel [n_mels, 2 * n_audio_ctx] -> out [n_audio_ctx, d]. One call at a time per instance
   // (scratch memory is reused between calls).

@@ -8,8 +8,9 @@
 
 namespace whisper_genio::layers {
 
-StatusOr<std::unique_ptr<TextDecoder>> TextDecoder::create(const ModelDims& dims, const TensorMap& tensors) {
-  auto weights = load_decoder_weights(dims, tensors);
+StatusOr<std::unique_ptr<TextDecoder>> TextDecoder::create(const ModelDims& dims, const TensorMap& tensors,
+                                                           ComputeType type) {
+  auto weights = load_decoder_weights(dims, tensors, type);
   if (!weights.ok()) return weights.status();
   std::unique_ptr<TextDecoder> dec(new TextDecoder());
   dec->dims_ = dims;
@@ -70,11 +71,11 @@ Status TextDecoder::forward(const int* tokens, int beams, int n_new, KVCache* ca
   }
 
   float* x = x_.data();
+  const cpu::WeightView embedding = w_.token_embedding.view();
   for (int64_t r = 0; r < M; ++r) {
     const int64_t pos = offset + r % n_new;
-    const float* te = w_.token_embedding.data() + static_cast<int64_t>(tokens[r]) * d;
-    const float* pe = w_.position.data() + pos * d;
-    for (int64_t i = 0; i < d; ++i) x[r * d + i] = te[i] + pe[i];
+    cpu::weight_row(embedding, tokens[r], x + r * d);
+    cpu::add_inplace(x + r * d, w_.position.data() + pos * d, d);
   }
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
@@ -148,7 +149,7 @@ Status TextDecoder::forward(const int* tokens, int beams, int n_new, KVCache* ca
     if (r < 0 || r >= M) return invalid_argument("logit row out of range");
     w_.ln.forward(x + static_cast<int64_t>(r) * d, 1, h_.data() + i * d, nullptr);
   }
-  cpu::linear(h_.data(), n_rows, d, w_.token_embedding.data(), nullptr, V, logits, V, pool);
+  cpu::linear(h_.data(), n_rows, embedding, nullptr, logits, V, pool);
   return Status::Ok();
 }
 

@@ -23,7 +23,8 @@ struct CrossKV {
 
 class TextDecoder {
  public:
-  static StatusOr<std::unique_ptr<TextDecoder>> create(const ModelDims& dims, const TensorMap& tensors);
+  static StatusOr<std::unique_ptr<TextDecoder>> create(const ModelDims& dims, const TensorMap& tensors,
+                                                     ComputeType type);
 
   const ModelDims& dims() const { return dims_; }
   size_t weight_bytes() const { return w_.bytes(); }

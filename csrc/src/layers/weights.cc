@@ -3,7 +3,6 @@
 #include <cstring>
 #include <sstream>
 
-#include "../kernels/cpu/ops.h"
 
 namespace whisper_genio::layers {
 namespace {
@@ -19,7 +18,7 @@ std::string shape_str(const std::vector<int64_t>& s) {
 // Checks a tensor against its expected shape and converts it into float32 storage.
 class Reader {
  public:
-  explicit Reader(const TensorMap& t) : tensors_(t) {}
+  Reader(const TensorMap& t, cpu::WeightType type) : tensors_(t), type_(type) {}
 
   Status copy(const std::string& name, const std::vector<int64_t>& shape, float* dst) const {
     auto it = tensors_.find(name);
@@ -60,10 +59,18 @@ class Reader {
     return vector(prefix + ".bias", d, &ln->beta);
   }
 
-  Status linear(const std::string& prefix, int64_t n, int64_t k, Linear* lin) const {
+  // A weight matrix without bias, stored as the model's weight type.
+  Status weight(const std::string& name, const std::vector<int64_t>& shape, int64_t n, int64_t k, Linear* lin) const {
     lin->n = n;
     lin->k = k;
-    WG_RETURN_IF_ERROR(matrix(prefix + ".weight", n, k, &lin->w));
+    Buffer<float> tmp;
+    WG_RETURN_IF_ERROR(alloc(&tmp, n * k));
+    WG_RETURN_IF_ERROR(copy(name, shape, tmp.data()));
+    return lin->store(type_, tmp.data());
+  }
+
+  Status linear(const std::string& prefix, int64_t n, int64_t k, Linear* lin) const {
+    WG_RETURN_IF_ERROR(weight(prefix + ".weight", {n, k}, n, k, lin));
     return vector(prefix + ".bias", n, &lin->b);
   }
 
@@ -73,25 +80,23 @@ class Reader {
     const int64_t p = static_cast<int64_t>(parts.size());
     lin->n = p * d;
     lin->k = d;
-    WG_RETURN_IF_ERROR(alloc(&lin->w, p * d * d));
+    Buffer<float> tmp;
+    WG_RETURN_IF_ERROR(alloc(&tmp, p * d * d));
     WG_RETURN_IF_ERROR(alloc(&lin->b, p * d));
     for (int64_t i = 0; i < p; ++i) {
       const auto& [prefix, has_bias] = parts[static_cast<size_t>(i)];
-      WG_RETURN_IF_ERROR(copy(prefix + ".weight", {d, d}, lin->w.data() + i * d * d));
+      WG_RETURN_IF_ERROR(copy(prefix + ".weight", {d, d}, tmp.data() + i * d * d));
       if (has_bias) {
         WG_RETURN_IF_ERROR(copy(prefix + ".bias", {d}, lin->b.data() + i * d));
       } else {
         std::memset(lin->b.data() + i * d, 0, static_cast<size_t>(d) * sizeof(float));
       }
     }
-    return Status::Ok();
+    return lin->store(type_, tmp.data());
   }
 
   Status conv(const std::string& prefix, int64_t out_ch, int64_t in_ch, Linear* lin) const {
-    lin->n = out_ch;
-    lin->k = in_ch * 3;
-    WG_RETURN_IF_ERROR(alloc(&lin->w, out_ch * in_ch * 3));
-    WG_RETURN_IF_ERROR(copy(prefix + ".weight", {out_ch, in_ch, 3}, lin->w.data()));
+    WG_RETURN_IF_ERROR(weight(prefix + ".weight", {out_ch, in_ch, 3}, out_ch, in_ch * 3, lin));
     return vector(prefix + ".bias", out_ch, &lin->b);
   }
 
@@ -114,6 +119,7 @@ class Reader {
 
  private:
   const TensorMap& tensors_;
+  cpu::WeightType type_;
 };
 
 size_t block_bytes(const Block& b) {
@@ -124,8 +130,58 @@ size_t block_bytes(const Block& b) {
 
 }  // namespace
 
+cpu::WeightType weight_type(ComputeType type) {
+  switch (type) {
+    case ComputeType::kFloat16: return cpu::WeightType::kF16;
+    case ComputeType::kInt8: return cpu::WeightType::kI8;
+    case ComputeType::kFloat32: break;
+  }
+  return cpu::WeightType::kF32;
+}
+
+Status Linear::store(cpu::WeightType t, const float* src) {
+  type = t;
+  const size_t count = static_cast<size_t>(n * k);
+  const Status oom(StatusCode::kOutOfMemory, "allocating model weights");
+  switch (t) {
+    case cpu::WeightType::kF32:
+      if (!w32.reset(count)) return oom;
+      std::memcpy(w32.data(), src, count * sizeof(float));
+      break;
+    case cpu::WeightType::kF16:
+      if (!w16.reset(count)) return oom;
+      for (size_t i = 0; i < count; ++i) w16[i] = float_to_half(src[i]);
+      break;
+    case cpu::WeightType::kI8:
+      if (!w8.reset(count) || !scales.reset(static_cast<size_t>(n))) return oom;
+      for (int64_t r = 0; r < n; ++r) scales[r] = cpu::quantize_row_i8(src + r * k, k, w8.data() + r * k);
+      break;
+  }
+  return Status::Ok();
+}
+
+cpu::WeightView Linear::view() const {
+  cpu::WeightView v;
+  v.type = type;
+  v.n = n;
+  v.k = k;
+  switch (type) {
+    case cpu::WeightType::kF32: v.data = w32.data(); break;
+    case cpu::WeightType::kF16: v.data = w16.data(); break;
+    case cpu::WeightType::kI8:
+      v.data = w8.data();
+      v.scales = scales.data();
+      break;
+  }
+  return v;
+}
+
+size_t Linear::bytes() const {
+  return w32.size() * sizeof(float) + w16.size() * sizeof(uint16_t) + w8.size() + (scales.size() + b.size()) * sizeof(float);
+}
+
 void Linear::forward(const float* x, int64_t m, float* y, ThreadPool* pool, int64_t ldy) const {
-  cpu::linear(x, m, k, w.data(), b.empty() ? nullptr : b.data(), n, y, ldy > 0 ? ldy : n, pool);
+  cpu::linear(x, m, view(), b.empty() ? nullptr : b.data(), y, ldy > 0 ? ldy : n, pool);
 }
 
 void LayerNorm::forward(const float* x, int64_t rows, float* y, ThreadPool* pool) const {
@@ -139,14 +195,14 @@ size_t EncoderWeights::bytes() const {
 }
 
 size_t DecoderWeights::bytes() const {
-  size_t n = (token_embedding.size() + position.size()) * sizeof(float);
+  size_t n = token_embedding.bytes() + position.size() * sizeof(float);
   for (const Block& b : blocks) n += block_bytes(b);
   return n;
 }
 
-StatusOr<EncoderWeights> load_encoder_weights(const ModelDims& dims, const TensorMap& tensors) {
+StatusOr<EncoderWeights> load_encoder_weights(const ModelDims& dims, const TensorMap& tensors, ComputeType type) {
   WG_RETURN_IF_ERROR(dims.validate());
-  Reader r(tensors);
+  Reader r(tensors, weight_type(type));
   EncoderWeights w;
   const int64_t d = dims.n_audio_state;
   WG_RETURN_IF_ERROR(r.conv("encoder.conv1", d, dims.n_mels, &w.conv1));
@@ -160,12 +216,12 @@ StatusOr<EncoderWeights> load_encoder_weights(const ModelDims& dims, const Tenso
   return w;
 }
 
-StatusOr<DecoderWeights> load_decoder_weights(const ModelDims& dims, const TensorMap& tensors) {
+StatusOr<DecoderWeights> load_decoder_weights(const ModelDims& dims, const TensorMap& tensors, ComputeType type) {
   WG_RETURN_IF_ERROR(dims.validate());
-  Reader r(tensors);
+  Reader r(tensors, weight_type(type));
   DecoderWeights w;
   const int64_t d = dims.n_text_state;
-  WG_RETURN_IF_ERROR(r.matrix("decoder.token_embedding.weight", dims.n_vocab, d, &w.token_embedding));
+  WG_RETURN_IF_ERROR(r.weight("decoder.token_embedding.weight", {dims.n_vocab, d}, dims.n_vocab, d, &w.token_embedding));
   WG_RETURN_IF_ERROR(r.matrix("decoder.positional_embedding", dims.n_text_ctx, d, &w.position));
   w.blocks.resize(static_cast<size_t>(dims.n_text_layer));
   for (int i = 0; i < dims.n_text_layer; ++i) {

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "../kernels/cpu/ops.h"
 #include "whisper_genio/buffer.h"
 #include "whisper_genio/model.h"
 #include "whisper_genio/status.h"
@@ -11,17 +12,26 @@
 
 namespace whisper_genio::layers {
 
-// y = x W^T + b with W [n, k] (PyTorch layout).
+// y = x W^T + b with W [n, k] (PyTorch layout), W stored as float32, float16 or int8.
 struct Linear {
   int64_t n = 0;
   int64_t k = 0;
-  Buffer<float> w;
-  Buffer<float> b;  // empty: no bias
+  cpu::WeightType type = cpu::WeightType::kF32;
+  Buffer<float> w32;
+  Buffer<uint16_t> w16;
+  Buffer<int8_t> w8;
+  Buffer<float> scales;  // int8: per output row
+  Buffer<float> b;       // empty: no bias
 
+  // Takes W from a float32 [n, k] matrix, converting to `type` (int8: symmetric per row).
+  Status store(cpu::WeightType type, const float* w);
+  cpu::WeightView view() const;
   // x [m, k] -> y [m, n] (row stride ldy, default n).
   void forward(const float* x, int64_t m, float* y, ThreadPool* pool, int64_t ldy = 0) const;
-  size_t bytes() const { return (w.size() + b.size()) * sizeof(float); }
+  size_t bytes() const;
 };
+
+cpu::WeightType weight_type(ComputeType type);
 
 struct LayerNorm {
   int64_t d = 0;
@@ -54,14 +64,16 @@ struct EncoderWeights {
 };
 
 struct DecoderWeights {
-  Buffer<float> token_embedding;  // [n_vocab, d]; also the output projection
+  Linear token_embedding;         // [n_vocab, d], no bias; the embedding table and the output projection
   Buffer<float> position;         // [n_text_ctx, d]
   std::vector<Block> blocks;
   LayerNorm ln;
   size_t bytes() const;
 };
 
-StatusOr<EncoderWeights> load_encoder_weights(const ModelDims& dims, const TensorMap& tensors);
-StatusOr<DecoderWeights> load_decoder_weights(const ModelDims& dims, const TensorMap& tensors);
+// Matrices (projections, convolutions, the vocabulary) are stored as `type`; LayerNorms,
+// biases and positional tables stay float32.
+StatusOr<EncoderWeights> load_encoder_weights(const ModelDims& dims, const TensorMap& tensors, ComputeType type);
+StatusOr<DecoderWeights> load_decoder_weights(const ModelDims& dims, const TensorMap& tensors, ComputeType type);
 
 }  // namespace whisper_genio::layers

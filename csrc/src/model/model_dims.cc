@@ -39,6 +39,46 @@ int64_t TensorRef::numel() const {
   return n;
 }
 
+StatusOr<ComputeType> parse_compute_type(const std::string& name) {
+  if (name == "float32") return ComputeType::kFloat32;
+  if (name == "float16") return ComputeType::kFloat16;
+  if (name == "int8") return ComputeType::kInt8;
+  return invalid_argument("compute_type must be float32, float16 or int8, got '" + name + "'");
+}
+
+const char* compute_type_name(ComputeType type) {
+  switch (type) {
+    case ComputeType::kFloat32: return "float32";
+    case ComputeType::kFloat16: return "float16";
+    case ComputeType::kInt8: return "int8";
+  }
+  return "unknown";
+}
+
+uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof(x));
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t abs = x & 0x7fffffffu;
+  if (abs >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504: inf
+  if (abs < 0x38800000u) {  // result is subnormal (or zero): shift the mantissa with rounding
+    if (abs < 0x33000000u) return static_cast<uint16_t>(sign);  // below half of the smallest subnormal
+    const uint32_t exp = abs >> 23;
+    const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - exp;  // 14..24
+    uint32_t h = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1);
+    const uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1u))) ++h;
+    return static_cast<uint16_t>(sign | h);
+  }
+  uint32_t h = ((abs - 0x38000000u) >> 13);  // rebias exponent 127 -> 15
+  const uint32_t rem = abs & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
+  return static_cast<uint16_t>(sign | h);
+}
+
 float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu;

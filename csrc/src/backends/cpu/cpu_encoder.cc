@@ -3,8 +3,9 @@
 namespace whisper_genio::backends {
 
 StatusOr<std::unique_ptr<CpuEncoderBackend>> CpuEncoderBackend::create(const ModelDims& dims, const TensorMap& tensors,
-                                                                       std::shared_ptr<ThreadPool> pool) {
-  auto enc = layers::AudioEncoder::create(dims, tensors);
+                                                                       std::shared_ptr<ThreadPool> pool,
+                                                                       ComputeType type) {
+  auto enc = layers::AudioEncoder::create(dims, tensors, type);
   if (!enc.ok()) return enc.status();
   std::unique_ptr<CpuEncoderBackend> b(new CpuEncoderBackend());
   b->encoder_ = std::move(enc).value();

@@ -13,7 +13,8 @@ namespace whisper_genio::backends {
 class CpuEncoderBackend final : public EncoderBackend {
  public:
   static StatusOr<std::unique_ptr<CpuEncoderBackend>> create(const ModelDims& dims, const TensorMap& tensors,
-                                                             std::shared_ptr<ThreadPool> pool);
+                                                             std::shared_ptr<ThreadPool> pool,
+                                                             ComputeType type = ComputeType::kFloat32);
   std::string name() const override { return "cpu"; }
   const ModelDims& dims() const override { return encoder_->dims(); }
   float* mel_buffer() override { return mel_.data(); }

@@ -8,6 +8,7 @@
 #include "kernel_table.h"
 #include "ops.h"
 #include "whisper_genio/buffer.h"
+#include "whisper_genio/model.h"
 
 namespace whisper_genio::cpu {
 namespace {
@@ -40,12 +41,52 @@ void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mlen, int64_t k0, i
   }
 }
 
+// Where B comes from: a float matrix in either layout, or a stored weight [N, K].
+struct BSource {
+  const float* f = nullptr;  // float B with row stride ldb
+  int64_t ldb = 0;
+  bool b_nk = true;
+  const WeightView* w = nullptr;  // set for stored weights (always [N, K])
+};
+
+// Element k0..k0+kc of weight row n, converted to float.
+inline void weight_row_part(const WeightView& w, int64_t n, int64_t k0, int64_t kc, float* dst) {
+  switch (w.type) {
+    case WeightType::kF32: {
+      const float* src = static_cast<const float*>(w.data) + n * w.k + k0;
+      std::memcpy(dst, src, static_cast<size_t>(kc) * sizeof(float));
+      break;
+    }
+    case WeightType::kF16: {
+      const uint16_t* src = static_cast<const uint16_t*>(w.data) + n * w.k + k0;
+      for (int64_t k = 0; k < kc; ++k) dst[k] = half_to_float(src[k]);
+      break;
+    }
+    case WeightType::kI8: {
+      const int8_t* src = static_cast<const int8_t*>(w.data) + n * w.k + k0;
+      const float s = w.scales[n];
+      for (int64_t k = 0; k < kc; ++k) dst[k] = static_cast<float>(src[k]) * s;
+      break;
+    }
+  }
+}
+
 // Packs op(B) rows [k0, k0+kc) x cols [n0, n0+nlen) into panels of nr columns, k-major.
-void pack_b(const float* B, int64_t ldb, bool b_nk, int64_t n0, int64_t nlen, int64_t k0, int64_t kc, int nr,
-            float* out) {
+void pack_b(const BSource& src_b, int64_t n0, int64_t nlen, int64_t k0, int64_t kc, int nr, float* out) {
+  const float* B = src_b.f;
+  const int64_t ldb = src_b.ldb;
+  float row[kKc];
   for (int64_t p = 0; p < nlen; p += nr) {
     const int64_t cols = std::min<int64_t>(nr, nlen - p);
-    if (b_nk) {
+    if (src_b.w != nullptr) {
+      for (int64_t j = 0; j < cols; ++j) {
+        weight_row_part(*src_b.w, n0 + p + j, k0, kc, row);
+        for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = row[k];
+      }
+      for (int64_t j = cols; j < nr; ++j) {
+        for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = 0.0f;
+      }
+    } else if (src_b.b_nk) {
       // B[n][k]: read each weight row contiguously, scatter into the panel.
       for (int64_t j = 0; j < cols; ++j) {
         const float* src = B + (n0 + p + j) * ldb + k0;
@@ -68,8 +109,10 @@ void pack_b(const float* B, int64_t ldb, bool b_nk, int64_t n0, int64_t nlen, in
 
 }  // namespace
 
-void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-           bool b_nk, float* C, int64_t ldc, bool accumulate, ThreadPool* pool) {
+namespace {
+
+void sgemm_impl(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BSource& B, float* C,
+                int64_t ldc, bool accumulate, ThreadPool* pool) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate) {
@@ -94,7 +137,7 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const f
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {
       const int64_t kc = std::min(kKc, K - k0);
       const bool acc = accumulate || k0 > 0;
-      pack_b(B, ldb, b_nk, n0, nlen, k0, kc, nr, s.b.data());
+      pack_b(B, n0, nlen, k0, kc, nr, s.b.data());
       pack_a(A, lda, m0, mlen, k0, kc, mr, s.a.data());
       for (int64_t jp = 0; jp < nlen; jp += nr) {
         const float* bp = s.b.data() + (jp / nr) * kc * nr;
@@ -127,5 +170,25 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const f
     pool->run(tasks, task);
   }
 }
+
+}  // namespace
+
+void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+           bool b_nk, float* C, int64_t ldc, bool accumulate, ThreadPool* pool) {
+  BSource src;
+  src.f = B;
+  src.ldb = ldb;
+  src.b_nk = b_nk;
+  sgemm_impl(M, N, K, A, lda, src, C, ldc, accumulate, pool);
+}
+
+void sgemm_weight(int64_t M, const float* A, int64_t lda, const WeightView& w, float* C, int64_t ldc,
+                  bool accumulate, ThreadPool* pool) {
+  BSource src;
+  src.w = &w;
+  sgemm_impl(M, w.n, w.k, A, lda, src, C, ldc, accumulate, pool);
+}
+
+void weight_row(const WeightView& w, int64_t r, float* out) { weight_row_part(w, r, 0, w.k, out); }
 
 }  // namespace whisper_genio::cpu

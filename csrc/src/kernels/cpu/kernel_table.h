@@ -23,6 +23,14 @@ struct KernelTable {
   void (*gemv_nk)(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw,
                   int64_t n0, int64_t n1, float* y, int64_t ldy);
 
+  // The same with float16 weights (IEEE half bits), converted on the fly.
+  void (*gemv_nk_f16)(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                      int64_t n0, int64_t n1, float* y, int64_t ldy);
+  // int8 x int8 with int32 accumulation: y[m * ldy + n] = xs[m] * ws[n] * sum_k xq[m, k] * w[n, k],
+  // where xq holds activations quantized per row (symmetric, |q| <= 127) and w per output row.
+  void (*gemv_nk_i8)(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
+                     int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy);
+
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
   float (*max)(const float* x, int64_t n);
@@ -38,6 +46,11 @@ const KernelTable& avx2_kernels();
 #endif
 #if defined(__aarch64__)
 const KernelTable& neon_kernels();
+// The dot-product extension (ARMv8.2 SDOT), detected at run time; its kernel lives in a file
+// compiled with +dotprod.
+bool neon_has_dotprod();
+void gemv_nk_i8_dotprod(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
+                        int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy);
 #endif
 
 // The table for active_isa().

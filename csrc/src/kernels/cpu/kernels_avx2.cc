@@ -123,6 +123,65 @@ void gemv_nk(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, 
   }
 }
 
+void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                 int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  for (int64_t m0 = 0; m0 < M; m0 += 4) {
+    const int64_t mb = std::min<int64_t>(4, M - m0);
+    const float* xs = x + m0 * ldx;
+    for (int64_t n = n0; n < n1; ++n) {
+      const uint16_t* wn = w + n * ldw;
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      int64_t k = 0;
+      for (; k + 8 <= K; k += 8) {
+        const __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wn + k)));
+        for (int64_t m = 0; m < mb; ++m) acc[m] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + m * ldx + k), wv, acc[m]);
+      }
+      for (int64_t m = 0; m < mb; ++m) {
+        float s = hsum(acc[m]);
+        for (int64_t kk = k; kk < K; ++kk) s += xs[m * ldx + kk] * _cvtsh_ss(wn[kk]);
+        y[(m0 + m) * ldy + n] = s;
+      }
+    }
+  }
+}
+
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// maddubs multiplies unsigned by signed bytes, so |x| goes on the unsigned side and x's sign
+// moves onto w. With |q| <= 127 a pair sums to at most 2 * 127 * 127 < 32767: no saturation.
+void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
+                int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t m0 = 0; m0 < M; m0 += 4) {
+    const int64_t mb = std::min<int64_t>(4, M - m0);
+    const int8_t* xm = xq + m0 * ldx;
+    for (int64_t n = n0; n < n1; ++n) {
+      const int8_t* wn = w + n * ldw;
+      __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                        _mm256_setzero_si256()};
+      int64_t k = 0;
+      for (; k + 32 <= K; k += 32) {
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wn + k));
+        for (int64_t m = 0; m < mb; ++m) {
+          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xm + m * ldx + k));
+          const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
+          acc[m] = _mm256_add_epi32(acc[m], _mm256_madd_epi16(p16, ones));
+        }
+      }
+      for (int64_t m = 0; m < mb; ++m) {
+        int32_t s = hsum_epi32(acc[m]);
+        for (int64_t kk = k; kk < K; ++kk) s += static_cast<int32_t>(xm[m * ldx + kk]) * wn[kk];
+        y[(m0 + m) * ldy + n] = static_cast<float>(s) * xs[m0 + m] * ws[n];
+      }
+    }
+  }
+}
+
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   const __m256 av = _mm256_set1_ps(alpha);
   int64_t i = 0;
@@ -185,8 +244,22 @@ void gelu(float* x, int64_t n) {
 }  // namespace
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table{Isa::kAvx2, kMr, kNr, gemm_tile, gemv_nk, dot,
-                                 axpy, max, exp_shift_sum, gelu};
+  static const KernelTable table = [] {
+    KernelTable t{};
+    t.isa = Isa::kAvx2;
+    t.mr = kMr;
+    t.nr = kNr;
+    t.gemm_tile = gemm_tile;
+    t.gemv_nk = gemv_nk;
+    t.gemv_nk_f16 = gemv_nk_f16;
+    t.gemv_nk_i8 = gemv_nk_i8;
+    t.dot = dot;
+    t.axpy = axpy;
+    t.max = max;
+    t.exp_shift_sum = exp_shift_sum;
+    t.gelu = gelu;
+    return t;
+  }();
   return table;
 }
 

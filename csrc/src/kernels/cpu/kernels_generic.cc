@@ -6,6 +6,7 @@
 
 #include "kernel_table.h"
 #include "math_approx.h"
+#include "whisper_genio/model.h"
 
 namespace whisper_genio::cpu {
 namespace {
@@ -46,6 +47,32 @@ void gemv_nk(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, 
   }
 }
 
+void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                 int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint16_t* wn = w + n * ldw;
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x + m * ldx;
+      float s = 0.0f;
+      for (int64_t k = 0; k < K; ++k) s += xm[k] * half_to_float(wn[k]);
+      y[m * ldy + n] = s;
+    }
+  }
+}
+
+void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
+                int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const int8_t* wn = w + n * ldw;
+    for (int64_t m = 0; m < M; ++m) {
+      const int8_t* xm = xq + m * ldx;
+      int32_t s = 0;
+      for (int64_t k = 0; k < K; ++k) s += static_cast<int32_t>(xm[k]) * wn[k];
+      y[m * ldy + n] = static_cast<float>(s) * xs[m] * ws[n];
+    }
+  }
+}
+
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
@@ -72,8 +99,22 @@ void gelu(float* x, int64_t n) {
 }  // namespace
 
 const KernelTable& generic_kernels() {
-  static const KernelTable table{Isa::kGeneric, kMr, kNr, gemm_tile, gemv_nk, dot,
-                                 axpy, max, exp_shift_sum, gelu};
+  static const KernelTable table = [] {
+    KernelTable t{};
+    t.isa = Isa::kGeneric;
+    t.mr = kMr;
+    t.nr = kNr;
+    t.gemm_tile = gemm_tile;
+    t.gemv_nk = gemv_nk;
+    t.gemv_nk_f16 = gemv_nk_f16;
+    t.gemv_nk_i8 = gemv_nk_i8;
+    t.dot = dot;
+    t.axpy = axpy;
+    t.max = max;
+    t.exp_shift_sum = exp_shift_sum;
+    t.gelu = gelu;
+    return t;
+  }();
   return table;
 }
 

@@ -7,6 +7,7 @@
 
 #include "kernel_table.h"
 #include "math_approx.h"
+#include "whisper_genio/model.h"
 
 namespace whisper_genio::cpu {
 namespace {
@@ -96,6 +97,58 @@ void gemv_nk(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, 
   }
 }
 
+void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                 int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  for (int64_t m0 = 0; m0 < M; m0 += 4) {
+    const int64_t mb = std::min<int64_t>(4, M - m0);
+    const float* xs = x + m0 * ldx;
+    for (int64_t n = n0; n < n1; ++n) {
+      const uint16_t* wn = w + n * ldw;
+      float32x4_t acc[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
+      int64_t k = 0;
+      for (; k + 4 <= K; k += 4) {
+        const float32x4_t wv = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(wn + k)));
+        for (int64_t m = 0; m < mb; ++m) acc[m] = vfmaq_f32(acc[m], vld1q_f32(xs + m * ldx + k), wv);
+      }
+      for (int64_t m = 0; m < mb; ++m) {
+        float s = vaddvq_f32(acc[m]);
+        for (int64_t kk = k; kk < K; ++kk) s += xs[m * ldx + kk] * half_to_float(wn[kk]);
+        y[(m0 + m) * ldy + n] = s;
+      }
+    }
+  }
+}
+
+// Base NEON int8 dot: widening multiplies into int16 (|q| <= 127 keeps a pair sum in range)
+// and pairwise accumulation into int32. CPUs with the dot-product extension use
+// gemv_nk_i8_dotprod instead (kernels_neon_dotprod.cc).
+void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
+                int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  for (int64_t m0 = 0; m0 < M; m0 += 4) {
+    const int64_t mb = std::min<int64_t>(4, M - m0);
+    const int8_t* xm = xq + m0 * ldx;
+    for (int64_t n = n0; n < n1; ++n) {
+      const int8_t* wn = w + n * ldw;
+      int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+      int64_t k = 0;
+      for (; k + 16 <= K; k += 16) {
+        const int8x16_t wv = vld1q_s8(wn + k);
+        for (int64_t m = 0; m < mb; ++m) {
+          const int8x16_t xv = vld1q_s8(xm + m * ldx + k);
+          int16x8_t p = vmull_s8(vget_low_s8(xv), vget_low_s8(wv));
+          p = vmlal_high_s8(p, xv, wv);
+          acc[m] = vpadalq_s16(acc[m], p);
+        }
+      }
+      for (int64_t m = 0; m < mb; ++m) {
+        int32_t s = vaddvq_s32(acc[m]);
+        for (int64_t kk = k; kk < K; ++kk) s += static_cast<int32_t>(xm[m * ldx + kk]) * wn[kk];
+        y[(m0 + m) * ldy + n] = static_cast<float>(s) * xs[m0 + m] * ws[n];
+      }
+    }
+  }
+}
+
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), alpha));
@@ -155,8 +208,22 @@ void gelu(float* x, int64_t n) {
 }  // namespace
 
 const KernelTable& neon_kernels() {
-  static const KernelTable table{Isa::kNeon, kMr, kNr, gemm_tile, gemv_nk, dot,
-                                 axpy, max, exp_shift_sum, gelu};
+  static const KernelTable table = [] {
+    KernelTable t{};
+    t.isa = Isa::kNeon;
+    t.mr = kMr;
+    t.nr = kNr;
+    t.gemm_tile = gemm_tile;
+    t.gemv_nk = gemv_nk;
+    t.gemv_nk_f16 = gemv_nk_f16;
+    t.gemv_nk_i8 = neon_has_dotprod() ? gemv_nk_i8_dotprod : gemv_nk_i8;
+    t.dot = dot;
+    t.axpy = axpy;
+    t.max = max;
+    t.exp_shift_sum = exp_shift_sum;
+    t.gelu = gelu;
+    return t;
+  }();
   return table;
 }
 

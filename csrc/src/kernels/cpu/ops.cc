@@ -1,7 +1,10 @@
 #include "ops.h"
 
 #include <cmath>
+#include <algorithm>
+#include <cstring>
 #include <limits>
+#include <memory>
 
 #include "kernel_table.h"
 
@@ -26,33 +29,72 @@ const KernelTable& kernels() {
 // and used for every input row, which is what bounds per-token decoding (memory traffic).
 constexpr int64_t kSmallM = 8;
 
-void linear(const float* x, int64_t M, int64_t K, const float* w, const float* bias, int64_t N,
-            float* y, int64_t ldy, ThreadPool* pool) {
+float quantize_row_i8(const float* x, int64_t n, int8_t* q) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (amax == 0.0f) {
+    std::memset(q, 0, static_cast<size_t>(n));
+    return 0.0f;
+  }
+  const float scale = amax / 127.0f;
+  const float inv = 127.0f / amax;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * inv);
+    q[i] = static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, v)));
+  }
+  return scale;
+}
+
+void linear(const float* x, int64_t M, const WeightView& w, const float* bias, float* y, int64_t ldy,
+            ThreadPool* pool) {
+  const int64_t N = w.n, K = w.k;
   if (M <= 0 || N <= 0) return;
   const KernelTable& kt = kernels();
-  if (M <= kSmallM) {
-    auto body = [&](int64_t n0, int64_t n1) {
-      kt.gemv_nk(M, K, x, K, w, K, n0, n1, y, ldy);
-      if (bias != nullptr) {
-        for (int64_t m = 0; m < M; ++m) {
-          for (int64_t n = n0; n < n1; ++n) y[m * ldy + n] += bias[n];
-        }
-      }
-    };
-    // 64 output rows per chunk minimum: below that the wake-up costs more than it saves.
-    if (pool != nullptr && N * K >= (1 << 16)) {
-      pool->parallel_for(N, 64, body);
-    } else {
-      body(0, N);
+  if (M > kSmallM) {
+    sgemm_weight(M, x, K, w, y, ldy, /*accumulate=*/false, pool);
+    if (bias != nullptr) {
+      auto add_bias = [&](int64_t r0, int64_t r1) {
+        for (int64_t m = r0; m < r1; ++m) add_inplace(y + m * ldy, bias, N);
+      };
+      if (pool != nullptr) pool->parallel_for(M, 16, add_bias); else add_bias(0, M);
     }
     return;
   }
-  sgemm(M, N, K, x, K, w, K, /*b_nk=*/true, y, ldy, /*accumulate=*/false, pool);
-  if (bias != nullptr) {
-    auto add_bias = [&](int64_t r0, int64_t r1) {
-      for (int64_t m = r0; m < r1; ++m) add_inplace(y + m * ldy, bias, N);
-    };
-    if (pool != nullptr) pool->parallel_for(M, 16, add_bias); else add_bias(0, M);
+  // int8 weights: quantise the few activation rows once, then int8 dot products.
+  int8_t xq_stack[kSmallM * 64];
+  std::unique_ptr<int8_t[]> xq_heap;
+  int8_t* xq = xq_stack;
+  float xs[kSmallM];
+  if (w.type == WeightType::kI8) {
+    if (M * K > static_cast<int64_t>(sizeof(xq_stack))) {
+      xq_heap.reset(new int8_t[static_cast<size_t>(M * K)]);
+      xq = xq_heap.get();
+    }
+    for (int64_t m = 0; m < M; ++m) xs[m] = quantize_row_i8(x + m * K, K, xq + m * K);
+  }
+  auto body = [&](int64_t n0, int64_t n1) {
+    switch (w.type) {
+      case WeightType::kF32:
+        kt.gemv_nk(M, K, x, K, static_cast<const float*>(w.data), K, n0, n1, y, ldy);
+        break;
+      case WeightType::kF16:
+        kt.gemv_nk_f16(M, K, x, K, static_cast<const uint16_t*>(w.data), K, n0, n1, y, ldy);
+        break;
+      case WeightType::kI8:
+        kt.gemv_nk_i8(M, K, xq, K, xs, static_cast<const int8_t*>(w.data), K, w.scales, n0, n1, y, ldy);
+        break;
+    }
+    if (bias != nullptr) {
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = n0; n < n1; ++n) y[m * ldy + n] += bias[n];
+      }
+    }
+  };
+  // 64 output rows per chunk minimum: below that the wake-up costs more than it saves.
+  if (pool != nullptr && N * K >= (1 << 16)) {
+    pool->parallel_for(N, 64, body);
+  } else {
+    body(0, N);
   }
 }
 

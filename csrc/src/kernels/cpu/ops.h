@@ -9,13 +9,42 @@
 
 namespace whisper_genio::cpu {
 
+// How a weight matrix [n, k] (PyTorch Linear layout) is stored.
+enum class WeightType : uint8_t {
+  kF32,  // float32
+  kF16,  // IEEE float16 bits
+  kI8,   // int8, symmetric per output row: w[n, k] = q[n, k] * scales[n]
+};
+
+struct WeightView {
+  WeightType type = WeightType::kF32;
+  const void* data = nullptr;
+  const float* scales = nullptr;  // kI8 only: [n]
+  int64_t n = 0;
+  int64_t k = 0;
+};
+
+// Row r of a weight as float32 (embedding lookup from a stored-as-weight table).
+void weight_row(const WeightView& w, int64_t r, float* out);
+
 // C[M,N] (+)= A[M,K] * op(B). B is [N,K] when b_nk (a Linear weight: C = A B^T), else [K,N].
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
            bool b_nk, float* C, int64_t ldc, bool accumulate, ThreadPool* pool);
 
-// y[M,N] = x[M,K] * w[N,K]^T (+ bias[N]); small M streams w once (decoder), large M uses sgemm.
-void linear(const float* x, int64_t M, int64_t K, const float* w, const float* bias, int64_t N,
-            float* y, int64_t ldy, ThreadPool* pool);
+// C[M,N] (+)= A[M,K] * W^T for a stored weight W [N,K] of any WeightType (dequantised while
+// packing: the large-M path computes in float32 whatever the storage).
+void sgemm_weight(int64_t M, const float* A, int64_t lda, const WeightView& w, float* C, int64_t ldc,
+                  bool accumulate, ThreadPool* pool);
+
+// y[M,N] = x[M,K] * W^T (+ bias[N]). Small M (the decoder's per-token rows) streams W once
+// with the storage type's own kernel (int8 W: activations are quantised per row and the dot
+// products run in int8 with int32 sums); large M uses sgemm_weight.
+void linear(const float* x, int64_t M, const WeightView& w, const float* bias, float* y, int64_t ldy,
+            ThreadPool* pool);
+
+// Symmetric per-row int8 quantisation of a row of n floats: q = round(x / s), s = max|x| / 127.
+// Returns s (0 for an all-zero row, whose q are all 0).
+float quantize_row_i8(const float* x, int64_t n, int8_t* q);
 
 // Row-wise LayerNorm over d features (eps 1e-5, as torch.nn.LayerNorm). y may alias x.
 void layer_norm(const float* x, int64_t rows, int64_t d, const float* gamma, const float* beta,
