@@ -1,0 +1,82 @@
+#include "replay_encoder.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+namespace whisper_genio::backends {
+
+namespace {
+
+struct FileCloser {
+  void operator()(std::FILE* f) const {
+    if (f != nullptr) std::fclose(f);
+  }
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ReplayEncoderBackend>> ReplayEncoderBackend::create(const ReplayConfig& config) {
+  WG_RETURN_IF_ERROR(config.dims.validate());
+  WG_RETURN_IF_ERROR(config.output.validate());
+  if (config.files.empty()) return invalid_argument("replay needs at least one encoder output file");
+  const int64_t state_elems = static_cast<int64_t>(config.dims.n_audio_ctx) * config.dims.n_audio_state;
+  if (config.output.numel() != state_elems) {
+    return invalid_argument("encoder output shape " + shape_string(config.output.shape) + " does not hold the states [" +
+                            std::to_string(config.dims.n_audio_ctx) + ", " + std::to_string(config.dims.n_audio_state) +
+                            "] this model's decoder takes");
+  }
+  for (size_t i = 0; i < config.files.size(); ++i) {
+    const std::string& f = config.files[i];
+    struct stat st;
+    if (::stat(f.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return not_found("encoder output file not found: '" + f + "'");
+    const size_t got = static_cast<size_t>(st.st_size);
+    if (got != config.output.bytes()) {
+      return invalid_argument("encoder output file " + f + " (window " + std::to_string(i) +
+                              ") has the wrong size for " + config.output.describe() + ": " +
+                              describe_size_mismatch(got, config.output) +
+                              ". Pass the dtype/shape the DLA really outputs (--encoder-output-dtype, --layout) or the "
+                              "model that matches it (--model)");
+    }
+  }
+  std::unique_ptr<ReplayEncoderBackend> b(new ReplayEncoderBackend());
+  b->config_ = config;
+  const size_t mel = static_cast<size_t>(config.dims.n_mels) * 2 * config.dims.n_audio_ctx;
+  if (!b->mel_scratch_.reset(mel) || !b->states_.reset(static_cast<size_t>(state_elems))) {
+    return Status(StatusCode::kOutOfMemory, "allocating replay buffers");
+  }
+  const bool direct = config.output.dtype == IoDType::kFloat32 && !config.output.transposed;
+  if (!direct && !b->raw_.reset(config.output.bytes())) return Status(StatusCode::kOutOfMemory, "allocating replay buffers");
+  b->mel_scratch_.zero();
+  b->states_.zero();
+  return b;
+}
+
+Status ReplayEncoderBackend::select(int64_t window) {
+  if (window < 0 || window >= window_count()) {
+    return invalid_argument("window " + std::to_string(window) + " asked of a replay of " +
+                            std::to_string(window_count()) + " encoder output file(s) (one per 30-second window)");
+  }
+  window_ = window;
+  return Status::Ok();
+}
+
+StatusOr<EncoderStates> ReplayEncoderBackend::run() {
+  const std::string& path = config_.files[static_cast<size_t>(window_)];
+  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  if (!f) return not_found("cannot open encoder output file '" + path + "'");
+  const size_t bytes = config_.output.bytes();
+  void* dst = raw_.empty() ? static_cast<void*>(states_.data()) : static_cast<void*>(raw_.data());
+  const size_t got = std::fread(dst, 1, bytes, f.get());
+  if (got != bytes || std::fgetc(f.get()) != EOF) {
+    return invalid_argument("encoder output file " + path + " changed size since it was checked (expected " +
+                            std::to_string(bytes) + " bytes for " + config_.output.describe() + ")");
+  }
+  const ModelDims& d = config_.dims;
+  if (!raw_.empty()) dequantize_to_float(raw_.data(), d.n_audio_ctx, d.n_audio_state, config_.output, states_.data());
+  return EncoderStates{states_.data(), d.n_audio_ctx, d.n_audio_state};
+}
+
+}  // namespace whisper_genio::backends

@@ -1,0 +1,53 @@
+// Device tensor I/O shared by the accelerator backends (neuron, replay): the dtypes an MDLA
+// DLA (or a neuronrt output.bin) may use, their byte sizes, and native quantize/dequantize
+// with a per-tensor scale and zero point, optionally with the [a, b] <-> [b, a] transpose
+// that a different device layout needs, in the same pass.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "whisper_genio/status.h"
+
+namespace whisper_genio::backends {
+
+enum class IoDType { kFloat32 = 0, kFloat16 = 1, kInt8 = 2, kUInt8 = 3, kInt16 = 4 };
+
+const char* io_dtype_name(IoDType t);
+size_t io_dtype_size(IoDType t);
+bool io_dtype_is_quantized(IoDType t);
+StatusOr<IoDType> parse_io_dtype(const std::string& name);  // "float32", "fp16", "int8", ...
+
+// A device tensor as a model bundle's manifest declares it.
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  IoDType dtype = IoDType::kFloat32;
+  float scale = 1.0f;     // quantized dtypes: real = (q - zero_point) * scale
+  int32_t zero_point = 0;
+  // Whether the two trailing dimensions are swapped with respect to the layout the host uses
+  // (mel [n_mels, frames]; states [n_ctx, d]).
+  bool transposed = false;
+
+  int64_t numel() const;
+  size_t bytes() const { return static_cast<size_t>(numel()) * io_dtype_size(dtype); }
+  std::string describe() const;  // "states [1, 1500, 512] int8 (scale 0.05, zero point -3)"
+  Status validate() const;       // positive dims, scale > 0, zero point in the dtype's range
+};
+
+std::string shape_string(const std::vector<int64_t>& shape);
+
+// "expected 3072000 bytes ([1, 1500, 512] float32), got 1536000 bytes: that is the size of
+// [1, 1500, 512] float16 or int16" - what a wrong byte size would mean.
+std::string describe_size_mismatch(size_t got_bytes, const TensorSpec& expected);
+
+// src float [rows, cols] -> dst in spec.dtype, [rows, cols] or, when spec.transposed,
+// [cols, rows]. Quantized: q = clamp(round_half_away(x / scale) + zero_point); float16:
+// round to nearest even (overflow -> inf, NaN stays NaN).
+void quantize_from_float(const float* src, int64_t rows, int64_t cols, const TensorSpec& spec, void* dst);
+// src in spec.dtype ([rows, cols], or [cols, rows] when transposed) -> dst float [rows, cols].
+void dequantize_to_float(const void* src, int64_t rows, int64_t cols, const TensorSpec& spec, float* dst);
+
+}  // namespace whisper_genio::backends

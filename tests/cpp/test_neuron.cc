@@ -1,0 +1,846 @@
+// The Neuron runtime loader, the "neuron" and "replay" encoder backends and device tensor I/O,
+// against the STAND-IN Neuron runtime (tests/cpp/standin/neuron_standin.cc; NOT MediaTek's
+// library): search order and override, required/optional symbols, version -> struct layouts,
+// every error code's message, size checks, zero-copy buffer identity, failure injection with
+// release always called, the input-latching self-test, quantized I/O, two models in two threads.
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/neuron/dma_buffer.h"
+#include "backends/neuron/neuron_encoder.h"
+#include "backends/neuron/neuron_library.h"
+#include "backends/replay/replay_encoder.h"
+#include "backends/tensor_io.h"
+#include "test_util.h"
+#include "wg_test.h"
+
+using namespace whisper_genio;
+using namespace whisper_genio::backends;
+
+#ifndef WG_STANDIN_FULL
+#error "tests/cpp/CMakeLists.txt defines the stand-in library paths"
+#endif
+
+namespace {
+
+// ---- the stand-in's control API, through dlopen of the same file the loader opens ----------
+struct Standin {
+  void* h = nullptr;
+  void (*reset)() = nullptr;
+  void (*set_version)(int, int, int) = nullptr;
+  void (*fail)(const char*, int, int) = nullptr;
+  void (*set_latch)(int) = nullptr;
+  void (*set_io_count)(int, int) = nullptr;
+  size_t (*log)(char*, size_t) = nullptr;
+  void (*clear_log)() = nullptr;
+  int (*calls)(const char*) = nullptr;
+  int (*live)() = nullptr;
+
+  explicit Standin(const char* path) {
+    h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) return;
+    bind("wg_standin_reset", &reset);
+    bind("wg_standin_set_version", &set_version);
+    bind("wg_standin_fail", &fail);
+    bind("wg_standin_set_latch", &set_latch);
+    bind("wg_standin_set_io_count", &set_io_count);
+    bind("wg_standin_log", &log);
+    bind("wg_standin_clear_log", &clear_log);
+    bind("wg_standin_calls", &calls);
+    bind("wg_standin_live", &live);
+    reset();
+  }
+  ~Standin() {
+    if (h != nullptr) dlclose(h);
+  }
+  template <typename F>
+  void bind(const char* name, F* slot) {
+    *slot = reinterpret_cast<F>(dlsym(h, name));
+  }
+  bool ok() const { return h != nullptr && reset && live && log; }
+  std::vector<std::string> lines() const {
+    const size_t n = log(nullptr, 0);
+    std::string buf(n + 1, '\0');
+    log(&buf[0], n + 1);
+    std::vector<std::string> out;
+    std::istringstream s(buf.c_str());
+    for (std::string l; std::getline(s, l);) {
+      if (!l.empty()) out.push_back(l);
+    }
+    return out;
+  }
+  std::vector<std::string> lines_of(const std::string& fn) const {
+    std::vector<std::string> out;
+    for (const auto& l : lines()) {
+      if (l.compare(0, fn.size() + 1, fn + " ") == 0 || l == fn) out.push_back(l);
+    }
+    return out;
+  }
+};
+
+std::string field(const std::string& line, const std::string& key) {
+  const size_t p = line.find(" " + key + "=");
+  if (p == std::string::npos) return "";
+  const size_t b = p + key.size() + 2;
+  const size_t e = line.find(' ', b);
+  return line.substr(b, e == std::string::npos ? std::string::npos : e - b);
+}
+
+std::string hexptr(const void* p) {
+  char b[32];
+  std::snprintf(b, sizeof(b), "%p", p);
+  return b;
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// A scratch directory for model files.
+std::string scratch() {
+  static std::string dir;
+  if (dir.empty()) {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/wg_neuron_XXXXXX";
+    std::vector<char> t(tmpl.begin(), tmpl.end());
+    t.push_back('\0');
+    const char* d = mkdtemp(t.data());
+    dir = d ? d : "/tmp";
+  }
+  return dir;
+}
+
+struct Io {
+  uint32_t dtype = 0;  // stand-in codes: 0 f32, 1 f16, 2 i8, 3 u8, 4 i16
+  float scale = 1.0f;
+  int32_t zp = 0;
+};
+
+// A stand-in model file: linear map out[j] = alpha * in[j % n_in] + beta.
+std::string write_model(const std::string& name, uint64_t n_in, uint64_t n_out, Io in, Io out, float alpha, float beta) {
+  const std::string path = scratch() + "/" + name;
+  std::ofstream f(path, std::ios::binary);
+  const uint32_t version = 1, kind = 0, n_entries = 0, reserved = 0;
+  f.write("WGSTNDIN", 8);
+  auto put = [&](const void* p, size_t n) { f.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); };
+  put(&version, 4);
+  put(&kind, 4);
+  put(&in.dtype, 4);
+  put(&out.dtype, 4);
+  put(&n_in, 8);
+  put(&n_out, 8);
+  put(&in.scale, 4);
+  put(&in.zp, 4);
+  put(&out.scale, 4);
+  put(&out.zp, 4);
+  put(&alpha, 4);
+  put(&beta, 4);
+  put(&n_entries, 4);
+  put(&reserved, 4);
+  return path;
+}
+
+ModelDims small_dims() {
+  ModelDims d;
+  d.n_mels = 80;
+  d.n_audio_ctx = 1500;
+  d.n_audio_state = 16;
+  d.n_audio_head = 2;
+  d.n_audio_layer = 1;
+  d.n_vocab = 64;
+  d.n_text_ctx = 8;
+  d.n_text_state = 16;
+  d.n_text_head = 2;
+  d.n_text_layer = 1;
+  return d;
+}
+
+constexpr int64_t kMel = 80 * 3000;
+constexpr int64_t kStates = 1500 * 16;
+
+NeuronEncoderConfig config_for(const std::string& model, const char* lib,
+                               NeuronEncoderConfig::Api api = NeuronEncoderConfig::Api::kAuto) {
+  NeuronEncoderConfig c;
+  c.dims = small_dims();
+  c.dla_path = model;
+  c.input = NeuronEncoderConfig::default_input(c.dims);
+  c.output = NeuronEncoderConfig::default_output(c.dims);
+  c.api = api;
+  c.dma_heap = "";  // host memory: deterministic on every machine
+  c.library.path = lib;
+  return c;
+}
+
+std::string float_model() { return write_model("linear_f32.dla", kMel, kStates, Io{}, Io{}, 2.0f, 0.5f); }
+
+void fill_mel(float* mel, int k) {
+  for (int64_t i = 0; i < kMel; ++i) mel[i] = static_cast<float>(std::sin(0.01 * static_cast<double>(i + 7 * k)));
+}
+
+}  // namespace
+
+// ============================== loader ======================================================
+
+TEST(default_search_order) {
+  const std::vector<std::string> want = {"libneuronusdk_runtime.mtk.so", "libneuronusdk_runtime.mtk.so.8",
+                                         "libneuronusdk_runtime.mtk.so.6", "libneuron_runtime.so"};
+  EXPECT_EQ(neuron::default_library_names(), want);
+}
+
+TEST(search_order_stops_at_the_first_that_loads) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  unsetenv(neuron::kLibraryEnv);
+  neuron::LoadOptions o;
+  o.names = {"/nonexistent/libneuronusdk_runtime.mtk.so", WG_STANDIN_NOV2, WG_STANDIN_FULL};
+  auto lib = neuron::NeuronLibrary::load(o);
+  ASSERT_OK(lib);
+  EXPECT_EQ(lib.value()->path(), std::string(WG_STANDIN_NOV2));
+  ASSERT_EQ(lib.value()->attempts().size(), size_t(2));
+  EXPECT_TRUE(contains(lib.value()->attempts()[0], "/nonexistent/libneuronusdk_runtime.mtk.so"));
+  EXPECT_TRUE(contains(lib.value()->attempts()[1], "loaded"));
+  EXPECT_FALSE(lib.value()->has_v2());  // the V1-only variant
+}
+
+TEST(nothing_loads_lists_every_attempt_and_the_fix) {
+  unsetenv(neuron::kLibraryEnv);
+  neuron::LoadOptions o;
+  o.names = {"/nonexistent/a.so", "/nonexistent/b.so"};
+  auto lib = neuron::NeuronLibrary::load(o);
+  ASSERT_STATUS(lib, StatusCode::kUnavailable);
+  const std::string& m = lib.status().message();
+  EXPECT_TRUE(contains(m, "/nonexistent/a.so")) << m;
+  EXPECT_TRUE(contains(m, "/nonexistent/b.so")) << m;
+  EXPECT_TRUE(contains(m, "WHISPER_GENIO_NEURON_LIB")) << m;
+}
+
+TEST(environment_override_comes_first) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  setenv(neuron::kLibraryEnv, WG_STANDIN_FULL, 1);
+  neuron::LoadOptions o;
+  o.names = {WG_STANDIN_NOV2};
+  auto lib = neuron::NeuronLibrary::load(o);
+  ASSERT_OK(lib);
+  EXPECT_EQ(lib.value()->path(), std::string(WG_STANDIN_FULL));
+  EXPECT_TRUE(lib.value()->has_v2());
+  // An explicit path wins over the environment.
+  o.path = WG_STANDIN_NOV2;
+  auto lib2 = neuron::NeuronLibrary::load(o);
+  ASSERT_OK(lib2);
+  EXPECT_EQ(lib2.value()->path(), std::string(WG_STANDIN_NOV2));
+  // A broken override is an error naming the variable, never silently replaced.
+  setenv(neuron::kLibraryEnv, "/nonexistent/libneuron_override.so", 1);
+  neuron::LoadOptions o3;
+  o3.names = {WG_STANDIN_FULL};
+  auto lib3 = neuron::NeuronLibrary::load(o3);
+  ASSERT_STATUS(lib3, StatusCode::kUnavailable);
+  EXPECT_TRUE(contains(lib3.status().message(), "WHISPER_GENIO_NEURON_LIB")) << lib3.status().message();
+  EXPECT_TRUE(contains(lib3.status().message(), "/nonexistent/libneuron_override.so"));
+  unsetenv(neuron::kLibraryEnv);
+}
+
+TEST(missing_required_symbol_is_named) {
+  neuron::LoadOptions o;
+  o.path = WG_STANDIN_NOINFER;
+  auto lib = neuron::NeuronLibrary::load(o);
+  ASSERT_STATUS(lib, StatusCode::kUnavailable);
+  EXPECT_TRUE(contains(lib.status().message(), "NeuronRuntime_inference")) << lib.status().message();
+  EXPECT_TRUE(contains(lib.status().message(), "required")) << lib.status().message();
+}
+
+TEST(optional_symbols_are_recorded) {
+  Standin s(WG_STANDIN_NOQOS);
+  ASSERT_TRUE(s.ok());
+  neuron::LoadOptions o;
+  o.path = WG_STANDIN_NOQOS;
+  auto lib = neuron::NeuronLibrary::load(o);
+  ASSERT_OK(lib);
+  const auto& missing = lib.value()->missing_optional();
+  EXPECT_TRUE(std::find(missing.begin(), missing.end(), "NeuronRuntime_setQoSOption") != missing.end());
+  EXPECT_TRUE(lib.value()->api().setQoSOption == nullptr);
+  EXPECT_TRUE(lib.value()->api().getInputNumber != nullptr);
+}
+
+TEST(version_picks_layouts) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  neuron::LoadOptions o;
+  o.path = WG_STANDIN_FULL;
+  s.set_version(3, 1, 0);
+  auto old = neuron::NeuronLibrary::load(o);
+  ASSERT_STATUS(old, StatusCode::kVersionMismatch);
+  EXPECT_TRUE(contains(old.status().message(), "3.1.0")) << old.status().message();
+
+  s.set_version(4, 2, 0);
+  auto legacy = neuron::NeuronLibrary::load(o);
+  ASSERT_OK(legacy);
+  EXPECT_TRUE(legacy.value()->layout() == neuron::StructLayout::kLegacy);
+  auto env = legacy.value()->env_options(3);
+  ASSERT_EQ(env.size(), size_t(12));
+  EXPECT_EQ(int(env[0]), 4);  // kEnvOptHardware
+  EXPECT_EQ(int(env[8]), 0);  // suppressInputConversion (no CPUThreadNum in this layout)
+  neuron::QoS q;
+  q.boost = 77;
+  q.deadline_ms = 0x1234;
+  auto qos = legacy.value()->qos_options(q);
+  ASSERT_EQ(qos.size(), size_t(24));
+  EXPECT_EQ(int(qos[4]), 2);     // priority high
+  EXPECT_EQ(int(qos[8]), 77);    // boostValue
+  EXPECT_EQ(int(qos[10]), 0x34);  // deadline, little-endian at offset 10
+  EXPECT_EQ(int(qos[11]), 0x12);
+
+  s.set_version(6, 3, 3);
+  auto np6 = neuron::NeuronLibrary::load(o);
+  ASSERT_OK(np6);
+  EXPECT_TRUE(np6.value()->layout() == neuron::StructLayout::kNP6);
+  EXPECT_EQ(np6.value()->version_string(), std::string("6.3.3"));
+  env = np6.value()->env_options(3);
+  EXPECT_EQ(int(env[8]), 3);  // CPUThreadNum
+  qos = np6.value()->qos_options(q);
+  ASSERT_EQ(qos.size(), size_t(40));
+  EXPECT_EQ(int(qos[8]), 77);
+  EXPECT_EQ(int(qos[12]), 0x34);  // deadline at offset 12 in the NP6 layout
+  EXPECT_EQ(int(qos[16]), 0xff);  // delayedPowerOffTime = -1
+
+  s.set_version(9, 0, 1);
+  auto newer = neuron::NeuronLibrary::load(o);
+  ASSERT_OK(newer);
+  EXPECT_TRUE(contains(newer.value()->layout_reason(), "newer")) << newer.value()->layout_reason();
+
+  setenv(neuron::kLayoutEnv, "legacy", 1);
+  auto forced = neuron::NeuronLibrary::load(o);
+  unsetenv(neuron::kLayoutEnv);
+  ASSERT_OK(forced);
+  EXPECT_TRUE(forced.value()->layout() == neuron::StructLayout::kLegacy);
+
+  s.fail("NeuronRuntime_getVersion", 1, 6);
+  auto broken = neuron::NeuronLibrary::load(o);
+  ASSERT_STATUS(broken, StatusCode::kVersionMismatch);
+  EXPECT_TRUE(contains(broken.status().message(), "NEURONRUNTIME_RUNTIME_ERROR")) << broken.status().message();
+  s.reset();
+}
+
+TEST(every_error_code_has_a_message) {
+  const char* names[] = {"NEURONRUNTIME_NO_ERROR",        "NEURONRUNTIME_OUT_OF_MEMORY", "NEURONRUNTIME_INCOMPLETE",
+                         "NEURONRUNTIME_UNEXPECTED_NULL", "NEURONRUNTIME_BAD_DATA",      "NEURONRUNTIME_BAD_STATE",
+                         "NEURONRUNTIME_RUNTIME_ERROR"};
+  for (int code = 0; code <= 6; ++code) {
+    const std::string m = neuron::describe_error(code);
+    EXPECT_TRUE(contains(m, names[code])) << m;
+    EXPECT_TRUE(contains(m, "(" + std::to_string(code) + ")")) << m;
+    EXPECT_GT(m.size(), std::string(names[code]).size() + 10) << m;
+  }
+  EXPECT_TRUE(contains(neuron::describe_error(42), "(42)"));
+  EXPECT_TRUE(contains(neuron::call_failed("NeuronRuntime_inference", 6), "NeuronRuntime_inference failed"));
+}
+
+// ============================== neuron encoder ==============================================
+
+TEST(v1_zero_copy_and_call_order) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  auto enc = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_FULL, NeuronEncoderConfig::Api::kV1));
+  ASSERT_OK(enc);
+  NeuronEncoderBackend& e = *enc.value();
+  EXPECT_EQ(std::string(e.api_name()), std::string("v1"));
+  EXPECT_TRUE(e.input_zero_copy());
+  EXPECT_TRUE(e.output_zero_copy());
+  EXPECT_TRUE(static_cast<void*>(e.mel_buffer()) == e.input_buffer().data());
+  s.clear_log();
+  for (int k = 0; k < 3; ++k) {
+    fill_mel(e.mel_buffer(), k);
+    auto st = e.run();
+    ASSERT_OK(st);
+    EXPECT_TRUE(st.value().data == static_cast<const float*>(e.output_buffer().data()));  // the decoder reads in place
+    for (int64_t j = 0; j < kStates; j += 997) {
+      EXPECT_NEAR(st.value().data[j], 2.0f * e.mel_buffer()[j % kMel] + 0.5f, 1e-6);
+    }
+  }
+  const auto inf = s.lines_of("NeuronRuntime_inference");
+  ASSERT_EQ(inf.size(), size_t(3));
+  for (const auto& l : inf) {
+    EXPECT_EQ(field(l, "in"), hexptr(e.input_buffer().data())) << l;
+    EXPECT_EQ(field(l, "out"), hexptr(e.output_buffer().data())) << l;
+  }
+  for (const auto& l : s.lines_of("NeuronRuntime_setInput")) {
+    EXPECT_EQ(field(l, "ptr"), hexptr(e.input_buffer().data())) << l;  // rebinding: the same buffer
+    EXPECT_EQ(field(l, "fd"), std::string("-1")) << l;
+    EXPECT_EQ(field(l, "len"), std::to_string(kMel * 4)) << l;
+  }
+  // call order of a run: setInput, setOutput, inference
+  const auto all = s.lines();
+  ASSERT_GE(all.size(), size_t(3));
+  EXPECT_TRUE(contains(all[0], "NeuronRuntime_setInput"));
+  EXPECT_TRUE(contains(all[1], "NeuronRuntime_setOutput"));
+  EXPECT_TRUE(contains(all[2], "NeuronRuntime_inference"));
+  enc.value().reset();
+  EXPECT_EQ(s.live(), 0);
+  EXPECT_EQ(s.calls("NeuronRuntime_release"), 1);
+}
+
+TEST(v1_create_sequence_and_env_bytes) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  auto c = config_for(float_model(), WG_STANDIN_FULL, NeuronEncoderConfig::Api::kV1);
+  c.cpu_threads = 2;
+  c.set_qos = true;
+  c.qos.boost = 55;
+  auto enc = NeuronEncoderBackend::create(c);
+  ASSERT_OK(enc);
+  const auto all = s.lines();
+  std::vector<std::string> order;
+  for (const auto& l : all) order.push_back(l.substr(0, l.find(' ')));
+  const std::vector<std::string> want_prefix = {
+      "NeuronRuntime_getVersion",      "NeuronRuntime_create",        "NeuronRuntime_loadNetworkFromFile",
+      "NeuronRuntime_getInputNumber",  "NeuronRuntime_getOutputNumber", "NeuronRuntime_getInputSize",
+      "NeuronRuntime_getOutputSize",   "NeuronRuntime_setInput",      "NeuronRuntime_setOutput",
+      "NeuronRuntime_setQoSOption"};
+  ASSERT_GE(order.size(), want_prefix.size());
+  EXPECT_EQ(std::vector<std::string>(order.begin(), order.begin() + static_cast<long>(want_prefix.size())), want_prefix);
+  // EnvOptions, NP6 layout: deviceKind 4, MDLACoreOption 0, CPUThreadNum 2, no suppression
+  EXPECT_EQ(field(s.lines_of("NeuronRuntime_create")[0], "env"), std::string("040000000000000002000000"));
+  const std::string qos = field(s.lines_of("NeuronRuntime_setQoSOption")[0], "qos");
+  ASSERT_EQ(qos.size(), size_t(80));  // 40 bytes
+  EXPECT_EQ(qos.substr(16, 2), std::string("37"));  // boostValue 55 at offset 8
+  // The self-test ran: two inferences with different inputs.
+  EXPECT_EQ(s.calls("NeuronRuntime_inference"), 2);
+}
+
+TEST(legacy_runtime_gets_legacy_structs) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  s.set_version(4, 1, 0);
+  auto c = config_for(float_model(), WG_STANDIN_FULL, NeuronEncoderConfig::Api::kV1);
+  c.set_qos = true;
+  c.qos.boost = 55;
+  auto enc = NeuronEncoderBackend::create(c);
+  ASSERT_OK(enc);
+  // legacy EnvOptions: deviceKind 4, MDLACoreOption 0, suppress bools at 8 and 9
+  EXPECT_EQ(field(s.lines_of("NeuronRuntime_create")[0], "env"), std::string("040000000000000000000000"));
+  const std::string qos = field(s.lines_of("NeuronRuntime_setQoSOption")[0], "qos");
+  EXPECT_EQ(qos.size(), size_t(48));  // the stand-in reads 24 bytes at this version
+  EXPECT_EQ(qos.substr(16, 2), std::string("37"));
+  s.reset();
+}
+
+TEST(v2_zero_copy) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  auto enc = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_FULL));
+  ASSERT_OK(enc);
+  NeuronEncoderBackend& e = *enc.value();
+  EXPECT_EQ(std::string(e.api_name()), std::string("v2"));
+  s.clear_log();
+  for (int k = 0; k < 3; ++k) {
+    fill_mel(e.mel_buffer(), k);
+    auto st = e.run();
+    ASSERT_OK(st);
+    EXPECT_TRUE(st.value().data == static_cast<const float*>(e.output_buffer().data()));
+  }
+  const auto runs = s.lines_of("NeuronRuntimeV2_run");
+  ASSERT_EQ(runs.size(), size_t(3));
+  for (const auto& l : runs) {
+    EXPECT_EQ(field(l, "in"), hexptr(e.input_buffer().data())) << l;
+    EXPECT_EQ(field(l, "out"), hexptr(e.output_buffer().data())) << l;
+    EXPECT_EQ(field(l, "in_len"), std::to_string(kMel * 4)) << l;
+    EXPECT_EQ(field(l, "out_fd"), std::string("-1")) << l;
+  }
+  enc.value().reset();
+  EXPECT_EQ(s.calls("NeuronRuntimeV2_release"), 1);
+  EXPECT_EQ(s.live(), 0);
+}
+
+TEST(v2_requested_from_a_v1_only_runtime) {
+  Standin s(WG_STANDIN_NOV2);
+  ASSERT_TRUE(s.ok());
+  auto enc = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_NOV2, NeuronEncoderConfig::Api::kV2));
+  ASSERT_STATUS(enc, StatusCode::kUnavailable);
+  EXPECT_TRUE(contains(enc.status().message(), "V2")) << enc.status().message();
+  auto v1 = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_NOV2));
+  ASSERT_OK(v1);
+  EXPECT_EQ(std::string(v1.value()->api_name()), std::string("v1"));
+}
+
+TEST(size_mismatch_says_what_differs) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  // The model's output is float32, the "manifest" says int8.
+  auto c = config_for(float_model(), WG_STANDIN_FULL);
+  c.output.dtype = IoDType::kInt8;
+  c.output.scale = 0.1f;
+  auto enc = NeuronEncoderBackend::create(c);
+  ASSERT_STATUS(enc, StatusCode::kBadModel);
+  const std::string& m = enc.status().message();
+  EXPECT_TRUE(contains(m, "output 0")) << m;
+  EXPECT_TRUE(contains(m, "expected " + std::to_string(kStates) + " bytes")) << m;
+  EXPECT_TRUE(contains(m, "got " + std::to_string(kStates * 4) + " bytes")) << m;
+  EXPECT_TRUE(contains(m, "float32")) << m;
+  EXPECT_FALSE(contains(m, "input 0")) << m;
+  EXPECT_EQ(s.live(), 0);  // the runtime made for the check was released
+  // A manifest shape that is not this model's at all.
+  auto c2 = config_for(float_model(), WG_STANDIN_FULL);
+  c2.output.shape = {1, 1500, 32};
+  auto enc2 = NeuronEncoderBackend::create(c2);
+  ASSERT_STATUS(enc2, StatusCode::kBadModel);
+  // More than one input.
+  s.set_io_count(2, 1);
+  auto enc3 = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_FULL));
+  ASSERT_STATUS(enc3, StatusCode::kBadModel);
+  EXPECT_TRUE(contains(enc3.status().message(), "2 input(s)")) << enc3.status().message();
+  s.reset();
+  EXPECT_EQ(s.live(), 0);
+}
+
+TEST(failures_at_every_step_release_the_runtime) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  struct Case {
+    const char* fn;
+    NeuronEncoderConfig::Api api;
+    StatusCode code;
+  };
+  const Case cases[] = {
+      {"NeuronRuntime_create", NeuronEncoderConfig::Api::kV1, StatusCode::kUnavailable},
+      {"NeuronRuntime_loadNetworkFromFile", NeuronEncoderConfig::Api::kV1, StatusCode::kBadModel},
+      {"NeuronRuntime_getInputNumber", NeuronEncoderConfig::Api::kV1, StatusCode::kRuntimeError},
+      {"NeuronRuntime_getOutputSize", NeuronEncoderConfig::Api::kV1, StatusCode::kRuntimeError},
+      {"NeuronRuntime_setInput", NeuronEncoderConfig::Api::kV1, StatusCode::kRuntimeError},
+      {"NeuronRuntime_setOutput", NeuronEncoderConfig::Api::kV1, StatusCode::kRuntimeError},
+      {"NeuronRuntime_inference", NeuronEncoderConfig::Api::kV1, StatusCode::kRuntimeError},
+      {"NeuronRuntimeV2_create", NeuronEncoderConfig::Api::kV2, StatusCode::kBadModel},
+      {"NeuronRuntimeV2_getInputSize", NeuronEncoderConfig::Api::kV2, StatusCode::kRuntimeError},
+      {"NeuronRuntimeV2_run", NeuronEncoderConfig::Api::kV2, StatusCode::kRuntimeError},
+  };
+  for (const Case& k : cases) {
+    s.reset();
+    s.fail(k.fn, 0, 5);  // every call: NEURONRUNTIME_BAD_STATE
+    auto enc = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_FULL, k.api));
+    EXPECT_STATUS(enc, k.code) << k.fn;
+    if (!enc.ok()) {
+      EXPECT_TRUE(contains(enc.status().message(), k.fn)) << enc.status().message();
+      EXPECT_TRUE(contains(enc.status().message(), "NEURONRUNTIME_BAD_STATE")) << enc.status().message();
+    }
+    EXPECT_EQ(s.live(), 0) << k.fn << ": every runtime created was released";
+  }
+  s.reset();
+}
+
+TEST(inference_failure_mid_stream_raises_and_recovers) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  for (auto api : {NeuronEncoderConfig::Api::kV1, NeuronEncoderConfig::Api::kV2}) {
+    s.reset();
+    auto enc = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_FULL, api));
+    ASSERT_OK(enc);
+    const char* fn = api == NeuronEncoderConfig::Api::kV1 ? "NeuronRuntime_inference" : "NeuronRuntimeV2_run";
+    s.fail(fn, 2, 6);  // the second call from now
+    fill_mel(enc.value()->mel_buffer(), 1);
+    EXPECT_OK(enc.value()->run());
+    fill_mel(enc.value()->mel_buffer(), 2);
+    auto bad = enc.value()->run();
+    ASSERT_STATUS(bad, StatusCode::kRuntimeError);
+    EXPECT_TRUE(contains(bad.status().message(), "NEURONRUNTIME_RUNTIME_ERROR")) << bad.status().message();
+    fill_mel(enc.value()->mel_buffer(), 3);
+    EXPECT_OK(enc.value()->run());
+    enc.value().reset();
+    EXPECT_EQ(s.live(), 0);
+  }
+  s.reset();
+}
+
+TEST(self_test_catches_input_latching) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  s.set_latch(1);  // the stand-in's V1 keeps the first inference's input
+  auto enc = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_FULL, NeuronEncoderConfig::Api::kV1));
+  ASSERT_STATUS(enc, StatusCode::kRuntimeError);
+  EXPECT_TRUE(contains(enc.status().message(), "latch")) << enc.status().message();
+  EXPECT_EQ(s.live(), 0);
+  // Without the self-test the model loads, and the latching shows: a new mel, the old output.
+  auto c = config_for(float_model(), WG_STANDIN_FULL, NeuronEncoderConfig::Api::kV1);
+  c.self_test = false;
+  auto enc2 = NeuronEncoderBackend::create(c);
+  ASSERT_OK(enc2);
+  fill_mel(enc2.value()->mel_buffer(), 1);
+  auto a = enc2.value()->run();
+  ASSERT_OK(a);
+  const float first = a.value().data[100];
+  fill_mel(enc2.value()->mel_buffer(), 2);
+  auto b = enc2.value()->run();
+  ASSERT_OK(b);
+  EXPECT_EQ(b.value().data[100], first);
+  EXPECT_STATUS(enc2.value()->self_test(), StatusCode::kRuntimeError);
+  s.reset();
+}
+
+TEST(quantized_io_converts_natively) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  struct Case {
+    IoDType in_t, out_t;
+    uint32_t in_code, out_code;
+    float in_scale, out_scale;
+    int32_t in_zp, out_zp;
+    float tol;
+  };
+  const Case cases[] = {
+      {IoDType::kFloat16, IoDType::kFloat16, 1, 1, 1, 1, 0, 0, 3e-3f},
+      {IoDType::kInt8, IoDType::kInt16, 2, 4, 1.0f / 64, 1.0f / 4096, -3, 0, 0.05f},
+      {IoDType::kUInt8, IoDType::kInt8, 3, 2, 1.0f / 100, 1.0f / 40, 128, 5, 0.06f},
+      {IoDType::kFloat32, IoDType::kUInt8, 0, 3, 1, 1.0f / 50, 0, 100, 0.02f},
+  };
+  int n = 0;
+  for (const Case& k : cases) {
+    const std::string model = write_model("q" + std::to_string(n++) + ".dla", kMel, kStates,
+                                          Io{k.in_code, k.in_scale, k.in_zp}, Io{k.out_code, k.out_scale, k.out_zp},
+                                          1.5f, 0.25f);
+    auto c = config_for(model, WG_STANDIN_FULL);
+    c.input.dtype = k.in_t;
+    c.input.scale = k.in_scale;
+    c.input.zero_point = k.in_zp;
+    c.output.dtype = k.out_t;
+    c.output.scale = k.out_scale;
+    c.output.zero_point = k.out_zp;
+    auto enc = NeuronEncoderBackend::create(c);
+    ASSERT_OK(enc);
+    NeuronEncoderBackend& e = *enc.value();
+    EXPECT_EQ(e.input_zero_copy(), k.in_t == IoDType::kFloat32);
+    EXPECT_FALSE(e.output_zero_copy());
+    fill_mel(e.mel_buffer(), 5);
+    std::vector<float> mel(e.mel_buffer(), e.mel_buffer() + kMel);
+    auto st = e.run();
+    ASSERT_OK(st);
+    EXPECT_TRUE(st.value().data != static_cast<const float*>(e.output_buffer().data()));
+    for (int64_t j = 0; j < kStates; j += 101) {
+      const float want = 1.5f * mel[static_cast<size_t>(j % kMel)] + 0.25f;
+      EXPECT_NEAR(st.value().data[j], want, k.tol) << io_dtype_name(k.in_t) << " -> " << io_dtype_name(k.out_t) << " j=" << j;
+    }
+  }
+}
+
+TEST(two_models_in_two_threads) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  const std::string m1 = write_model("t1.dla", kMel, kStates, Io{}, Io{}, 1.0f, 1.0f);
+  const std::string m2 = write_model("t2.dla", kMel, kStates, Io{}, Io{}, -1.0f, 0.0f);
+  std::atomic<int> bad{0};
+  auto worker = [&](const std::string& model, float alpha, float beta, NeuronEncoderConfig::Api api) {
+    auto enc = NeuronEncoderBackend::create(config_for(model, WG_STANDIN_FULL, api));
+    if (!enc.ok()) {
+      ++bad;
+      return;
+    }
+    for (int k = 0; k < 8; ++k) {
+      fill_mel(enc.value()->mel_buffer(), k);
+      auto st = enc.value()->run();
+      if (!st.ok()) {
+        ++bad;
+        return;
+      }
+      for (int64_t j = 0; j < kStates; j += 333) {
+        const float want = alpha * enc.value()->mel_buffer()[j % kMel] + beta;
+        if (std::fabs(st.value().data[j] - want) > 1e-6f) ++bad;
+      }
+    }
+  };
+  std::thread a(worker, m1, 1.0f, 1.0f, NeuronEncoderConfig::Api::kV1);
+  std::thread b(worker, m2, -1.0f, 0.0f, NeuronEncoderConfig::Api::kV2);
+  a.join();
+  b.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(s.live(), 0);
+}
+
+TEST(missing_dla_is_not_found) {
+  auto enc = NeuronEncoderBackend::create(config_for(scratch() + "/absent.dla", WG_STANDIN_FULL));
+  ASSERT_STATUS(enc, StatusCode::kNotFound);
+}
+
+TEST(qos_without_the_symbol_is_refused) {
+  Standin s(WG_STANDIN_NOQOS);
+  ASSERT_TRUE(s.ok());
+  auto c = config_for(float_model(), WG_STANDIN_NOQOS);
+  c.set_qos = true;
+  auto enc = NeuronEncoderBackend::create(c);
+  ASSERT_STATUS(enc, StatusCode::kUnavailable);
+  EXPECT_TRUE(contains(enc.status().message(), "setQoSOption")) << enc.status().message();
+  EXPECT_EQ(s.live(), 0);
+  c.qos.boost = 300;
+  EXPECT_STATUS(NeuronEncoderBackend::create(c), StatusCode::kInvalidArgument);
+}
+
+// ============================== dma buffer ==================================================
+
+TEST(dma_buffer_falls_back_to_host_memory) {
+  auto b = DmaBuffer::allocate(10000, "/nonexistent/dma_heap/system");
+  ASSERT_OK(b);
+  EXPECT_TRUE(b.value().kind() == DmaBuffer::Kind::kHost);
+  EXPECT_EQ(b.value().fd(), -1);
+  EXPECT_EQ(b.value().size(), size_t(10000));
+  EXPECT_TRUE(contains(b.value().note(), "/nonexistent/dma_heap/system")) << b.value().note();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.value().data()) % 4096, uintptr_t(0));
+  const auto* p = static_cast<const unsigned char*>(b.value().data());
+  for (size_t i = 0; i < 10000; i += 999) EXPECT_EQ(int(p[i]), 0);
+  EXPECT_OK(b.value().begin_cpu_access(true));
+  EXPECT_OK(b.value().end_cpu_access(true));
+  DmaBuffer moved = std::move(b.value());
+  EXPECT_TRUE(moved.data() != nullptr);
+  EXPECT_TRUE(b.value().data() == nullptr);
+}
+
+TEST(dma_buffer_from_the_heap_when_there_is_one) {
+  if (access("/dev/dma_heap/system", R_OK) != 0) {
+    std::printf("  (no /dev/dma_heap/system here: the dma-buf path runs on boards only)\n");
+    return;
+  }
+  auto b = DmaBuffer::allocate(1 << 20, "/dev/dma_heap/system");
+  ASSERT_OK(b);
+  if (b.value().kind() == DmaBuffer::Kind::kDmaHeap) {
+    EXPECT_GE(b.value().fd(), 0);
+    EXPECT_OK(b.value().begin_cpu_access(true));
+    std::memset(b.value().data(), 1, 1 << 20);
+    EXPECT_OK(b.value().end_cpu_access(true));
+  }
+}
+
+// ============================== tensor I/O ==================================================
+
+TEST(float16_io_round_trips_every_value) {
+  TensorSpec t;
+  t.shape = {1, 65536};
+  t.dtype = IoDType::kFloat16;
+  std::vector<uint16_t> halves(65536), back(65536);
+  for (uint32_t h = 0; h < 65536; ++h) halves[h] = static_cast<uint16_t>(h);
+  std::vector<float> f(65536);
+  dequantize_to_float(halves.data(), 1, 65536, t, f.data());
+  quantize_from_float(f.data(), 1, 65536, t, back.data());
+  int bad = 0;
+  for (uint32_t h = 0; h < 65536; ++h) {
+    if (std::isnan(f[h])) {
+      bad += (back[h] & 0x7c00u) != 0x7c00u || (back[h] & 0x3ffu) == 0;
+    } else {
+      bad += back[h] != h;
+    }
+  }
+  EXPECT_EQ(bad, 0);
+  t.shape = {1, 4};
+  const float edge[4] = {1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 1e6f, -1e-9f};
+  uint16_t q[4];
+  quantize_from_float(edge, 1, 4, t, q);
+  EXPECT_EQ(int(q[0]), 0x3c00);  // tie -> even
+  EXPECT_EQ(int(q[1]), 0x3c02);
+  EXPECT_EQ(int(q[2]), 0x7c00);  // overflow -> inf
+  EXPECT_EQ(int(q[3]), 0x8000);  // underflow -> -0
+}
+
+TEST(quantize_rounds_half_away_and_saturates) {
+  TensorSpec t;
+  t.shape = {1, 6};
+  t.dtype = IoDType::kInt8;
+  t.scale = 0.5f;
+  t.zero_point = 1;
+  const float src[6] = {0.25f, -0.25f, 1000.0f, -1000.0f, 0.75f, NAN};
+  int8_t q[6];
+  quantize_from_float(src, 1, 6, t, q);
+  EXPECT_EQ(int(q[0]), 2);     // 0.5 -> 1, +1
+  EXPECT_EQ(int(q[1]), 0);     // -0.5 -> -1, +1
+  EXPECT_EQ(int(q[2]), 127);
+  EXPECT_EQ(int(q[3]), -128);
+  EXPECT_EQ(int(q[4]), 3);     // 1.5 -> 2, +1
+  EXPECT_EQ(int(q[5]), -128);  // NaN -> lowest
+  float back[6];
+  dequantize_to_float(q, 1, 6, t, back);
+  EXPECT_NEAR(back[0], 0.5f, 0);
+  EXPECT_NEAR(back[2], 63.0f, 0);
+}
+
+TEST(transposed_layouts) {
+  TensorSpec t;
+  t.shape = {1, 3, 2};
+  t.dtype = IoDType::kFloat32;
+  t.transposed = true;
+  const float host[6] = {0, 1, 2, 3, 4, 5};  // [2, 3]
+  float dev[6];
+  quantize_from_float(host, 2, 3, t, dev);  // -> [3, 2]
+  const float want[6] = {0, 3, 1, 4, 2, 5};
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(dev[i], want[i]);
+  float round[6];
+  dequantize_to_float(dev, 2, 3, t, round);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(round[i], host[i]);
+}
+
+TEST(size_mismatch_messages) {
+  TensorSpec t;
+  t.shape = {1, 1500, 512};
+  t.dtype = IoDType::kFloat32;
+  EXPECT_TRUE(contains(describe_size_mismatch(1500 * 512 * 2, t), "float16 or int16"));
+  EXPECT_TRUE(contains(describe_size_mismatch(1500 * 512, t), "int8 or uint8"));
+  EXPECT_TRUE(contains(describe_size_mismatch(1500 * 768 * 4, t), "[1, 1500, 768] float32"));
+  EXPECT_TRUE(contains(describe_size_mismatch(12345, t), "not a whole number"));
+  t.dtype = IoDType::kInt8;
+  t.scale = 0.0f;
+  EXPECT_STATUS(t.validate(), StatusCode::kInvalidArgument);
+  t.scale = 0.1f;
+  t.zero_point = 300;
+  EXPECT_STATUS(t.validate(), StatusCode::kInvalidArgument);
+}
+
+// ============================== replay ======================================================
+
+TEST(replay_reads_windows_and_checks_sizes) {
+  const ModelDims d = small_dims();
+  std::vector<int8_t> q(static_cast<size_t>(kStates));
+  for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<int8_t>(static_cast<int>(i % 200) - 100);
+  const std::string f0 = scratch() + "/w0.bin", f1 = scratch() + "/w1.bin", bad = scratch() + "/bad.bin";
+  {
+    std::ofstream a(f0, std::ios::binary);
+    a.write(reinterpret_cast<const char*>(q.data()), static_cast<std::streamsize>(q.size()));
+    std::ofstream b(f1, std::ios::binary);
+    for (auto& v : q) v = static_cast<int8_t>(-v);
+    b.write(reinterpret_cast<const char*>(q.data()), static_cast<std::streamsize>(q.size()));
+    std::ofstream c(bad, std::ios::binary);
+    c.write(reinterpret_cast<const char*>(q.data()), 100);
+  }
+  ReplayConfig c;
+  c.dims = d;
+  c.files = {f0, f1};
+  c.output = NeuronEncoderConfig::default_output(d);
+  c.output.dtype = IoDType::kInt8;
+  c.output.scale = 0.5f;
+  c.output.zero_point = -2;
+  auto r = ReplayEncoderBackend::create(c);
+  ASSERT_OK(r);
+  auto s0 = r.value()->run();
+  ASSERT_OK(s0);
+  EXPECT_NEAR(s0.value().data[5], (5 - 100 + 2) * 0.5f, 0);
+  ASSERT_OK(r.value()->select(1));
+  auto s1 = r.value()->run();
+  ASSERT_OK(s1);
+  EXPECT_NEAR(s1.value().data[5], (-(5 - 100) + 2) * 0.5f, 0);
+  EXPECT_STATUS(r.value()->select(2), StatusCode::kInvalidArgument);
+
+  // float32 declared, int8 bytes given: the message says what the size would mean.
+  ReplayConfig wrong = c;
+  wrong.output.dtype = IoDType::kFloat32;
+  auto w = ReplayEncoderBackend::create(wrong);
+  ASSERT_STATUS(w, StatusCode::kInvalidArgument);
+  EXPECT_TRUE(contains(w.status().message(), "int8 or uint8")) << w.status().message();
+  EXPECT_TRUE(contains(w.status().message(), "w0.bin")) << w.status().message();
+  ReplayConfig truncated = c;
+  truncated.files = {bad};
+  EXPECT_STATUS(ReplayEncoderBackend::create(truncated), StatusCode::kInvalidArgument);
+  ReplayConfig absent = c;
+  absent.files = {scratch() + "/absent.bin"};
+  EXPECT_STATUS(ReplayEncoderBackend::create(absent), StatusCode::kNotFound);
+}
