@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .errors import WhisperGenioError
+from .errors import InvalidOptionError, WhisperGenioError
 from .writers import OUTPUT_FORMATS, format_timestamp, get_writer
 
 
@@ -44,11 +44,32 @@ def _cpu_list(value: str) -> list[int]:
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="base", help="size name (base, small, large-v3, ...) or a path to a .pt file, "
                    "Hugging Face folder or CTranslate2 folder (default: base)")
-    p.add_argument("--backend", default="auto", help="encoder backend: auto, cpu (default: auto)")
+    p.add_argument("--backend", default="auto",
+                   help="encoder backend: auto (neuron, then onnxruntime, then cpu), neuron, onnxruntime, replay, cpu "
+                   "(default: auto)")
     p.add_argument("--compute-type", default="auto", help="weight precision on the CPU (default: auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: min(4, cores))")
     p.add_argument("--cpu-affinity", type=_cpu_list, default=None,
                    help="pin threads to these CPU ids, e.g. the big cores: 4,5,6,7")
+    e = p.add_argument_group("encoder backends (NPU, ONNX Runtime, replay)")
+    e.add_argument("--encoder-model", default=None,
+                   help="encoder.dla (neuron), encoder.onnx (onnxruntime) or a model-bundle folder with manifest.json")
+    e.add_argument("--encoder-output", nargs="+", action="extend", default=None, metavar="BIN",
+                   help="replay: output.bin file(s) written by neuronrt, one per 30-second window in order "
+                   "(put the audio, if any, before this option)")
+    e.add_argument("--encoder-output-dtype", default=None, choices=["float32", "float16", "int8", "uint8", "int16"],
+                   help="replay: dtype of the output.bin bytes (default: the bundle manifest's, else float32)")
+    e.add_argument("--scale", type=float, default=None, help="replay: quantization scale of the output tensor")
+    e.add_argument("--zero-point", type=int, default=None, help="replay: quantization zero point of the output tensor")
+    e.add_argument("--layout", default=None, choices=["ntc", "nct"],
+                   help="replay: ntc = [1, 1500, d] (Whisper's), nct = [1, d, 1500]")
+    e.add_argument("--neuron-qos", default=None, metavar="K=V,...",
+                   help="neuron: QoS, e.g. preference=performance,priority=high,boost=100")
+    e.add_argument("--neuron-api", default="auto", choices=["auto", "v1", "v2"], help="neuron: runtime API")
+    e.add_argument("--no-self-test", action="store_true",
+                   help="neuron: skip the load-time check that a changed input changes the output")
+    e.add_argument("--providers", default=None, metavar="NAME,...",
+                   help="onnxruntime: execution providers in order (default: NeuronExecutionProvider if present, else CPU)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -57,7 +78,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("transcribe", help="transcribe or translate audio files",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("audio", nargs="+", help="audio files (any format ffmpeg or libsndfile reads)")
+    t.add_argument("audio", nargs="*", help="audio files (any format ffmpeg or libsndfile reads); with "
+                   "--encoder-output: the recording the device encoded (optional; adds a comparison with the CPU encoder)")
     _add_model_arguments(t)
     t.add_argument("--language", default=None, help="spoken language (code or name); detected when omitted")
     t.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
@@ -82,15 +104,75 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--verbose", type=_bool, default=False, help="print segments as they are decoded")
     t.add_argument("--quiet", action="store_true", help="print nothing but errors")
     t.set_defaults(func=_cmd_transcribe)
+
+    d = sub.add_parser("doctor", help="what can run here (NPU runtime, devices, tools, providers) and how to fix the rest")
+    d.add_argument("--dla", default=None, help="also load this encoder DLA and run one round trip (and the self-test)")
+    d.add_argument("--model", default="base", help="the model the DLA was exported from (for its dimensions)")
+    d.add_argument("--json", action="store_true", help="print the report as JSON")
+    d.add_argument("--checklist", action="store_true", help="print the on-device checklist (docs/on-device.md) "
+                   "with pass/fail where this machine can tell")
+    d.set_defaults(func=_cmd_doctor)
+
+    m = sub.add_parser("mel", help="write the encoder input files for a device (one raw [1, n_mels, 3000] per window)")
+    m.add_argument("audio", help="audio file")
+    m.add_argument("--output-dir", "-o", default=".", help="where mel_000.bin, mel_001.bin ... go")
+    m.add_argument("--n-mels", type=int, default=80, choices=[80, 128])
+    m.add_argument("--dtype", default="float32", choices=["float32", "float16", "int8", "uint8", "int16"],
+                   help="the DLA input's dtype")
+    m.add_argument("--scale", type=float, default=None, help="quantization scale of the DLA input")
+    m.add_argument("--zero-point", type=int, default=None, help="quantization zero point of the DLA input")
+    m.add_argument("--layout", default="nct", choices=["nct", "ntc"], help="nct = [1, n_mels, 3000], ntc = [1, 3000, n_mels]")
+    m.set_defaults(func=_cmd_mel)
     return parser
+
+
+def _encoder_options(args: argparse.Namespace) -> dict:
+    """load_model keyword arguments for the encoder backend options given on the command line."""
+    fmt = None
+    if any(v is not None for v in (args.encoder_output_dtype, args.scale, args.zero_point, args.layout)):
+        fmt = {"dtype": args.encoder_output_dtype or "float32", "scale": args.scale, "zero_point": args.zero_point,
+               "layout": args.layout or "ntc"}
+    from .backends import EncoderOptions
+
+    return {"encoder_options": EncoderOptions(
+        encoder_model=args.encoder_model, encoder_output=tuple(args.encoder_output or ()), encoder_output_format=fmt,
+        neuron_qos=args.neuron_qos, neuron_api=args.neuron_api, self_test=not args.no_self_test,
+        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()) if args.providers else None)}
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import format_checklist, format_report, run_doctor
+
+    report = run_doctor(dla=args.dla, model=args.model)
+    if args.json:
+        import json
+
+        print(json.dumps(report.to_dict(), indent=2))
+    elif args.checklist:
+        print(format_checklist(report))
+    else:
+        print(format_report(report))
+    return 1 if report.failed else 0
+
+
+def _cmd_mel(args: argparse.Namespace) -> int:
+    from .replay import write_mel_files
+
+    paths = write_mel_files(args.audio, args.output_dir, n_mels=args.n_mels, dtype=args.dtype, scale=args.scale,
+                            zero_point=args.zero_point, layout=args.layout)
+    for p in paths:
+        print(p)
+    return 0
 
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     from . import load_model
     from .audio import SAMPLE_RATE, load_audio
 
+    if not args.audio and not args.encoder_output:
+        raise InvalidOptionError("give audio files to transcribe, or --encoder-output files to replay")
     model = load_model(args.model, backend=args.backend, compute_type=args.compute_type, threads=args.threads,
-                       cpu_affinity=args.cpu_affinity)
+                       cpu_affinity=args.cpu_affinity, **_encoder_options(args))
     if args.temperature_increment_on_fallback is not None and args.temperature_increment_on_fallback > 0:
         temps: tuple[float, ...] = tuple(
             round(t, 6) for t in _frange(args.temperature, 1.0 + 1e-6, args.temperature_increment_on_fallback))
@@ -101,6 +183,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         output_dir = args.output_dir or "."
         os.makedirs(output_dir, exist_ok=True)
         writer = get_writer(args.output_format or "all", output_dir)
+    if model.backend == "replay":
+        return _replay(args, model, temps, writer)
     for path in args.audio:
         samples = load_audio(path)
         bar = None
@@ -129,6 +213,40 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         if writer is not None:
             writer(result, path)
         if not args.quiet and not args.verbose:
+            for seg in result["segments"]:
+                print(f"[{format_timestamp(seg['start'])} --> {format_timestamp(seg['end'])}] {seg['text'].strip()}")
+    return 0
+
+
+def _replay(args: argparse.Namespace, model, temps: tuple[float, ...], writer) -> int:
+    """Transcribes device output files (one per window); with the audio, compares each window's
+    states with the CPU encoder's and prints the cosine similarity."""
+    from . import load_model
+
+    if len(args.audio) > 1:
+        raise InvalidOptionError("replay takes at most one audio file: the recording the --encoder-output files encode")
+    audio = args.audio[0] if args.audio else None
+    reference = None
+    if audio is not None:
+        reference = load_model(args.model, backend="cpu", threads=args.threads, cpu_affinity=args.cpu_affinity)
+    result = model.transcribe(
+        audio, reference=reference, verbose=True if args.verbose and not args.quiet else None,
+        language=args.language, task=args.task, temperature=temps, best_of=args.best_of, beam_size=args.beam_size,
+        patience=args.patience, length_penalty=args.length_penalty, suppress_tokens=args.suppress_tokens,
+        initial_prompt=args.initial_prompt, condition_on_previous_text=args.condition_on_previous_text,
+        compression_ratio_threshold=args.compression_ratio_threshold, logprob_threshold=args.logprob_threshold,
+        no_speech_threshold=args.no_speech_threshold)
+    if writer is not None:
+        writer(result, audio or args.encoder_output[0])
+    if not args.quiet:
+        for w in result["windows"]:
+            line = f"window {w['window']} ({w['file']}): {format_timestamp(w['start'])} --> {format_timestamp(w['end'])}"
+            if "cosine" in w:
+                verdict = "matches" if w["cosine"] >= 0.99 else "DIFFERS FROM"
+                line += (f", cosine {w['cosine']:.5f} vs the CPU encoder ({verdict} it; max |diff| "
+                         f"{w['max_abs_diff']:.3g}; mel convention: {w['mel_convention']})")
+            print(line, file=sys.stderr)
+        if not args.verbose:
             for seg in result["segments"]:
                 print(f"[{format_timestamp(seg['start'])} --> {format_timestamp(seg['end'])}] {seg['text'].strip()}")
     return 0

@@ -8,6 +8,7 @@ streams.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from typing import Any, Optional, Sequence, Union
@@ -44,6 +45,7 @@ class Model:
         threads: Optional[int] = None,
         decoder_offload: str = "none",
         cpu_affinity: Optional[Sequence[int]] = None,
+        encoder_options: Optional[_backends.EncoderOptions] = None,
     ) -> None:
         if compute_type not in COMPUTE_TYPES:
             raise InvalidOptionError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, got {compute_type!r}")
@@ -63,10 +65,12 @@ class Model:
         self.decoder_offload = "none"
         self.threads = threads
         self._pool = _core.ThreadPool(threads, list(cpu_affinity or []))
-        spec, skipped = _backends.select(backend, checkpoint)
+        source = _backends.BackendSource(checkpoint, encoder_options or _backends.EncoderOptions())
+        spec, skipped = _backends.select(backend, source)
         self.backend = spec.name
         self.backend_skipped = skipped  # why "auto" passed over better backends
-        self._encoder = spec.create(checkpoint, self._pool, compute_type=self.compute_type)
+        self._encoder = spec.create(checkpoint, self._pool, compute_type=self.compute_type, source=source)
+        self.backend_info = _backends.describe(self._encoder)  # what runs where (library, providers, memory)
         self._decoder = _core.Decoder(self.dims.to_dict(), checkpoint.tensors, self._pool, self.compute_type)
         self.alignment_heads = checkpoint.alignment_heads
         self._lock = threading.RLock()
@@ -139,8 +143,18 @@ class Model:
             self._set_window(audio)
             return decode_window(self._decoder, options, self.tokenizer, self.dims)
 
-    def transcribe(self, audio: AudioInput, **options: Any) -> dict:
-        """Long-form transcription with openai-whisper's algorithm, options and result shape."""
+    def transcribe(self, audio: Optional[AudioInput] = None, **options: Any) -> dict:
+        """Long-form transcription with openai-whisper's algorithm, options and result shape.
+
+        With the replay backend the encoder states come from the device's output files and
+        ``audio`` is optional (see :func:`whisper_genio.replay.transcribe_replay`).
+        """
+        if self.backend == "replay":
+            from .replay import transcribe_replay
+
+            return transcribe_replay(self, audio, **options)
+        if audio is None:
+            raise InvalidOptionError("transcribe() needs audio (only the replay backend can do without)")
         from .longform import transcribe
 
         return transcribe(self, audio, **options)
@@ -159,6 +173,12 @@ def load_model(
     *,
     cpu_affinity: Optional[Sequence[int]] = None,
     tokenizer: Optional[Union[str, os.PathLike]] = None,
+    encoder_model: Optional[Union[str, os.PathLike]] = None,
+    encoder_output: Optional[Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]] = None,
+    encoder_output_format: Optional[Any] = None,
+    neuron_qos: Optional[Any] = None,
+    providers: Optional[Sequence[Any]] = None,
+    encoder_options: Optional[_backends.EncoderOptions] = None,
 ) -> Model:
     """Loads a Whisper model.
 
@@ -171,10 +191,24 @@ def load_model(
     decoder_offload: which decoder ops run on the NPU ("none").
     cpu_affinity: CPU ids to pin this model's threads to (e.g. the big cores of a big.LITTLE SoC).
     tokenizer: a tokenizer.json or *.tiktoken file, when the checkpoint has none beside it.
+
+    Encoder backends (see :class:`whisper_genio.backends.EncoderOptions` for every option):
+    encoder_model: ``encoder.dla`` (neuron), ``encoder.onnx`` (onnxruntime) or a model-bundle
+    folder; encoder_output: ``output.bin`` file(s) from ``neuronrt`` to replay (one per
+    30-second window), described by encoder_output_format ({"dtype", "scale", "zero_point",
+    "layout"}); neuron_qos: the NPU's QoS ({"preference", "priority", "boost", ...});
+    providers: ONNX Runtime execution providers. ``backend="auto"`` tries neuron, then
+    onnxruntime, then cpu, and records in ``Model.backend_skipped`` why each was passed over.
     """
+    opts = _backends.EncoderOptions() if encoder_options is None else encoder_options
+    shortcuts = {"encoder_model": encoder_model, "encoder_output": encoder_output,
+                 "encoder_output_format": encoder_output_format, "neuron_qos": neuron_qos, "providers": providers}
+    given = {k: v for k, v in shortcuts.items() if v is not None}
+    if given:
+        opts = dataclasses.replace(opts, **given)
     checkpoint = resolve(name_or_path)
     tokenizer_path = tokenizer if tokenizer is not None else find_tokenizer(checkpoint)
     tok = Tokenizer.from_file(tokenizer_path, multilingual=checkpoint.dims.is_multilingual,
                               num_languages=checkpoint.dims.num_languages)
     return Model(checkpoint, tok, backend=backend, compute_type=compute_type, threads=threads,
-                 decoder_offload=decoder_offload, cpu_affinity=cpu_affinity)
+                 decoder_offload=decoder_offload, cpu_affinity=cpu_affinity, encoder_options=opts)

@@ -1,0 +1,264 @@
+"""Model bundles: one folder per deployable model, described by ``manifest.json``.
+
+A bundle carries what the runtime cannot discover by itself: the Neuron runtime reports only
+byte sizes of a DLA's tensors (no dtype, no quantization), so the manifest declares, for each
+encoder artifact, its input and output names, shapes, dtypes, scale and zero point, and the
+layout of the two trailing dimensions; plus the model's dimensions, the compiler and flags
+used, and where the decoder weights are. The runtime checks the manifest against itself
+(shapes against dims, quantization parameters against dtypes, listed files against the folder)
+and then against the artifacts (the neuron backend compares the DLA's byte sizes), and refuses
+a disagreement with what disagrees.
+
+    {
+      "format": "whisper_genio.bundle", "format_version": 1,
+      "model": "base",
+      "dims": {"n_mels": 80, "n_audio_ctx": 1500, ...},
+      "checkpoint": "model.bin",                      # decoder weights (optional)
+      "encoder": {
+        "dla": {"file": "encoder.dla",
+                "input":  {"name": "mel", "shape": [1, 80, 3000], "dtype": "float32", "layout": "nct"},
+                "output": {"name": "states", "shape": [1, 1500, 512], "dtype": "int16",
+                           "scale": 0.0007, "zero_point": 0, "layout": "ntc"},
+                "compiler": {"tool": "ncc-tflite", "arch": "mdla3.0",
+                             "flags": ["--relax-fp32", "--opt-accuracy"]}},
+        "onnx": {"file": "encoder.onnx", "opset": 17, "input": {...}, "output": {...}}
+      }
+    }
+
+Layouts name the tensor's dimensions: n = batch, c = channels (mel bins, or the model width),
+t = time. Whisper's own are "nct" for the mel [1, n_mels, 3000] and "ntc" for the states
+[1, 1500, d]; the other order means the device tensor is transposed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Optional, Union
+
+from .dims import ModelDims
+from .errors import ModelLoadError, ModelNotFoundError
+
+MANIFEST = "manifest.json"
+FORMAT = "whisper_genio.bundle"
+FORMAT_VERSION = 1
+DTYPES = ("float32", "float16", "int8", "uint8", "int16")
+QUANTIZED = ("int8", "uint8", "int16")
+_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+LAYOUTS = ("nct", "ntc")
+ARTIFACTS = ("dla", "onnx")
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One device tensor: what the bytes are."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    scale: Optional[float] = None
+    zero_point: Optional[int] = None
+    layout: str = ""  # "nct" | "ntc"; "" = Whisper's own for this tensor
+
+    def native(self, role: str) -> dict[str, Any]:
+        """The spec the native backends take ({name, shape, dtype, scale, zero_point, transposed})."""
+        host = "nct" if role == "input" else "ntc"
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "scale": 1.0 if self.scale is None else float(self.scale),
+            "zero_point": 0 if self.zero_point is None else int(self.zero_point),
+            "transposed": bool(self.layout) and self.layout != host,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        return {k: v for k, v in d.items() if v not in (None, "")}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An encoder artifact of the bundle (encoder.dla, encoder.onnx)."""
+
+    kind: str  # "dla" | "onnx"
+    file: str
+    input: TensorInfo
+    output: TensorInfo
+    extra: Mapping[str, Any] = field(default_factory=dict)  # compiler, flags, opset, soc ...
+
+
+@dataclass(frozen=True)
+class Bundle:
+    root: pathlib.Path
+    dims: ModelDims
+    model: str = ""
+    checkpoint: Optional[str] = None
+    artifacts: Mapping[str, Artifact] = field(default_factory=dict)
+
+    def path_of(self, kind: str) -> Optional[pathlib.Path]:
+        a = self.artifacts.get(kind)
+        return self.root / a.file if a else None
+
+    @property
+    def checkpoint_path(self) -> Optional[pathlib.Path]:
+        return self.root / self.checkpoint if self.checkpoint else None
+
+
+def default_tensor(dims: ModelDims, role: str, dtype: str = "float32", scale: Optional[float] = None,
+                   zero_point: Optional[int] = None, layout: str = "") -> TensorInfo:
+    """The encoder input (mel) or output (states) of an exported Whisper encoder."""
+    if role == "input":
+        host = "nct"
+        layout = layout or host
+        shape = (1, dims.n_mels, 2 * dims.n_audio_ctx) if layout == "nct" else (1, 2 * dims.n_audio_ctx, dims.n_mels)
+        name = "mel"
+    else:
+        host = "ntc"
+        layout = layout or host
+        shape = (1, dims.n_audio_ctx, dims.n_audio_state) if layout == "ntc" else (1, dims.n_audio_state, dims.n_audio_ctx)
+        name = "states"
+    return TensorInfo(name, shape, dtype, scale, zero_point, layout)
+
+
+def check_tensor(t: TensorInfo, dims: ModelDims, role: str, where: str) -> None:
+    """Raises ModelLoadError naming the field when `t` cannot be this model's encoder `role`."""
+    if t.dtype not in DTYPES:
+        raise ModelLoadError(f"{where}.dtype: {t.dtype!r} is not one of {', '.join(DTYPES)}")
+    if t.layout and t.layout not in LAYOUTS:
+        raise ModelLoadError(f"{where}.layout: {t.layout!r} is not one of {', '.join(LAYOUTS)}")
+    if t.dtype in QUANTIZED:
+        if t.scale is None or not (float(t.scale) > 0.0) or float(t.scale) == float("inf"):
+            raise ModelLoadError(f"{where}: a {t.dtype} tensor needs a positive scale, got {t.scale!r}")
+        lo, hi = _RANGES[t.dtype]
+        zp = 0 if t.zero_point is None else t.zero_point
+        if not isinstance(zp, int) or not lo <= zp <= hi:
+            raise ModelLoadError(f"{where}.zero_point: {t.zero_point!r} is outside the {t.dtype} range [{lo}, {hi}]")
+    else:
+        if t.scale not in (None, 1, 1.0) or t.zero_point not in (None, 0):
+            raise ModelLoadError(f"{where}: scale/zero_point apply to int8/uint8/int16 tensors, not {t.dtype}")
+    expected = default_tensor(dims, role, layout=t.layout).shape
+    shape = tuple(t.shape)
+    if shape != expected and shape != expected[1:]:
+        what = "mel window" if role == "input" else "encoder states"
+        raise ModelLoadError(
+            f"{where}.shape: {list(shape)} is not this model's {what} {list(expected)} "
+            f"(layout {t.layout or ('nct' if role == 'input' else 'ntc')}; dims n_mels={dims.n_mels}, "
+            f"n_audio_ctx={dims.n_audio_ctx}, n_audio_state={dims.n_audio_state})")
+
+
+def _tensor(d: Any, where: str) -> TensorInfo:
+    if not isinstance(d, Mapping):
+        raise ModelLoadError(f"{where}: expected an object with name, shape, dtype")
+    unknown = set(d) - {"name", "shape", "dtype", "scale", "zero_point", "layout"}
+    if unknown:
+        raise ModelLoadError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    shape = d.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(x, int) and x > 0 for x in shape):
+        raise ModelLoadError(f"{where}.shape: expected a list of positive integers, got {shape!r}")
+    scale = d.get("scale")
+    if scale is not None and not isinstance(scale, (int, float)):
+        raise ModelLoadError(f"{where}.scale: expected a number, got {scale!r}")
+    return TensorInfo(str(d.get("name", "")), tuple(shape), str(d.get("dtype", "float32")),
+                      None if scale is None else float(scale), d.get("zero_point"), str(d.get("layout", "")))
+
+
+def parse_manifest(data: Mapping[str, Any], root: PathLike, *, check_files: bool = True) -> Bundle:
+    """Validates a manifest (already parsed from JSON) against itself and the folder."""
+    root = pathlib.Path(root)
+    where = str(root / MANIFEST)
+    if data.get("format") != FORMAT:
+        raise ModelLoadError(f"{where}: 'format' must be {FORMAT!r}, got {data.get('format')!r}")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(f"{where}: format_version {data.get('format_version')!r} is not supported "
+                             f"(this whisper_genio reads version {FORMAT_VERSION})")
+    raw_dims = data.get("dims")
+    if not isinstance(raw_dims, Mapping):
+        raise ModelLoadError(f"{where}: 'dims' is missing")
+    try:
+        dims = ModelDims(**{k: raw_dims[k] for k in ModelDims.__dataclass_fields__})
+    except KeyError as e:
+        raise ModelLoadError(f"{where}: dims lacks {e.args[0]!r}") from None
+    artifacts: dict[str, Artifact] = {}
+    encoder = data.get("encoder", {}) or {}
+    if not isinstance(encoder, Mapping):
+        raise ModelLoadError(f"{where}: 'encoder' must be an object")
+    for kind, entry in encoder.items():
+        w = f"{where}: encoder.{kind}"
+        if kind not in ARTIFACTS:
+            raise ModelLoadError(f"{w}: unknown artifact kind (known: {', '.join(ARTIFACTS)})")
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("file"), str):
+            raise ModelLoadError(f"{w}.file: expected the artifact's file name")
+        inp = _tensor(entry.get("input", default_tensor(dims, "input").to_json()), f"{w}.input")
+        out = _tensor(entry.get("output", default_tensor(dims, "output").to_json()), f"{w}.output")
+        check_tensor(inp, dims, "input", f"{w}.input")
+        check_tensor(out, dims, "output", f"{w}.output")
+        if check_files and not (root / entry["file"]).is_file():
+            raise ModelLoadError(f"{w}: the manifest lists {entry['file']!r} but {root} has no such file")
+        extra = {k: v for k, v in entry.items() if k not in ("file", "input", "output")}
+        artifacts[kind] = Artifact(kind, entry["file"], inp, out, extra)
+    checkpoint = data.get("checkpoint")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, str):
+            raise ModelLoadError(f"{where}: 'checkpoint' must be a path relative to the bundle")
+        if check_files and not (root / checkpoint).exists():
+            raise ModelLoadError(f"{where}: the manifest lists checkpoint {checkpoint!r} but {root} has no such file")
+    return Bundle(root, dims, str(data.get("model", "")), checkpoint, artifacts)
+
+
+def load_bundle(path: PathLike) -> Bundle:
+    """A bundle folder (or its manifest.json)."""
+    p = pathlib.Path(path)
+    manifest = p / MANIFEST if p.is_dir() else p
+    if not manifest.is_file():
+        raise ModelNotFoundError(f"no {MANIFEST} at {p}")
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{manifest}: not valid JSON: {e}") from None
+    if not isinstance(data, Mapping):
+        raise ModelLoadError(f"{manifest}: expected a JSON object")
+    return parse_manifest(data, manifest.parent)
+
+
+def find_bundle_for(artifact: PathLike) -> Optional[Bundle]:
+    """The bundle whose manifest.json sits beside an artifact file (encoder.dla), if any."""
+    manifest = pathlib.Path(artifact).parent / MANIFEST
+    return load_bundle(manifest) if manifest.is_file() else None
+
+
+def make_manifest(dims: ModelDims, *, model: str = "", checkpoint: Optional[str] = None,
+                  dla: Optional[Mapping[str, Any]] = None, onnx: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """A manifest dict (for export tools and tests). `dla`/`onnx`: {"file", "input"?, "output"?, ...};
+    missing input/output default to Whisper's float32 tensors."""
+    encoder: dict[str, Any] = {}
+    for kind, entry in (("dla", dla), ("onnx", onnx)):
+        if entry is None:
+            continue
+        e = dict(entry)
+        for role in ("input", "output"):
+            t = e.get(role)
+            if t is None:
+                e[role] = default_tensor(dims, role).to_json()
+            elif isinstance(t, TensorInfo):
+                e[role] = t.to_json()
+        encoder[kind] = e
+    out: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model,
+                           "dims": dims.to_dict(), "encoder": encoder}
+    if checkpoint is not None:
+        out["checkpoint"] = checkpoint
+    return out
+
+
+def write_manifest(folder: PathLike, manifest: Mapping[str, Any]) -> pathlib.Path:
+    """Writes manifest.json into folder after validating it (files included)."""
+    folder = pathlib.Path(folder)
+    parse_manifest(manifest, folder)
+    path = folder / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return path

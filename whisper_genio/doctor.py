@@ -1,0 +1,429 @@
+"""``whisper-genio doctor``: what can run here, what is missing, and the fix for each.
+
+Works on any machine (a Genio board, an x86 laptop): every check reads files, device nodes,
+PATH or imports, and never fails because something is absent; it says so and what to do.
+With ``--dla`` it also loads an encoder DLA through the neuron backend and runs one round trip
+plus the input-latching self-test. ``--checklist`` prints the steps of docs/on-device.md with
+pass/fail where this machine can tell.
+
+The SoC table (board, SoC, MDLA, ncc-tflite ``--arch``) is from the NeuroPilot facts in
+../shared/docs/neuron-runtime.md (§3.1, §4).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Optional
+
+OK, MISSING, WARN, INFO, FAIL, SKIP = "ok", "missing", "warn", "info", "fail", "skip"
+
+
+@dataclass(frozen=True)
+class Soc:
+    board: str
+    soc: str              # "MT8390"
+    family: str           # the apusys/firmware folder name ("mt8188")
+    mdla: Optional[str]   # "MDLA 3.0"; None: no MDLA
+    arch: Optional[str]   # ncc-tflite --arch value
+    compile_flags: str    # ncc-tflite flags for a Whisper encoder on this SoC
+    note: str = ""
+
+
+_FLAGS = "--relax-fp32 --opt-accuracy"
+SOCS: dict[str, Soc] = {
+    "mt8365": Soc("Genio 350", "MT8365", "mt8365", None, None, "",
+                  "no MDLA: the Cadence VP6 APU is reachable only through NNAPI (Android); there is no Neuron/DLA "
+                  "path: use the onnxruntime (CPU) or cpu backend"),
+    "mt8370": Soc("Genio 510", "MT8370", "mt8188", "MDLA 3.0", "mdla3.0", f"--arch=mdla3.0 {_FLAGS}"),
+    "mt8390": Soc("Genio 700", "MT8390", "mt8188", "MDLA 3.0", "mdla3.0", f"--arch=mdla3.0 {_FLAGS}"),
+    "mt8395": Soc("Genio 1200", "MT8395", "mt8195", "2x MDLA 2.0", "mdla2.0", f"--arch=mdla2.0 --num-mdla=2 {_FLAGS}",
+                  "MDLA 2.0 is reported unsuitable for large transformer models: measure the encoder before relying "
+                  "on it"),
+    "mt8371": Soc("Genio 520", "MT8371", "mt8189", "MDLA 5.3", "mdla5.3,edma3.6",
+                  f"--arch=mdla5.3,edma3.6 --l1-size-kb=256 --num-mdla=1 {_FLAGS}",
+                  "NeuroPilot 8 (Yocto v26); MediaTek lists Whisper as not yet supported on Genio 520/720"),
+    "mt8391": Soc("Genio 720", "MT8391", "mt8189", "MDLA 5.3", "mdla5.3,edma3.6",
+                  f"--arch=mdla5.3,edma3.6 --l1-size-kb=256 --num-mdla=1 {_FLAGS}",
+                  "NeuroPilot 8 (Yocto v26); MediaTek lists Whisper as not yet supported on Genio 520/720"),
+}
+# Family compatibles name the SoC only when nothing more specific is listed.
+FAMILIES = {"mt8188": "mt8390", "mt8195": "mt8395", "mt8189": "mt8391"}
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class ChecklistStep:
+    step: int
+    title: str
+    command: str
+    proves: str
+    status: str  # "pass" | "fail" | "not checked"
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    soc: Optional[Soc] = None
+    compatible: list[str] = field(default_factory=list)
+    round_trip: Optional[dict[str, Any]] = None
+    checklist: list[ChecklistStep] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(c.status == FAIL for c in self.checks)
+
+    def get(self, name: str) -> Optional[Check]:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "soc": asdict(self.soc) if self.soc else None,
+            "compatible": self.compatible,
+            "checks": [asdict(c) for c in self.checks],
+            "round_trip": self.round_trip,
+            "checklist": [asdict(s) for s in self.checklist],
+            "failed": self.failed,
+        }
+
+
+def _path(root: str, p: str) -> str:
+    return os.path.join(root, p.lstrip("/")) if root not in ("", "/") else p
+
+
+def read_compatible(root: str = "/") -> list[str]:
+    """The device tree's compatible strings (empty off a device-tree machine)."""
+    try:
+        with open(_path(root, "/proc/device-tree/compatible"), "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [s.decode("ascii", "replace") for s in raw.split(b"\0") if s]
+
+
+def identify_soc(compatible: list[str]) -> Optional[Soc]:
+    ids = [m.group(1) for c in compatible for m in [re.match(r"mediatek,(mt\d{4})", c)] if m]
+    for i in ids:
+        if i in SOCS:
+            return SOCS[i]
+    for i in ids:
+        if i in FAMILIES:
+            return SOCS[FAMILIES[i]]
+    return None
+
+
+def _run_version(exe: str, args: list[str]) -> str:
+    try:
+        p = subprocess.run([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10,
+                           errors="replace")
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"(could not run: {e})"
+    lines = [l.strip() for l in p.stdout.splitlines() if l.strip()]
+    version = [l for l in lines if "version" in l.lower()]
+    return (version or lines or ["(no output)"])[0][:200]
+
+
+def _which(name: str, root: str, env: Mapping[str, str]) -> Optional[str]:
+    dirs = env.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/usr/bin", "/sbin"]
+    search = os.pathsep.join(_path(root, d) if d.startswith("/") else d for d in dirs if d)
+    return shutil.which(name, path=search)
+
+
+def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla: Optional[str] = None,
+               model: Any = "base", library: Optional[str] = None, run_tools: bool = True) -> Report:
+    """Builds the report. `root` prefixes every absolute path looked at (tests use a fake tree);
+    `library` overrides the Neuron runtime search (else $WHISPER_GENIO_NEURON_LIB and the names)."""
+    from . import _core
+
+    env = dict(os.environ if env is None else env)
+    r = Report()
+    add = r.checks.append
+
+    # -- this machine ----------------------------------------------------------------------
+    try:
+        from . import __version__
+    except ImportError:  # pragma: no cover
+        __version__ = "?"
+    add(Check("whisper_genio", OK, f"{__version__} on Python {platform.python_version()}, {platform.machine()} "
+              f"{platform.system()}; CPU kernels: {_core.isa()} ({_core.cpu_features()})"))
+
+    r.compatible = read_compatible(root)
+    r.soc = identify_soc(r.compatible)
+    if r.soc is not None:
+        soc = r.soc
+        detail = f"{soc.board} ({soc.soc}): " + (f"{soc.mdla}, ncc-tflite --arch={soc.arch}" if soc.mdla else "no MDLA")
+        add(Check("soc", OK if soc.mdla else WARN, detail + (f"; {soc.note}" if soc.note else ""),
+                  "" if soc.mdla else soc.note))
+    elif r.compatible:
+        add(Check("soc", INFO, f"not a known Genio SoC (device tree: {', '.join(r.compatible[:4])})",
+                  "the neuron backend needs a Genio 510/700/1200/520/720 (MT8370/8390/8395/8371/8391)"))
+    else:
+        add(Check("soc", INFO, "no device tree (/proc/device-tree/compatible): not a Genio board",
+                  "run doctor on the board to check the NPU; here the onnxruntime (CPU) and cpu backends run"))
+
+    # -- the Neuron runtime ----------------------------------------------------------------
+    lib = _core.neuron_probe(library) if library else _with_env(env, lambda: _core.neuron_probe())
+    if lib["ok"]:
+        extra = [] if not lib["missing_optional"] else [f"optional symbols absent: {', '.join(lib['missing_optional'])}"]
+        add(Check("neuron runtime", OK, f"{lib['resolved_path']} version {lib['version']} ({'V1+V2' if lib['v2'] else 'V1 only'}"
+                  f" API, {lib['layout']} struct layouts: {lib['layout_reason']})" + (f"; {extra[0]}" if extra else "")))
+    else:
+        add(Check("neuron runtime", MISSING, lib["reason"],
+                  "Genio Yocto: install packagegroup-rity-mtk-neuropilot (libneuronusdk_runtime.mtk.so); Ubuntu: "
+                  "apt install mediatek-libneuron (ppa:mediatek-genio/genio-public); or set WHISPER_GENIO_NEURON_LIB "
+                  "to the library"))
+
+    nhw = [p for p in [_path(root, "/etc/nhw")] + sorted(glob.glob(_path(root, "/etc/apusys/*/nhw"))) if os.path.exists(p)]
+    if nhw:
+        add(Check("nhw", OK, "hardware settings file: " + ", ".join(nhw)))
+    else:
+        fam = r.soc.family if r.soc else "<soc>"
+        add(Check("nhw", MISSING, "no /etc/nhw nor /etc/apusys/*/nhw: the runtime fails with \"Can't open config file\"",
+                  f"install the BSP's NeuroPilot packages, which ship /etc/apusys/{fam}/nhw, and link /etc/nhw to it"))
+
+    apusys = sorted(glob.glob(_path(root, "/dev/apusys*")))
+    if apusys:
+        unusable = [p for p in apusys if not os.access(p, os.R_OK | os.W_OK)]
+        if unusable:
+            add(Check("apu devices", WARN, f"{', '.join(apusys)}; not readable/writable by this user: {', '.join(unusable)}",
+                      "run as root, or add a udev rule giving your group rw access to /dev/apusys*"))
+        else:
+            add(Check("apu devices", OK, ", ".join(apusys)))
+    else:
+        add(Check("apu devices", MISSING, "no /dev/apusys* nodes: the APU kernel driver is not loaded",
+                  "load the apusys kernel module of the BSP (mtk-apusys-driver) and check dmesg for its firmware"))
+
+    if r.soc is not None and r.soc.mdla:
+        fw = sorted(glob.glob(_path(root, f"/usr/lib/firmware/mediatek/{r.soc.soc.lower()}/apusys.sig.img")) +
+                    glob.glob(_path(root, f"/usr/lib/firmware/mediatek/{r.soc.family}/apusys.sig.img")))
+        if fw:
+            add(Check("apu firmware", OK, ", ".join(fw)))
+        else:
+            add(Check("apu firmware", WARN, f"no apusys.sig.img under /usr/lib/firmware/mediatek/{r.soc.soc.lower()} "
+                      f"or /{r.soc.family}", "install the BSP's apusys firmware package"))
+
+    heaps = [p for p in (_path(root, "/dev/dma_heap/system"), _path(root, "/dev/dma_heap/system-uncached"))
+             if os.path.exists(p)]
+    requested = env.get("WHISPER_GENIO_DMA_HEAP")
+    if heaps:
+        add(Check("dma-heap", OK, ", ".join(heaps) + "; the neuron backend's I/O buffers are dma-bufs "
+                  f"(from {requested or '/dev/dma_heap/system'})"))
+    else:
+        add(Check("dma-heap", WARN, "no /dev/dma_heap/system: the neuron backend uses ordinary memory for its I/O "
+                  "buffers (works; the runtime may copy them)", "a kernel with CONFIG_DMABUF_HEAPS_SYSTEM=y"))
+
+    # -- tools --------------------------------------------------------------------------------
+    for tool, args, what, fix in (
+            ("ncc-tflite", ["--version"], "compiles .tflite to .dla",
+             "it comes with the NeuroPilot packages (Yocto: neuropilot-bin, /usr/sbin/ncc-tflite); compiling can also "
+             "be done on a host with the NeuroPilot SDK of the same major version as the board's runtime"),
+            ("neuronrt", ["-v"], "runs a .dla on the device: input.bin -> output.bin",
+             "it comes with the NeuroPilot packages (Yocto: neuropilot-bin, /usr/sbin/neuronrt)")):
+        exe = _which(tool, root, env)
+        if exe:
+            version = _run_version(exe, args) if run_tools else "(not run)"
+            add(Check(tool, OK, f"{exe}: {version}"))
+        else:
+            add(Check(tool, MISSING, f"{tool} not on PATH nor in /usr/sbin ({what})", fix))
+    if r.soc is not None and r.soc.arch:
+        add(Check("compile flags", INFO, f"ncc-tflite {r.soc.compile_flags} -d encoder.dla encoder.tflite"))
+
+    # -- onnxruntime -----------------------------------------------------------------------
+    try:
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+        neuron_ep = "NeuronExecutionProvider" in providers
+        add(Check("onnxruntime", OK, f"{ort.__version__}, providers: {', '.join(providers)}"
+                  + ("" if neuron_ep else "; no NeuronExecutionProvider (MediaTek's onnxruntime build has it): the "
+                     "onnxruntime backend runs on the CPU")))
+    except ImportError as e:
+        add(Check("onnxruntime", MISSING, f"not importable ({e})", "pip install 'whisper_genio[onnxruntime]'"))
+
+    # -- one round trip ----------------------------------------------------------------------
+    if dla is not None:
+        r.round_trip = _round_trip(dla, model, library, lib)
+        rt = r.round_trip
+        add(Check("dla round trip", rt["status"], rt["detail"], rt.get("fix", "")))
+
+    r.checklist = _checklist(r, dla)
+    return r
+
+
+def _with_env(env: Mapping[str, str], fn: Any) -> Any:
+    """Runs fn with the Neuron-related variables of `env` in os.environ (the loader reads them)."""
+    keys = ("WHISPER_GENIO_NEURON_LIB", "WHISPER_GENIO_NEURON_LAYOUT")
+    saved = {k: os.environ.get(k) for k in keys}
+    try:
+        for k in keys:
+            if env.get(k) is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = env[k]
+        return fn()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _round_trip(dla: str, model: Any, library: Optional[str], lib: Mapping[str, Any]) -> dict[str, Any]:
+    if not lib["ok"]:
+        return {"status": SKIP, "detail": f"{dla}: not run, the Neuron runtime is missing",
+                "fix": "install the runtime (see 'neuron runtime' above)"}
+    if not os.path.isfile(dla):
+        return {"status": FAIL, "detail": f"{dla}: no such file", "fix": "give the path of the compiled encoder DLA"}
+    from . import _core
+    from .backends import BackendSource, EncoderOptions
+    from .errors import WhisperGenioError
+
+    try:
+        from .checkpoints import resolve
+        from .dims import ModelDims
+
+        if isinstance(model, ModelDims):
+            dims = model
+        else:
+            dims = resolve(model).dims
+        source = BackendSource(_DimsOnly(dims), EncoderOptions(encoder_model=dla, neuron_library=library))
+        art = source.artifact("dla")
+        assert art is not None
+        path, inp, out = art
+        t0 = time.perf_counter()
+        enc = _core.NeuronEncoder(dims.to_dict(), str(path), inp.native("input"), out.native("output"),
+                                  self_test=False, library=library)
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        enc.self_test()  # two inferences, different inputs
+        two_runs = time.perf_counter() - t0
+        return {"status": OK, "detail": f"{enc.describe()}; loaded in {load_s:.2f} s; self-test passed (a changed "
+                f"input changed the output), {two_runs / 2 * 1000:.1f} ms per inference",
+                "api": enc.api, "runtime_version": enc.runtime_version, "input_memory": enc.input_memory,
+                "output_memory": enc.output_memory, "input_zero_copy": enc.input_zero_copy,
+                "output_zero_copy": enc.output_zero_copy, "inference_ms": two_runs / 2 * 1000, "load_s": load_s}
+    except WhisperGenioError as e:
+        return {"status": FAIL, "detail": f"{dla}: {e}",
+                "fix": "see docs/on-device.md (compile flags per SoC, manifest dtypes, input latching)"}
+
+
+@dataclass
+class _DimsOnly:
+    dims: Any
+
+
+CHECKLIST = [
+    ("Identify the board", "whisper-genio doctor", "the SoC, its MDLA and the ncc-tflite --arch to compile for"),
+    ("Neuron runtime", "whisper-genio doctor", "libneuronusdk_runtime loads, has the V1 symbols, and its version "
+     "picks known struct layouts"),
+    ("APU ready", "whisper-genio doctor", "/etc/nhw, /dev/apusys* and the firmware are in place (the runtime can start)"),
+    ("Compile the encoder", "ncc-tflite <flags for the SoC> -d encoder.dla encoder.tflite",
+     "the encoder's ops are supported on this MDLA at this precision"),
+    ("DLA round trip", "whisper-genio doctor --dla encoder.dla",
+     "the DLA loads in this runtime, its byte sizes match the manifest, and a changed input changes the output"),
+    ("Replay the device's output", "neuronrt -m hw -a encoder.dla -i mel_000.bin -o output_000.bin; "
+     "whisper-genio transcribe audio.wav --encoder-output output_000.bin",
+     "the NPU's encoder output transcribes, and how close it is to the CPU encoder (cosine)"),
+    ("Transcribe on the NPU", "whisper-genio transcribe audio.wav --backend neuron --encoder-model bundle/",
+     "the whole path (dma-buf I/O, zero-copy states, native decoder) gives the CPU backend's text"),
+    ("Validate", "whisper-genio transcribe <clips> --backend neuron ... vs --backend cpu",
+     "accuracy (WER) and speed on your own recordings"),
+]
+
+
+def _checklist(r: Report, dla: Optional[str]) -> list[ChecklistStep]:
+    def status(*names: str) -> tuple[str, str]:
+        checks = [r.get(n) for n in names]
+        checks = [c for c in checks if c is not None]
+        bad = [c for c in checks if c.status in (MISSING, FAIL)]
+        if bad:
+            return "fail", "; ".join(f"{c.name}: {c.detail}" for c in bad)
+        return "pass", "; ".join(f"{c.name}: {c.detail}" for c in checks)
+
+    steps = []
+    for i, (title, command, proves) in enumerate(CHECKLIST, start=1):
+        if i == 1:
+            ok = r.soc is not None and r.soc.mdla is not None
+            st, detail = ("pass" if ok else "fail",
+                          f"{r.soc.board} ({r.soc.soc}), --arch={r.soc.arch}" if ok else
+                          (r.soc.note if r.soc else "not a Genio board with an MDLA"))
+        elif i == 2:
+            st, detail = status("neuron runtime")
+        elif i == 3:
+            st, detail = status("nhw", "apu devices", "apu firmware")
+        elif i == 4:
+            c = r.get("ncc-tflite")
+            st = "pass" if c and c.status == OK else "not checked"
+            detail = c.detail if c and c.status == OK else "ncc-tflite is not here (it may run on a host instead)"
+            if r.soc is not None and r.soc.arch:
+                command = f"ncc-tflite {r.soc.compile_flags} -d encoder.dla encoder.tflite"
+        elif i == 5:
+            if r.round_trip is None:
+                st, detail = "not checked", "give --dla encoder.dla"
+            else:
+                st = {"ok": "pass", "fail": "fail"}.get(r.round_trip["status"], "not checked")
+                detail = r.round_trip["detail"]
+        else:
+            st, detail = "not checked", "run it on the board (doctor cannot)"
+        steps.append(ChecklistStep(i, title, command, proves, st, detail))
+    return steps
+
+
+_MARK = {OK: "ok  ", MISSING: "MISS", WARN: "warn", INFO: "info", FAIL: "FAIL", SKIP: "skip"}
+
+
+def format_report(r: Report) -> str:
+    lines = ["whisper-genio doctor", ""]
+    width = max(len(c.name) for c in r.checks)
+    for c in r.checks:
+        lines.append(f"[{_MARK.get(c.status, c.status)}] {c.name:<{width}}  {c.detail}")
+        if c.fix:
+            lines.append(f"       {'':<{width}}  fix: {c.fix}")
+    usable = []
+    neuron_ok = r.get("neuron runtime") and r.get("neuron runtime").status == OK
+    if neuron_ok and r.soc and r.soc.mdla:
+        usable.append("neuron (with an encoder DLA)")
+    ort = r.get("onnxruntime")
+    if ort and ort.status == OK:
+        usable.append("onnxruntime (with an encoder.onnx)")
+    usable.append("cpu")
+    lines += ["", "usable encoder backends here: " + ", ".join(usable),
+              "on-device checklist: whisper-genio doctor --checklist (docs/on-device.md)"]
+    return "\n".join(lines)
+
+
+def format_checklist(r: Report) -> str:
+    lines = ["on-device checklist (docs/on-device.md)", ""]
+    for s in r.checklist:
+        mark = {"pass": "PASS", "fail": "FAIL"}.get(s.status, " -- ")
+        lines.append(f"{s.step}. [{mark}] {s.title}")
+        lines.append(f"   run:    {s.command}")
+        lines.append(f"   proves: {s.proves}")
+        if s.detail:
+            lines.append(f"   here:   {s.detail}")
+    return "\n".join(lines)
+
+
+def main() -> int:  # pragma: no cover - `python -m whisper_genio.doctor`
+    print(format_report(run_doctor()))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Export, quantization and validation tools (torch and openai-whisper are imported lazily)."""
