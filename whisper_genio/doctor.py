@@ -305,19 +305,33 @@ def _round_trip(dla: str, model: Any, library: Optional[str], lib: Mapping[str, 
         source = BackendSource(_DimsOnly(dims), EncoderOptions(encoder_model=dla, neuron_library=library))
         art = source.artifact("dla")
         assert art is not None
-        path, inp, out = art
+        path, inp, outp = art
         t0 = time.perf_counter()
-        enc = _core.NeuronEncoder(dims.to_dict(), str(path), inp.native("input"), out.native("output"),
+        enc = _core.NeuronEncoder(dims.to_dict(), str(path), inp.native("input"), outp.native("output"),
                                   self_test=False, library=library)
         load_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         enc.self_test()  # two inferences, different inputs
         two_runs = time.perf_counter() - t0
-        return {"status": OK, "detail": f"{enc.describe()}; loaded in {load_s:.2f} s; self-test passed (a changed "
-                f"input changed the output), {two_runs / 2 * 1000:.1f} ms per inference",
-                "api": enc.api, "runtime_version": enc.runtime_version, "input_memory": enc.input_memory,
-                "output_memory": enc.output_memory, "input_zero_copy": enc.input_zero_copy,
-                "output_zero_copy": enc.output_zero_copy, "inference_ms": two_runs / 2 * 1000, "load_s": load_s}
+        out = {"status": OK, "detail": f"{enc.describe()}; loaded in {load_s:.2f} s; self-test passed (a changed "
+               f"input changed the output), {two_runs / 2 * 1000:.1f} ms per inference",
+               "api": enc.api, "runtime_version": enc.runtime_version, "input_memory": enc.input_memory,
+               "output_memory": enc.output_memory, "input_zero_copy": enc.input_zero_copy,
+               "output_zero_copy": enc.output_zero_copy, "inference_ms": two_runs / 2 * 1000, "load_s": load_s}
+        del enc
+        if lib.get("v2"):
+            # The backend uses V2 here; whether V1 latches its input is worth knowing too (it was
+            # reported for one runtime and is unverified on Genio).
+            try:
+                v1 = _core.NeuronEncoder(dims.to_dict(), str(path), inp.native("input"), outp.native("output"),
+                                         api="v1", self_test=False, library=library)
+                v1.self_test()
+                out["v1_self_test"] = "pass"
+                out["detail"] += "; V1 API: a changed input changes the output too"
+            except WhisperGenioError as e:
+                out["v1_self_test"] = f"fail: {e}"
+                out["detail"] += "; V1 API: the input latches (the backend uses V2, which does not)"
+        return out
     except WhisperGenioError as e:
         return {"status": FAIL, "detail": f"{dla}: {e}",
                 "fix": "see docs/on-device.md (compile flags per SoC, manifest dtypes, input latching)"}
