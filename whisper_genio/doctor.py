@@ -188,6 +188,12 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
                   "apt install mediatek-libneuron (ppa:mediatek-genio/genio-public); or set WHISPER_GENIO_NEURON_LIB "
                   "to the library"))
 
+    found = sorted({p for d in ("/usr/lib", "/usr/lib64", "/lib", "/usr/lib/aarch64-linux-gnu")
+                    for pat in ("libneuronusdk_*.so*", "libneuron_*.so*", "libapu_mdw*.so*")
+                    for p in glob.glob(os.path.join(_path(root, d), pat))})
+    if found:
+        add(Check("neuron libraries", INFO, ", ".join(_describe_lib(p) for p in found)))
+
     nhw = [p for p in [_path(root, "/etc/nhw")] + sorted(glob.glob(_path(root, "/etc/apusys/*/nhw"))) if os.path.exists(p)]
     if nhw:
         add(Check("nhw", OK, "hardware settings file: " + ", ".join(nhw)))
@@ -263,6 +269,15 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
 
     r.checklist = _checklist(r, dla)
     return r
+
+
+def _describe_lib(path: str) -> str:
+    """'/usr/lib/libneuronusdk_runtime.mtk.so.6 -> libneuronusdk_runtime.mtk.so.6.3.3 (6.3.3)'."""
+    name = os.path.basename(path)
+    target = os.path.basename(os.path.realpath(path)) if os.path.islink(path) else name
+    m = re.search(r"\.so\.(\d+(?:\.\d+)*)$", target)
+    text = path if target == name else f"{path} -> {target}"
+    return text + (f" ({m.group(1)})" if m else "")
 
 
 def _with_env(env: Mapping[str, str], fn: Any) -> Any:

@@ -45,6 +45,8 @@ def _genio_700(root: pathlib.Path) -> pathlib.Path:
     _write(root, "/dev/apusys", b"", 0o666)
     _write(root, "/dev/dma_heap/system", b"", 0o666)
     _write(root, "/usr/lib/firmware/mediatek/mt8188/apusys.sig.img", b"fw")
+    _write(root, "/usr/lib/libneuronusdk_runtime.mtk.so.6.3.3", b"")
+    (root / "usr/lib/libneuronusdk_runtime.mtk.so.6").symlink_to("libneuronusdk_runtime.mtk.so.6.3.3")
     script = "#!/bin/sh\necho 'dlopen libneuronusdk_runtime.mtk.so'\necho 'Version: 6.3.3'\n"
     _write(root, "/usr/sbin/neuronrt", script.encode(), 0o755)
     _write(root, "/usr/sbin/ncc-tflite", b"#!/bin/sh\necho 'ncc-tflite version 6.3.3'\n", 0o755)
@@ -82,6 +84,7 @@ def test_a_genio_700_with_everything_in_place(tmp_path, lib, control):
         assert status[name] == "ok", (name, r.get(name))
     assert "6.3.3" in r.get("neuron runtime").detail and "V1+V2" in r.get("neuron runtime").detail
     assert "Version: 6.3.3" in r.get("neuronrt").detail
+    assert "libneuronusdk_runtime.mtk.so.6 -> libneuronusdk_runtime.mtk.so.6.3.3 (6.3.3)" in r.get("neuron libraries").detail
     assert "--arch=mdla3.0" in r.get("compile flags").detail
     assert r.round_trip["api"] == "v2" and r.round_trip["output_zero_copy"] is True
     assert "self-test passed" in r.round_trip["detail"]
