@@ -54,6 +54,8 @@ class EncoderOptions:
     dma_heap: dma-heap for the neuron backend's I/O buffers (default $WHISPER_GENIO_DMA_HEAP or
         /dev/dma_heap/system; "none": ordinary memory).
     self_test: the neuron backend checks at load that a changed input changes its output.
+    neuron_rebind: with the V1 API, bind the (same) input/output buffers again before every
+        inference, a guard against runtimes that latch their input (no copy either way).
     providers: ONNX Runtime execution providers, names or (name, options) pairs, in priority
         order (default: NeuronExecutionProvider when this onnxruntime has it, else CPU).
     """
@@ -66,6 +68,7 @@ class EncoderOptions:
     neuron_library: Optional[str] = None
     dma_heap: Optional[str] = None
     self_test: bool = True
+    neuron_rebind: bool = True
     providers: Optional[tuple[Any, ...]] = None
 
     def __post_init__(self) -> None:

@@ -133,8 +133,8 @@ def _create(checkpoint: Any, pool: Any, *, source: BackendSource, **_options: An
     o = source.options
     return _core.NeuronEncoder(
         checkpoint.dims.to_dict(), str(path), inp.native("input"), out.native("output"), api=o.neuron_api,
-        qos=None if o.neuron_qos is None else o.neuron_qos.to_native(), dma_heap=o.dma_heap, self_test=o.self_test,
-        library=o.neuron_library)
+        qos=None if o.neuron_qos is None else o.neuron_qos.to_native(), dma_heap=o.dma_heap, rebind=o.neuron_rebind,
+        self_test=o.self_test, library=o.neuron_library)
 
 
 register(BackendSpec("neuron", "encoder DLA on the MDLA NPU through the Neuron runtime", _availability, _create),

@@ -199,6 +199,7 @@ def test_transcribe_through_the_neuron_backend(api, neuron_env, control, clips, 
     assert enc.states_address == enc.output_address
     if api == "v1":
         binds = [standin.fields(l) for l in control.log() if l.startswith("NeuronRuntime_setInput ")]
+        assert len(binds) == windows  # rebound before every inference: the same buffer
         assert {standin.address(b["ptr"]) for b in binds} == {enc.input_address}
     assert control.calls("NeuronRuntime_create") + control.calls("NeuronRuntimeV2_create") == 0  # no new runtime
     del model, enc
@@ -266,6 +267,13 @@ def test_self_test_catches_input_latching(neuron_env, control, linear_dla):
         whisper_genio.load_model("base", threads=TEST_THREADS, encoder_options=opts)
     gc.collect()
     assert control.live() == 0
+    # without rebinding, V1 binds once at load
+    control.set_latch(False)
+    opts = EncoderOptions(encoder_model=str(linear_dla), neuron_api="v1", neuron_rebind=False)
+    m = whisper_genio.load_model("base", threads=TEST_THREADS, encoder_options=opts)
+    control.clear_log()
+    m.encode(np.zeros((80, 3000), np.float32))
+    assert control.calls("NeuronRuntime_setInput") == 0 and control.calls("NeuronRuntime_inference") == 1
 
 
 def test_qos_reaches_the_runtime_in_its_layout(neuron_env, control, linear_dla):
