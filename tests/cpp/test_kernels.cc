@@ -687,3 +687,34 @@ TEST(linear_with_stored_weight_types) {
     }
   }
 }
+
+TEST(weighted_rows_every_table) {
+  wg_test::Rng rng(53);
+  for (const KernelTable* t : tables()) {
+    for (int64_t T : {1, 7, 1500}) {
+      for (int64_t n : {1, 3, 8, 12, 64, 72, 130}) {
+        const int64_t ldv = n + 5;
+        const std::vector<float> p = rng.floats(static_cast<size_t>(T), 0.0, 1.0);
+        const std::vector<float> V = rng.floats(static_cast<size_t>(T * ldv));
+        std::vector<uint16_t> V16(V.size());
+        for (size_t i = 0; i < V.size(); ++i) V16[i] = float_to_half(V[i]);
+        std::vector<float> y(static_cast<size_t>(n + 1), kSentinel), y16(static_cast<size_t>(n + 1), kSentinel);
+        t->weighted_rows(p.data(), T, V.data(), ldv, n, y.data());
+        t->weighted_rows_f16(p.data(), T, V16.data(), ldv, n, y16.data());
+        EXPECT_EQ(y[n], kSentinel) << name(t) << " wrote past n";
+        EXPECT_EQ(y16[n], kSentinel) << name(t) << " f16 wrote past n";
+        for (int64_t c = 0; c < n; ++c) {
+          double s = 0, s16 = 0, a = 0;
+          for (int64_t r = 0; r < T; ++r) {
+            s += static_cast<double>(p[r]) * V[r * ldv + c];
+            s16 += static_cast<double>(p[r]) * half_to_float(V16[r * ldv + c]);
+            a += std::fabs(p[r] * V[r * ldv + c]);
+          }
+          EXPECT_NEAR(y[c], s, dot_tol(T, a)) << name(t) << " T=" << T << " n=" << n << " c=" << c;
+          EXPECT_NEAR(y16[c], s16, dot_tol(T, a)) << name(t) << " f16 T=" << T << " n=" << n << " c=" << c;
+        }
+        if (WG_TEST_FAILURES() > 10) return;
+      }
+    }
+  }
+}

@@ -35,7 +35,8 @@ def test_int8_wer_within_0_2_points_of_float32(transcripts, english_normalizer):
     same = sum(out["int8"][k] == out["float32"][k] for k in out["float32"]) / len(out["float32"])
     print(f"WER on {len(verified)} verified English items: float32 {wer['float32']:.2%}, int8 {wer['int8']:.2%}; "
           f"identical text {same:.0%}")
-    assert abs(wer["int8"] - wer["float32"]) <= MAX_INT8_WER_GAP
+    # int8 may not be worse by more than 0.2 points (being better by chance is no failure)
+    assert wer["int8"] - wer["float32"] <= MAX_INT8_WER_GAP
 
 
 def test_float16_weights_barely_change_the_text(transcripts):

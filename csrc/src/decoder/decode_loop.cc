@@ -195,9 +195,8 @@ StatusOr<DecodingResult> Decoder::decode(const DecodingOptions& options) {
   for (int i = 0; i < options.sample_len; ++i) {
     WG_RETURN_IF_ERROR(inference.logits(tokens, options.sot_index, logits.data(), sot_logits.data()));
     if (i == 0 && options.no_speech >= 0) {
-      std::vector<float> lp(static_cast<size_t>(V));
-      decoding::log_softmax(sot_logits.data(), V, lp.data());
-      no_speech_prob = std::exp(lp[static_cast<size_t>(options.no_speech)]);
+      no_speech_prob = std::exp(sot_logits[static_cast<size_t>(options.no_speech)] -
+                                decoding::logsumexp(sot_logits.data(), V));
     }
     for (const auto& f : filters) f->apply(logits.data(), V, tokens);
     const bool completed = token_decoder->update(tokens, logits.data(), V, sum_logprobs, source);

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
+
+#include "../kernels/cpu/kernel_table.h"
 
 namespace whisper_genio::decoding {
 namespace {
@@ -15,17 +18,21 @@ void fill(float* row, int begin, int end, int n_vocab) {
 }
 }  // namespace
 
+float logsumexp(const float* x, int n) {
+  if (n <= 0) return kNegInf;
+  const cpu::KernelTable& kt = cpu::kernels();
+  const float m = kt.max(x, n);
+  if (m == kNegInf) return kNegInf;
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < static_cast<size_t>(n)) scratch.resize(static_cast<size_t>(n));
+  std::copy(x, x + n, scratch.begin());
+  const float sum = kt.exp_shift_sum(scratch.data(), n, m);
+  return m + std::log(sum);
+}
+
 void log_softmax(const float* logits, int n, float* out) {
-  float m = kNegInf;
-  for (int i = 0; i < n; ++i) m = std::max(m, logits[i]);
-  if (m == kNegInf) {
-    for (int i = 0; i < n; ++i) out[i] = kNegInf;
-    return;
-  }
-  double sum = 0.0;
-  for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - m);
-  const double lse = m + std::log(sum);
-  for (int i = 0; i < n; ++i) out[i] = static_cast<float>(logits[i] - lse);
+  const float lse = logsumexp(logits, n);
+  for (int i = 0; i < n; ++i) out[i] = lse == kNegInf ? kNegInf : logits[i] - lse;
 }
 
 void SuppressBlank::apply(float* logits, int n_vocab, const Sequences& tokens) const {
@@ -49,7 +56,6 @@ void SuppressTokens::apply(float* logits, int n_vocab, const Sequences& tokens) 
 
 void ApplyTimestampRules::apply(float* logits, int n_vocab, const Sequences& tokens) const {
   const int tb = timestamp_begin_;
-  std::vector<float> logprobs(static_cast<size_t>(n_vocab));
   for (size_t k = 0; k < tokens.size(); ++k) {
     float* row = logits + k * static_cast<size_t>(n_vocab);
     const std::vector<int>& seq = tokens[k];
@@ -79,18 +85,10 @@ void ApplyTimestampRules::apply(float* logits, int n_vocab, const Sequences& tok
       fill(row, 0, tb, n_vocab);  // the first sampled token is a timestamp
       if (max_initial_timestamp_index_ >= 0) fill(row, tb + max_initial_timestamp_index_ + 1, n_vocab, n_vocab);
     }
-    // If all timestamps together outweigh the best text token, a timestamp it is.
-    log_softmax(row, n_vocab, logprobs.data());
-    float ts_max = kNegInf;
-    for (int i = tb; i < n_vocab; ++i) ts_max = std::max(ts_max, logprobs[i]);
-    double ts_logsumexp = -std::numeric_limits<double>::infinity();
-    if (ts_max != kNegInf) {
-      double s = 0.0;
-      for (int i = tb; i < n_vocab; ++i) s += std::exp(static_cast<double>(logprobs[i]) - ts_max);
-      ts_logsumexp = ts_max + std::log(s);
-    }
-    float text_max = kNegInf;
-    for (int i = 0; i < std::min(tb, n_vocab); ++i) text_max = std::max(text_max, logprobs[i]);
+    // If all timestamps together outweigh the best text token, a timestamp it is. Both sides
+    // are log-probabilities with the same normaliser, so it cancels: compare raw logits.
+    const float ts_logsumexp = tb < n_vocab ? logsumexp(row + tb, n_vocab - tb) : kNegInf;
+    const float text_max = tb > 0 ? cpu::kernels().max(row, std::min(tb, n_vocab)) : kNegInf;
     if (ts_logsumexp > text_max) fill(row, 0, tb, n_vocab);
   }
 }

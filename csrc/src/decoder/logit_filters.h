@@ -57,8 +57,12 @@ class ApplyTimestampRules final : public LogitFilter {
   int sample_begin_, eot_, no_timestamps_, timestamp_begin_, max_initial_timestamp_index_;
 };
 
-// log_softmax of one row, in double, written as float (torch computes it in float; double
-// here keeps the result at least as accurate).
+// log(sum(exp(x))) of n values (-inf entries contribute nothing; all -inf gives -inf), with
+// the vectorised exp kernel. A token's log-probability is then logits[t] - logsumexp: one
+// exp pass per row instead of a full log_softmax.
+float logsumexp(const float* x, int n);
+
+// log_softmax of one row (logits - logsumexp), for callers that need every value.
 void log_softmax(const float* logits, int n, float* out);
 
 }  // namespace whisper_genio::decoding

@@ -9,7 +9,6 @@ namespace whisper_genio::decoding {
 
 bool GreedyDecoder::update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
                            std::vector<int>& source) {
-  logprobs_.resize(static_cast<size_t>(n_vocab));
   source.resize(tokens.size());
   bool completed = true;
   for (size_t k = 0; k < tokens.size(); ++k) {
@@ -20,9 +19,8 @@ bool GreedyDecoder::update(Sequences& tokens, const float* logits, int n_vocab, 
     } else {
       next = sample(row, n_vocab);
     }
-    log_softmax(row, n_vocab, logprobs_.data());
     const bool finished = tokens[k].back() == eot_;
-    if (!finished) sum_logprobs[k] += logprobs_[static_cast<size_t>(next)];
+    if (!finished) sum_logprobs[k] += row[next] - logsumexp(row, n_vocab);
     if (finished) next = eot_;
     tokens[k].push_back(next);
     source[k] = static_cast<int>(k);
@@ -84,7 +82,9 @@ bool BeamSearchDecoder::update(Sequences& tokens, const float* logits, int n_voc
   std::vector<Candidate> cands;
   std::vector<int> order(static_cast<size_t>(n_vocab));
   for (int j = 0; j < static_cast<int>(tokens.size()); ++j) {
-    log_softmax(logits + static_cast<size_t>(j) * n_vocab, n_vocab, logprobs_.data());
+    const float* row = logits + static_cast<size_t>(j) * n_vocab;
+    const float lse = logsumexp(row, n_vocab);
+    for (int i = 0; i < n_vocab; ++i) logprobs_[static_cast<size_t>(i)] = row[i] - lse;
     std::iota(order.begin(), order.end(), 0);
     const int k = std::min(beam_size_ + 1, n_vocab);
     std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {

@@ -40,7 +40,6 @@ class GreedyDecoder final : public TokenDecoder {
   float temperature_;
   int eot_;
   std::mt19937_64 rng_;
-  std::vector<float> logprobs_;
 };
 
 class BeamSearchDecoder final : public TokenDecoder {

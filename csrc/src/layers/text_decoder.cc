@@ -15,6 +15,7 @@ StatusOr<std::unique_ptr<TextDecoder>> TextDecoder::create(const ModelDims& dims
   std::unique_ptr<TextDecoder> dec(new TextDecoder());
   dec->dims_ = dims;
   dec->w_ = std::move(weights).value();
+  dec->half_cross_kv_ = type != ComputeType::kFloat32;
   return dec;
 }
 
@@ -39,14 +40,37 @@ Status TextDecoder::compute_cross_kv(const EncoderStates& states, CrossKV* out, 
                             std::to_string(states.d) + "], the decoder expects [" +
                             std::to_string(dims_.n_audio_ctx) + ", " + std::to_string(d) + "]");
   }
-  out->n_ctx = states.n_ctx;
-  out->kv.resize(w_.blocks.size());
+  const int64_t T = states.n_ctx, H = dims_.n_text_head, dh = d / H;
+  const size_t per_layer = static_cast<size_t>(T * 2 * d);
+  out->n_ctx = T;
+  out->half = half_cross_kv_;
+  out->kv32.resize(out->half ? 0 : w_.blocks.size());
+  out->kv16.resize(out->half ? w_.blocks.size() : 0);
+  Buffer<float> tmp;  // [T, 2d] as the fused projection writes it
+  if (!tmp.reset(per_layer)) return Status(StatusCode::kOutOfMemory, "allocating cross-attention keys/values");
   for (size_t l = 0; l < w_.blocks.size(); ++l) {
-    if (out->kv[l].size() != static_cast<size_t>(states.n_ctx * 2 * d) &&
-        !out->kv[l].reset(static_cast<size_t>(states.n_ctx * 2 * d))) {
+    const bool fresh = out->half ? out->kv16[l].size() != per_layer : out->kv32[l].size() != per_layer;
+    if (fresh && !(out->half ? out->kv16[l].reset(per_layer) : out->kv32[l].reset(per_layer))) {
       return Status(StatusCode::kOutOfMemory, "allocating cross-attention keys/values");
     }
-    w_.blocks[l].cross_kv.forward(states.data, states.n_ctx, out->kv[l].data(), pool);
+    w_.blocks[l].cross_kv.forward(states.data, T, tmp.data(), pool);
+    // [T, (K|V), H, dh] -> [(K|V), H, T, dh]
+    auto regroup = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        for (int64_t kv = 0; kv < 2; ++kv) {
+          for (int64_t h = 0; h < H; ++h) {
+            const float* src = tmp.data() + t * 2 * d + kv * d + h * dh;
+            const size_t dst = static_cast<size_t>(((kv * H + h) * T + t) * dh);
+            if (out->half) {
+              for (int64_t i = 0; i < dh; ++i) out->kv16[l][dst + i] = float_to_half(src[i]);
+            } else {
+              std::memcpy(out->kv32[l].data() + dst, src, dh * sizeof(float));
+            }
+          }
+        }
+      }
+    };
+    if (pool) pool->parallel_for(T, 64, regroup); else regroup(0, T);
   }
   return Status::Ok();
 }
@@ -62,7 +86,9 @@ Status TextDecoder::forward(const int* tokens, int beams, int n_new, KVCache* ca
     return invalid_argument("decoder context full: " + std::to_string(offset + n_new) + " positions, capacity " +
                             std::to_string(dims_.n_text_ctx));
   }
-  if (cross.kv.size() != w_.blocks.size()) return invalid_argument("cross-attention keys/values not computed");
+  if ((cross.half ? cross.kv16.size() : cross.kv32.size()) != w_.blocks.size()) {
+    return invalid_argument("cross-attention keys/values not computed");
+  }
   const int64_t M = static_cast<int64_t>(beams) * n_new;
   WG_RETURN_IF_ERROR(ensure_scratch(std::max<int64_t>(M, static_cast<int64_t>(logit_rows.size()))));
   for (int64_t r = 0; r < M; ++r) {
@@ -116,17 +142,28 @@ Status TextDecoder::forward(const int* tokens, int beams, int n_new, KVCache* ca
     // --- cross-attention over the window's encoder states ---
     b.cross_ln.forward(x, M, h_.data(), pool);
     b.cross_q.forward(h_.data(), M, qkv_.data(), pool);  // q in qkv_[:, 0:d] with row stride d
-    const float* kv = cross.kv[l].data();
+    const size_t head_block = static_cast<size_t>(n_audio * dh);
     auto cross_task = [&](int64_t h) {
       float* s = scores_.data() + h * M * n_audio;
-      cpu::gemv_nk(M, dh, qkv_.data() + h * dh, d, kv + h * dh, 2 * d, 0, n_audio, s, n_audio);
+      const size_t k_off = static_cast<size_t>(h) * head_block;
+      const size_t v_off = static_cast<size_t>(n_head + h) * head_block;
+      const float* q = qkv_.data() + h * dh;
+      if (cross.half) {
+        cpu::gemv_nk_f16(M, dh, q, d, cross.kv16[l].data() + k_off, dh, 0, n_audio, s, n_audio);
+      } else {
+        cpu::gemv_nk(M, dh, q, d, cross.kv32[l].data() + k_off, dh, 0, n_audio, s, n_audio);
+      }
       for (int64_t r = 0; r < M; ++r) {
         float* row = s + r * n_audio;
         for (int64_t j = 0; j < n_audio; ++j) row[j] *= scale;
         cpu::softmax(row, n_audio);
+        float* o = ctx_.data() + r * d + h * dh;
+        if (cross.half) {
+          cpu::weighted_rows_f16(row, n_audio, cross.kv16[l].data() + v_off, dh, dh, o);
+        } else {
+          cpu::weighted_rows(row, n_audio, cross.kv32[l].data() + v_off, dh, dh, o);
+        }
       }
-      cpu::sgemm(M, dh, n_audio, s, n_audio, kv + d + h * dh, 2 * d, /*b_nk=*/false, ctx_.data() + h * dh, d, false,
-                 nullptr);
     };
     if (pool) pool->run(n_head, cross_task); else for (int64_t h = 0; h < n_head; ++h) cross_task(h);
     b.cross_out.forward(ctx_.data(), M, h_.data(), pool);

@@ -14,10 +14,15 @@
 
 namespace whisper_genio::layers {
 
-// Cross-attention keys and values of one window, per layer [n_audio_ctx, 2d] (K | V).
-// Computed once per window and shared by every beam and every temperature retry.
+// Cross-attention keys and values of one window. Per layer, K then V, each laid out per head
+// [n_head, n_ctx, head_dim] so that one head's keys are one contiguous block (the per-token
+// scores and weighted sums stream them). float32, or float16 for the float16/int8 compute
+// types (the biggest per-token read after the weights). Computed once per window and
+// shared by every beam and every temperature retry.
 struct CrossKV {
-  std::vector<Buffer<float>> kv;
+  std::vector<Buffer<float>> kv32;
+  std::vector<Buffer<uint16_t>> kv16;
+  bool half = false;
   int64_t n_ctx = 0;
 };
 
@@ -45,6 +50,7 @@ class TextDecoder {
 
   ModelDims dims_;
   DecoderWeights w_;
+  bool half_cross_kv_ = false;
   int64_t scratch_rows_ = 0;
   Buffer<float> x_, h_, qkv_, ctx_, hidden_, scores_;
 };

@@ -31,6 +31,11 @@ struct KernelTable {
   void (*gemv_nk_i8)(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
                      int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy);
 
+  // Attention output: y[0..n) = sum_t p[t] * V[t, 0..n) over T rows of stride ldv (float32 or
+  // float16 V); the n outputs stay in registers across all T rows.
+  void (*weighted_rows)(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y);
+  void (*weighted_rows_f16)(const float* p, int64_t T, const uint16_t* V, int64_t ldv, int64_t n, float* y);
+
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
   float (*max)(const float* x, int64_t n);

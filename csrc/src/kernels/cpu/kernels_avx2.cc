@@ -182,6 +182,43 @@ void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float
   }
 }
 
+// Columns in blocks of 64 (8 accumulators); a remainder below 8 is done in scalar.
+template <typename LoadRow>
+inline void weighted_rows_impl(const float* p, int64_t T, int64_t n, float* y, LoadRow load) {
+  int64_t c0 = 0;
+  for (; c0 + 8 <= n; c0 += 64) {
+    const int64_t nv = std::min<int64_t>(8, (n - c0) / 8);
+    __m256 acc[8];
+    for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t t = 0; t < T; ++t) {
+      const __m256 pt = _mm256_set1_ps(p[t]);
+      for (int64_t i = 0; i < nv; ++i) acc[i] = _mm256_fmadd_ps(pt, load(t, c0 + 8 * i), acc[i]);
+    }
+    for (int64_t i = 0; i < nv; ++i) _mm256_storeu_ps(y + c0 + 8 * i, acc[i]);
+    if (nv < 8) break;
+  }
+}
+
+void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y) {
+  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) { return _mm256_loadu_ps(V + t * ldv + c); });
+  for (int64_t c = n / 8 * 8; c < n; ++c) {
+    float s = 0.0f;
+    for (int64_t t = 0; t < T; ++t) s += p[t] * V[t * ldv + c];
+    y[c] = s;
+  }
+}
+
+void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv, int64_t n, float* y) {
+  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(V + t * ldv + c)));
+  });
+  for (int64_t c = n / 8 * 8; c < n; ++c) {
+    float s = 0.0f;
+    for (int64_t t = 0; t < T; ++t) s += p[t] * _cvtsh_ss(V[t * ldv + c]);
+    y[c] = s;
+  }
+}
+
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   const __m256 av = _mm256_set1_ps(alpha);
   int64_t i = 0;
@@ -253,6 +290,8 @@ const KernelTable& avx2_kernels() {
     t.gemv_nk = gemv_nk;
     t.gemv_nk_f16 = gemv_nk_f16;
     t.gemv_nk_i8 = gemv_nk_i8;
+    t.weighted_rows = weighted_rows;
+    t.weighted_rows_f16 = weighted_rows_f16;
     t.dot = dot;
     t.axpy = axpy;
     t.max = max;

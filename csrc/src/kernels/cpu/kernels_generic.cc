@@ -73,6 +73,20 @@ void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float
   }
 }
 
+void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y) {
+  for (int64_t c = 0; c < n; ++c) y[c] = 0.0f;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t c = 0; c < n; ++c) y[c] += p[t] * V[t * ldv + c];
+  }
+}
+
+void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv, int64_t n, float* y) {
+  for (int64_t c = 0; c < n; ++c) y[c] = 0.0f;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t c = 0; c < n; ++c) y[c] += p[t] * half_to_float(V[t * ldv + c]);
+  }
+}
+
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
@@ -108,6 +122,8 @@ const KernelTable& generic_kernels() {
     t.gemv_nk = gemv_nk;
     t.gemv_nk_f16 = gemv_nk_f16;
     t.gemv_nk_i8 = gemv_nk_i8;
+    t.weighted_rows = weighted_rows;
+    t.weighted_rows_f16 = weighted_rows_f16;
     t.dot = dot;
     t.axpy = axpy;
     t.max = max;

@@ -149,6 +149,41 @@ void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float
   }
 }
 
+// Columns in blocks of 64 (16 accumulators); a remainder below 4 is done in scalar.
+template <typename LoadRow>
+inline void weighted_rows_impl(const float* p, int64_t T, int64_t n, float* y, LoadRow load) {
+  for (int64_t c0 = 0; c0 + 4 <= n; c0 += 64) {
+    const int64_t nv = std::min<int64_t>(16, (n - c0) / 4);
+    float32x4_t acc[16];
+    for (int i = 0; i < 16; ++i) acc[i] = vdupq_n_f32(0.0f);
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t i = 0; i < nv; ++i) acc[i] = vfmaq_n_f32(acc[i], load(t, c0 + 4 * i), p[t]);
+    }
+    for (int64_t i = 0; i < nv; ++i) vst1q_f32(y + c0 + 4 * i, acc[i]);
+    if (nv < 16) break;
+  }
+}
+
+void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y) {
+  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) { return vld1q_f32(V + t * ldv + c); });
+  for (int64_t c = n / 4 * 4; c < n; ++c) {
+    float s = 0.0f;
+    for (int64_t t = 0; t < T; ++t) s += p[t] * V[t * ldv + c];
+    y[c] = s;
+  }
+}
+
+void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv, int64_t n, float* y) {
+  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(V + t * ldv + c)));
+  });
+  for (int64_t c = n / 4 * 4; c < n; ++c) {
+    float s = 0.0f;
+    for (int64_t t = 0; t < T; ++t) s += p[t] * half_to_float(V[t * ldv + c]);
+    y[c] = s;
+  }
+}
+
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), alpha));
@@ -217,6 +252,8 @@ const KernelTable& neon_kernels() {
     t.gemv_nk = gemv_nk;
     t.gemv_nk_f16 = gemv_nk_f16;
     t.gemv_nk_i8 = neon_has_dotprod() ? gemv_nk_i8_dotprod : gemv_nk_i8;
+    t.weighted_rows = weighted_rows;
+    t.weighted_rows_f16 = weighted_rows_f16;
     t.dot = dot;
     t.axpy = axpy;
     t.max = max;

@@ -151,6 +151,19 @@ void gemv_nk(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, 
   kernels().gemv_nk(M, K, x, ldx, w, ldw, n0, n1, y, ldy);
 }
 
+void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y) {
+  kernels().weighted_rows(p, T, V, ldv, n, y);
+}
+
+void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv, int64_t n, float* y) {
+  kernels().weighted_rows_f16(p, T, V, ldv, n, y);
+}
+
+void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, int64_t n0,
+                 int64_t n1, float* y, int64_t ldy) {
+  kernels().gemv_nk_f16(M, K, x, ldx, w, ldw, n0, n1, y, ldy);
+}
+
 float dot(const float* a, const float* b, int64_t n) { return kernels().dot(a, b, n); }
 
 void axpy(float alpha, const float* x, float* y, int64_t n) { kernels().axpy(alpha, x, y, n); }

@@ -63,6 +63,12 @@ void add_inplace(float* y, const float* x, int64_t n);
 void gemv_nk(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t n0,
              int64_t n1, float* y, int64_t ldy);
 
+// y[0..n) = sum_t p[t] * V[t, 0..n) (V float32 or float16 bits, row stride ldv).
+void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y);
+void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv, int64_t n, float* y);
+void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, int64_t n0,
+                 int64_t n1, float* y, int64_t ldy);
+
 float dot(const float* a, const float* b, int64_t n);
 void axpy(float alpha, const float* x, float* y, int64_t n);
 
