@@ -105,6 +105,14 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="print nothing but errors")
     t.set_defaults(func=_cmd_transcribe)
 
+    b = sub.add_parser("bench", help="per-stage time, CPU and memory of one transcription")
+    b.add_argument("audio", help="audio file")
+    _add_model_arguments(b)
+    b.add_argument("--beam-size", type=_optional_int, default=None, help="beams (default: greedy)")
+    b.add_argument("--language", default=None)
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
+    b.set_defaults(func=_cmd_bench)
+
     d = sub.add_parser("doctor", help="what can run here (NPU runtime, devices, tools, providers) and how to fix the rest")
     d.add_argument("--dla", default=None, help="also load this encoder DLA and run one round trip (and the self-test)")
     d.add_argument("--model", default="base", help="the model the DLA was exported from (for its dimensions)")
@@ -138,6 +146,16 @@ def _encoder_options(args: argparse.Namespace) -> dict:
         encoder_model=args.encoder_model, encoder_output=tuple(args.encoder_output or ()), encoder_output_format=fmt,
         neuron_qos=args.neuron_qos, neuron_api=args.neuron_api, self_test=not args.no_self_test,
         providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()) if args.providers else None)}
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    report = run_bench(args.audio, args.model, backend=args.backend, compute_type=args.compute_type,
+                       threads=args.threads, beam_size=args.beam_size, cpu_affinity=args.cpu_affinity,
+                       language=args.language)
+    print(report.to_json() if args.json else report.format())
+    return 0
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:

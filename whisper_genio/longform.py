@@ -98,11 +98,15 @@ def transcribe(model: "Model", audio: Any, *, progress: Optional[ProgressCallbac
     opts = split_transcribe_kwargs(kwargs)
     dims = model.dims
     samples = load_audio(audio)
-    timings = {"audio_seconds": len(samples) / SAMPLE_RATE, "mel": 0.0, "encoder": 0.0, "cross_kv": 0.0,
-               "decoder": 0.0, "windows": 0, "decode_calls": 0}
-    t0 = time.perf_counter()
+    # Per stage: wall seconds, and CPU seconds of the whole process ("*_cpu"), for `bench`.
+    timings = {"audio_seconds": len(samples) / SAMPLE_RATE, "windows": 0, "decode_calls": 0, "decoder_steps": 0,
+               "tokens": 0}
+    for stage in ("mel", "encoder", "cross_kv", "decoder"):
+        timings[stage] = timings[stage + "_cpu"] = 0.0
+    t0, c0 = time.perf_counter(), time.process_time()
     windows = _core.MelWindows(samples, dims.n_mels, model._pool)
     timings["mel"] += time.perf_counter() - t0
+    timings["mel_cpu"] += time.process_time() - c0
     content_frames = windows.content_frames
     decode_opts = opts.decode
 
@@ -111,7 +115,7 @@ def transcribe(model: "Model", audio: Any, *, progress: Optional[ProgressCallbac
 
         def set_window(seek: int, size: int) -> None:
             t = _core.prepare_window(windows, seek, size, encoder, decoder, model._pool)
-            for key in ("mel", "encoder", "cross_kv"):
+            for key in ("mel", "encoder", "cross_kv", "mel_cpu", "encoder_cpu", "cross_kv_cpu"):
                 timings[key] += t[key]
             timings["windows"] += 1
 
@@ -170,9 +174,12 @@ def _seek_loop(model: "Model", tokenizer: Tokenizer, decode_opts: DecodingOption
                                               seed=decode_opts.seed + seek * 31 + int(t * 1000))
             else:
                 options = decode_opts.replace(temperature=t, best_of=None)
-            start = time.perf_counter()
+            start, cpu, steps = time.perf_counter(), time.process_time(), decoder.forward_calls
             result = decode_window(decoder, options, tokenizer, dims)
             timings["decoder"] += time.perf_counter() - start
+            timings["decoder_cpu"] += time.process_time() - cpu
+            timings["decoder_steps"] += decoder.forward_calls - steps
+            timings["tokens"] += len(result.tokens) + 1
             timings["decode_calls"] += 1
             if not needs_fallback(result, opts):
                 break

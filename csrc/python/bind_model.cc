@@ -181,6 +181,9 @@ void register_model(py::module_& m) {
           out["mel"] = t.mel_seconds;
           out["encoder"] = t.encoder_seconds;
           out["cross_kv"] = t.cross_kv_seconds;
+          out["mel_cpu"] = t.mel_cpu_seconds;
+          out["encoder_cpu"] = t.encoder_cpu_seconds;
+          out["cross_kv_cpu"] = t.cross_kv_cpu_seconds;
           return out;
         },
         py::arg("windows"), py::arg("seek"), py::arg("size"), py::arg("encoder"), py::arg("decoder"),

@@ -218,3 +218,20 @@ def test_cli_reports_user_errors_in_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "whisper_genio.cli", "transcribe", "x.wav", "--model",
                           str(tmp_path / "no-model")], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_bench_reports_every_stage(tmp_path, base_checkpoint):
+    row = _jfk()
+    out = subprocess.run([sys.executable, "-m", "whisper_genio.cli", "bench", str(row["path"]), "--threads", "1",
+                          "--compute-type", "int8", "--json"], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["compute_type"] == "int8" and report["threads"] == 1 and report["windows"] == 1
+    for key in ("mel_ms", "encoder_ms", "cross_kv_ms", "decoder_ms_per_step", "decoder_ms_per_token",
+                "tokens_per_second", "cpu_seconds_per_audio_second", "peak_rss_mib"):
+        assert report[key] > 0, key
+    assert report["decoder_steps"] >= report["tokens"] > 10
+    # one thread: the process CPU time cannot exceed the wall time by much
+    assert report["cpu_seconds"] <= report["wall_seconds"] * 1.2 + 0.2
+    assert "ask not" in report["text"].lower()

@@ -9,10 +9,14 @@
 
 namespace whisper_genio {
 
+// Wall seconds, and CPU seconds of the whole process (all threads) spent in each stage.
 struct WindowTimings {
   double mel_seconds = 0.0;
   double encoder_seconds = 0.0;
   double cross_kv_seconds = 0.0;
+  double mel_cpu_seconds = 0.0;
+  double encoder_cpu_seconds = 0.0;
+  double cross_kv_cpu_seconds = 0.0;
 };
 
 // Writes the mel window [seek, seek + size) into encoder.mel_buffer(), runs the encoder and

@@ -1,12 +1,31 @@
 #include "whisper_genio/pipeline.h"
 
 #include <chrono>
+#include <ctime>
 
 namespace whisper_genio {
 namespace {
-double since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+double process_cpu_seconds() {
+  timespec ts{};
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0.0;
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
+
+// Adds the wall and CPU time since construction to two counters when stopped.
+class StageClock {
+ public:
+  StageClock() : wall_(std::chrono::steady_clock::now()), cpu_(process_cpu_seconds()) {}
+  void stop(double* wall, double* cpu) const {
+    *wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_).count();
+    *cpu += process_cpu_seconds() - cpu_;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point wall_;
+  double cpu_;
+};
+
 }  // namespace
 
 Status prepare_window(const MelWindows& mel, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
@@ -19,16 +38,18 @@ Status prepare_window(const MelWindows& mel, int64_t seek, int64_t size, Encoder
     return invalid_argument("the encoder takes " + std::to_string(2 * encoder.dims().n_audio_ctx) +
                             " mel frames per window, not the " + std::to_string(kNFrames) + " of a 30 s window");
   }
-  auto t0 = std::chrono::steady_clock::now();
+  WindowTimings scratch;
+  WindowTimings* t = timings != nullptr ? timings : &scratch;
+  StageClock mel_clock;
   WG_RETURN_IF_ERROR(mel.window(seek, size, encoder.mel_buffer(), pool));
-  if (timings) timings->mel_seconds += since(t0);
-  t0 = std::chrono::steady_clock::now();
+  mel_clock.stop(&t->mel_seconds, &t->mel_cpu_seconds);
+  StageClock encoder_clock;
   auto states = encoder.run();
   if (!states.ok()) return states.status();
-  if (timings) timings->encoder_seconds += since(t0);
-  t0 = std::chrono::steady_clock::now();
+  encoder_clock.stop(&t->encoder_seconds, &t->encoder_cpu_seconds);
+  StageClock cross_clock;
   WG_RETURN_IF_ERROR(decoder.set_audio(states.value()));
-  if (timings) timings->cross_kv_seconds += since(t0);
+  cross_clock.stop(&t->cross_kv_seconds, &t->cross_kv_cpu_seconds);
   return Status::Ok();
 }
 
