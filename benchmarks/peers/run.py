@@ -1,0 +1,171 @@
+"""Peer comparison on the same audio and the same whisper-base weights.
+
+Each configuration runs in a fresh subprocess (so peak RSS is its own), and the table lists wall
+time, process CPU seconds, peak RSS and WER, with ratios to whisper_genio in the same
+decoding/threads setting. Engines: whisper_genio (int8, float32), openai-whisper (PyTorch fp32,
+the users' status quo), faster-whisper/CTranslate2 (int8, float32), whisper.cpp through
+pywhispercpp when it is installed (skipped otherwise, with the reason in the table).
+
+    python benchmarks/peers/run.py [--threads 1 2] [--beams 1 5] [--out benchmarks/peers/results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+ENGINES = ["whisper_genio:int8", "whisper_genio:float32", "openai-whisper:float32", "faster-whisper:int8",
+           "faster-whisper:float32", "whisper.cpp:float16"]
+
+# One run inside a fresh interpreter: prints a JSON line {text, wall, cpu, rss_mib} or {skip}.
+CHILD = r'''
+import json, os, resource, sys, time
+engine, ctype, audio_path, threads, beam, ct2_dir = sys.argv[1:7]
+threads, beam = int(threads), int(beam)
+os.environ["OMP_NUM_THREADS"] = str(threads)
+def done(text, wall, cpu):
+    print(json.dumps({"text": text, "wall": wall, "cpu": cpu,
+                      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+try:
+    if engine == "whisper_genio":
+        import whisper_genio
+        from whisper_genio.audio import load_audio
+        audio = load_audio(audio_path)
+        m = whisper_genio.load_model("base", threads=threads, compute_type=ctype)
+        w, c = time.perf_counter(), time.process_time()
+        r = m.transcribe(audio, beam_size=beam if beam > 1 else None, language="en")
+        done(r["text"], time.perf_counter() - w, time.process_time() - c)
+    elif engine == "openai-whisper":
+        import torch, whisper
+        torch.set_num_threads(threads)
+        sys.path.insert(0, os.path.join(os.environ["WG_REPO"], "tests", "python"))
+        from testdata import openai_model, require_base_checkpoint
+        m = openai_model(require_base_checkpoint(), threads)
+        audio = whisper.load_audio(audio_path)
+        w, c = time.perf_counter(), time.process_time()
+        r = whisper.transcribe(m, audio, fp16=False, beam_size=beam if beam > 1 else None, language="en")
+        done(r["text"], time.perf_counter() - w, time.process_time() - c)
+    elif engine == "faster-whisper":
+        from faster_whisper import WhisperModel, decode_audio
+        m = WhisperModel(ct2_dir, device="cpu", compute_type=ctype, cpu_threads=threads)
+        audio = decode_audio(audio_path)
+        w, c = time.perf_counter(), time.process_time()
+        segments, _ = m.transcribe(audio, beam_size=beam, language="en", vad_filter=False)
+        text = "".join(s.text for s in segments)
+        done(text, time.perf_counter() - w, time.process_time() - c)
+    elif engine == "whisper.cpp":
+        try:
+            from pywhispercpp.model import Model
+        except ImportError:
+            print(json.dumps({"skip": "pywhispercpp is not installed"})); sys.exit(0)
+        ggml = os.environ.get("WG_GGML_MODEL")
+        if not ggml or not os.path.exists(ggml):
+            print(json.dumps({"skip": "no ggml whisper-base file (set WG_GGML_MODEL)"})); sys.exit(0)
+        m = Model(ggml, n_threads=threads)
+        w, c = time.perf_counter(), time.process_time()
+        segs = m.transcribe(audio_path, language="en", beam_search={"beam_size": beam} if beam > 1 else None)
+        done("".join(s.text for s in segs), time.perf_counter() - w, time.process_time() - c)
+except Exception as e:  # a failing peer is reported, not fatal
+    print(json.dumps({"skip": f"{type(e).__name__}: {e}"}))
+'''
+
+
+def ct2_folder() -> str:
+    """faster-whisper reads a CTranslate2 folder; assemble one from the two weight packages."""
+    from whisper_genio.checkpoints.locate import base_package_files
+
+    parts, config_dir, _ = base_package_files()
+    folder = pathlib.Path(tempfile.gettempdir()) / "wg-peers-ct2-base"
+    folder.mkdir(exist_ok=True)
+    target = folder / "model.bin"
+    if not target.exists() or target.stat().st_size != sum(p.stat().st_size for p in parts):
+        with open(target, "wb") as out:
+            for p in parts:
+                out.write(p.read_bytes())
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        src = pathlib.Path(config_dir) / name
+        if src.exists():
+            (folder / name).write_bytes(src.read_bytes())
+    return str(folder)
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+    from whisper.normalizers import EnglishTextNormalizer
+
+    n = EnglishTextNormalizer()
+    return jiwer.wer(n(reference), n(hypothesis))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--beams", type=int, nargs="+", default=[1, 5])
+    p.add_argument("--engines", nargs="+", default=ENGINES)
+    p.add_argument("--out", default=str(HERE / "results.json"))
+    args = p.parse_args()
+
+    longform = sorted((SHARED / "longform").glob("*.wav"))[0]
+    jfk = SHARED / "speech" / "en_jfk_inaugural_1961.wav"
+    import csv
+
+    with open(SHARED / "speech" / "manifest.tsv", newline="", encoding="utf-8") as f:
+        jfk_ref = next(r["transcript"] for r in csv.DictReader(f, delimiter="\t") if r["file"] == jfk.name)
+    clips = {"longform 229 s": (longform, longform.with_name(longform.name.replace(".16k.wav", ".txt")).read_text()),
+             "JFK 11 s": (jfk, jfk_ref)}
+    ct2 = ct2_folder()
+    env = {**os.environ, "WG_REPO": str(REPO)}
+    rows = []
+    for clip, (path, reference) in clips.items():
+        for beam in args.beams:
+            for threads in args.threads:
+                for spec in args.engines:
+                    engine, ctype = spec.split(":")
+                    out = subprocess.run([sys.executable, "-c", CHILD, engine, ctype, str(path), str(threads), str(beam),
+                                          ct2], capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
+                    line = (out.stdout.strip().splitlines() or ['{"skip": "no output: ' + out.stderr[-300:].replace('"', "'") + '"}'])[-1]
+                    r = json.loads(line)
+                    r.update(clip=clip, beam=beam, threads=threads, engine=spec)
+                    if "text" in r:
+                        r["wer"] = wer(reference, r["text"])
+                    rows.append(r)
+                    print(json.dumps({k: v for k, v in r.items() if k != "text"}), flush=True)
+    meta = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs", "python": platform.python_version()}
+    for mod in ("whisper_genio", "whisper", "faster_whisper", "ctranslate2", "torch"):
+        try:
+            meta[mod] = __import__(mod).__version__
+        except Exception:
+            pass
+    pathlib.Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(table(rows, meta))
+    return 0
+
+
+def table(rows, meta) -> str:
+    lines = [f"machine: {meta['machine']}; versions: " + ", ".join(f"{k} {v}" for k, v in meta.items() if k != "machine"),
+             "", "| clip | beam | threads | engine | wall s | CPU s | peak RSS MiB | WER | wall / ours | CPU / ours | RSS / ours |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "skip" in r:
+            lines.append(f"| {r['clip']} | {r['beam']} | {r['threads']} | {r['engine']} | skipped: {r['skip']} | | | | | | |")
+            continue
+        base = next((x for x in rows if x.get("engine") == "whisper_genio:int8" and x["clip"] == r["clip"]
+                     and x["beam"] == r["beam"] and x["threads"] == r["threads"] and "wall" in x), None)
+        ratio = lambda k: f"{r[k] / base[k]:.2f}" if base else "-"  # noqa: E731
+        lines.append(f"| {r['clip']} | {r['beam']} | {r['threads']} | {r['engine']} | {r['wall']:.2f} | {r['cpu']:.2f} | "
+                     f"{r['rss_mib']:.0f} | {r['wer']:.2%} | {ratio('wall')} | {ratio('cpu')} | {ratio('rss_mib')} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
