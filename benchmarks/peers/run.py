@@ -4,7 +4,8 @@ Each configuration runs in a fresh subprocess (so peak RSS is its own), and the 
 time, process CPU seconds, peak RSS and WER, with ratios to whisper_genio in the same
 decoding/threads setting. Engines: whisper_genio (int8, float32), openai-whisper (PyTorch fp32,
 the users' status quo), faster-whisper/CTranslate2 (int8, float32), whisper.cpp through
-pywhispercpp when it is installed (skipped otherwise, with the reason in the table).
+pywhispercpp when it is installed (skipped otherwise, with the reason in the table), with
+whisper-base converted to ggml from the same weights.
 
     python benchmarks/peers/run.py [--threads 1 2] [--beams 1 5] [--out benchmarks/peers/results.json]
 """
@@ -125,6 +126,15 @@ def main() -> int:
              "JFK 11 s": (jfk, jfk_ref)}
     ct2 = ct2_folder()
     env = {**os.environ, "WG_REPO": str(REPO)}
+    if "WG_GGML_MODEL" not in env:
+        # whisper.cpp gets the same weights, converted once (benchmarks/peers/ggml_convert.py)
+        ggml = pathlib.Path(tempfile.gettempdir()) / "wg-peers-ggml-base.bin"
+        if not ggml.exists():
+            sys.path.insert(0, str(HERE))
+            from ggml_convert import convert
+
+            convert("base", str(ggml))
+        env["WG_GGML_MODEL"] = str(ggml)
     rows = []
     for clip, (path, reference) in clips.items():
         for beam in args.beams:
