@@ -21,9 +21,22 @@ a disagreement with what disagrees.
                            "scale": 0.0007, "zero_point": 0, "layout": "ntc"},
                 "compiler": {"tool": "ncc-tflite", "arch": "mdla3.0",
                              "flags": ["--relax-fp32", "--opt-accuracy"]}},
-        "onnx": {"file": "encoder.onnx", "opset": 17, "input": {...}, "output": {...}}
+        "onnx": {"file": "encoder.onnx", "opset": 17, "input": {...}, "output": {...}},
+        "tflite": {"file": "encoder.tflite", ...}           # what ncc-tflite compiles into the DLA
       }
     }
+
+Quantized artifacts (``whisper-genio quantize``) add, per artifact, a ``quantization`` object:
+the scheme, the per-role precisions, and the scale/zero point of every quantized I/O tensor,
+including those inside a float-I/O graph (the first QUANTIZE after the input, the last DEQUANTIZE
+before the output), so a device output in any of those forms can be dequantized::
+
+    "quantization": {"scheme": "a16w8", "activations": "int16", "weights": "int8 per-channel",
+                     "io": {"input": {"dtype": "int16", "scale": 0.0001, "zero_point": 0},
+                            "output": {"dtype": "int16", "scale": 0.0009, "zero_point": 0}},
+                     "int8_mac_share": 0.0, ...}
+
+and the ``compiler`` object records the ``ncc-tflite`` command line printed or run.
 
 Layouts name the tensor's dimensions: n = batch, c = channels (mel bins, or the model width),
 t = time. Whisper's own are "nct" for the mel [1, n_mels, 3000] and "ntc" for the states
@@ -48,7 +61,7 @@ DTYPES = ("float32", "float16", "int8", "uint8", "int16")
 QUANTIZED = ("int8", "uint8", "int16")
 _RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
 LAYOUTS = ("nct", "ntc")
-ARTIFACTS = ("dla", "onnx")
+ARTIFACTS = ("dla", "onnx", "tflite")
 
 PathLike = Union[str, os.PathLike]
 
@@ -233,11 +246,13 @@ def find_bundle_for(artifact: PathLike) -> Optional[Bundle]:
 
 
 def make_manifest(dims: ModelDims, *, model: str = "", checkpoint: Optional[str] = None,
-                  dla: Optional[Mapping[str, Any]] = None, onnx: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
-    """A manifest dict (for export tools and tests). `dla`/`onnx`: {"file", "input"?, "output"?, ...};
-    missing input/output default to Whisper's float32 tensors."""
+                  dla: Optional[Mapping[str, Any]] = None, onnx: Optional[Mapping[str, Any]] = None,
+                  tflite: Optional[Mapping[str, Any]] = None, extra: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """A manifest dict (for export tools and tests). `dla`/`onnx`/`tflite`: {"file", "input"?,
+    "output"?, ...}; missing input/output default to Whisper's float32 tensors. `extra`: more
+    top-level fields (tokenizer, exporter ...)."""
     encoder: dict[str, Any] = {}
-    for kind, entry in (("dla", dla), ("onnx", onnx)):
+    for kind, entry in (("dla", dla), ("onnx", onnx), ("tflite", tflite)):
         if entry is None:
             continue
         e = dict(entry)
@@ -252,6 +267,8 @@ def make_manifest(dims: ModelDims, *, model: str = "", checkpoint: Optional[str]
                            "dims": dims.to_dict(), "encoder": encoder}
     if checkpoint is not None:
         out["checkpoint"] = checkpoint
+    for k, v in (extra or {}).items():
+        out.setdefault(k, v)
     return out
 
 

@@ -1,0 +1,139 @@
+"""``whisper-genio export``: the encoder as TFLite and ONNX, plus the model bundle the runtime loads.
+
+    from whisper_genio.tools.export import export_bundle
+    bundle = export_bundle("base", "bundle/")        # encoder.tflite, encoder.onnx, model.pt,
+                                                     # tokenizer.json, manifest.json
+
+Both encoders take the fixed input ``mel`` [1, n_mels, 3000] float32 and give ``states``
+[1, n_audio_ctx, n_audio_state] float32, for every Whisper size.
+
+* TFLite (float32, what ``ncc-tflite`` takes) is converted by litert-torch from openai-whisper's
+  ``AudioEncoder``. TFLite has no LayerNorm op, so the converter writes each LayerNorm as
+  MEAN, SQUARED_DIFFERENCE, MEAN, ADD, RSQRT, MUL, SUB (the statistics) followed by the
+  normalising MUL/ADD and the affine MUL/ADD. Squaring the residual stream's outlier (about -550 in
+  whisper-base) gives ~3e5, which no integer grid shared with ordinary variances can hold, so
+  ``whisper-genio quantize`` keeps exactly these statistics ops in float (see
+  ``tools/quantize/tflite_quant.py``); the normalising and affine ops are quantized like the rest.
+* ONNX (opset >= 17, torch.onnx) has the fused ``LayerNormalization`` op.
+* The bundle also holds the full checkpoint in openai-whisper's ``.pt`` layout (float16; the
+  decoder runs from it on the CPU and the encoder weights are the float reference) and the
+  tokenizer, described by ``manifest.json`` (``whisper_genio/bundle.py``):
+  ``load_model("bundle/model.pt", encoder_model="bundle/")``.
+
+torch, litert-torch, onnx and openai-whisper are needed at export time only
+(``pip install 'whisper_genio[export]'``).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import time
+import warnings
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import InvalidOptionError
+from .export_onnx import (INPUT_NAME, OUTPUT_NAME, _need, checkpoint_of, explicit_attention, export_encoder_onnx,
+                          torch_encoder)
+
+FORMATS = ("tflite", "onnx")
+PathLike = Union[str, os.PathLike]
+
+
+def export_encoder_tflite(model_name_or_checkpoint: Any, path: PathLike) -> pathlib.Path:
+    """Writes the encoder as a float32 TFLite flatbuffer (litert-torch); returns the path."""
+    torch = _need("torch")
+    litert_torch = _need("litert_torch")
+    ckpt = checkpoint_of(model_name_or_checkpoint)
+    dims = ckpt.dims
+    encoder = torch_encoder(ckpt)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mel = torch.zeros(1, dims.n_mels, 2 * dims.n_audio_ctx, dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.no_grad(), explicit_attention():
+            edge = litert_torch.convert(encoder, (mel,))
+    edge.export(str(path))
+    return path
+
+
+def tflite_io(path: PathLike) -> dict[str, Any]:
+    """Names, dtypes, shapes and quantization of a TFLite model's input and output."""
+    from .quantize.litert import interpreter
+
+    it = interpreter(path)
+    out: dict[str, Any] = {}
+    for role, d in (("input", it.get_input_details()[0]), ("output", it.get_output_details()[0])):
+        scale, zp = d.get("quantization", (0.0, 0))
+        out[role] = {"name": d["name"], "shape": [int(x) for x in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
+                     "scale": float(scale), "zero_point": int(zp)}
+    return out
+
+
+def write_checkpoint(ckpt: Any, path: PathLike, dtype: str = "float16") -> pathlib.Path:
+    """The whole checkpoint in openai-whisper's .pt layout ({"dims", "model_state_dict"})."""
+    torch = _need("torch")
+    state = {k: torch.from_numpy(np.array(v, dtype=np.float32).astype(dtype)) for k, v in ckpt.tensors.items()}
+    path = pathlib.Path(path)
+    torch.save({"dims": ckpt.dims.to_dict(), "model_state_dict": state}, str(path))
+    return path
+
+
+def export_bundle(model: Any, out_dir: PathLike, *, formats: Sequence[str] = FORMATS, opset: int = 17,
+                  checkpoint: bool = True, soc: Optional[str] = None, log: Any = None) -> Any:
+    """Exports the encoder in `formats` into `out_dir` and writes the bundle manifest; returns the
+    loaded :class:`whisper_genio.bundle.Bundle`."""
+    from ..bundle import default_tensor, load_bundle, make_manifest, write_manifest
+    from ..checkpoints import find_tokenizer
+
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise InvalidOptionError(f"formats must be among {', '.join(FORMATS)}, got {list(formats)}")
+    say = log or (lambda *_: None)
+    ckpt = checkpoint_of(model)
+    dims = ckpt.dims
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries: dict[str, Any] = {}
+    name = str(model) if isinstance(model, (str, os.PathLike)) else ""
+    if "tflite" in formats:
+        t0 = time.perf_counter()
+        path = export_encoder_tflite(ckpt, out / "encoder.tflite")
+        io = tflite_io(path)
+        say(f"encoder.tflite: {path.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t0:.0f} s")
+        entry: dict[str, Any] = {
+            "file": path.name, "exporter": "litert-torch",
+            "input": default_tensor(dims, "input").to_json() | {"name": io["input"]["name"]},
+            "output": default_tensor(dims, "output").to_json() | {"name": io["output"]["name"]},
+            "layernorm": "split by the converter; whisper-genio quantize keeps its statistics in float"}
+        if soc:
+            from .ncc import ncc_command
+
+            entry["compiler"] = {"tool": "ncc-tflite", "soc": soc,
+                                 "command": ncc_command(path.name, "encoder.dla", soc=soc, float_ops=True)}
+        entries["tflite"] = entry
+    if "onnx" in formats:
+        t0 = time.perf_counter()
+        path = export_encoder_onnx(ckpt, out / "encoder.onnx", opset=opset)
+        say(f"encoder.onnx: {path.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t0:.0f} s")
+        entries["onnx"] = {"file": path.name, "opset": opset, "exporter": "torch.onnx (TorchScript)",
+                           "layernorm": "LayerNormalization (fused)"}
+    extra: dict[str, Any] = {}
+    ck_name = None
+    if checkpoint:
+        ck_name = "model.pt"
+        write_checkpoint(ckpt, out / ck_name)
+        try:
+            tok = find_tokenizer(ckpt)
+            shutil.copyfile(tok, out / pathlib.Path(tok).name)
+            extra["tokenizer"] = pathlib.Path(tok).name
+        except FileNotFoundError:
+            pass
+    manifest = make_manifest(dims, model=name, checkpoint=ck_name, onnx=entries.get("onnx"),
+                             tflite=entries.get("tflite"), extra=extra)
+    write_manifest(out, manifest)
+    return load_bundle(out)

@@ -1,0 +1,345 @@
+"""Quantized TFLite encoders (ai-edge-quantizer), run by the LiteRT interpreter on the host.
+
+    roles = tensor_roles("encoder.tflite")                        # tensor name -> Role
+    qsvs = collect_qsvs("encoder.tflite", windows, cache="work/tflite_qsvs.json")
+    quantize("encoder.tflite", "encoder.a16w8.tflite", parse_scheme("a16w8"), qsvs)
+    states = run("encoder.a16w8.tflite", mel)                     # [1500, d]
+
+The TFLite encoder is what ``ncc-tflite`` compiles for the MDLA, so this is the path that
+reaches the NPU; LiteRT's integer kernels (int8, and int16x8 for 16-bit activations) stand in for
+the NPU's arithmetic. Roles come from the graph's structure (litert-torch's tensor names are not
+stable): the conv stem, then per block the LayerNorm split into statistics ops and normalising
+ops, the projections, q·kᵀ, softmax, ·v, out-projection, residual adds, fc1, GELU, fc2.
+
+The split LayerNorm's statistics (MEAN, SQUARED_DIFFERENCE, the variance's MEAN, +eps, RSQRT,
+and the per-frame MUL/SUB) stay float in every scheme (``ln_stats``): squaring the residual
+stream's outlier gives ~3e5, which breaks even 16-bit activations (host-quant-study.md), and
+ai-edge-quantizer has no int16 SQUARED_DIFFERENCE. On the MDLA those few ops run in FP16
+(``--relax-fp32``). Calibration statistics (min/max of every tensor over the calibration windows)
+are computed here in one pass per window and cached as JSON, so calibrating is minutes, not the
+40 minutes ai-edge-quantizer's own calibrator took in the study.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+from typing import Any, Iterable, Mapping, Optional, Union
+
+import numpy as np
+
+from ...errors import WhisperGenioError
+from .litert import interpreter
+from .schemes import LN_STATS, Role, Scheme
+
+PathLike = Union[str, os.PathLike]
+_PASS = ("RESHAPE", "TRANSPOSE", "PAD", "SQUEEZE", "EXPAND_DIMS")
+
+
+def _aeq() -> Any:
+    try:
+        import ai_edge_quantizer  # type: ignore
+    except ImportError as e:
+        raise WhisperGenioError(f"TFLite quantization needs ai-edge-quantizer ({e}): "
+                                "pip install 'whisper_genio[quantize]'") from None
+    return ai_edge_quantizer
+
+
+class Graph:
+    """Ops (in execution order) and tensors of a TFLite model, read through the interpreter."""
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = pathlib.Path(path)
+        it = interpreter(path)
+        self.tensors = {int(t["index"]): t for t in it.get_tensor_details()}
+        self.ops = [o for o in it._get_ops_details() if o["op_name"] != "DELEGATE"]
+        self.input = int(it.get_input_details()[0]["index"])
+        self.output = int(it.get_output_details()[0]["index"])
+        self.producer = {int(o["outputs"][0]): o for o in self.ops if len(o["outputs"])}
+        del it
+
+    def name(self, index: int) -> str:
+        return self.tensors[int(index)]["name"]
+
+    def shape(self, index: int) -> tuple[int, ...]:
+        return tuple(int(x) for x in self.tensors[int(index)]["shape"])
+
+    def is_constant(self, index: int) -> bool:
+        return int(index) not in self.producer and int(index) != self.input
+
+
+def tensor_roles(path_or_graph: Any, n_layer: Optional[int] = None) -> dict[str, Role]:
+    """Role of every activation tensor (by name) of a float or quantized encoder TFLite."""
+    g = path_or_graph if isinstance(path_or_graph, Graph) else Graph(path_or_graph)
+    roles: dict[int, Role] = {g.input: Role(-1, "mel")}
+    fc_of: dict[int, int] = {}  # tensor -> index of the FC op it comes from (through pass-through ops)
+    convs = gelus_stem = 0
+    ln_count = -1
+    block = -1
+    in_stem = True
+    pending_proj: list[int] = []
+    ln_role = "ln1"
+
+    def set_role(t: int, r: Role) -> None:
+        roles[int(t)] = r
+
+    def retag_fc(fc_index: int, r: Role) -> None:
+        for t, f in fc_of.items():
+            if f == fc_index:
+                roles[t] = r
+
+    if n_layer is None:
+        lns = sum(1 for o in g.ops if o["op_name"] == "SQUARED_DIFFERENCE")
+        n_layer = max(0, (lns - 1) // 2)
+    for op in g.ops:
+        kind = op["op_name"]
+        ins = [int(i) for i in op["inputs"] if int(i) >= 0]
+        acts = [i for i in ins if not g.is_constant(i)]
+        if not len(op["outputs"]):
+            continue
+        out = int(op["outputs"][0])
+        src = [roles[i] for i in acts if i in roles]
+        shape = g.shape(out)
+        stats_like = len(shape) <= 1 or shape[-1] == 1
+        if kind in _PASS:
+            if src:
+                set_role(out, src[0])
+            if acts and acts[0] in fc_of:
+                fc_of[out] = fc_of[acts[0]]
+            continue
+        if kind == "CONV_2D":
+            convs += 1
+            set_role(out, Role(-1, "conv1" if convs == 1 else "conv2"))
+            continue
+        if kind == "GELU":
+            if in_stem:
+                gelus_stem += 1
+                set_role(out, Role(-1, "gelu1" if gelus_stem == 1 else "gelu2"))
+            else:
+                set_role(out, Role(block, "gelu"))
+            continue
+        if in_stem and kind == "ADD":
+            set_role(out, Role(-1, "pos"))
+            in_stem = False
+            continue
+        if kind == "MEAN" and src and src[0].role != LN_STATS:
+            ln_count += 1
+            block = ln_count // 2
+            ln_role = "ln_post" if ln_count >= 2 * n_layer else ("ln1" if ln_count % 2 == 0 else "ln2")
+            if ln_role == "ln_post":
+                block = n_layer
+            set_role(out, Role(block, LN_STATS))
+            continue
+        if kind in ("SQUARED_DIFFERENCE", "RSQRT", "MEAN") or (stats_like and kind in ("ADD", "SUB", "MUL", "DIV")):
+            set_role(out, Role(block, LN_STATS))
+            continue
+        if kind in ("MUL", "ADD", "SUB") and any(r.role == LN_STATS for r in src):
+            set_role(out, Role(block, ln_role))  # the normalising op
+            continue
+        if kind in ("MUL", "ADD") and src and all(r.role in ("ln1", "ln2", "ln_post") for r in src):
+            set_role(out, Role(src[0].block, src[0].role))  # the affine ops
+            continue
+        if kind == "FULLY_CONNECTED":
+            r0 = src[0].role if src else ""
+            if r0 == "ln1":
+                set_role(out, Role(block, "v"))  # provisional: q/k/v decided at the attention products
+                fc_of[out] = op["index"]
+                pending_proj.append(op["index"])
+            elif r0 == "pv":
+                set_role(out, Role(block, "attn_out"))
+            elif r0 == "ln2":
+                set_role(out, Role(block, "fc1"))
+            elif r0 == "gelu":
+                set_role(out, Role(block, "fc2"))
+            continue
+        if kind == "BATCH_MATMUL":
+            if src and src[0].role == "softmax":
+                set_role(out, Role(block, "pv"))
+                if len(acts) > 1 and acts[1] in fc_of:
+                    retag_fc(fc_of[acts[1]], Role(block, "v"))
+            else:
+                set_role(out, Role(block, "qk"))
+                for t, name in zip(acts[:2], ("q", "k")):
+                    if t in fc_of:
+                        retag_fc(fc_of[t], Role(block, name))
+            continue
+        if kind == "SOFTMAX":
+            set_role(out, Role(block, "softmax"))
+            continue
+        if kind == "MUL" and src and len(acts) == 1:
+            set_role(out, src[0])  # scaling by a constant
+            if acts[0] in fc_of:
+                fc_of[out] = fc_of[acts[0]]
+            continue
+        if kind == "ADD" and len(src) == 2:
+            other = {r.role for r in src}
+            set_role(out, Role(block, "resid1" if "attn_out" in other else "resid2"))
+            continue
+        if src:
+            set_role(out, src[0])
+    return {g.name(t): r for t, r in roles.items()}
+
+
+# -- calibration ------------------------------------------------------------------------------
+
+def collect_qsvs(path: PathLike, mels: Iterable[np.ndarray], *, cache: Optional[PathLike] = None,
+                 threads: int = 2) -> dict[str, dict[str, np.ndarray]]:
+    """ai-edge-quantizer's calibration result ({tensor name: {"min", "max"}}: min-max over all
+    windows) computed with one interpreter pass per window; cached as JSON."""
+    size = pathlib.Path(path).stat().st_size
+    if cache is not None and pathlib.Path(cache).is_file():
+        data = json.loads(pathlib.Path(cache).read_text())
+        if data.get("model_size") == size:
+            return {k: {"min": np.array(v["min"], np.float32).reshape(v["shape"]),
+                        "max": np.array(v["max"], np.float32).reshape(v["shape"])} for k, v in data["qsvs"].items()}
+    g = Graph(path)
+    it = interpreter(path, threads=threads, preserve_all_tensors=True)
+    names = {t: g.name(t) for t in g.tensors if not g.is_constant(t) and
+             np.dtype(g.tensors[t]["dtype"]) == np.float32}
+    acc: dict[str, tuple[float, float, int]] = {}
+    for mel in mels:
+        it.set_tensor(g.input, np.ascontiguousarray(mel, np.float32).reshape(1, *mel.shape[-2:]))
+        it.invoke()
+        for t, name in names.items():
+            try:
+                v = it.get_tensor(t)
+            except ValueError:
+                continue
+            lo, hi = float(v.min()), float(v.max())
+            if name in acc:
+                lo, hi = min(lo, acc[name][0]), max(hi, acc[name][1])
+            acc[name] = (lo, hi, len(g.shape(t)))
+    qsvs = {k: {"min": np.full((1,) * nd, lo, np.float32), "max": np.full((1,) * nd, hi, np.float32)}
+            for k, (lo, hi, nd) in acc.items()}
+    if cache is not None:
+        pathlib.Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(cache).write_text(json.dumps({"model_size": size, "qsvs": {
+            k: {"min": float(v["min"].ravel()[0]), "max": float(v["max"].ravel()[0]), "shape": list(v["min"].shape)}
+            for k, v in qsvs.items()}}))
+    return qsvs
+
+
+# -- quantization -------------------------------------------------------------------------------
+
+def recipe(path_or_graph: Any, scheme: Scheme) -> list[dict[str, Any]]:
+    """The ai-edge-quantizer recipe for `scheme`: a default entry for every op, then one entry per
+    op whose role needs other bits (or float: the LayerNorm statistics)."""
+    aeq = _aeq()
+    rm = aeq.recipe_manager.RecipeManager()
+    q = aeq.qtyping
+    g = path_or_graph if isinstance(path_or_graph, Graph) else Graph(path_or_graph)
+    gran = q.QuantGranularity.CHANNELWISE if scheme.per_channel else q.QuantGranularity.TENSORWISE
+    if scheme.kind == "weight_only":
+        rm.add_weight_only_config(regex=".*", operation_name=q.TFLOperationName.ALL_SUPPORTED,
+                                  num_bits=scheme.weight_bits, granularity=gran)
+        return rm.get_quantization_recipe()
+    if scheme.kind != "static":
+        raise WhisperGenioError(f"scheme {scheme.name} is not a quantization")
+    rm.add_static_config(regex=".*", operation_name=q.TFLOperationName.ALL_SUPPORTED,
+                         activation_num_bits=scheme.activation_bits, weight_num_bits=scheme.weight_bits,
+                         weight_granularity=gran)
+    roles = tensor_roles(g)
+    for op in g.ops:
+        if not len(op["outputs"]):
+            continue
+        name = g.name(op["outputs"][0])
+        role = roles.get(name)
+        if role is None:
+            continue
+        bits = scheme.bits(role)
+        if bits == scheme.activation_bits:
+            continue
+        regex = "^" + re.escape(name) + ";$"
+        opname = q.TFLOperationName(op["op_name"]) if op["op_name"] in q.TFLOperationName._value2member_map_ \
+            else q.TFLOperationName.ALL_SUPPORTED
+        if bits >= 32:
+            rm.add_quantization_config(regex, opname, None, aeq.algorithm_manager.AlgorithmName.NO_QUANTIZE)
+        else:
+            rm.add_static_config(regex=regex, operation_name=opname, activation_num_bits=bits,
+                                 weight_num_bits=scheme.weight_bits, weight_granularity=gran)
+    return rm.get_quantization_recipe()
+
+
+def quantize(path: PathLike, out: PathLike, scheme: Scheme,
+             qsvs: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None) -> pathlib.Path:
+    """Writes the quantized TFLite encoder for `scheme` (static schemes need `qsvs`)."""
+    aeq = _aeq()
+    import contextlib
+    import io
+
+    g = Graph(path)
+    quantizer = aeq.quantizer.Quantizer(os.fspath(path), recipe(g, scheme))
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    calibration = None
+    if quantizer.need_calibration:
+        if qsvs is None:
+            raise WhisperGenioError(f"scheme {scheme.name} needs calibration statistics")
+        calibration = {k: dict(v) for k, v in qsvs.items()}
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = quantizer.quantize(calibration, enable_progress_report=False)
+    if out.exists():
+        out.unlink()
+    result.export_model(os.fspath(out))
+    return out
+
+
+# -- running and inspecting ---------------------------------------------------------------------
+
+def run(path_or_interpreter: Any, mel: np.ndarray, *, threads: int = 2) -> np.ndarray:
+    """Encoder states [n_audio_ctx, d] (dequantized when the output is integer)."""
+    it = path_or_interpreter if hasattr(path_or_interpreter, "invoke") else interpreter(path_or_interpreter,
+                                                                                      threads=threads)
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    x = np.ascontiguousarray(mel, np.float32).reshape(1, *mel.shape[-2:])
+    if np.dtype(i["dtype"]) != np.float32:
+        scale, zp = i["quantization"]
+        info = np.iinfo(i["dtype"])
+        x = np.clip(np.round(x / scale) + zp, info.min, info.max).astype(i["dtype"])
+    it.set_tensor(i["index"], x)
+    it.invoke()
+    y = it.get_tensor(o["index"])
+    if np.dtype(o["dtype"]) != np.float32:
+        scale, zp = o["quantization"]
+        y = (y.astype(np.float32) - zp) * scale
+    return np.asarray(y[0], np.float32)
+
+
+def io_quantization(path: PathLike) -> dict[str, Any]:
+    """dtype/scale/zero point of the input and output: the model's own when they are integer,
+    else those of the first QUANTIZE after the input / the last DEQUANTIZE before the output."""
+    g = Graph(path)
+    result: dict[str, Any] = {}
+    for role, t in (("input", g.input), ("output", g.output)):
+        d = g.tensors[t]
+        dtype = np.dtype(d["dtype"]).name
+        entry: dict[str, Any] = {"name": d["name"], "dtype": dtype}
+        if dtype != "float32":
+            scale, zp = d["quantization"]
+            entry.update(scale=float(scale), zero_point=int(zp))
+        else:
+            inner = None
+            if role == "input":
+                inner = next((int(o["outputs"][0]) for o in g.ops if o["op_name"] == "QUANTIZE"
+                              and int(o["inputs"][0]) == t), None)
+            else:
+                p = g.producer.get(t)
+                if p is not None and p["op_name"] == "DEQUANTIZE":
+                    inner = int(p["inputs"][0])
+            if inner is not None:
+                qd = g.tensors[inner]
+                scale, zp = qd["quantization"]
+                entry["inside"] = {"dtype": np.dtype(qd["dtype"]).name, "scale": float(scale), "zero_point": int(zp)}
+        result[role] = entry
+    return result
+
+
+def float_ops(path: PathLike) -> list[tuple[str, str]]:
+    """(op, output tensor) of the compute ops that still run in float in a quantized model."""
+    g = Graph(path)
+    skip = {"QUANTIZE", "DEQUANTIZE"} | set(_PASS)
+    return [(o["op_name"], g.name(o["outputs"][0])) for o in g.ops
+            if o["op_name"] not in skip and len(o["outputs"])
+            and np.dtype(g.tensors[int(o["outputs"][0])]["dtype"]) == np.float32 and int(o["outputs"][0]) != g.output]
