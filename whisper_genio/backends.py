@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional
 
 from . import _core
 from .errors import BackendUnavailableError, InvalidOptionError, ModelLoadError

@@ -13,7 +13,6 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import numpy as np
 
 from . import _core
 from .audio import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, load_audio
@@ -52,6 +51,49 @@ def is_silence(result: DecodingResult, opts: TranscribeOptions) -> bool:
     if opts.logprob_threshold is not None and result.avg_logprob > opts.logprob_threshold:
         skip = False  # confident text despite the no-speech probability
     return skip
+
+
+def decode_with_fallback(decoder: "_core.Decoder", decode_opts: DecodingOptions, opts: TranscribeOptions,
+                         tokenizer: Tokenizer, dims: Any, seek: int, timings: dict) -> DecodingResult:
+    """Decodes the window set in the decoder at each temperature until the result passes
+    (openai-whisper's decode_with_fallback; the window is encoded once for all of them)."""
+    result = None
+    for t in opts.temperatures:
+        if t > 0:
+            # sampling: no beams; best_of candidates; a seed per window and temperature
+            options = decode_opts.replace(temperature=t, beam_size=None, patience=None, best_of=opts.best_of,
+                                          seed=decode_opts.seed + seek * 31 + int(t * 1000))
+        else:
+            options = decode_opts.replace(temperature=t, best_of=None)
+        start, cpu, steps = time.perf_counter(), time.process_time(), decoder.forward_calls
+        result = decode_window(decoder, options, tokenizer, dims)
+        timings["decoder"] = timings.get("decoder", 0.0) + time.perf_counter() - start
+        timings["decoder_cpu"] = timings.get("decoder_cpu", 0.0) + time.process_time() - cpu
+        timings["decoder_steps"] = timings.get("decoder_steps", 0) + decoder.forward_calls - steps
+        timings["tokens"] = timings.get("tokens", 0) + len(result.tokens) + 1
+        timings["decode_calls"] = timings.get("decode_calls", 0) + 1
+        if not needs_fallback(result, opts):
+            break
+    assert result is not None
+    return result
+
+
+def resolve_language(model: "Model", decode_opts: DecodingOptions, opts: TranscribeOptions,
+                     detect_window: Callable[[], None]) -> tuple[Tokenizer, DecodingOptions]:
+    """The language to decode in: given, English for English-only models, or detected on the
+    window `detect_window()` puts in the decoder. Returns the tokenizer and options for it."""
+    language = decode_opts.language
+    if language is None:
+        if not model.is_multilingual:
+            language = "en"
+        else:
+            detect_window()
+            probs = language_probabilities(model._decoder, model.tokenizer)
+            language = max(probs, key=probs.get)
+            if opts.verbose is not None:
+                print(f"Detected language: {LANGUAGES[language].title()}")
+    tokenizer = model.tokenizer.with_options(language=language, task=decode_opts.task)
+    return tokenizer, decode_opts.replace(language=tokenizer.language or "en")
 
 
 def split_segments(tokens: list[int], timestamp_begin: int, segment_frames: int,
@@ -113,26 +155,21 @@ def transcribe(model: "Model", audio: Any, *, progress: Optional[ProgressCallbac
     with model._lock:
         encoder, decoder = model._encoder, model._decoder
 
+        current = [None]  # the window now in the decoder
+
         def set_window(seek: int, size: int) -> None:
+            if current[0] == (seek, size):
+                return  # e.g. language detection already encoded this window
+            current[0] = (seek, size)
             t = _core.prepare_window(windows, seek, size, encoder, decoder, model._pool)
             for key in ("mel", "encoder", "cross_kv", "mel_cpu", "encoder_cpu", "cross_kv_cpu"):
                 timings[key] += t[key]
             timings["windows"] += 1
 
+        if content_frames == 0 and decode_opts.language is None:
+            decode_opts = decode_opts.replace(language="en")  # nothing to detect from
+        tokenizer, decode_opts = resolve_language(model, decode_opts, opts, lambda: set_window(0, N_FRAMES))
         language = decode_opts.language
-        if language is None:
-            if not model.is_multilingual or content_frames == 0:
-                language = "en"
-            else:
-                # openai-whisper detects on the first 3000 frames of the padded spectrogram.
-                set_window(0, N_FRAMES)
-                probs = language_probabilities(decoder, model.tokenizer)
-                language = max(probs, key=probs.get)
-                if opts.verbose is not None:
-                    print(f"Detected language: {LANGUAGES[language].title()}")
-        tokenizer = model.tokenizer.with_options(language=language, task=decode_opts.task)
-        language = tokenizer.language or "en"
-        decode_opts = decode_opts.replace(language=language)
 
         result = _seek_loop(model, tokenizer, decode_opts, opts, content_frames, set_window, timings, progress)
     result["language"] = language
@@ -165,27 +202,6 @@ def _seek_loop(model: "Model", tokenizer: Tokenizer, decode_opts: DecodingOption
 
         bar = tqdm.tqdm(total=content_frames, unit="frames", file=sys.stderr)
 
-    def decode_with_fallback(seek: int) -> DecodingResult:
-        result = None
-        for t in opts.temperatures:
-            if t > 0:
-                # sampling: no beams; best_of candidates; a seed per window and temperature
-                options = decode_opts.replace(temperature=t, beam_size=None, patience=None, best_of=opts.best_of,
-                                              seed=decode_opts.seed + seek * 31 + int(t * 1000))
-            else:
-                options = decode_opts.replace(temperature=t, best_of=None)
-            start, cpu, steps = time.perf_counter(), time.process_time(), decoder.forward_calls
-            result = decode_window(decoder, options, tokenizer, dims)
-            timings["decoder"] += time.perf_counter() - start
-            timings["decoder_cpu"] += time.process_time() - cpu
-            timings["decoder_steps"] += decoder.forward_calls - steps
-            timings["tokens"] += len(result.tokens) + 1
-            timings["decode_calls"] += 1
-            if not needs_fallback(result, opts):
-                break
-        assert result is not None
-        return result
-
     clip_idx = 0
     seek = clips[0][0]
     try:
@@ -210,7 +226,7 @@ def _seek_loop(model: "Model", tokenizer: Tokenizer, decode_opts: DecodingOption
                 decode_opts = decode_opts.replace(prompt=all_tokens[prompt_reset_since:])
 
             set_window(seek, segment_size)
-            result = decode_with_fallback(seek)
+            result = decode_with_fallback(decoder, decode_opts, opts, tokenizer, dims, seek, timings)
             previous_seek = seek
             if is_silence(result, opts):
                 seek += segment_size  # fast-forward to the next window

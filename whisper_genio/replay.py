@@ -28,10 +28,9 @@ from . import _core
 from .audio import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, load_audio
 from .backends import Availability, BackendSource, BackendSpec, register
 from .bundle import DTYPES, LAYOUTS, QUANTIZED, TensorInfo, check_tensor, default_tensor
-from .decoding import DecodingResult, decode_window, language_probabilities
+from .decoding import DecodingResult
 from .errors import InvalidOptionError, ModelLoadError
 from .options import split_transcribe_kwargs
-from .tokenizer import LANGUAGES
 
 if TYPE_CHECKING:
     from .model import Model
@@ -158,7 +157,7 @@ def transcribe_replay(model: "Model", audio: Any = None, *, reference: Any = Non
     with ``reference`` (a Model with a CPU encoder), each window's states are compared with the
     reference encoder's: result["windows"][i]["cosine"].
     """
-    from .longform import is_silence, needs_fallback
+    from .longform import decode_with_fallback, is_silence, resolve_language
 
     opts = split_transcribe_kwargs(kwargs)
     dims = model.dims
@@ -194,19 +193,8 @@ def transcribe_replay(model: "Model", audio: Any = None, *, reference: Any = Non
             timings["cross_kv"] += time.perf_counter() - t0
             timings["windows"] += 1
 
+        tokenizer, decode_opts = resolve_language(model, decode_opts, opts, lambda: set_window(0))
         language = decode_opts.language
-        if language is None:
-            if not model.is_multilingual:
-                language = "en"
-            else:
-                set_window(0)
-                probs = language_probabilities(decoder, model.tokenizer)
-                language = max(probs, key=probs.get)
-                if opts.verbose is not None:
-                    print(f"Detected language: {LANGUAGES[language].title()}")
-        tokenizer = model.tokenizer.with_options(language=language, task=decode_opts.task)
-        language = tokenizer.language or "en"
-        decode_opts = decode_opts.replace(language=language)
         if opts.initial_prompt is not None:
             initial_prompt_tokens = tokenizer.encode(" " + opts.initial_prompt.strip())
             all_tokens.extend(initial_prompt_tokens)
@@ -224,20 +212,7 @@ def transcribe_replay(model: "Model", audio: Any = None, *, reference: Any = Non
                 entry.update(compare_with_reference(states, reference, windows_mel, samples, i, size, model._pool))
             report.append(entry)
             decode_opts = decode_opts.replace(prompt=all_tokens[prompt_reset_since:])
-            result = None
-            for t in opts.temperatures:
-                if t > 0:
-                    options = decode_opts.replace(temperature=t, beam_size=None, patience=None, best_of=opts.best_of,
-                                                  seed=decode_opts.seed + seek * 31 + int(t * 1000))
-                else:
-                    options = decode_opts.replace(temperature=t, best_of=None)
-                start = time.perf_counter()
-                result = decode_window(decoder, options, tokenizer, dims)
-                timings["decoder"] += time.perf_counter() - start
-                timings["decode_calls"] += 1
-                if not needs_fallback(result, opts):
-                    break
-            assert result is not None
+            result = decode_with_fallback(decoder, decode_opts, opts, tokenizer, dims, seek, timings)
             entry["text"] = ""
             if not is_silence(result, opts):
                 current = _window_segments(result, tokenizer, seek, size, time_offset, duration, time_precision,

@@ -25,25 +25,6 @@ namespace {
 using backends::IoDType;
 using backends::TensorSpec;
 
-ModelDims dims_of(const py::dict& d) {
-  ModelDims m;
-  auto get = [&](const char* key) -> int {
-    if (!d.contains(key)) throw_status(bad_model(std::string("model dimensions lack '") + key + "'"));
-    return d[key].cast<int>();
-  };
-  m.n_mels = get("n_mels");
-  m.n_audio_ctx = get("n_audio_ctx");
-  m.n_audio_state = get("n_audio_state");
-  m.n_audio_head = get("n_audio_head");
-  m.n_audio_layer = get("n_audio_layer");
-  m.n_vocab = get("n_vocab");
-  m.n_text_ctx = get("n_text_ctx");
-  m.n_text_state = get("n_text_state");
-  m.n_text_head = get("n_text_head");
-  m.n_text_layer = get("n_text_layer");
-  check(m.validate());
-  return m;
-}
 
 // {"name", "shape", "dtype", "scale", "zero_point", "transposed"} -> TensorSpec.
 TensorSpec spec_of(const py::dict& d, const TensorSpec& defaults) {
@@ -127,7 +108,7 @@ void register_backends(py::module_& m) {
                        const std::optional<std::string>& dma_heap, bool rebind, int cpu_threads, bool self_test,
                        const std::optional<std::string>& library) {
              backends::NeuronEncoderConfig c;
-             c.dims = dims_of(dims);
+             c.dims = dims_from_dict(dims);
              c.dla_path = dla;
              c.input = spec_of(input, backends::NeuronEncoderConfig::default_input(c.dims));
              c.output = spec_of(output, backends::NeuronEncoderConfig::default_output(c.dims));
@@ -207,7 +188,7 @@ void register_backends(py::module_& m) {
       m, "ReplayEncoder", "Encoder states read back from a device's raw output files, one file per window.")
       .def(py::init([](const py::dict& dims, const std::vector<std::string>& files, const py::dict& output) {
              backends::ReplayConfig c;
-             c.dims = dims_of(dims);
+             c.dims = dims_from_dict(dims);
              c.files = files;
              c.output = spec_of(output, backends::NeuronEncoderConfig::default_output(c.dims));
              StatusOr<std::unique_ptr<backends::ReplayEncoderBackend>> enc = Status();
@@ -231,7 +212,7 @@ void register_backends(py::module_& m) {
       "Native mel/states buffers with a Python run(): the callable reads .mel and writes .states in place.",
       py::dynamic_attr())
       .def(py::init([](const py::dict& dims, const std::string& name, const py::function& run) {
-             ModelDims md = dims_of(dims);
+             ModelDims md = dims_from_dict(dims);
              // The callable is released with the GIL held, whoever drops the backend.
              std::shared_ptr<py::object> fn(new py::object(run), [](py::object* p) {
                py::gil_scoped_acquire gil;

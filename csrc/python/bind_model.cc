@@ -18,25 +18,6 @@ const MelWindows& native_windows(const py::object& obj);
 
 namespace {
 
-ModelDims dims_from_dict(const py::dict& d) {
-  ModelDims m;
-  auto get = [&](const char* key) -> int {
-    if (!d.contains(key)) throw_status(bad_model(std::string("model dimensions lack '") + key + "'"));
-    return d[key].cast<int>();
-  };
-  m.n_mels = get("n_mels");
-  m.n_audio_ctx = get("n_audio_ctx");
-  m.n_audio_state = get("n_audio_state");
-  m.n_audio_head = get("n_audio_head");
-  m.n_audio_layer = get("n_audio_layer");
-  m.n_vocab = get("n_vocab");
-  m.n_text_ctx = get("n_text_ctx");
-  m.n_text_state = get("n_text_state");
-  m.n_text_head = get("n_text_head");
-  m.n_text_layer = get("n_text_layer");
-  check(m.validate());
-  return m;
-}
 
 py::array_t<float> states_to_numpy(const EncoderStates& s) {
   py::array_t<float> out({s.n_ctx, s.d});

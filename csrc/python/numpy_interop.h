@@ -24,6 +24,27 @@ inline py::array_t<float, py::array::c_style> as_float32(const py::handle& obj, 
   return arr;
 }
 
+// ModelDims from the Python dict of ModelDims.to_dict(), validated.
+inline ModelDims dims_from_dict(const py::dict& d) {
+  ModelDims m;
+  auto get = [&](const char* key) -> int {
+    if (!d.contains(key)) throw_status(bad_model(std::string("model dimensions lack '") + key + "'"));
+    return d[key].cast<int>();
+  };
+  m.n_mels = get("n_mels");
+  m.n_audio_ctx = get("n_audio_ctx");
+  m.n_audio_state = get("n_audio_state");
+  m.n_audio_head = get("n_audio_head");
+  m.n_audio_layer = get("n_audio_layer");
+  m.n_vocab = get("n_vocab");
+  m.n_text_ctx = get("n_text_ctx");
+  m.n_text_state = get("n_text_state");
+  m.n_text_head = get("n_text_head");
+  m.n_text_layer = get("n_text_layer");
+  check(m.validate());
+  return m;
+}
+
 // Builds the borrowed TensorMap from {name: ndarray}; keeps the arrays alive in `keep`.
 inline TensorMap tensor_map(const py::dict& tensors, py::list& keep) {
   TensorMap map;
