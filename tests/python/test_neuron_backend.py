@@ -70,7 +70,7 @@ def _probe_in_subprocess(lib_dir: pathlib.Path, override: str = "") -> dict:
         env["WHISPER_GENIO_NEURON_LIB"] = override
     out = subprocess.run([sys.executable, "-c", "import json; from whisper_genio import _core; "
                           "print(json.dumps(_core.neuron_probe()))"], env=env, stdout=subprocess.PIPE, text=True,
-                         check=True)
+                         check=True, cwd=lib_dir)  # not the repo root: `-c` puts the cwd first on sys.path
     return json.loads(out.stdout)
 
 
