@@ -131,7 +131,131 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--zero-point", type=int, default=None, help="quantization zero point of the DLA input")
     m.add_argument("--layout", default="nct", choices=["nct", "ntc"], help="nct = [1, n_mels, 3000], ntc = [1, 3000, n_mels]")
     m.set_defaults(func=_cmd_mel)
+    _add_quantization_parsers(sub)
     return parser
+
+
+def _add_quantization_parsers(sub) -> None:
+    """export, quantize, validate (whisper_genio.tools; torch/litert/onnx only where needed)."""
+    x = sub.add_parser("export", help="export the encoder (TFLite for ncc-tflite, ONNX) and the model bundle")
+    x.add_argument("--model", default="base", help="size name or checkpoint path (default: base)")
+    x.add_argument("--output-dir", "-o", required=True, help="bundle folder to write")
+    x.add_argument("--format", default="tflite,onnx", help="tflite, onnx or both (default: tflite,onnx)")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17; default 17)")
+    x.add_argument("--soc", default="genio-700", help="record the ncc-tflite command for this SoC/board "
+                   "(genio-510/700/1200/520/720, mt8390 ...; 'none' to skip)")
+    x.add_argument("--no-checkpoint", action="store_true", help="do not copy the weights and tokenizer into the bundle")
+    x.set_defaults(func=_cmd_export)
+
+    q = sub.add_parser("quantize", help="calibrate on real audio and write a quantized bundle (TFLite + ONNX QDQ)")
+    q.add_argument("--bundle", required=True, help="the float bundle written by `whisper-genio export`")
+    q.add_argument("--calibration", nargs="+", required=True, metavar="AUDIO",
+                   help="audio files or folders; clips are packed into full 30 s windows")
+    q.add_argument("--scheme", default="a16w8", help="a16w8 (default), a16w8-tensor, a8w8, a8w8-tensor, w8 "
+                   "(weight-only), mixed (search), or mixed:GROUP=16,... / a16w8:GROUP=8,...")
+    q.add_argument("--output-dir", "-o", required=True, help="quantized bundle folder to write")
+    q.add_argument("--format", default="tflite,onnx", help="tflite, onnx or both")
+    q.add_argument("--soc", default="genio-700", help="SoC/board for the ncc-tflite command ('none' to skip)")
+    q.add_argument("--max-windows", type=int, default=None, help="use at most this many 30 s calibration windows")
+    q.add_argument("--target-db", type=float, default=20.0,
+                   help="mixed search: minimum encoder SQNR on the speech frames (default 20)")
+    q.add_argument("--max-wer-vs-float", type=float, default=0.02,
+                   help="mixed search: maximum WER of the transcripts against the float encoder's (default 0.02)")
+    q.add_argument("--no-compile", action="store_true", help="do not run ncc-tflite even when it is on PATH")
+    q.add_argument("--report", default=None, metavar="DIR", help="also write the diagnosis report (HTML + JSON) here")
+    q.add_argument("--threads", type=int, default=2)
+    q.set_defaults(func=_cmd_quantize)
+
+    v = sub.add_parser("validate", help="compare an encoder output (device output.bin, TFLite, ONNX) with the float "
+                       "reference; exit status 1 when the gate fails")
+    v.add_argument("--audio", required=True, help="the audio the device encoded (its first 30 s window)")
+    v.add_argument("--model", default="base", help="the model (for the float reference and decoder)")
+    src = v.add_mutually_exclusive_group(required=True)
+    src.add_argument("--encoder-output", help="raw encoder output (neuronrt's output.bin)")
+    src.add_argument("--encoder-model", help="an encoder .tflite or .onnx to run on the host instead")
+    v.add_argument("--dtype", default=None, choices=["float32", "float16", "int8", "uint8", "int16"],
+                   help="dtype of output.bin (default: the bundle's, else float32)")
+    v.add_argument("--scale", type=float, default=None, help="quantization scale of the output tensor")
+    v.add_argument("--zero-point", type=int, default=None, help="quantization zero point of the output tensor")
+    v.add_argument("--layout", default=None, choices=["ntc", "nct"], help="ntc = [1, 1500, d], nct = [1, d, 1500]")
+    v.add_argument("--bundle", default=None, help="take dtype/scale/zero point/layout from this bundle's manifest")
+    v.add_argument("--host-model", default=None, help="the quantized .tflite/.onnx the DLA came from: three-way check")
+    v.add_argument("--min-sqnr", type=float, default=None, help="gate: minimum SQNR on the speech frames (dB)")
+    v.add_argument("--min-cosine", type=float, default=None, help="gate: minimum cosine")
+    v.add_argument("--max-wer", type=float, default=None, help="gate: maximum transcript WER against float (0-1)")
+    v.add_argument("--language", default=None)
+    v.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    v.add_argument("--threads", type=int, default=2)
+    v.set_defaults(func=_cmd_validate)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .tools.export import export_bundle
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    soc = None if args.soc in (None, "", "none") else args.soc
+    b = export_bundle(args.model, args.output_dir, formats=formats, opset=args.opset, checkpoint=not args.no_checkpoint,
+                      soc=soc, log=lambda m: print(m, file=sys.stderr))
+    for kind, art in b.artifacts.items():
+        print(f"{kind}: {b.root / art.file}")
+        cmd = art.extra.get("compiler", {}).get("command")
+        if cmd:
+            print("  compile: " + " ".join(cmd))
+    return 0
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from .tools.quantize.pipeline import quantize_bundle
+
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    soc = None if args.soc in (None, "", "none") else args.soc
+    summary = quantize_bundle(args.bundle, args.calibration, args.scheme, args.output_dir,
+                              formats=[f.strip() for f in args.format.split(",") if f.strip()], soc=soc,
+                              max_windows=args.max_windows, target_db=args.target_db,
+                              max_wer_vs_float=args.max_wer_vs_float, run_compiler=not args.no_compile,
+                              threads=args.threads, log=say)
+    print(f"scheme {summary['scheme']}: int8 share of encoder MACs {100 * summary['int8_mac_share']:.0f} %")
+    for kind, a in summary["artifacts"].items():
+        io = a["io"]
+        desc = ", ".join(f"{r} {io[r]['dtype']}" + (f" scale {io[r]['scale']:.6g} zero point {io[r]['zero_point']}"
+                                                   if "scale" in io[r] else "") for r in ("input", "output"))
+        print(f"{kind}: {a['file']} ({desc})")
+        if a.get("ncc"):
+            print("  ncc-tflite: " + " ".join(a["ncc"]))
+    if args.report:
+        from .tools.quantize.calibrate import build_windows
+        from .tools.report import build_report
+
+        w = build_windows(args.calibration, max_windows=args.max_windows,
+                          cache=os.path.join(args.bundle, ".calibration", "windows.npz"))
+        paths = build_report(args.bundle, summary["scheme"], args.report, calibration=w, threads=args.threads, log=say)
+        print(f"report: {paths['html']}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from .tools.validate import Gate, format_result, validate
+
+    fmt = None
+    if any(v is not None for v in (args.dtype, args.scale, args.zero_point, args.layout)):
+        fmt = {"dtype": args.dtype or "float32", "scale": args.scale, "zero_point": args.zero_point,
+               "layout": args.layout or "ntc"}
+    gate = Gate()
+    changes = {k: v for k, v in (("min_sqnr_db", args.min_sqnr), ("min_cosine", args.min_cosine),
+                                 ("max_wer", args.max_wer)) if v is not None}
+    if changes:
+        gate = dataclasses.replace(gate, **changes)
+    r = validate(args.audio, model=args.model, encoder_output=args.encoder_output, encoder_model=args.encoder_model,
+                 output_format=fmt, bundle=args.bundle, host_model=args.host_model, gate=gate, threads=args.threads,
+                 language=args.language)
+    print(format_result(r))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(r, f, indent=1, default=float)
+    return 0 if r["passed"] else 1
 
 
 def _encoder_options(args: argparse.Namespace) -> dict:

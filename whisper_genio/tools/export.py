@@ -43,21 +43,58 @@ FORMATS = ("tflite", "onnx")
 PathLike = Union[str, os.PathLike]
 
 
-def export_encoder_tflite(model_name_or_checkpoint: Any, path: PathLike) -> pathlib.Path:
-    """Writes the encoder as a float32 TFLite flatbuffer (litert-torch); returns the path."""
+def prescale_layernorms(encoder: Any, scale: float) -> int:
+    """Makes every LayerNorm compute its statistics on x / scale (with eps / scale²): the same
+    function (LN is scale-invariant; a power of two is exact in float), but the squared deviations
+    the split LayerNorm computes shrink by scale², so an FP16 device does not overflow (whisper-base's
+    residual outlier of ~550 squares to ~3e5 > 65504; divided by 8 it squares to ~4.8e3)."""
+    torch = _need("torch")
+    F = torch.nn.functional
+
+    class PrescaledLayerNorm(torch.nn.Module):
+        def __init__(self, ln: Any) -> None:
+            super().__init__()
+            self.ln = ln
+            self.inv = 1.0 / scale
+            self.eps = ln.eps / (scale * scale)
+
+        def forward(self, x: Any) -> Any:
+            return F.layer_norm(x.float() * self.inv, self.ln.normalized_shape, self.ln.weight, self.ln.bias,
+                                self.eps).type(x.dtype)
+
+    count = 0
+    for parent in list(encoder.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.LayerNorm):
+                setattr(parent, name, PrescaledLayerNorm(child))
+                count += 1
+    return count
+
+
+def export_encoder_tflite(model_name_or_checkpoint: Any, path: PathLike, *, layernorm_prescale: float = 8.0) -> pathlib.Path:
+    """Writes the encoder as a float32 TFLite flatbuffer (litert-torch); returns the path.
+
+    layernorm_prescale: see :func:`prescale_layernorms` (1 = the plain LayerNorm)."""
     torch = _need("torch")
     litert_torch = _need("litert_torch")
     ckpt = checkpoint_of(model_name_or_checkpoint)
     dims = ckpt.dims
     encoder = torch_encoder(ckpt)
+    if layernorm_prescale != 1:
+        if layernorm_prescale <= 0 or np.log2(layernorm_prescale) % 1:
+            raise InvalidOptionError(f"layernorm_prescale must be a power of two, got {layernorm_prescale}")
+        prescale_layernorms(encoder, float(layernorm_prescale))
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mel = torch.zeros(1, dims.n_mels, 2 * dims.n_audio_ctx, dtype=torch.float32)
-    with warnings.catch_warnings():
+    import contextlib
+    import io
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         with torch.no_grad(), explicit_attention():
             edge = litert_torch.convert(encoder, (mel,))
-    edge.export(str(path))
+        edge.export(str(path))
     return path
 
 
@@ -109,7 +146,8 @@ def export_bundle(model: Any, out_dir: PathLike, *, formats: Sequence[str] = FOR
             "file": path.name, "exporter": "litert-torch",
             "input": default_tensor(dims, "input").to_json() | {"name": io["input"]["name"]},
             "output": default_tensor(dims, "output").to_json() | {"name": io["output"]["name"]},
-            "layernorm": "split by the converter; whisper-genio quantize keeps its statistics in float"}
+            "layernorm": "split by the converter, statistics on x/8 (FP16-safe); whisper-genio quantize keeps the "
+                         "statistics in float"}
         if soc:
             from .ncc import ncc_command
 

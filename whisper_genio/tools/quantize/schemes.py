@@ -188,22 +188,25 @@ def parse_scheme(text: str, name: Optional[str] = None) -> Scheme:
 # -- MACs -------------------------------------------------------------------------------------
 
 def matmuls(dims: Any) -> list[tuple[str, int, tuple[Role, ...]]]:
-    """(name, MACs, activation roles read) for every matrix product of the encoder."""
+    """(name, MACs, activation roles read and written) for every matrix product of the encoder."""
     d, n_mels, n_layer = dims.n_audio_state, dims.n_mels, dims.n_audio_layer
     t = dims.n_audio_ctx
-    out = [("conv1", 2 * t * n_mels * 3 * d, (Role(-1, "mel"),)),
-           ("conv2", t * d * 3 * d, (Role(-1, "gelu1"),))]
+    s = lambda name: Role(-1, name)  # noqa: E731
+    out = [("conv1", 2 * t * n_mels * 3 * d, (s("mel"), s("conv1"))),
+           ("conv2", t * d * 3 * d, (s("gelu1"), s("conv2")))]
     for b in range(n_layer):
         r = lambda name: Role(b, name)  # noqa: E731
-        out += [(f"b{b}.q", t * d * d, (r("ln1"),)), (f"b{b}.k", t * d * d, (r("ln1"),)),
-                (f"b{b}.v", t * d * d, (r("ln1"),)), (f"b{b}.qk", t * t * d, (r("q"), r("k"))),
-                (f"b{b}.pv", t * t * d, (r("softmax"), r("v"))), (f"b{b}.out", t * d * d, (r("pv"),)),
-                (f"b{b}.fc1", t * d * 4 * d, (r("ln2"),)), (f"b{b}.fc2", t * 4 * d * d, (r("gelu"),))]
+        out += [(f"b{b}.q", t * d * d, (r("ln1"), r("q"))), (f"b{b}.k", t * d * d, (r("ln1"), r("k"))),
+                (f"b{b}.v", t * d * d, (r("ln1"), r("v"))), (f"b{b}.qk", t * t * d, (r("q"), r("k"), r("qk"))),
+                (f"b{b}.pv", t * t * d, (r("softmax"), r("v"), r("pv"))),
+                (f"b{b}.out", t * d * d, (r("pv"), r("attn_out"))),
+                (f"b{b}.fc1", t * d * 4 * d, (r("ln2"), r("fc1"))), (f"b{b}.fc2", t * 4 * d * d, (r("gelu"), r("fc2")))]
     return out
 
 
 def mac_summary(scheme: Scheme, dims: Any) -> dict[str, Any]:
-    """Total MACs, the int8 share and which products run in int8 / int16 x int8 / float."""
+    """Total MACs, the int8 share and which products run in int8 / int16 x int8 / float. A
+    product counts as int8 when every activation it reads and writes is 8-bit."""
     total = int8 = 0
     per: dict[str, str] = {}
     for name, macs, roles in matmuls(dims):

@@ -1,0 +1,270 @@
+"""``whisper-genio quantize``: calibrate, quantize, (search), write a quantized bundle.
+
+    from whisper_genio.tools.quantize.pipeline import quantize_bundle
+    out = quantize_bundle("bundle/", ["clips/"], "a16w8", "bundle-a16w8/", soc="genio-700")
+
+Input: a float bundle from ``whisper-genio export`` (encoder.tflite and/or encoder.onnx).
+Output: a new bundle folder with the quantized encoder.tflite (ai-edge-quantizer; integer I/O)
+and encoder.onnx (QDQ; float I/O with the QuantizeLinear/DequantizeLinear inside), the same
+checkpoint and tokenizer (hard links when possible), and a manifest whose artifacts carry the
+quantization: scheme, per-role precisions, every I/O scale and zero point, the int8 MAC share,
+the ops left in float, the calibration set, and the ``ncc-tflite`` command for the SoC (run
+when ``ncc-tflite`` is on PATH, which adds the DLA to the bundle).
+
+Calibration windows and statistics are cached in ``<float bundle>/.calibration/`` keyed by the
+audio files and the model, so a second scheme costs only the quantization itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import time
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from ...errors import InvalidOptionError
+from .calibrate import CalibrationWindows, build_windows
+from .schemes import Scheme, mac_summary, parse_scheme
+
+PathLike = Union[str, os.PathLike]
+
+
+class Workspace:
+    """Float artifacts of a bundle plus cached calibration data and statistics."""
+
+    def __init__(self, bundle_dir: PathLike, log: Optional[Callable[[str], None]] = None) -> None:
+        from ...bundle import load_bundle
+
+        self.bundle = load_bundle(bundle_dir)
+        self.root = self.bundle.root
+        self.cache = self.root / ".calibration"
+        self.cache.mkdir(exist_ok=True)
+        self.log = log or (lambda _m: None)
+        self.dims = self.bundle.dims
+        for kind in ("onnx", "tflite"):
+            art = self.bundle.artifacts.get(kind)
+            if art is not None and art.extra.get("quantization"):
+                raise InvalidOptionError(f"{self.root}: the {kind} encoder is already quantized; quantize the float "
+                                         "bundle written by `whisper-genio export`")
+        self._prepared: Optional[pathlib.Path] = None
+
+    def path(self, kind: str) -> Optional[pathlib.Path]:
+        return self.bundle.path_of(kind)
+
+    def windows(self, sources: Sequence[PathLike], max_windows: Optional[int] = None,
+                files: Optional[Sequence[PathLike]] = None) -> CalibrationWindows:
+        w = build_windows(sources, n_mels=self.dims.n_mels, max_windows=max_windows, files=files,
+                          cache=self.cache / "windows.npz")
+        self.log(f"calibration: {len(w)} windows of 30 s, {100 * w.speech_fraction():.0f} % of frames hold audio")
+        return w
+
+    def _key(self, w: CalibrationWindows) -> str:
+        return hashlib.sha256(w.mels.tobytes()[::97]).hexdigest()[:16]
+
+    def onnx_prepared(self) -> pathlib.Path:
+        from . import onnx_qdq
+
+        if self._prepared is None:
+            src = self.path("onnx")
+            if src is None:
+                raise InvalidOptionError(f"{self.root} has no encoder.onnx (whisper-genio export --format onnx)")
+            dst = self.cache / "encoder.prepared.onnx"
+            if not dst.is_file() or dst.stat().st_mtime < src.stat().st_mtime:
+                onnx_qdq.prepare(src, dst)
+            self._prepared = dst
+        return self._prepared
+
+    def onnx_ranges(self, w: CalibrationWindows) -> dict:
+        from . import onnx_qdq
+
+        t0 = time.perf_counter()
+        r = onnx_qdq.collect_ranges(self.onnx_prepared(), w.mels, cache=self.cache / f"onnx_ranges_{self._key(w)}.json")
+        self.log(f"ONNX calibration statistics: {len(r)} tensors ({time.perf_counter() - t0:.0f} s)")
+        return r
+
+    def tflite_qsvs(self, w: CalibrationWindows) -> dict:
+        from . import tflite_quant
+
+        src = self.path("tflite")
+        if src is None:
+            raise InvalidOptionError(f"{self.root} has no encoder.tflite (whisper-genio export --format tflite)")
+        t0 = time.perf_counter()
+        q = tflite_quant.collect_qsvs(src, w.mels, cache=self.cache / f"tflite_qsvs_{self._key(w)}.json")
+        self.log(f"TFLite calibration statistics: {len(q)} tensors ({time.perf_counter() - t0:.0f} s)")
+        return q
+
+
+def search_mixed(ws: Workspace, w: CalibrationWindows, *, target_db: float = 20.0, max_wer_vs_float: float = 0.02,
+                 search_windows: int = 3, threads: int = 2) -> Any:
+    """The mixed-precision search (sensitivity.py) on the ONNX path (fast), scored on the first
+    `search_windows` calibration windows against the float CPU encoder and decoder."""
+    from ... import load_model
+    from . import onnx_qdq, sensitivity
+    from .evaluate import Evaluator
+
+    ranges = ws.onnx_ranges(w)
+    sub = w.subset(min(search_windows, len(w)))
+    model = _model(ws, threads)
+    ev = Evaluator(model, sub)
+    prepared = ws.onnx_prepared()
+    scratch = ws.cache / "search.onnx"
+
+    def evaluate(scheme: Scheme) -> dict:
+        out = onnx_qdq.quantize(prepared, scratch, scheme, ranges)
+        s = onnx_qdq.session(out, threads=threads)
+        return ev.score([onnx_qdq.run(s, m) for m in sub.mels])
+
+    del load_model
+    return sensitivity.search(evaluate, ws.dims, target_db=target_db, max_wer_vs_float=max_wer_vs_float, log=ws.log)
+
+
+def _model(ws: Workspace, threads: int) -> Any:
+    from ... import load_model
+
+    ck = ws.bundle.checkpoint_path
+    return load_model(str(ck) if ck is not None else (ws.bundle.model or "base"), backend="cpu", threads=threads)
+
+
+def quantize_bundle(bundle_dir: PathLike, calibration: Sequence[PathLike], scheme: Union[str, Scheme],
+                    out_dir: PathLike, *, formats: Sequence[str] = ("tflite", "onnx"), soc: Optional[str] = "genio-700",
+                    max_windows: Optional[int] = None, calibration_files: Optional[Sequence[PathLike]] = None,
+                    target_db: float = 20.0, max_wer_vs_float: float = 0.02, search_windows: int = 3,
+                    run_compiler: bool = True, threads: int = 2,
+                    log: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+    """Quantizes the float bundle's encoders with `scheme` into a new bundle at `out_dir`.
+    scheme "mixed" (no overrides) runs the search first. Returns a summary (also in the manifest)."""
+    from ...bundle import load_bundle, write_manifest
+    from ..ncc import ncc_command, run_ncc
+
+    ws = Workspace(bundle_dir, log)
+    say = ws.log
+    sch = scheme if isinstance(scheme, Scheme) else parse_scheme(scheme)
+    if sch.kind == "float":
+        raise InvalidOptionError("scheme 'float' is the exported bundle itself")
+    w = ws.windows(calibration, max_windows, calibration_files) if sch.kind == "static" else None
+    search = None
+    if sch.kind == "static" and sch.name == "mixed" and not sch.overrides:
+        if ws.path("onnx") is None:
+            raise InvalidOptionError("the mixed-precision search runs on the ONNX encoder: export with --format onnx")
+        search = search_mixed(ws, w, target_db=target_db, max_wer_vs_float=max_wer_vs_float,
+                              search_windows=search_windows, threads=threads)
+        sch = search.scheme
+        say(f"mixed precision chosen: {sch.spec()}")
+    out = pathlib.Path(out_dir)
+    if out.resolve() == ws.root.resolve():
+        raise InvalidOptionError("write the quantized bundle to another folder than the float one")
+    out.mkdir(parents=True, exist_ok=True)
+    macs = mac_summary(sch, ws.dims)
+    src_manifest = json.loads((ws.root / "manifest.json").read_text())
+    manifest: dict[str, Any] = {k: v for k, v in src_manifest.items() if k != "encoder"}
+    manifest["encoder"] = {}
+    for name in [src_manifest.get("checkpoint"), src_manifest.get("tokenizer")]:
+        if name:
+            _link(ws.root / name, out / name)
+    quant_common: dict[str, Any] = {
+        "scheme": sch.spec(), "description": sch.description, "scheme_detail": sch.to_json(),
+        "int8_mac_share": round(macs["int8_mac_share"], 4), "products": macs["products"],
+    }
+    if w is not None:
+        quant_common["calibration"] = {"windows": len(w), "speech_fraction": round(w.speech_fraction(), 3),
+                                       "method": "min-max over full 30 s windows of concatenated speech",
+                                       "clips": sorted({s.replace(" (repeat)", "") for ws_ in w.sources for s in ws_})}
+    if search is not None:
+        quant_common["search"] = search.to_json()
+    summary: dict[str, Any] = {"scheme": sch.spec(), "out": str(out), "artifacts": {}}
+    if "onnx" in formats and ws.path("onnx") is not None:
+        from . import onnx_qdq
+
+        t0 = time.perf_counter()
+        ranges = ws.onnx_ranges(w) if w is not None else {}
+        path = onnx_qdq.quantize(ws.onnx_prepared(), out / "encoder.onnx", sch, ranges)
+        io = onnx_qdq.io_quantization(path)
+        art = dict(src_manifest["encoder"]["onnx"])
+        art["quantization"] = dict(quant_common, io=io, tool="onnxruntime.quantization (QDQ)")
+        manifest["encoder"]["onnx"] = art
+        summary["artifacts"]["onnx"] = {"file": str(path), "io": io, "seconds": round(time.perf_counter() - t0, 1)}
+        say(f"encoder.onnx ({sch.spec()}): {path.stat().st_size / 1e6:.1f} MB")
+    if "tflite" in formats and ws.path("tflite") is not None:
+        from . import tflite_quant
+
+        t0 = time.perf_counter()
+        qsvs = ws.tflite_qsvs(w) if w is not None else None
+        path = tflite_quant.quantize(ws.path("tflite"), out / "encoder.tflite", sch, qsvs)
+        io = tflite_quant.io_quantization(path)
+        floats = tflite_quant.float_ops(path)
+        art = dict(src_manifest["encoder"]["tflite"])
+        for role in ("input", "output"):
+            t = dict(art[role])
+            t["dtype"] = io[role]["dtype"]
+            for k in ("scale", "zero_point"):
+                t.pop(k, None)
+                if k in io[role]:
+                    t[k] = io[role][k]
+            art[role] = t
+        compute_floats = [f for f in floats if f[0] not in ("DEQUANTIZE", "QUANTIZE")]
+        cmd = ncc_command("encoder.tflite", "encoder.dla", soc=soc, float_ops=bool(compute_floats)) if soc else None
+        art["quantization"] = dict(quant_common, io=io, tool="ai-edge-quantizer",
+                                   float_ops=sorted({o for o, _ in compute_floats}), float_op_count=len(compute_floats))
+        if cmd:
+            art["compiler"] = {"tool": "ncc-tflite", "soc": soc, "command": cmd}
+        manifest["encoder"]["tflite"] = art
+        summary["artifacts"]["tflite"] = {"file": str(path), "io": io, "seconds": round(time.perf_counter() - t0, 1),
+                                          "ncc": cmd}
+        say(f"encoder.tflite ({sch.spec()}): {path.stat().st_size / 1e6:.1f} MB; {len(compute_floats)} ops in float")
+        if cmd:
+            say("compile for the NPU: (cd " + str(out) + " && " + " ".join(cmd) + ")")
+            if run_compiler:
+                res = _in(out, lambda: run_ncc(cmd))
+                if res is None:
+                    say("ncc-tflite is not on PATH: run the command above on a machine with the NeuroPilot SDK")
+                else:
+                    summary["artifacts"]["tflite"]["ncc_result"] = res
+                    art["compiler"]["returncode"] = res["returncode"]
+                    if res["returncode"] == 0 and (out / "encoder.dla").is_file():
+                        manifest["encoder"]["dla"] = {"file": "encoder.dla", "input": art["input"],
+                                                      "output": art["output"], "compiler": art["compiler"],
+                                                      "quantization": art["quantization"]}
+                    else:
+                        say("ncc-tflite failed:\n" + res["output"])
+    if not manifest["encoder"]:
+        raise InvalidOptionError(f"{ws.root} has none of the formats {list(formats)}")
+    manifest["quantized_from"] = os.path.relpath(ws.root, out)
+    write_manifest(out, manifest)
+    load_bundle(out)
+    summary["int8_mac_share"] = macs["int8_mac_share"]
+    if search is not None:
+        summary["search"] = search.to_json()
+    return summary
+
+
+def _in(folder: pathlib.Path, fn: Callable[[], Any]) -> Any:
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        return fn()
+    finally:
+        os.chdir(cwd)
+
+
+def _link(src: pathlib.Path, dst: pathlib.Path) -> None:
+    if dst.exists():
+        if dst.stat().st_size == src.stat().st_size:
+            return
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def quantization_of(bundle: Any, kind: str = "tflite") -> Optional[dict]:
+    art = bundle.artifacts.get(kind)
+    return dict(art.extra.get("quantization", {})) if art is not None else None
+
+
+__all__ = ["Workspace", "quantize_bundle", "search_mixed", "quantization_of", "np"]
