@@ -39,3 +39,12 @@ def openai_base(base_checkpoint):
 def english_normalizer():
     normalizers = pytest.importorskip("whisper.normalizers")
     return normalizers.EnglishTextNormalizer()
+
+
+def pytest_terminal_summary(terminalreporter):
+    from testdata import METRICS
+
+    if METRICS:
+        terminalreporter.section("measured")
+        for line in METRICS:
+            terminalreporter.line(line)

@@ -8,7 +8,7 @@ import pytest
 
 import whisper_genio
 
-from testdata import TEST_THREADS
+from testdata import TEST_THREADS, report_metric
 
 pytestmark = pytest.mark.slow
 MAX_INT8_WER_GAP = 0.002  # 0.2 points
@@ -33,7 +33,7 @@ def test_int8_wer_within_0_2_points_of_float32(transcripts, english_normalizer):
     refs = [english_normalizer(r["transcript"]) for r in verified]
     wer = {ct: jiwer.wer(refs, [english_normalizer(out[ct][r["id"]]) for r in verified]) for ct in ("float32", "int8")}
     same = sum(out["int8"][k] == out["float32"][k] for k in out["float32"]) / len(out["float32"])
-    print(f"WER on {len(verified)} verified English items: float32 {wer['float32']:.2%}, int8 {wer['int8']:.2%}; "
+    report_metric(f"WER on {len(verified)} verified English items: float32 {wer['float32']:.2%}, int8 {wer['int8']:.2%}; "
           f"identical text {same:.0%}")
     # int8 may not be worse by more than 0.2 points (being better by chance is no failure)
     assert wer["int8"] - wer["float32"] <= MAX_INT8_WER_GAP
@@ -42,7 +42,7 @@ def test_int8_wer_within_0_2_points_of_float32(transcripts, english_normalizer):
 def test_float16_weights_barely_change_the_text(transcripts):
     _, out = transcripts
     same = [k for k in out["float16"] if out["float16"][k] == out["float32"][k]]
-    print(f"float16: identical text on {len(same)}/{len(out['float16'])} items")
+    report_metric(f"float16: identical text on {len(same)}/{len(out['float16'])} items")
     assert len(same) >= 0.9 * len(out["float16"])
 
 

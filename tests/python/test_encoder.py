@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from testdata import require_speech
+from testdata import require_speech, report_metric
 
 MIN_COSINE = 0.9999
 
@@ -29,7 +29,7 @@ def test_encoder_matches_openai(base_model, openai_base):
         assert ours.shape == ref.shape == (1500, 512)
         assert ours.dtype == np.float32
         c = cosine(ours, ref)
-        print(f"{row['id']}: cosine {c:.7f}, max abs {np.abs(ours - ref).max():.2e}")
+        report_metric(f"encoder {row['id']}: cosine {c:.7f}, max abs {np.abs(ours - ref).max():.2e}")
         assert c >= MIN_COSINE, row["id"]
         # encode(file) builds the same window itself
         np.testing.assert_allclose(base_model.encode(str(row["path"])), ours, atol=2e-3)

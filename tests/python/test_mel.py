@@ -8,7 +8,7 @@ import pytest
 from whisper_genio import _core
 from whisper_genio.audio import N_SAMPLES, load_audio
 
-from testdata import require_speech
+from testdata import require_speech, report_metric
 
 TOLERANCE = 1e-3  # absolute, in openai-whisper's normalised log-mel units
 
@@ -42,7 +42,7 @@ def test_log_mel_matches_openai_on_speech(clips, n_mels, padding):
         err = float(np.abs(ours - ref).max())
         worst = max(worst, err)
         assert err < TOLERANCE, f"{name}: max abs error {err}"
-    print(f"n_mels={n_mels} padding={padding}: worst max-abs error {worst:.2e}")
+    report_metric(f"log-mel n_mels={n_mels} padding={padding}: worst max-abs error {worst:.2e}")
 
 
 def test_windows_equal_slices_of_the_full_spectrogram(clips):

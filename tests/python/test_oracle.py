@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from testdata import report_metric
+
 pytestmark = pytest.mark.slow
 
 GREEDY_MIN_IDENTICAL = 0.95
@@ -47,7 +49,7 @@ def _run_both(items, base_model, openai_base, **options):
         ours_time += t1 - t0
         ref_time += t2 - t1
         runs[row["id"]] = (ours, ref)
-    print(f"\n{options}: whisper_genio {ours_time:.1f} s, openai-whisper {ref_time:.1f} s "
+    report_metric(f"{options}: whisper_genio {ours_time:.1f} s, openai-whisper {ref_time:.1f} s "
           f"({ref_time / max(ours_time, 1e-9):.1f}x) over {len(items)} items")
     return runs
 
@@ -77,7 +79,7 @@ def test_greedy_tokens_identical(greedy_runs, base_model):
             print(f"DIFFERENT {item} at token {i}: ours {tok.decode_with_timestamps(a[i:i + 8])!r} "
                   f"vs openai {tok.decode_with_timestamps(b[i:i + 8])!r}")
     share = 1 - len(different) / len(greedy_runs)
-    print(f"greedy: identical tokens on {share:.1%} of {len(greedy_runs)} English items")
+    report_metric(f"greedy: identical tokens on {share:.1%} of {len(greedy_runs)} English items")
     assert share >= GREEDY_MIN_IDENTICAL, different
 
 
@@ -87,7 +89,7 @@ def test_beam_text_identical(beam_runs):
         ours, ref = beam_runs[item]
         print(f"DIFFERENT {item}:\n  ours   {ours['text']!r}\n  openai {ref['text']!r}")
     share = 1 - len(different) / len(beam_runs)
-    print(f"beam 5: identical text on {share:.1%} of {len(beam_runs)} English items")
+    report_metric(f"beam 5: identical text on {share:.1%} of {len(beam_runs)} English items")
     assert share >= BEAM_MIN_IDENTICAL, different
 
 
@@ -106,5 +108,5 @@ def test_wer_on_verified_items_matches_openai(greedy_runs, beam_runs, english_it
         items = [r for r in verified if r["id"] in runs]
         ours = _wer(runs, items, english_normalizer, 0)
         ref = _wer(runs, items, english_normalizer, 1)
-        print(f"{name} WER on {len(items)} verified English items: whisper_genio {ours:.2%}, openai-whisper {ref:.2%}")
+        report_metric(f"{name} WER on {len(items)} verified English items: whisper_genio {ours:.2%}, openai-whisper {ref:.2%}")
         assert abs(ours - ref) <= MAX_WER_GAP, (name, ours, ref)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ import pytest
 import whisper_genio
 from whisper_genio.errors import AudioDecodeError, InvalidOptionError
 
-from testdata import LONGFORM, SPEECH, require_speech
+from testdata import LONGFORM, require_speech, report_metric
 
 SEGMENT_KEYS = {"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
                 "compression_ratio", "no_speech_prob"}
@@ -86,7 +85,7 @@ def test_longform_segments_increase_and_cover_the_audio(base_model, english_norm
     assert segs[-1]["end"] > duration - 15.0, (segs[-1]["end"], duration)
     assert seen and seen[-1][0] == seen[-1][1], "progress must reach the end"
     wer = jiwer.wer(english_normalizer(reference), english_normalizer(result["text"]))
-    print(f"long-form {duration:.0f} s: {len(segs)} segments, WER {wer:.2%}")
+    report_metric(f"long-form {duration:.0f} s: {len(segs)} segments, WER {wer:.2%}")
     assert wer < 0.10
 
 
@@ -190,7 +189,7 @@ def test_an_hour_of_audio_keeps_memory_bounded(base_checkpoint, tmp_path):
     short = _peak_rss_mib(template.format(sec=60, clip="0,60"), tmp_path)
     hour = _peak_rss_mib(template.format(sec=3600, clip="0,60"), tmp_path)
     samples_mib = 3600 * 16000 * 4 / 2**20
-    print(f"peak RSS: 1 min {short:.0f} MiB, 1 h {hour:.0f} MiB (samples alone {samples_mib:.0f} MiB)")
+    report_metric(f"peak RSS: 1 min {short:.0f} MiB, 1 h {hour:.0f} MiB (samples alone {samples_mib:.0f} MiB)")
     assert hour - short < samples_mib * 1.3 + 64
 
 

@@ -55,3 +55,13 @@ def openai_model(checkpoint, threads: int = TEST_THREADS):
     model.load_state_dict(state)
     model.eval()
     return model
+
+
+# Measured numbers worth seeing in every CI log (WER, parity shares): tests add lines here and
+# conftest.py prints them in the terminal summary, passed or not.
+METRICS: list[str] = []
+
+
+def report_metric(line: str) -> None:
+    print(line)
+    METRICS.append(line)
