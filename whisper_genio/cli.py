@@ -159,8 +159,8 @@ def _add_quantization_parsers(sub) -> None:
     q.add_argument("--max-windows", type=int, default=None, help="use at most this many 30 s calibration windows")
     q.add_argument("--target-db", type=float, default=20.0,
                    help="mixed search: minimum encoder SQNR on the speech frames (default 20)")
-    q.add_argument("--max-wer-vs-float", type=float, default=0.02,
-                   help="mixed search: maximum WER of the transcripts against the float encoder's (default 0.02)")
+    q.add_argument("--max-wer-vs-float", type=float, default=0.05,
+                   help="mixed search: maximum WER of the transcripts against the float encoder's (default 0.05)")
     q.add_argument("--no-compile", action="store_true", help="do not run ncc-tflite even when it is on PATH")
     q.add_argument("--report", default=None, metavar="DIR", help="also write the diagnosis report (HTML + JSON) here")
     q.add_argument("--threads", type=int, default=2)

@@ -41,6 +41,19 @@ def english_normalizer():
     return normalizers.EnglishTextNormalizer()
 
 
+# Export/quantize/validate/report fixtures (a bundle exported once per session, calibration statistics).
+from quantfixtures import (  # noqa: E402,F401
+    calibration_split,
+    calibration_windows,
+    cpu_model,
+    float_bundle,
+    heldout_window,
+    onnx_ranges,
+    tflite_qsvs,
+    workspace,
+)
+
+
 def pytest_terminal_summary(terminalreporter):
     from testdata import METRICS
 

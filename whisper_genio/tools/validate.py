@@ -118,6 +118,11 @@ def output_format_of_bundle(bundle_dir: PathLike) -> dict:
 
 
 def compare(ref: np.ndarray, x: np.ndarray, frames: int) -> dict[str, Any]:
+    with np.errstate(all="ignore"):  # a misread output may hold inf/nan: the metrics say so
+        return _compare(ref, x, frames)
+
+
+def _compare(ref: np.ndarray, x: np.ndarray, frames: int) -> dict[str, Any]:
     ref = np.asarray(ref, np.float32)
     x = np.asarray(x, np.float32)
     rs, xs = ref[:frames], x[:frames]
@@ -180,7 +185,8 @@ def validate(audio: PathLike, *, model: Any = "base", encoder_output: Optional[P
         result["under_test"] = "states"
     if x is None:  # a model file: run it on the better-matching mel is meaningless; use pad_or_trim
         x = run_model_file(encoder_model, mels["pad_or_trim"])
-    convention = max(refs, key=lambda c: cosine(refs[c][:frames], x[:frames]))
+    with np.errstate(all="ignore"):
+        convention = max(refs, key=lambda c: np.nan_to_num(cosine(refs[c][:frames], x[:frames]), nan=-1.0))
     ref = refs[convention]
     result["mel_convention"] = convention
     m = compare(ref, x, frames)

@@ -2,8 +2,8 @@
 
 Whisper always encodes 30 s. A 5-second clip fed alone is five sixths padding, and the padding
 frames (the log-mel floor) would then dominate every activation statistic. So calibration clips
-are concatenated, with a short silence between them, until each window is full of speech; only
-the last window may be short, and it is topped up by wrapping round to the first clips.
+are concatenated, with a short silence between them, into one stream cut into full 30 s
+windows; the last window is filled up with the start of the stream again.
 
     windows = build_windows(["clips/"], n_mels=80)          # a folder, files, or both
     windows.mels           # float32 [N, n_mels, 3000]: the encoder inputs (openai-whisper's mel)
@@ -96,49 +96,40 @@ def pack(clips: Sequence[tuple[str, np.ndarray]], *, max_windows: Optional[int] 
          gap_seconds: float = GAP_SECONDS) -> list[tuple[np.ndarray, list[str]]]:
     """Clips (name, 16 kHz samples) -> full 30 s windows of concatenated speech, in order.
 
-    Clips longer than 30 s are cut into 30 s pieces. A window that cannot take the next clip is
-    closed; the last one is topped up with clips from the start (when there are other clips),
-    so no window is mostly padding."""
+    The clips, with `gap_seconds` of silence between them, form one stream that is cut every
+    30 s (a clip may continue in the next window); the last window is filled up with the start of
+    the stream again, so every window is full of audio."""
     gap = np.zeros(int(gap_seconds * SAMPLE_RATE), np.float32)
-    pieces: list[tuple[str, np.ndarray]] = []
-    for name, s in clips:
-        for start in range(0, max(len(s), 1), N_SAMPLES):
-            piece = s[start:start + N_SAMPLES]
-            if len(piece):
-                pieces.append((name, piece))
-    windows: list[tuple[list[np.ndarray], list[str], int]] = []
     parts: list[np.ndarray] = []
-    names: list[str] = []
-    used = 0
-    for name, piece in pieces:
-        need = len(piece) + (len(gap) if parts else 0)
-        if parts and used + need > N_SAMPLES:
-            windows.append((parts, names, used))
-            parts, names, used = [], [], 0
-            need = len(piece)
-            if max_windows is not None and len(windows) >= max_windows:
-                break
+    spans: list[tuple[int, int, str]] = []
+    pos = 0
+    for name, s in clips:
         if parts:
             parts.append(gap)
-        parts.append(piece)
-        names.append(name)
-        used += need
-    else:
-        if parts:
-            # top the last window up with earlier clips (not those already in it)
-            for name, piece in pieces:
-                if name in names:
-                    continue
-                need = len(piece) + len(gap)
-                if used + need > N_SAMPLES:
-                    continue
-                parts.extend([gap, piece])
-                names.append(name + " (repeat)")
-                used += need
-            windows.append((parts, names, used))
+            pos += len(gap)
+        s = np.asarray(s, np.float32)
+        parts.append(s)
+        spans.append((pos, pos + len(s), name))
+        pos += len(s)
+    if not parts or pos == 0:
+        return []
+    stream = np.concatenate(parts)
+    count = -(-len(stream) // N_SAMPLES)
     if max_windows is not None:
-        windows = windows[:max_windows]
-    return [(np.concatenate(p).astype(np.float32), n) for p, n, _ in windows]
+        count = min(count, max_windows)
+    reps = -(-count * N_SAMPLES // len(stream))
+    looped = np.concatenate([stream] + [gap, stream] * (reps))
+    out = []
+    for i in range(count):
+        a, b = i * N_SAMPLES, (i + 1) * N_SAMPLES
+        names = []
+        for lo, hi, name in spans:
+            if lo < min(b, len(stream)) and hi > a:
+                names.append(name)
+        if b > len(stream):
+            names += [n + " (repeat)" for lo, hi, n in spans if lo < b - len(stream) and n not in names]
+        out.append((looped[a:b].copy(), names))
+    return out
 
 
 def build_windows(sources: Sequence[PathLike], *, n_mels: int = 80, max_windows: Optional[int] = None,

@@ -86,7 +86,8 @@ class Evaluator:
     """Float reference states and transcripts of a set of windows, and scores against them."""
 
     def __init__(self, model: Any, windows: CalibrationWindows, references: Optional[Sequence[str]] = None,
-                 reference_states: Optional[Sequence[np.ndarray]] = None, language: str = "en") -> None:
+                 reference_states: Optional[Sequence[np.ndarray]] = None, language: str = "en",
+                 float_texts: Optional[Sequence[str]] = None) -> None:
         self.model = model
         self.windows = windows
         self.language = language
@@ -94,7 +95,8 @@ class Evaluator:
         if reference_states is None:
             reference_states = [np.array(model.encode(np.ascontiguousarray(m)), np.float32) for m in windows.mels]
         self.ref_states = [np.asarray(s, np.float32).reshape(model.dims.n_audio_ctx, -1) for s in reference_states]
-        self.float_texts = [transcribe_states(model, s, language=language) for s in self.ref_states]
+        self.float_texts = list(float_texts) if float_texts is not None else \
+            [transcribe_states(model, s, language=language) for s in self.ref_states]
 
     def score(self, states: Sequence[np.ndarray], *, transcripts: bool = True) -> dict[str, Any]:
         n = [int(c) for c in self.windows.content_frames]

@@ -99,8 +99,8 @@ class Workspace:
         return q
 
 
-def search_mixed(ws: Workspace, w: CalibrationWindows, *, target_db: float = 20.0, max_wer_vs_float: float = 0.02,
-                 search_windows: int = 3, threads: int = 2) -> Any:
+def search_mixed(ws: Workspace, w: CalibrationWindows, *, target_db: float = 20.0, max_wer_vs_float: float = 0.05,
+                 search_windows: int = 6, threads: int = 2) -> Any:
     """The mixed-precision search (sensitivity.py) on the ONNX path (fast), scored on the first
     `search_windows` calibration windows against the float CPU encoder and decoder."""
     from ... import load_model
@@ -133,7 +133,7 @@ def _model(ws: Workspace, threads: int) -> Any:
 def quantize_bundle(bundle_dir: PathLike, calibration: Sequence[PathLike], scheme: Union[str, Scheme],
                     out_dir: PathLike, *, formats: Sequence[str] = ("tflite", "onnx"), soc: Optional[str] = "genio-700",
                     max_windows: Optional[int] = None, calibration_files: Optional[Sequence[PathLike]] = None,
-                    target_db: float = 20.0, max_wer_vs_float: float = 0.02, search_windows: int = 3,
+                    target_db: float = 20.0, max_wer_vs_float: float = 0.05, search_windows: int = 6,
                     run_compiler: bool = True, threads: int = 2,
                     log: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
     """Quantizes the float bundle's encoders with `scheme` into a new bundle at `out_dir`.

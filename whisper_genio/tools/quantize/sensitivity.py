@@ -78,7 +78,7 @@ class SearchResult:
 
 
 def search(evaluate: Callable[[Scheme], dict[str, Any]], dims: Any, *, base: Optional[Scheme] = None,
-           target_db: float = 20.0, max_wer_vs_float: float = 0.02, moves: Sequence[str] = tuple(MOVES),
+           target_db: float = 20.0, max_wer_vs_float: float = 0.05, moves: Sequence[str] = tuple(MOVES),
            log: Optional[Callable[[str], None]] = None) -> SearchResult:
     """Greedy mixed-precision search. `evaluate(scheme)` returns a score with "sqnr_db" and
     "wer_vs_float" (see evaluate.Evaluator.score)."""

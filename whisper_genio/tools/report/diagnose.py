@@ -108,11 +108,11 @@ def diagnose(float_onnx: PathLike, quant_onnx: PathLike, scheme: Scheme, mels: S
             e["sig"] += float(np.sum(fs.astype(np.float64) ** 2))
             e["dot"] += float(np.sum(fs.astype(np.float64) * xs))
             e["nx"] += float(np.sum(xs.astype(np.float64) ** 2))
-            if i == 0:
+            if i == 0:  # ranges over the whole window: the grid has to hold the padding frames' values too
                 r = roles[n]
-                st = _range_stats(fs, r)
+                st = _range_stats(f, r)
                 lo, hi = ranges.get(n, (float(f.min()), float(f.max())))
-                st.update(_grid_effects(fs, r, lo, hi))
+                st.update(_grid_effects(f, r, lo, hi))
                 stats[n] = st
         del fa, qa
     layers = []
@@ -261,6 +261,7 @@ def build_report(bundle_dir: PathLike, scheme: Union[str, Scheme], out_dir: Path
                  calibration: CalibrationWindows, evaluation: Optional[CalibrationWindows] = None,
                  references: Optional[Sequence[str]] = None, results: Optional[dict] = None,
                  compare: Sequence[str] = ("a16w8",), threads: int = 2, isolated: bool = True, tflite_note: bool = True,
+                 isolated_groups: Optional[Sequence[str]] = None,
                  log: Optional[Callable[[str], None]] = None) -> dict[str, pathlib.Path]:
     """Writes report.json and report.html (with PNG plots inlined) into out_dir."""
     from ... import load_model
@@ -293,8 +294,9 @@ def build_report(bundle_dir: PathLike, scheme: Union[str, Scheme], out_dir: Path
     iso = {}
     if isolated:
         say("isolated sensitivity (one group at 8 bits, the rest float):")
+        kw = {"groups": tuple(isolated_groups)} if isolated_groups else {}
         iso = isolated_sensitivity(prepared, ranges, list(ev_w.mels[:1]), list(ev_w.content_frames[:1]), out,
-                                   threads=threads, log=say)
+                                   threads=threads, log=say, **kw)
         (out / "isolated.onnx").unlink(missing_ok=True)
     # encoder output and transcripts on the evaluation windows
     model = load_model(str(ws.bundle.checkpoint_path) if ws.bundle.checkpoint_path else (ws.bundle.model or "base"),

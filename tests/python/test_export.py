@@ -1,0 +1,133 @@
+"""whisper-genio export: TFLite (litert-torch) and ONNX encoders with the fixed [1, n_mels, 3000]
+input, LayerNorm in a quantization-proof form, the bundle manifest, ncc-tflite commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from whisper_genio.bundle import load_bundle
+from whisper_genio.errors import InvalidOptionError, WhisperGenioError
+
+
+def _sqnr(ref, x):
+    return 20 * np.log10(np.linalg.norm(ref) / np.linalg.norm(ref - x))
+
+
+def test_bundle_manifest_describes_both_encoders(float_bundle):
+    b = load_bundle(float_bundle)
+    assert set(b.artifacts) == {"tflite", "onnx"}
+    for kind in ("tflite", "onnx"):
+        a = b.artifacts[kind]
+        assert a.input.shape == (1, 80, 3000) and a.input.dtype == "float32"
+        assert a.output.shape == (1, 1500, 512) and a.output.dtype == "float32"
+        assert (float_bundle / a.file).stat().st_size > 70e6
+    assert b.artifacts["onnx"].extra["opset"] >= 17
+    cmd = b.artifacts["tflite"].extra["compiler"]["command"]
+    assert cmd[:4] == ["ncc-tflite", "--arch=mdla3.0", "--relax-fp32", "--opt-accuracy"]
+    assert json.loads((float_bundle / "manifest.json").read_text())["encoder"]["tflite"]["input"]["name"] == \
+        b.artifacts["tflite"].input.name
+
+
+def test_tflite_and_onnx_match_the_cpu_encoder(float_bundle, cpu_model, heldout_window):
+    from whisper_genio.tools.quantize import onnx_qdq, tflite_quant
+
+    w, _ = heldout_window
+    ref = np.array(cpu_model.encode(w.mels[0]), np.float32)
+    t = tflite_quant.run(float_bundle / "encoder.tflite", w.mels[0])
+    o = onnx_qdq.run(float_bundle / "encoder.onnx", w.mels[0])
+    assert t.shape == o.shape == (1500, 512)
+    assert _sqnr(ref, t) > 70
+    assert _sqnr(ref, o) > 70
+
+
+def test_onnx_layernorm_is_one_op_and_attention_is_explicit(float_bundle):
+    import onnx
+
+    m = onnx.load(str(float_bundle / "encoder.onnx"), load_external_data=False)
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("LayerNormalization") == 2 * 6 + 1
+    assert "Softmax" in ops and ops.count("Softmax") == 6
+    assert "Cast" not in ops  # openai-whisper's x.float() casts are stripped
+    assert m.graph.output[0].name == "states"
+
+
+def test_tflite_layernorm_statistics_are_tagged_and_fp16_safe(float_bundle, tflite_qsvs):
+    """The converter splits LayerNorm; its statistics are recognised (to stay float) and the
+    prescaled export keeps the squared deviations inside FP16's range."""
+    from whisper_genio.tools.quantize import tflite_quant
+
+    g = tflite_quant.Graph(float_bundle / "encoder.tflite")
+    roles = tflite_quant.tensor_roles(g)
+    sq = [g.name(o["outputs"][0]) for o in g.ops if o["op_name"] == "SQUARED_DIFFERENCE"]
+    assert len(sq) == 13
+    assert all(roles[n].role == "ln_stats" for n in sq)
+    kinds = {r.role for r in roles.values()}
+    assert {"conv1", "gelu1", "conv2", "pos", "ln1", "q", "k", "v", "qk", "softmax", "pv", "attn_out", "resid1", "ln2",
+            "fc1", "gelu", "fc2", "resid2", "ln_post"} <= kinds
+    peak = max(float(tflite_qsvs[n]["max"].max()) for n in sq)
+    assert 100 < peak < 65504, peak  # squared outlier / 64: fits FP16 (unscaled it is ~3e5)
+
+
+def test_onnx_roles_cover_every_block(float_bundle, workspace):
+    from whisper_genio.tools.quantize import onnx_qdq
+    from whisper_genio.tools.quantize.schemes import BLOCK_ROLES
+
+    roles = onnx_qdq.tensor_roles(workspace.onnx_prepared())
+    for b in range(6):
+        assert {r.role for r in roles.values() if r.block == b} == set(BLOCK_ROLES)
+    assert any(r.role == "ln_post" for r in roles.values())
+
+
+def test_ncc_commands_per_soc(tmp_path):
+    from whisper_genio.tools.ncc import ncc_command, run_ncc
+
+    assert ncc_command("e.tflite", "e.dla", soc="genio-1200") == [
+        "ncc-tflite", "--arch=mdla2.0", "--num-mdla=2", "--relax-fp32", "--opt-accuracy", "-d", "e.dla", "e.tflite"]
+    assert "--relax-fp32" not in ncc_command("e.tflite", "e.dla", soc="mt8390", float_ops=False)
+    g720 = ncc_command("e.tflite", "e.dla", soc="Genio 720")
+    assert "--arch=mdla5.3,edma3.6" in g720 and "--l1-size-kb=256" in g720
+    with pytest.raises(InvalidOptionError, match="no MDLA"):
+        ncc_command("e.tflite", "e.dla", soc="genio-350")
+    with pytest.raises(InvalidOptionError, match="unknown SoC"):
+        ncc_command("e.tflite", "e.dla", soc="mt9999")
+    assert run_ncc(["whisper-genio-no-such-compiler", "x"]) is None
+
+
+def test_onnx_opset_below_17_is_refused(tmp_path, base_checkpoint):
+    from whisper_genio.tools.export_onnx import export_encoder_onnx
+
+    with pytest.raises(InvalidOptionError, match="17"):
+        export_encoder_onnx(base_checkpoint, tmp_path / "e.onnx", opset=16)
+
+
+def test_missing_exporter_names_the_extra(monkeypatch, tmp_path, base_checkpoint):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.startswith("litert_torch"):
+            raise ImportError("No module named 'litert_torch'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    import importlib
+
+    monkeypatch.setattr(importlib, "import_module", lambda n, *a: fake(n))
+    from whisper_genio.tools.export import export_encoder_tflite
+
+    with pytest.raises(WhisperGenioError, match=r"whisper_genio\[export\]"):
+        export_encoder_tflite(base_checkpoint, tmp_path / "e.tflite")
+
+
+def test_cli_export_onnx_only(tmp_path, base_checkpoint, capsys):
+    pytest.importorskip("onnx")
+    from whisper_genio.cli import main
+
+    assert main(["export", "--model", "base", "--format", "onnx", "--no-checkpoint", "-o", str(tmp_path / "b")]) == 0
+    b = load_bundle(tmp_path / "b")
+    assert set(b.artifacts) == {"onnx"}
+    assert "onnx:" in capsys.readouterr().out

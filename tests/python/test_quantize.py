@@ -1,0 +1,212 @@
+"""whisper-genio quantize: calibration windows, schemes, ONNX QDQ and TFLite encoders run with
+integer kernels on the host, the quantized bundle, and the mixed-precision search. Small sets
+(2 calibration windows, 1 held-out clip); the full numbers come from tools/quant_study.py."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from whisper_genio.errors import InvalidOptionError
+from whisper_genio.tools.quantize.schemes import BUILTIN, mac_summary, parse_scheme
+
+
+def _sqnr(ref, x, n=None):
+    ref, x = ref[:n], x[:n]
+    return 20 * np.log10(np.linalg.norm(ref) / np.linalg.norm(ref - x))
+
+
+# -- pure logic ------------------------------------------------------------------------------
+
+def test_parse_scheme():
+    assert parse_scheme("a16w8").activation_bits == 16
+    assert parse_scheme("a8w8-tensor").per_channel is False
+    assert parse_scheme("weight-only").kind == "weight_only"
+    m = parse_scheme("mixed:resid=16,softmax=16,b3.fc2=16")
+    assert m.overrides == {"resid": 16, "softmax": 16, "b3.fc2": 16} and m.activation_bits == 8
+    assert parse_scheme(m.spec()).overrides == m.overrides
+    for bad in ("a4w4", "mixed:nothing=16", "mixed:resid=12", "w8:resid=16"):
+        with pytest.raises(InvalidOptionError):
+            parse_scheme(bad)
+
+
+def test_int8_mac_share(base_checkpoint):
+    dims = base_checkpoint.dims
+    assert mac_summary(BUILTIN["a8w8"], dims)["int8_mac_share"] == 1.0
+    assert mac_summary(BUILTIN["a16w8"], dims)["int8_mac_share"] == 0.0
+    assert mac_summary(BUILTIN["w8"], dims)["int8_mac_share"] == 0.0
+    # q/k/v + q·k + fc1 in int8: more than half of the encoder's MACs
+    mixed = parse_scheme("a16w8:ln1=8,q=8,k=8,v=8,qk=8,ln2=8,fc1=8")
+    share = mac_summary(mixed, dims)
+    assert 0.5 < share["int8_mac_share"] < 0.6
+    assert share["products"]["b0.fc1"] == "int8" and share["products"]["b0.fc2"] == "int16x8"
+    # an int8 input with a 16-bit output is not an int8 product
+    assert mac_summary(parse_scheme("a16w8:ln2=8"), dims)["products"]["b0.fc1"] == "int16x8"
+
+
+def test_pack_fills_windows_with_speech():
+    from whisper_genio.tools.quantize.calibrate import N_SAMPLES, pack
+
+    sr = 16000
+    clips = [(f"c{i}", np.ones(int(sr * s), np.float32)) for i, s in enumerate([7, 9, 12, 5, 4, 40])]
+    windows = pack(clips)
+    assert len(windows) == 3  # 77 s of audio + gaps
+    assert all(len(s) == N_SAMPLES for s, _ in windows)
+    assert all(np.mean(s != 0) > 0.97 for s, _ in windows)  # full of audio, the last one filled up again
+    names = [n for _, ns in windows for n in ns]
+    assert names.count("c5") == 2  # the 40 s clip spans two windows
+    assert any("(repeat)" in n for n in names)
+    assert len(pack(clips, max_windows=2)) == 2
+
+
+def test_build_windows_caches(tmp_path, calibration_split):
+    from whisper_genio.tools.quantize.calibrate import build_windows
+
+    calib, _ = calibration_split
+    files = [r["path"] for r in calib[:3]]
+    w1 = build_windows([], files=files, cache=tmp_path / "c.npz")
+    assert w1.mels.shape[1:] == (80, 3000) and w1.speech_fraction() > 0.5
+    w2 = build_windows([], files=files, cache=tmp_path / "c.npz")
+    assert np.array_equal(w1.mels, w2.mels) and w1.sources == w2.sources
+
+
+def test_search_is_greedy_and_respects_the_target(base_checkpoint):
+    from whisper_genio.tools.quantize import sensitivity
+
+    loss = {"qkv": 3, "fc1": 4, "logits": 0.5, "attn_v": 12, "out": 6, "fc2": 25, "stem": 8}
+
+    def evaluate(scheme):
+        db = 28.0 - sum(v for m, v in loss.items() if all(scheme.overrides.get(r) == 8 for r in sensitivity.MOVES[m]))
+        return {"sqnr_db": db, "wer_vs_float": 0.0 if db > 15 else 0.5}
+
+    res = sensitivity.search(evaluate, base_checkpoint.dims, target_db=20.0)
+    chosen = {m for m, rs in sensitivity.MOVES.items() if all(res.scheme.overrides.get(r) == 8 for r in rs)}
+    assert chosen == {"logits", "qkv", "fc1"}  # 28 - 0.5 - 3 - 4 = 20.5; adding "out" would fall below 20
+    assert mac_summary(res.scheme, base_checkpoint.dims)["int8_mac_share"] > 0.5
+    assert res.isolated["fc2"].accepted is False
+
+
+# -- ONNX QDQ on ONNX Runtime ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def onnx_results(workspace, onnx_ranges, heldout_window, cpu_model, tmp_path_factory):
+    from whisper_genio.tools.quantize import onnx_qdq
+
+    w, _ = heldout_window
+    ref = np.array(cpu_model.encode(w.mels[0]), np.float32)
+    out = tmp_path_factory.mktemp("onnx_q")
+    res = {}
+    for name in ("a8w8", "a16w8", "w8"):
+        path = onnx_qdq.quantize(workspace.onnx_prepared(), out / f"{name}.onnx", parse_scheme(name), onnx_ranges)
+        res[name] = (path, onnx_qdq.run(path, w.mels[0]))
+    return ref, int(w.content_frames[0]), res
+
+
+def test_onnx_a8w8_reproduces_the_failure_and_a16w8_fixes_it(onnx_results):
+    ref, n, res = onnx_results
+    assert _sqnr(ref, res["a8w8"][1], n) < 8  # the users' garbage
+    assert _sqnr(ref, res["a16w8"][1], n) > 20
+    assert _sqnr(ref, res["w8"][1], n) > 25  # weights are not the cause
+
+
+def test_onnx_qdq_graph_and_io_quantization(onnx_results):
+    import onnx
+
+    from whisper_genio.tools.quantize import onnx_qdq
+
+    _, _, res = onnx_results
+    m = onnx.load(str(res["a8w8"][0]))
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("QuantizeLinear") > 100 and "LayerNormalization" in ops
+    io = onnx_qdq.io_quantization(res["a16w8"][0])
+    assert io["input"]["dtype"] == "int16" and io["input"]["zero_point"] == 0 and io["input"]["scale"] > 0
+    assert io["output"]["dtype"] == "int16" and io["output"]["scale"] > 0
+    assert onnx_qdq.io_quantization(res["a8w8"][0])["input"]["dtype"] == "uint8"
+    wo = onnx.load(str(res["w8"][0]))
+    assert not any(n.op_type == "QuantizeLinear" for n in wo.graph.node)
+    assert sum(n.op_type == "DequantizeLinear" for n in wo.graph.node) == 2 + 6 * 6
+
+
+# -- TFLite (ai-edge-quantizer) on the LiteRT interpreter --------------------------------------------
+
+def test_tflite_a16w8_and_a8w8(workspace, tflite_qsvs, heldout_window, cpu_model, tmp_path):
+    from whisper_genio.tools.quantize import tflite_quant
+
+    w, _ = heldout_window
+    n = int(w.content_frames[0])
+    ref = np.array(cpu_model.encode(w.mels[0]), np.float32)
+    a16 = tflite_quant.quantize(workspace.path("tflite"), tmp_path / "a16.tflite", parse_scheme("a16w8"), tflite_qsvs)
+    io = tflite_quant.io_quantization(a16)
+    assert io["input"]["dtype"] == "int16" and io["output"]["dtype"] == "int16" and io["output"]["scale"] > 0
+    floats = tflite_quant.float_ops(a16)
+    roles = tflite_quant.tensor_roles(a16)
+    assert floats and all(roles[t].role == "ln_stats" for _, t in floats)  # only the LayerNorm statistics
+    assert _sqnr(ref, tflite_quant.run(a16, w.mels[0]), n) > 18
+    a8 = tflite_quant.quantize(workspace.path("tflite"), tmp_path / "a8.tflite", parse_scheme("a8w8"), tflite_qsvs)
+    assert tflite_quant.io_quantization(a8)["output"]["dtype"] == "int8"
+    assert _sqnr(ref, tflite_quant.run(a8, w.mels[0]), n) < 8
+
+
+# -- the quantized bundle ---------------------------------------------------------------------------
+
+def test_quantize_bundle_writes_a_loadable_bundle(float_bundle, calibration_split, tmp_path, heldout_window,
+                                                  cpu_model, onnx_ranges, tflite_qsvs):
+    import whisper_genio
+    from whisper_genio.bundle import load_bundle
+    from whisper_genio.tools.quantize.pipeline import quantize_bundle
+
+    calib, _ = calibration_split
+    out = tmp_path / "q"
+    summary = quantize_bundle(float_bundle, [], "a16w8", out, calibration_files=[r["path"] for r in calib],
+                              max_windows=2, soc="genio-510")
+    b = load_bundle(out)
+    t = b.artifacts["tflite"]
+    assert t.input.dtype == "int16" and t.output.dtype == "int16" and t.output.scale > 0 and t.output.zero_point == 0
+    q = t.extra["quantization"]
+    assert q["scheme"] == "a16w8" and q["io"]["output"]["scale"] == t.output.scale
+    assert q["float_ops"] and set(q["float_ops"]) <= {"MEAN", "SQUARED_DIFFERENCE", "RSQRT", "ADD", "MUL", "SUB"}
+    assert q["calibration"]["windows"] == 2
+    assert t.extra["compiler"]["command"][:4] == ["ncc-tflite", "--arch=mdla3.0", "--relax-fp32", "--opt-accuracy"]
+    o = b.artifacts["onnx"]
+    assert o.input.dtype == "float32"  # QDQ keeps float I/O; the inner scales are recorded
+    assert o.extra["quantization"]["io"]["input"]["dtype"] == "int16"
+    assert summary["int8_mac_share"] == 0.0
+    # the onnxruntime backend runs the quantized bundle and transcribes like the CPU encoder
+    w, row = heldout_window
+    m = whisper_genio.load_model("base", backend="onnxruntime", encoder_model=str(out), threads=2)
+    got = m.decode(w.mels[0], language="en", without_timestamps=True).text
+    want = cpu_model.decode(w.mels[0], language="en", without_timestamps=True).text
+    from whisper_genio.tools.quantize.evaluate import wer
+
+    assert wer([want], [got]) <= 0.1, (want, got)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["quantized_from"]
+
+
+def test_quantize_refuses_a_quantized_bundle(tmp_path, float_bundle):
+    from whisper_genio.tools.quantize.pipeline import quantize_bundle
+
+    with pytest.raises(InvalidOptionError):
+        quantize_bundle(float_bundle, [], "float", tmp_path / "x")
+
+
+def test_mixed_search_on_real_windows(workspace, calibration_windows, onnx_ranges):
+    """Two moves only, one window: the search runs end to end on ONNX Runtime and reports sensitivities."""
+    from whisper_genio.tools.quantize import onnx_qdq, sensitivity
+    from whisper_genio.tools.quantize.pipeline import _model
+    from whisper_genio.tools.quantize.evaluate import Evaluator
+
+    sub = calibration_windows.subset(1)
+    ev = Evaluator(_model(workspace, 2), sub)
+    scratch = workspace.cache / "test_search.onnx"
+
+    def evaluate(scheme):
+        p = onnx_qdq.quantize(workspace.onnx_prepared(), scratch, scheme, onnx_ranges)
+        return ev.score([onnx_qdq.run(p, m) for m in sub.mels])
+
+    res = sensitivity.search(evaluate, workspace.dims, moves=("logits", "fc2"), target_db=18.0)
+    assert res.isolated["fc2"].score["sqnr_db"] < res.isolated["logits"].score["sqnr_db"]
+    assert res.isolated["fc2"].accepted is False  # fc2 in 8 bits breaks the encoder
+    assert res.scheme.overrides.get("qk") == 8  # q·kᵀ in int8 is cheap
