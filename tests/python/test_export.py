@@ -131,3 +131,39 @@ def test_cli_export_onnx_only(tmp_path, base_checkpoint, capsys):
     b = load_bundle(tmp_path / "b")
     assert set(b.artifacts) == {"onnx"}
     assert "onnx:" in capsys.readouterr().out
+
+
+def test_other_sizes_export_and_quantize(tmp_path):
+    """A random 2-layer, 128-mel model (large-v3's input, any width): export, roles and A16W8 on
+    both paths work for any Whisper size, not only base."""
+    for m in ("torch", "onnx", "whisper.model", "litert_torch", "onnxruntime", "ai_edge_quantizer"):
+        pytest.importorskip(m)
+    from model_factory import make_random_state_dict, write_openai_pt
+
+    from whisper_genio.checkpoints import load_checkpoint
+    from whisper_genio.dims import ModelDims
+    from whisper_genio.tools.export import export_bundle
+    from whisper_genio.tools.quantize import onnx_qdq, tflite_quant
+    from whisper_genio.tools.quantize.calibrate import CalibrationWindows
+    from whisper_genio.tools.quantize.pipeline import Workspace
+    from whisper_genio.tools.quantize.schemes import BLOCK_ROLES, parse_scheme
+
+    dims = ModelDims(n_mels=128, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=2, n_vocab=51866,
+                     n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1)
+    pt = write_openai_pt(tmp_path / "tiny.pt", dims, make_random_state_dict(dims))
+    b = export_bundle(load_checkpoint(pt), tmp_path / "b", checkpoint=False, soc="genio-1200")
+    assert b.artifacts["tflite"].input.shape == (1, 128, 3000) and b.artifacts["onnx"].output.shape == (1, 1500, 64)
+    troles = tflite_quant.tensor_roles(b.path_of("tflite"))
+    ws = Workspace(b.root)
+    oroles = onnx_qdq.tensor_roles(ws.onnx_prepared())
+    for roles in (troles, oroles):
+        for blk in range(2):
+            assert set(BLOCK_ROLES) <= {r.role for r in roles.values() if r.block == blk}
+    rng = np.random.default_rng(0)
+    mels = (rng.standard_normal((2, 128, 3000)) * 0.3).astype(np.float32)
+    w = CalibrationWindows(mels, np.array([1500, 1500], np.int32), [["a"], ["b"]])
+    ref = onnx_qdq.run(b.path_of("onnx"), mels[0])
+    q = onnx_qdq.quantize(ws.onnx_prepared(), tmp_path / "q.onnx", parse_scheme("a16w8"), ws.onnx_ranges(w))
+    assert _sqnr(ref, onnx_qdq.run(q, mels[0])) > 20
+    t = tflite_quant.quantize(b.path_of("tflite"), tmp_path / "q.tflite", parse_scheme("a16w8"), ws.tflite_qsvs(w))
+    assert _sqnr(ref, tflite_quant.run(t, mels[0])) > 20

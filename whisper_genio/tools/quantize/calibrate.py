@@ -186,7 +186,7 @@ def _cache_key(paths: Sequence[PathLike], n_mels: int, max_windows: Optional[int
     for p in paths:
         st = os.stat(p)
         h.update(f"{os.fspath(p)}|{st.st_size}|{int(st.st_mtime)}\n".encode())
-    h.update(f"{n_mels}|{max_windows}|{gap}".encode())
+    h.update(f"stream-v2|{n_mels}|{max_windows}|{gap}".encode())
     return h.hexdigest()
 
 
