@@ -18,6 +18,7 @@ from .errors import (
     InvalidOptionError,
     ModelLoadError,
     ModelNotFoundError,
+    RuntimeVersionError,
     TokenizerNotFoundError,
     WhisperGenioError,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ModelDims",
     "ModelLoadError",
     "ModelNotFoundError",
+    "RuntimeVersionError",
     "TokenizerNotFoundError",
     "TranscribeOptions",
     "WhisperGenioError",
