@@ -38,6 +38,12 @@ before the output), so a device output in any of those forms can be dequantized:
 
 and the ``compiler`` object records the ``ncc-tflite`` command line printed or run.
 
+Decoder subgraphs (``whisper-genio export --decoder-subgraphs``; see whisper_genio/offload.py)
+sit under ``"decoder": {"subgraphs": [...]}``, one entry per op, layer (or vocabulary chunk)
+and fixed batch: ``{"op": "fc1", "layer": 0, "batch": 5, "files": {"tflite": ..., "dla": ...},
+"inputs": [tensor...], "outputs": [tensor...], "quantization": {...}, "compiler": {...}}``;
+vocabulary chunks add ``"chunk", "col0", "cols"``.
+
 Layouts name the tensor's dimensions: n = batch, c = channels (mel bins, or the model width),
 t = time. Whisper's own are "nct" for the mel [1, n_mels, 3000] and "ntc" for the states
 [1, 1500, d]; the other order means the device tensor is transposed.
@@ -113,6 +119,7 @@ class Bundle:
     model: str = ""
     checkpoint: Optional[str] = None
     artifacts: Mapping[str, Artifact] = field(default_factory=dict)
+    decoder_subgraphs: tuple[Mapping[str, Any], ...] = ()  # validated entries, files relative to root
 
     def path_of(self, kind: str) -> Optional[pathlib.Path]:
         a = self.artifacts.get(kind)
@@ -221,7 +228,54 @@ def parse_manifest(data: Mapping[str, Any], root: PathLike, *, check_files: bool
             raise ModelLoadError(f"{where}: 'checkpoint' must be a path relative to the bundle")
         if check_files and not (root / checkpoint).exists():
             raise ModelLoadError(f"{where}: the manifest lists checkpoint {checkpoint!r} but {root} has no such file")
-    return Bundle(root, dims, str(data.get("model", "")), checkpoint, artifacts)
+    subgraphs = _decoder_subgraphs(data.get("decoder"), dims, root, where, check_files)
+    return Bundle(root, dims, str(data.get("model", "")), checkpoint, artifacts, subgraphs)
+
+
+SUBGRAPH_OPS = ("self_qkv", "self_out", "cross_q", "cross_out", "fc1", "fc2", "layer_step", "vocab")
+
+
+def _decoder_subgraphs(decoder: Any, dims: ModelDims, root: pathlib.Path, where: str,
+                       check_files: bool) -> tuple[Mapping[str, Any], ...]:
+    if decoder is None:
+        return ()
+    if not isinstance(decoder, Mapping) or not isinstance(decoder.get("subgraphs", []), list):
+        raise ModelLoadError(f"{where}: 'decoder' must be an object with a 'subgraphs' list")
+    out = []
+    for i, e in enumerate(decoder.get("subgraphs", [])):
+        w = f"{where}: decoder.subgraphs[{i}]"
+        if not isinstance(e, Mapping) or e.get("op") not in SUBGRAPH_OPS:
+            raise ModelLoadError(f"{w}.op: expected one of {', '.join(SUBGRAPH_OPS)}")
+        if not isinstance(e.get("batch"), int) or e["batch"] < 1:
+            raise ModelLoadError(f"{w}.batch: expected a positive integer")
+        if e["op"] == "vocab":
+            if not all(isinstance(e.get(k), int) for k in ("chunk", "col0", "cols")) or e["cols"] < 1 or \
+                    e["col0"] < 0 or e["col0"] + e["cols"] > dims.n_vocab:
+                raise ModelLoadError(f"{w}: a vocabulary chunk needs integer chunk, col0, cols within "
+                                     f"[0, {dims.n_vocab})")
+        elif not isinstance(e.get("layer"), int) or not 0 <= e["layer"] < dims.n_text_layer:
+            raise ModelLoadError(f"{w}.layer: expected 0..{dims.n_text_layer - 1}")
+        files = e.get("files")
+        if not isinstance(files, Mapping) or not files or not all(isinstance(v, str) for v in files.values()):
+            raise ModelLoadError(f"{w}.files: expected {{kind: file name}}")
+        for kind, name in files.items():
+            if check_files and not (root / name).is_file():
+                raise ModelLoadError(f"{w}.files.{kind}: the manifest lists {name!r} but {root} has no such file")
+        for role in ("inputs", "outputs"):
+            ts = e.get(role)
+            if not isinstance(ts, list) or not ts:
+                raise ModelLoadError(f"{w}.{role}: expected a list of tensors")
+            for j, t in enumerate(ts):
+                ti = _tensor(t, f"{w}.{role}[{j}]")
+                if ti.dtype not in DTYPES:
+                    raise ModelLoadError(f"{w}.{role}[{j}].dtype: {ti.dtype!r} is not one of {', '.join(DTYPES)}")
+                if ti.dtype in QUANTIZED:
+                    lo, hi = _RANGES[ti.dtype]
+                    if ti.scale is None or ti.scale <= 0 or not lo <= (ti.zero_point or 0) <= hi:
+                        raise ModelLoadError(f"{w}.{role}[{j}]: a {ti.dtype} tensor needs a positive scale and a "
+                                             f"zero point in [{lo}, {hi}]")
+        out.append(dict(e))
+    return tuple(out)
 
 
 def load_bundle(path: PathLike) -> Bundle:

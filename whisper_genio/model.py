@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _core
 from . import backends as _backends
+from . import offload as _offload
 from .audio import N_FRAMES, N_SAMPLES, load_audio, pad_or_trim
 from .checkpoints import Checkpoint, find_tokenizer, resolve
 from .decoding import DecodingResult, decode_window, language_probabilities
@@ -29,7 +30,7 @@ AudioInput = Union[str, os.PathLike, bytes, np.ndarray]
 
 # "auto" picks float32 until int8's accuracy is established on this hardware; see docs/performance.md.
 COMPUTE_TYPES = ("auto", "float32", "float16", "int8")
-DECODER_OFFLOAD = ("none", "auto")
+DECODER_OFFLOAD = _offload.MODES
 
 
 class Model:
@@ -46,6 +47,8 @@ class Model:
         decoder_offload: str = "none",
         cpu_affinity: Optional[Sequence[int]] = None,
         encoder_options: Optional[_backends.EncoderOptions] = None,
+        decoder_subgraphs: Any = None,
+        decoder_offload_strict: bool = False,
     ) -> None:
         if compute_type not in COMPUTE_TYPES:
             raise InvalidOptionError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, got {compute_type!r}")
@@ -62,7 +65,7 @@ class Model:
         self.source = str(checkpoint.path)
         self.source_format = checkpoint.format
         self.compute_type = "float32" if compute_type == "auto" else compute_type
-        self.decoder_offload = "none"
+        self.decoder_offload = decoder_offload
         self.threads = threads
         self._pool = _core.ThreadPool(threads, list(cpu_affinity or []))
         source = _backends.BackendSource(checkpoint, encoder_options or _backends.EncoderOptions())
@@ -72,8 +75,14 @@ class Model:
         self._encoder = spec.create(checkpoint, self._pool, compute_type=self.compute_type, source=source)
         self.backend_info = _backends.describe(self._encoder)  # what runs where (library, providers, memory)
         self._decoder = _core.Decoder(self.dims.to_dict(), checkpoint.tensors, self._pool, self.compute_type)
-        self.alignment_heads = checkpoint.alignment_heads
         self._lock = threading.RLock()
+        self.decoder_plan: list[dict[str, Any]] = []
+        opts = encoder_options or _backends.EncoderOptions()
+        if decoder_subgraphs is None and opts.encoder_model and os.path.isdir(opts.encoder_model):
+            decoder_subgraphs = opts.encoder_model  # the encoder's bundle may carry the decoder's subgraphs too
+        self.set_decoder_offload(decoder_offload, decoder_subgraphs, strict=decoder_offload_strict,
+                                 library=opts.neuron_library, dma_heap=opts.dma_heap, neuron_api=opts.neuron_api)
+        self.alignment_heads = checkpoint.alignment_heads
 
     # -- facts -----------------------------------------------------------------------------
 
@@ -90,6 +99,42 @@ class Model:
             f"Model(source={self.source!r}, format={self.source_format!r}, backend={self.backend!r}, "
             f"compute_type={self.compute_type!r}, threads={self.threads}, dims={self.dims})"
         )
+
+    # -- decoder offload -------------------------------------------------------------------
+
+    def set_decoder_offload(self, mode: str, subgraphs: Any = None, *, strict: bool = False,
+                            library: Optional[str] = None, dma_heap: Optional[str] = None,
+                            neuron_api: str = "auto") -> list[dict[str, Any]]:
+        """Installs a decoder dispatch plan (see :mod:`whisper_genio.offload`) and returns it.
+
+        subgraphs: a model-bundle folder (its manifest's ``decoder.subgraphs``), a loaded
+        Bundle, or a list of native entries (files or callbacks)."""
+        if mode not in DECODER_OFFLOAD:
+            raise InvalidOptionError(f"decoder_offload must be one of {', '.join(DECODER_OFFLOAD)}, got {mode!r}")
+        entries: list[dict[str, Any]] = []
+        if subgraphs is not None:
+            if isinstance(subgraphs, (str, os.PathLike)):
+                from .bundle import load_bundle
+
+                subgraphs = load_bundle(subgraphs)
+            entries = (_offload.entries_from_bundle(subgraphs) if hasattr(subgraphs, "decoder_subgraphs")
+                       else [dict(e) for e in subgraphs])
+        with self._lock:
+            self.decoder_plan = _offload.install(self._decoder, mode, entries, library=library, dma_heap=dma_heap,
+                                                 neuron_api=neuron_api, strict=strict)
+        self.decoder_offload = mode
+        return self.decoder_plan
+
+    def decoder_plan_text(self) -> str:
+        return _offload.format_plan(self.decoder_plan, self.decoder_offload)
+
+    def offload_stats(self, reset: bool = False) -> dict[str, Any]:
+        """Decoder work by where it ran since the last reset: runner calls, MACs on runners and on
+        CPU kernels, rows no subgraph could take (prompts), time inside runners."""
+        s = _core.decoder_offload_stats(self._decoder)
+        if reset:
+            _core.decoder_reset_offload_stats(self._decoder)
+        return s
 
     # -- windows ---------------------------------------------------------------------------
 
@@ -179,6 +224,8 @@ def load_model(
     neuron_qos: Optional[Any] = None,
     providers: Optional[Sequence[Any]] = None,
     encoder_options: Optional[_backends.EncoderOptions] = None,
+    decoder_subgraphs: Any = None,
+    decoder_offload_strict: bool = False,
 ) -> Model:
     """Loads a Whisper model.
 
@@ -188,7 +235,11 @@ def load_model(
     backend: "auto" or an encoder backend name (see ``whisper_genio.backends.probe()``).
     compute_type: precision of the CPU weights ("auto" = "float32").
     threads: CPU threads for this model (default min(4, cores)).
-    decoder_offload: which decoder ops run on the NPU ("none").
+    decoder_offload: which decoder ops run on NPU subgraphs: "none", "linear", "layer" or "auto"
+        (see :mod:`whisper_genio.offload`); the plan is ``Model.decoder_plan``.
+    decoder_subgraphs: the bundle holding the decoder subgraphs (default: encoder_model when it
+        is a bundle folder). A subgraph that is missing or fails to load leaves its op on the CPU
+        with the reason in the plan; decoder_offload_strict=True raises instead.
     cpu_affinity: CPU ids to pin this model's threads to (e.g. the big cores of a big.LITTLE SoC).
     tokenizer: a tokenizer.json or *.tiktoken file, when the checkpoint has none beside it.
 
@@ -211,4 +262,5 @@ def load_model(
     tok = Tokenizer.from_file(tokenizer_path, multilingual=checkpoint.dims.is_multilingual,
                               num_languages=checkpoint.dims.num_languages)
     return Model(checkpoint, tok, backend=backend, compute_type=compute_type, threads=threads,
-                 decoder_offload=decoder_offload, cpu_affinity=cpu_affinity, encoder_options=opts)
+                 decoder_offload=decoder_offload, cpu_affinity=cpu_affinity, encoder_options=opts,
+                 decoder_subgraphs=decoder_subgraphs, decoder_offload_strict=decoder_offload_strict)

@@ -8,6 +8,7 @@ void register_runtime(py::module_& m);
 void register_audio(py::module_& m);
 void register_model(py::module_& m);
 void register_backends(py::module_& m);
+void register_offload(py::module_& m);
 }  // namespace whisper_genio::python
 
 PYBIND11_MODULE(_core, m) {
@@ -16,6 +17,7 @@ PYBIND11_MODULE(_core, m) {
   whisper_genio::python::register_audio(m);
   whisper_genio::python::register_model(m);
   whisper_genio::python::register_backends(m);
+  whisper_genio::python::register_offload(m);
 #ifdef WG_VERSION
   m.attr("__version__") = WG_VERSION;
 #endif

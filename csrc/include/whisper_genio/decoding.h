@@ -63,6 +63,10 @@ class TextDecoder;
 struct CrossKV;
 }  // namespace layers
 class KVCache;
+namespace offload {
+class DecoderOffload;
+struct OffloadStats;
+}  // namespace offload
 
 // The text decoder of one model plus the state of the window being decoded (cross-attention
 // keys/values, KV cache). Not thread-safe: one window at a time per instance.
@@ -89,6 +93,13 @@ class Decoder {
   // Cumulative decoder work, for benchmarks: forward calls and tokens run through the decoder.
   int64_t forward_calls() const { return forward_calls_; }
   int64_t forward_tokens() const { return forward_tokens_; }
+
+  // Decoder ops on subgraph runners (csrc/src/offload/decoder_offload.h); null = all on the CPU.
+  // Takes effect at the next decode / language_probs call (the KV cache is reset there).
+  void set_offload(std::shared_ptr<offload::DecoderOffload> plan);
+  const offload::DecoderOffload* offload() const;
+  const offload::OffloadStats& offload_stats() const;
+  void reset_offload_stats();
 
  private:
   Decoder();

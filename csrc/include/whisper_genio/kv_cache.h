@@ -16,8 +16,16 @@ namespace whisper_genio {
 
 class KVCache {
  public:
+  // Storage of one layer owned elsewhere: K and V each [beams (of reset), capacity, d] floats.
+  struct External {
+    float* k = nullptr;
+    float* v = nullptr;
+  };
+
   // (Re)shapes the cache; keeps its memory when it is already large enough. Length = 0.
-  Status reset(int n_layer, int beams, int capacity, int d);
+  // `external` (empty, or one entry per layer; null entries = own memory) places layers in
+  // memory owned elsewhere, sized for exactly `beams` beams.
+  Status reset(int n_layer, int beams, int capacity, int d, const std::vector<External>& external = {});
 
   int n_layer() const { return n_layer_; }
   int beams() const { return beams_; }
@@ -26,10 +34,11 @@ class KVCache {
   int length() const { return length_; }
   void set_length(int length) { length_ = length; }
 
-  float* keys(int layer, int beam) { return data_.data() + offset(layer, 0, beam); }
-  float* values(int layer, int beam) { return data_.data() + offset(layer, 1, beam); }
-  const float* keys(int layer, int beam) const { return data_.data() + offset(layer, 0, beam); }
-  const float* values(int layer, int beam) const { return data_.data() + offset(layer, 1, beam); }
+  float* keys(int layer, int beam) { return base_[layer * 2] + beam_offset(beam); }
+  float* values(int layer, int beam) { return base_[layer * 2 + 1] + beam_offset(beam); }
+  const float* keys(int layer, int beam) const { return base_[layer * 2] + beam_offset(beam); }
+  const float* values(int layer, int beam) const { return base_[layer * 2 + 1] + beam_offset(beam); }
+  bool is_external(int layer) const { return external_[layer]; }
 
   // Beam i takes the history of beam source[i] (source.size() == beams). Only beams whose
   // source differs are copied.
@@ -46,8 +55,13 @@ class KVCache {
   size_t offset(int layer, int kv, int beam) const {
     return ((static_cast<size_t>(layer) * 2 + kv) * max_beams_ + beam) * static_cast<size_t>(capacity_) * d_;
   }
+  size_t beam_offset(int beam) const { return static_cast<size_t>(beam) * capacity_ * d_; }
+  float* base(int layer, int kv) { return base_[static_cast<size_t>(layer) * 2 + kv]; }
+  std::vector<float*> base_;     // [layer * 2 + kv]: beam 0 of that layer's K or V
+  std::vector<bool> external_;   // per layer
   Buffer<float> data_;
   Buffer<float> spare_;
+  int ext_beams_ = 0;
   int n_layer_ = 0, beams_ = 0, max_beams_ = 0, capacity_ = 0, d_ = 0, length_ = 0;
 };
 

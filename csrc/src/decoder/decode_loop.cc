@@ -75,7 +75,8 @@ class Inference {
     if (first_) {
       first_ = false;
       const int L = static_cast<int>(tokens[0].size());
-      WG_RETURN_IF_ERROR(cache.reset(dec.dims().n_text_layer, n_group_, dec.dims().n_text_ctx, dec.dims().n_text_state));
+      WG_RETURN_IF_ERROR(cache.reset(dec.dims().n_text_layer, n_group_, dec.dims().n_text_ctx, dec.dims().n_text_state,
+                                     dec.cache_storage(n_group_)));
       WG_RETURN_IF_ERROR(cache.broadcast_first(1));
       std::vector<float> two(2 * static_cast<size_t>(V));
       WG_RETURN_IF_ERROR(dec.forward(tokens[0].data(), 1, L, &cache, *owner_.cross_, {sot_index, L - 1}, two.data(), pool));
@@ -127,6 +128,13 @@ StatusOr<std::unique_ptr<Decoder>> Decoder::create(const ModelDims& dims, const 
 }
 
 const ModelDims& Decoder::dims() const { return decoder_->dims(); }
+void Decoder::set_offload(std::shared_ptr<offload::DecoderOffload> plan) {
+  decoder_->set_offload(std::move(plan));
+  has_audio_ = false;  // layer-step runners need this window's cross K/V: set_audio again
+}
+const offload::DecoderOffload* Decoder::offload() const { return decoder_->offload(); }
+const offload::OffloadStats& Decoder::offload_stats() const { return decoder_->stats(); }
+void Decoder::reset_offload_stats() { decoder_->reset_stats(); }
 size_t Decoder::weight_bytes() const { return decoder_->weight_bytes(); }
 
 Status Decoder::set_audio(const EncoderStates& states) {
@@ -144,7 +152,8 @@ StatusOr<std::vector<float>> Decoder::language_probs(int sot, const std::vector<
   for (int t : language_tokens) {
     if (t < 0 || t >= V) return invalid_argument("language token outside the vocabulary");
   }
-  WG_RETURN_IF_ERROR(cache_->reset(dims().n_text_layer, 1, dims().n_text_ctx, dims().n_text_state));
+  WG_RETURN_IF_ERROR(cache_->reset(dims().n_text_layer, 1, dims().n_text_ctx, dims().n_text_state,
+                                    decoder_->cache_storage(1)));
   std::vector<float> logits(static_cast<size_t>(V));
   WG_RETURN_IF_ERROR(decoder_->forward(&sot, 1, 1, cache_.get(), *cross_, {0}, logits.data(), pool_.get()));
   // softmax restricted to the language tokens (every other logit is -inf)

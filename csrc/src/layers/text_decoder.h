@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "../offload/decoder_offload.h"
 #include "weights.h"
 #include "whisper_genio/buffer.h"
 #include "whisper_genio/encoder_backend.h"
@@ -44,15 +45,29 @@ class TextDecoder {
   Status forward(const int* tokens, int beams, int n_new, KVCache* cache, const CrossKV& cross,
                  const std::vector<int>& logit_rows, float* logits, ThreadPool* pool);
 
+  // The dispatch plan's runners (null: everything on the CPU). Single-token steps whose row
+  // count is a planned batch go to them; see offload/decoder_offload.h.
+  void set_offload(std::shared_ptr<offload::DecoderOffload> plan) { offload_ = std::move(plan); }
+  const offload::DecoderOffload* offload() const { return offload_.get(); }
+  // KV cache storage for `beams` beams: the cache inputs of the layer-step runners of that batch
+  // (empty when there are none), for KVCache::reset.
+  std::vector<KVCache::External> cache_storage(int beams) const;
+  const offload::OffloadStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = offload::OffloadStats(); }
+
  private:
   TextDecoder() = default;
   Status ensure_scratch(int64_t rows);
+  Status run_runner(offload::SubgraphRunner* r, int64_t macs);
+  Status layer_step(offload::LayerStepRunner* r, int layer, int64_t M, float* x, KVCache* cache, const CrossKV& cross);
 
   ModelDims dims_;
   DecoderWeights w_;
   bool half_cross_kv_ = false;
   int64_t scratch_rows_ = 0;
   Buffer<float> x_, h_, qkv_, ctx_, hidden_, scores_;
+  std::shared_ptr<offload::DecoderOffload> offload_;
+  offload::OffloadStats stats_;
 };
 
 }  // namespace whisper_genio::layers

@@ -18,6 +18,20 @@
 //   f32 in_scale; i32 in_zero_point; f32 out_scale; i32 out_zero_point;
 //   f32 alpha; f32 beta; u32 n_entries; u32 reserved;                          (72 bytes)
 //   then n_entries x { u64 key; out_bytes of output in out_dtype }.
+// Version 2 (decoder subgraphs; several inputs/outputs, weights in the file):
+//   char magic[8]; u32 version = 2; u32 kind (2 = dense, 3 = decoder_layer_step);
+//   u32 n_inputs; u32 n_outputs;
+//   (n_inputs + n_outputs) x { u32 dtype; i32 zero_point; f32 scale; u32 reserved; u64 elems }
+//   dense:  u32 rows, in, out, weight_dtype (0 float32 | 2 int8 per-row scales);
+//           W [out, in]; (int8: f32 scales[out]); f32 bias[out].     in [rows, in] -> out [rows, out]
+//   decoder_layer_step: u32 rows (B), d, n_head, n_ctx, n_audio, weight_dtype; then, in order,
+//           attn_ln, qkv [3d, d], attn_out [d, d], cross_ln, cross_q [d, d], cross_out [d, d],
+//           mlp_ln, fc1 [4d, d], fc2 [d, 4d]: LayerNorms as gamma[d], beta[d]; matrices as dense.
+//           Inputs: x [B, d], self K cache [B, n_ctx, d], self V cache, cross K [n_audio, d],
+//           cross V [n_audio, d], mask [B, n_ctx] (added to the self-attention scores: 0 =
+//           attend, very negative = skip). Outputs: x' [B, d], new k [B, d], new v [B, d].
+//           One Whisper residual block for one token per row, the new token attending to the
+//           masked cache and to itself, in plain reference loops (float accumulation).
 // Execution: with kind 1, the FNV-1a-64 hash of the input bytes is looked up among the
 // entries and the entry's bytes are the output (e.g. the real whisper-base encoder states of
 // a test clip's mel); otherwise (kind 0, or a miss) out[j] = quantize(alpha * real(in[j mod
@@ -67,8 +81,31 @@ struct SyncRequest {
 
 enum { kOk = 0, kOutOfMemory = 1, kUnexpectedNull = 3, kBadData = 4, kBadState = 5, kRuntimeError = 6 };
 
+struct Tensor {
+  uint32_t dtype = 0;
+  int32_t zp = 0;
+  float scale = 1;
+  uint64_t elems = 0;
+};
+
+struct Matrix {  // W [out, in] (float, dequantized from int8 when the file stores int8) + bias
+  uint32_t out = 0, in = 0;
+  std::vector<float> w, bias;
+};
+
+struct Norm {
+  std::vector<float> gamma, beta;
+};
+
 struct Model {
+  uint32_t version = 1;
   uint32_t kind = 0, in_dtype = 0, out_dtype = 0;
+  // version 2
+  std::vector<Tensor> ins, outs;
+  uint32_t rows = 0, d = 0, n_head = 0, n_ctx = 0, n_audio = 0;
+  Matrix dense;
+  Norm attn_ln, cross_ln, mlp_ln;
+  Matrix qkv, attn_out, cross_q, cross_out, fc1, fc2;
   uint64_t in_elems = 0, out_elems = 0;
   float in_scale = 1, out_scale = 1, alpha = 1, beta = 0;
   int32_t in_zp = 0, out_zp = 0;
@@ -84,6 +121,8 @@ struct Runtime {
   size_t in_len = 0;
   void* out_ptr = nullptr;
   size_t out_len = 0;
+  std::vector<const void*> in_ptrs;  // version-2 models: one per input handle
+  std::vector<void*> out_ptrs;
   std::vector<uint8_t> latched;
   bool has_latched = false;
 };
@@ -214,14 +253,103 @@ std::string ptr(const void* p) {
   return b;
 }
 
+bool read_matrix(std::FILE* f, uint32_t out, uint32_t in, uint32_t wdtype, Matrix* mat) {
+  mat->out = out;
+  mat->in = in;
+  const size_t n = static_cast<size_t>(out) * in;
+  mat->w.resize(n);
+  mat->bias.resize(out);
+  if (wdtype == 0) {
+    if (std::fread(mat->w.data(), 4, n, f) != n) return false;
+  } else {
+    std::vector<int8_t> q(n);
+    std::vector<float> scales(out);
+    if (std::fread(q.data(), 1, n, f) != n || std::fread(scales.data(), 4, out, f) != out) return false;
+    for (size_t o = 0; o < out; ++o) {
+      for (size_t k = 0; k < in; ++k) mat->w[o * in + k] = q[o * in + k] * scales[o];
+    }
+  }
+  return std::fread(mat->bias.data(), 4, out, f) == out;
+}
+
+bool read_norm(std::FILE* f, uint32_t d, Norm* n) {
+  n->gamma.resize(d);
+  n->beta.resize(d);
+  return std::fread(n->gamma.data(), 4, d, f) == d && std::fread(n->beta.data(), 4, d, f) == d;
+}
+
+uint64_t prod(std::initializer_list<uint64_t> v) {
+  uint64_t p = 1;
+  for (uint64_t x : v) p *= x;
+  return p;
+}
+
+bool load_v2(std::FILE* f, const unsigned char* h12, Model* m) {
+  std::memcpy(&m->kind, h12, 4);
+  uint32_t n_io[2];
+  if (std::fread(n_io, 4, 2, f) != 2 || n_io[0] == 0 || n_io[1] == 0 || n_io[0] > 16 || n_io[1] > 16) return false;
+  for (uint32_t i = 0; i < n_io[0] + n_io[1]; ++i) {
+    unsigned char t[24];
+    if (std::fread(t, 1, 24, f) != 24) return false;
+    Tensor x;
+    std::memcpy(&x.dtype, t, 4);
+    std::memcpy(&x.zp, t + 4, 4);
+    std::memcpy(&x.scale, t + 8, 4);
+    std::memcpy(&x.elems, t + 16, 8);
+    if (x.dtype > 4 || x.elems == 0) return false;
+    (i < n_io[0] ? m->ins : m->outs).push_back(x);
+  }
+  if (m->kind == 2) {
+    uint32_t p[4];
+    if (std::fread(p, 4, 4, f) != 4 || p[3] > 2) return false;
+    m->rows = p[0];
+    if (m->ins.size() != 1 || m->outs.size() != 1) return false;
+    if (m->ins[0].elems != prod({p[0], p[1]}) || m->outs[0].elems != prod({p[0], p[2]})) return false;
+    return read_matrix(f, p[2], p[1], p[3], &m->dense);
+  }
+  if (m->kind == 3) {
+    uint32_t p[6];
+    if (std::fread(p, 4, 6, f) != 6 || p[5] > 2) return false;
+    m->rows = p[0];
+    m->d = p[1];
+    m->n_head = p[2];
+    m->n_ctx = p[3];
+    m->n_audio = p[4];
+    const uint32_t B = p[0], d = p[1], w = p[5];
+    if (d == 0 || m->n_head == 0 || d % m->n_head != 0) return false;
+    if (m->ins.size() != 6 || m->outs.size() != 3) return false;
+    const uint64_t want_in[6] = {prod({B, d}), prod({B, m->n_ctx, d}), prod({B, m->n_ctx, d}),
+                                 prod({m->n_audio, d}), prod({m->n_audio, d}), prod({B, m->n_ctx})};
+    for (int i = 0; i < 6; ++i) {
+      if (m->ins[i].elems != want_in[i]) return false;
+    }
+    for (int i = 0; i < 3; ++i) {
+      if (m->outs[i].elems != prod({B, d})) return false;
+    }
+    return read_norm(f, d, &m->attn_ln) && read_matrix(f, 3 * d, d, w, &m->qkv) &&
+           read_matrix(f, d, d, w, &m->attn_out) && read_norm(f, d, &m->cross_ln) &&
+           read_matrix(f, d, d, w, &m->cross_q) && read_matrix(f, d, d, w, &m->cross_out) &&
+           read_norm(f, d, &m->mlp_ln) && read_matrix(f, 4 * d, d, w, &m->fc1) &&
+           read_matrix(f, d, 4 * d, w, &m->fc2);
+  }
+  return false;
+}
+
 bool load_model(const char* path, Model* m) {
   std::FILE* f = std::fopen(path, "rb");
   if (!f) return false;
   unsigned char h[72];
-  bool ok = std::fread(h, 1, 72, f) == 72 && std::memcmp(h, "WGSTNDIN", 8) == 0;
+  bool ok = std::fread(h, 1, 16, f) == 16 && std::memcmp(h, "WGSTNDIN", 8) == 0;
   uint32_t version = 0, n_entries = 0;
+  if (ok) std::memcpy(&version, h + 8, 4);
+  m->version = version;
+  if (ok && version == 2) {
+    ok = load_v2(f, h + 12, m);
+    std::fclose(f);
+    return ok;
+  }
+  ok = ok && version == 1 && std::fread(h + 16, 1, 56, f) == 56;
   if (ok) {
-    std::memcpy(&version, h + 8, 4);
     std::memcpy(&m->kind, h + 12, 4);
     std::memcpy(&m->in_dtype, h + 16, 4);
     std::memcpy(&m->out_dtype, h + 20, 4);
@@ -234,7 +362,7 @@ bool load_model(const char* path, Model* m) {
     std::memcpy(&m->alpha, h + 56, 4);
     std::memcpy(&m->beta, h + 60, 4);
     std::memcpy(&n_entries, h + 64, 4);
-    ok = version == 1 && m->in_dtype <= 4 && m->out_dtype <= 4 && m->in_elems > 0 && m->out_elems > 0;
+    ok = m->in_dtype <= 4 && m->out_dtype <= 4 && m->in_elems > 0 && m->out_elems > 0 && m->kind <= 1;
   }
   const size_t out_bytes = ok ? m->out_elems * dtype_size(m->out_dtype) : 0;
   for (uint32_t e = 0; ok && e < n_entries; ++e) {
@@ -247,7 +375,135 @@ bool load_model(const char* path, Model* m) {
     }
   }
   std::fclose(f);
+  if (ok) {  // the one input and output as version-2 tensors, so sizes are looked up one way
+    m->ins = {Tensor{m->in_dtype, m->in_zp, m->in_scale, m->in_elems}};
+    m->outs = {Tensor{m->out_dtype, m->out_zp, m->out_scale, m->out_elems}};
+  }
   return ok;
+}
+
+size_t tensor_bytes(const Tensor& t) { return t.elems * dtype_size(t.dtype); }
+
+// ---- reference math of the version-2 kinds (float accumulation, no blocking) ----
+void matvec(const Matrix& m, const float* x, float* y) {
+  for (uint32_t o = 0; o < m.out; ++o) {
+    const float* w = m.w.data() + static_cast<size_t>(o) * m.in;
+    float acc = 0.0f;
+    for (uint32_t k = 0; k < m.in; ++k) acc += w[k] * x[k];
+    y[o] = acc + m.bias[o];
+  }
+}
+
+void layer_norm(const Norm& n, const float* x, float* y, uint32_t d) {
+  double mean = 0, var = 0;
+  for (uint32_t i = 0; i < d; ++i) mean += x[i];
+  mean /= d;
+  for (uint32_t i = 0; i < d; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= d;
+  const float inv = static_cast<float>(1.0 / std::sqrt(var + 1e-5));
+  for (uint32_t i = 0; i < d; ++i) y[i] = (x[i] - static_cast<float>(mean)) * inv * n.gamma[i] + n.beta[i];
+}
+
+std::vector<float> real_tensor(const void* p, const Tensor& t) {
+  std::vector<float> v(t.elems);
+  for (uint64_t i = 0; i < t.elems; ++i) v[i] = read_real(p, i, t.dtype, t.scale, t.zp);
+  return v;
+}
+
+void write_tensor(void* p, const Tensor& t, const std::vector<float>& v) {
+  for (uint64_t i = 0; i < t.elems; ++i) write_real(p, i, v[i], t.dtype, t.scale, t.zp);
+}
+
+void execute_dense(const Model& m, const std::vector<const void*>& in, const std::vector<void*>& out) {
+  const std::vector<float> x = real_tensor(in[0], m.ins[0]);
+  std::vector<float> y(m.outs[0].elems);
+  for (uint32_t r = 0; r < m.rows; ++r) matvec(m.dense, x.data() + static_cast<size_t>(r) * m.dense.in,
+                                              y.data() + static_cast<size_t>(r) * m.dense.out);
+  write_tensor(out[0], m.outs[0], y);
+}
+
+// softmax-weighted sum over `n` keys of one head; scores already scaled and masked
+void attend(std::vector<float>& s, const float* const* values, uint32_t dh, float* o) {
+  float mx = -INFINITY;
+  for (float v : s) mx = v > mx ? v : mx;
+  double sum = 0;
+  for (float& v : s) {
+    v = std::exp(v - mx);
+    sum += v;
+  }
+  for (uint32_t i = 0; i < dh; ++i) o[i] = 0.0f;
+  for (size_t j = 0; j < s.size(); ++j) {
+    const float p = static_cast<float>(s[j] / sum);
+    for (uint32_t i = 0; i < dh; ++i) o[i] += p * values[j][i];
+  }
+}
+
+void execute_layer_step(const Model& m, const std::vector<const void*>& in, const std::vector<void*>& out) {
+  const uint32_t B = m.rows, d = m.d, H = m.n_head, dh = d / H, C = m.n_ctx, T = m.n_audio;
+  const std::vector<float> X = real_tensor(in[0], m.ins[0]), K = real_tensor(in[1], m.ins[1]),
+                           V = real_tensor(in[2], m.ins[2]), CK = real_tensor(in[3], m.ins[3]),
+                           CV = real_tensor(in[4], m.ins[4]), M = real_tensor(in[5], m.ins[5]);
+  std::vector<float> xo(static_cast<size_t>(B) * d), ko(xo.size()), vo(xo.size());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  std::vector<float> x(d), h(d), qkv(3 * d), ctx(d), proj(d), hid(4 * d), s;
+  std::vector<const float*> vals;
+  for (uint32_t b = 0; b < B; ++b) {
+    std::memcpy(x.data(), X.data() + static_cast<size_t>(b) * d, d * 4);
+    layer_norm(m.attn_ln, x.data(), h.data(), d);
+    matvec(m.qkv, h.data(), qkv.data());
+    const float* q = qkv.data();
+    const float* kn = qkv.data() + d;
+    const float* vn = qkv.data() + 2 * d;
+    for (uint32_t hd = 0; hd < H; ++hd) {
+      s.clear();
+      vals.clear();
+      for (uint32_t j = 0; j < C; ++j) {
+        const float mask = M[static_cast<size_t>(b) * C + j];
+        if (mask <= -1e4f) continue;  // masked out: exp() would give 0
+        const float* kj = K.data() + (static_cast<size_t>(b) * C + j) * d + hd * dh;
+        float dot = 0.0f;
+        for (uint32_t i = 0; i < dh; ++i) dot += q[hd * dh + i] * kj[i];
+        s.push_back(dot * scale + mask);
+        vals.push_back(V.data() + (static_cast<size_t>(b) * C + j) * d + hd * dh);
+      }
+      float dot = 0.0f;
+      for (uint32_t i = 0; i < dh; ++i) dot += q[hd * dh + i] * kn[hd * dh + i];
+      s.push_back(dot * scale);
+      vals.push_back(vn + hd * dh);
+      attend(s, vals.data(), dh, ctx.data() + hd * dh);
+    }
+    matvec(m.attn_out, ctx.data(), proj.data());
+    for (uint32_t i = 0; i < d; ++i) x[i] += proj[i];
+    std::memcpy(ko.data() + static_cast<size_t>(b) * d, kn, d * 4);
+    std::memcpy(vo.data() + static_cast<size_t>(b) * d, vn, d * 4);
+
+    layer_norm(m.cross_ln, x.data(), h.data(), d);
+    matvec(m.cross_q, h.data(), qkv.data());
+    for (uint32_t hd = 0; hd < H; ++hd) {
+      s.assign(T, 0.0f);
+      vals.resize(T);
+      for (uint32_t t = 0; t < T; ++t) {
+        const float* kt = CK.data() + static_cast<size_t>(t) * d + hd * dh;
+        float dot = 0.0f;
+        for (uint32_t i = 0; i < dh; ++i) dot += qkv[hd * dh + i] * kt[i];
+        s[t] = dot * scale;
+        vals[t] = CV.data() + static_cast<size_t>(t) * d + hd * dh;
+      }
+      attend(s, vals.data(), dh, ctx.data() + hd * dh);
+    }
+    matvec(m.cross_out, ctx.data(), proj.data());
+    for (uint32_t i = 0; i < d; ++i) x[i] += proj[i];
+
+    layer_norm(m.mlp_ln, x.data(), h.data(), d);
+    matvec(m.fc1, h.data(), hid.data());
+    for (float& v : hid) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+    matvec(m.fc2, hid.data(), proj.data());
+    for (uint32_t i = 0; i < d; ++i) x[i] += proj[i];
+    std::memcpy(xo.data() + static_cast<size_t>(b) * d, x.data(), d * 4);
+  }
+  write_tensor(out[0], m.outs[0], xo);
+  write_tensor(out[1], m.outs[1], ko);
+  write_tensor(out[2], m.outs[2], vo);
 }
 
 size_t in_bytes(const Model& m) { return m.in_elems * dtype_size(m.in_dtype); }
@@ -269,6 +525,19 @@ void execute(State& s, const Model& m, const void* in, void* out) {
     const float x = read_real(in, j % m.in_elems, m.in_dtype, m.in_scale, m.in_zp);
     write_real(out, j, m.alpha * x + m.beta, m.out_dtype, m.out_scale, m.out_zp);
   }
+}
+
+void execute_v2(const Model& m, const std::vector<const void*>& in, const std::vector<void*>& out) {
+  if (m.kind == 2) {
+    execute_dense(m, in, out);
+  } else {
+    execute_layer_step(m, in, out);
+  }
+}
+
+bool model_v2(void* runtime) {
+  auto* rt = static_cast<Runtime*>(runtime);
+  return rt->loaded && rt->model.version == 2;
 }
 
 // Sizes the runtime reads for EnvOptions / QoSOptions at the version it reports.
@@ -429,7 +698,7 @@ WG_STANDIN_EXPORT int NeuronRuntime_getInputNumber(void* runtime, size_t* n) {
   note(s, "NeuronRuntime_getInputNumber rt=" + ptr(runtime));
   if (int rc = injected(s, "NeuronRuntime_getInputNumber")) return rc;
   if (runtime == nullptr || n == nullptr) return kUnexpectedNull;
-  *n = s.n_in;
+  *n = model_v2(runtime) ? static_cast<Runtime*>(runtime)->model.ins.size() : s.n_in;
   return kOk;
 }
 
@@ -439,7 +708,7 @@ WG_STANDIN_EXPORT int NeuronRuntime_getOutputNumber(void* runtime, size_t* n) {
   note(s, "NeuronRuntime_getOutputNumber rt=" + ptr(runtime));
   if (int rc = injected(s, "NeuronRuntime_getOutputNumber")) return rc;
   if (runtime == nullptr || n == nullptr) return kUnexpectedNull;
-  *n = s.n_out;
+  *n = model_v2(runtime) ? static_cast<Runtime*>(runtime)->model.outs.size() : s.n_out;
   return kOk;
 }
 
@@ -452,8 +721,9 @@ int get_size(const char* fn, void* runtime, uint64_t handle, size_t* size, bool 
   auto* rt = static_cast<Runtime*>(runtime);
   if (rt == nullptr || size == nullptr) return kUnexpectedNull;
   if (!rt->loaded) return kBadState;
-  if (handle != 0) return kBadData;
-  *size = input ? in_bytes(rt->model) : out_bytes(rt->model);
+  const std::vector<Tensor>& io = input ? rt->model.ins : rt->model.outs;
+  if (handle >= (rt->model.version == 2 ? io.size() : 1)) return kBadData;
+  *size = tensor_bytes(io[handle]);
   return kOk;
 }
 }  // namespace
@@ -481,6 +751,12 @@ WG_STANDIN_EXPORT int NeuronRuntime_setInput(void* runtime, uint64_t handle, con
   auto* rt = static_cast<Runtime*>(runtime);
   if (rt == nullptr || buffer == nullptr) return kUnexpectedNull;
   if (!rt->loaded) return kBadState;
+  if (rt->model.version == 2) {
+    if (handle >= rt->model.ins.size() || length != tensor_bytes(rt->model.ins[handle])) return kBadData;
+    rt->in_ptrs.resize(rt->model.ins.size(), nullptr);
+    rt->in_ptrs[handle] = buffer;
+    return kOk;
+  }
   if (handle != 0 || length != in_bytes(rt->model)) return kBadData;
   rt->in_ptr = buffer;
   rt->in_len = length;
@@ -497,6 +773,12 @@ WG_STANDIN_EXPORT int NeuronRuntime_setOutput(void* runtime, uint64_t handle, vo
   auto* rt = static_cast<Runtime*>(runtime);
   if (rt == nullptr || buffer == nullptr) return kUnexpectedNull;
   if (!rt->loaded) return kBadState;
+  if (rt->model.version == 2) {
+    if (handle >= rt->model.outs.size() || length != tensor_bytes(rt->model.outs[handle])) return kBadData;
+    rt->out_ptrs.resize(rt->model.outs.size(), nullptr);
+    rt->out_ptrs[handle] = buffer;
+    return kOk;
+  }
   if (handle != 0 || length != out_bytes(rt->model)) return kBadData;
   rt->out_ptr = buffer;
   rt->out_len = length;
@@ -522,6 +804,13 @@ WG_STANDIN_EXPORT int NeuronRuntime_inference(void* runtime) {
               " out=" + ptr(rt ? rt->out_ptr : nullptr));
   if (int rc = injected(s, "NeuronRuntime_inference")) return rc;
   if (rt == nullptr) return kUnexpectedNull;
+  if (rt->loaded && rt->model.version == 2) {
+    if (rt->in_ptrs.size() != rt->model.ins.size() || rt->out_ptrs.size() != rt->model.outs.size()) return kBadState;
+    for (const void* p : rt->in_ptrs) if (p == nullptr) return kBadState;
+    for (void* p : rt->out_ptrs) if (p == nullptr) return kBadState;
+    execute_v2(rt->model, rt->in_ptrs, rt->out_ptrs);
+    return kOk;
+  }
   if (!rt->loaded || rt->in_ptr == nullptr || rt->out_ptr == nullptr) return kBadState;
   const void* in = rt->in_ptr;
   if (s.latch) {  // the reported V1 behaviour: the first inference's input is kept
@@ -581,7 +870,7 @@ WG_STANDIN_EXPORT int NeuronRuntimeV2_getInputNumber(void* runtime, size_t* n) {
   note(s, "NeuronRuntimeV2_getInputNumber rt=" + ptr(runtime));
   if (int rc = injected(s, "NeuronRuntimeV2_getInputNumber")) return rc;
   if (runtime == nullptr || n == nullptr) return kUnexpectedNull;
-  *n = s.n_in;
+  *n = model_v2(runtime) ? static_cast<Runtime*>(runtime)->model.ins.size() : s.n_in;
   return kOk;
 }
 
@@ -591,7 +880,7 @@ WG_STANDIN_EXPORT int NeuronRuntimeV2_getOutputNumber(void* runtime, size_t* n) 
   note(s, "NeuronRuntimeV2_getOutputNumber rt=" + ptr(runtime));
   if (int rc = injected(s, "NeuronRuntimeV2_getOutputNumber")) return rc;
   if (runtime == nullptr || n == nullptr) return kUnexpectedNull;
-  *n = s.n_out;
+  *n = model_v2(runtime) ? static_cast<Runtime*>(runtime)->model.outs.size() : s.n_out;
   return kOk;
 }
 
@@ -625,6 +914,22 @@ WG_STANDIN_EXPORT int NeuronRuntimeV2_run(void* runtime, SyncRequest req) {
   if (int rc = injected(s, "NeuronRuntimeV2_run")) return rc;
   if (rt == nullptr || in == nullptr || out == nullptr || in->buffer == nullptr || out->buffer == nullptr) {
     return kUnexpectedNull;
+  }
+  if (rt->model.version == 2) {  // one IOBuffer per input / output handle, in handle order
+    std::vector<const void*> ins;
+    std::vector<void*> outs;
+    for (size_t i = 0; i < rt->model.ins.size(); ++i) {
+      if (in[i].buffer == nullptr) return kUnexpectedNull;
+      if (in[i].length != tensor_bytes(rt->model.ins[i]) || in[i].reserved2 != 0 || in[i].reserved3 != 0) return kBadData;
+      ins.push_back(in[i].buffer);
+    }
+    for (size_t i = 0; i < rt->model.outs.size(); ++i) {
+      if (out[i].buffer == nullptr) return kUnexpectedNull;
+      if (out[i].length != tensor_bytes(rt->model.outs[i]) || out[i].reserved2 != 0 || out[i].reserved3 != 0) return kBadData;
+      outs.push_back(out[i].buffer);
+    }
+    execute_v2(rt->model, ins, outs);
+    return kOk;
   }
   if (in->length != in_bytes(rt->model) || out->length != out_bytes(rt->model)) return kBadData;
   if (in->reserved2 != 0 || in->reserved3 != 0 || out->reserved2 != 0 || out->reserved3 != 0) return kBadData;

@@ -1,0 +1,229 @@
+"""Decoder ops on NPU subgraphs (issue 6), against the STAND-IN Neuron runtime
+(tests/cpp/standin; NOT MediaTek's library): its version-2 model files compute whisper-base's
+own decoder projections ("dense") and whole decoder layers ("decoder_layer_step") from the
+checkpoint's weights, so the decode loop with decoder_offload="linear" / "layer" must give the
+CPU path's tokens on real speech, greedy and beam 5, with the expected number of device calls
+per token and no buffer binding after load. Also: per-op CPU fallback with reasons, strict
+mode, Python callbacks as subgraphs, the plan text."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+import whisper_genio
+from whisper_genio import offload
+from whisper_genio.checkpoints import load_checkpoint
+from whisper_genio.dims import ModelDims
+from whisper_genio.errors import InferenceError, ModelLoadError, ModelNotFoundError
+
+import standin
+import standin_decoder
+from model_factory import make_random_state_dict, write_openai_pt
+from testdata import TEST_THREADS, report_metric, require_base_checkpoint, require_speech
+
+CLIPS = ("en_jfk_inaugural_1961", "en_librivox_sas01_0870")
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    return standin.build(tmp_path_factory.mktemp("standin"), "full")
+
+
+@pytest.fixture()
+def control(lib, monkeypatch):
+    monkeypatch.setenv("WHISPER_GENIO_NEURON_LIB", str(lib))
+    monkeypatch.setenv("WHISPER_GENIO_DMA_HEAP", "none")
+    c = standin.Control(lib)
+    c.reset()
+    c.clear_log()
+    yield c
+    c.reset()
+
+
+@pytest.fixture(scope="module")
+def base():
+    return require_base_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def base_bundle(tmp_path_factory, base):
+    """Stand-in subgraphs of whisper-base: linear ops, layer steps and vocabulary chunks, for
+    batch 1 (greedy) and 5 (beam search)."""
+    folder = tmp_path_factory.mktemp("base_subgraphs")
+    entries = standin_decoder.write_subgraphs(folder, base.tensors, base.dims, kinds=("linear", "layer"),
+                                              batches=(1, 5))
+    return standin_decoder.write_bundle(folder, base.dims, entries)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    rows = {r["id"]: r for r in require_speech()}
+    missing = [c for c in CLIPS if c not in rows]
+    if missing:
+        pytest.skip(f"speech clips {missing} not in ../shared/data/speech")
+    return [rows[c] for c in CLIPS]
+
+
+@pytest.fixture(scope="module")
+def base_model(base):
+    return whisper_genio.load_model("base", threads=TEST_THREADS)
+
+
+def _decode(model, clip, beam):
+    kw = {"beam_size": 5} if beam else {}
+    return model.decode(str(clip["path"]), language="en", **kw)
+
+
+@pytest.fixture(scope="module")
+def cpu_refs(base_model, clips):
+    """CPU tokens: both clips greedy, the first with beam 5."""
+    base_model.set_decoder_offload("none")
+    return {(c["id"], beam): _decode(base_model, c, beam) for c in clips for beam in (False, True)
+            if not beam or c is clips[0]}
+
+
+# V1 is where binding happens (setInput/setOutput); V2 hands the same IOBuffers to every run.
+@pytest.mark.parametrize("mode,api", [("linear", "v1"), ("layer", "v1"), ("layer", "v2")])
+def test_same_tokens_as_cpu_and_calls_per_token(mode, api, control, base_model, base_bundle, clips, base, cpu_refs):
+    m = base_model
+    refs = cpu_refs
+    control.clear_log()
+    plan = m.set_decoder_offload(mode, base_bundle, neuron_api=api)
+    L = base.dims.n_text_layer
+    chunks = -(-base.dims.n_vocab // standin_decoder.VOCAB_CHUNK)
+    per_step = (6 * L if mode == "linear" else L) + chunks
+    assert all(e["where"] == "npu" for e in plan), [e for e in plan if e["where"] == "cpu"][:3]
+    assert sum(1 for e in plan if e["batch"] == 5) == per_step
+    runtimes = 2 * per_step  # batch 1 and batch 5
+    if api == "v1":
+        # every input bound exactly once, at load: 1 per linear subgraph, 6 per layer step
+        inputs_at_load = 2 * ((6 * L * 1) if mode == "linear" else (L * 6)) + 2 * chunks
+        assert control.calls("NeuronRuntime_setInput") == inputs_at_load
+        assert control.calls("NeuronRuntime_setOutput") == 2 * ((6 * L) if mode == "linear" else 3 * L) + 2 * chunks
+        assert control.calls("NeuronRuntime_loadNetworkFromFile") == runtimes
+    else:
+        assert control.calls("NeuronRuntimeV2_create") == runtimes
+    run_fn = "NeuronRuntime_inference" if api == "v1" else "NeuronRuntimeV2_run"
+    for (clip_id, beam), ref in refs.items():
+        clip = next(c for c in clips if c["id"] == clip_id)
+        control.clear_log()
+        calls0 = m._decoder.forward_calls
+        m.offload_stats(reset=True)
+        out = _decode(m, clip, beam)
+        steps = m._decoder.forward_calls - calls0 - 1  # the prompt step runs on the CPU
+        assert out.tokens == ref.tokens, (clip_id, beam, out.text, ref.text)
+        assert out.text == ref.text
+        assert steps > 5
+        assert control.calls(run_fn) == steps * per_step
+        # no binding, no loading, no runtime created while decoding: buffers were bound at load
+        for fn in ("NeuronRuntime_setInput", "NeuronRuntime_setOutput", "NeuronRuntime_create",
+                   "NeuronRuntimeV2_create", "NeuronRuntime_loadNetworkFromFile"):
+            assert control.calls(fn) == 0, fn
+        s = m.offload_stats()
+        assert s["npu_calls"] == steps * per_step and s["tokens"] == steps * (5 if beam else 1)
+        assert s["cpu_rows_other"] > 0  # the prompt's rows
+        report_metric(f"decoder offload {mode}/{api} {clip_id} {'beam5' if beam else 'greedy'}: same tokens as CPU "
+                      f"({len(out.tokens)} tokens, {steps} steps x {per_step} subgraph calls)")
+    m.set_decoder_offload("none")
+    assert control.live() == 0  # every runtime released with the old plan
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    dims = ModelDims(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1, n_vocab=51865,
+                     n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=2)
+    folder = tmp_path_factory.mktemp("tiny")
+    pt = write_openai_pt(folder / "tiny.pt", dims, make_random_state_dict(dims, seed=3))
+    return load_checkpoint(pt), pt
+
+
+def _tiny_tokens(model, seconds=3.0, **kw):
+    audio = (0.1 * np.sin(np.arange(int(16000 * seconds)) * 0.05)).astype(np.float32)
+    return model.decode(audio, language="en", sample_len=24, **kw).tokens
+
+
+def test_fallback_per_op_with_reasons(tiny, control, tmp_path):
+    ck, pt = tiny
+    folder = tmp_path / "b"
+    entries = standin_decoder.write_subgraphs(folder, ck.tensors, ck.dims, kinds=("linear", "layer"), batches=(1,),
+                                              skip={("fc2", 1), ("vocab", 2), ("layer_step", 0)})
+    # a file whose sizes disagree with its manifest entry (compiled for another batch)
+    bad = next(e for e in entries if e["op"] == "cross_q" and e["layer"] == 0)
+    standin_decoder.write_dense(folder / bad["files"]["dla"], *standin_decoder.linear_weights(ck.tensors, 0, "cross_q"), 2)
+    standin_decoder.write_bundle(folder, ck.dims, entries)
+    m = whisper_genio.load_model(pt, threads=TEST_THREADS)
+    ref, ref_beam = _tiny_tokens(m), _tiny_tokens(m, beam_size=5)
+    plan = m.set_decoder_offload("linear", folder)
+    cpu = {(e["op"], e["layer"] if e["op"] != "vocab" else e["col0"]): e["reason"] for e in plan if e["where"] == "cpu"}
+    chunk2 = 2 * standin_decoder.VOCAB_CHUNK
+    assert set(cpu) == {("fc2", 1), ("vocab", chunk2), ("cross_q", 0)}, cpu
+    assert cpu[("fc2", 1)] == "no subgraph in the bundle"
+    assert "columns" in cpu[("vocab", chunk2)]
+    assert "failed to load" in cpu[("cross_q", 0)] and "does not match the manifest" in cpu[("cross_q", 0)]
+    assert _tiny_tokens(m) == ref
+    # layer mode: layer 0 has no step -> its linear subgraphs; layer 1 runs as one step
+    plan = m.set_decoder_offload("layer", folder)
+    ops = {(e["op"], e["layer"]): e for e in plan if e["op"] != "vocab"}
+    assert ops[("layer_step", 1)]["where"] == "npu" and ("layer_step", 0) not in ops
+    assert ops[("fc1", 0)]["where"] == "npu" and "layer step: no subgraph in the bundle" in ops[("fc1", 0)]["reason"]
+    assert _tiny_tokens(m) == ref
+    assert _tiny_tokens(m, beam_size=5) == ref_beam  # no batch-5 subgraphs: all on the CPU
+    text = offload.format_plan(plan, "layer")
+    assert "cpu: layer 0 cross_q: failed to load" in text and "npu: " in text
+
+
+def test_missing_runtime_falls_back_and_strict_raises(tiny, control, tmp_path, monkeypatch):
+    ck, pt = tiny
+    folder = tmp_path / "b"
+    entries = standin_decoder.write_subgraphs(folder, ck.tensors, ck.dims, kinds=("linear",), batches=(1,),
+                                              vocab=False)
+    standin_decoder.write_bundle(folder, ck.dims, entries)
+    m = whisper_genio.load_model(pt, threads=TEST_THREADS)
+    (folder / entries[0]["files"]["dla"]).unlink()
+    with pytest.raises(ModelNotFoundError, match="subgraph file not found"):
+        m.set_decoder_offload("linear", entries_abs(folder, entries), strict=True)
+    monkeypatch.setenv("WHISPER_GENIO_NEURON_LIB", str(tmp_path / "no_such_runtime.so"))
+    plan = m.set_decoder_offload("auto", entries_abs(folder, entries))
+    assert all(e["where"] == "cpu" for e in plan)
+    assert any("no_such_runtime.so" in e["reason"] for e in plan)
+    # a malformed manifest is bad input, always an exception
+    bad = dict(entries[1], inputs=[{"name": "x", "shape": [1, 64], "dtype": "bfloat16"}])
+    with pytest.raises(ModelLoadError, match="bfloat16"):
+        standin_decoder.write_bundle(tmp_path / "b", ck.dims, [bad])
+
+
+def entries_abs(folder: pathlib.Path, entries):
+    return [dict({k: v for k, v in e.items() if k != "files"}, file=str(folder / e["files"]["dla"])) for e in entries]
+
+
+def test_callback_subgraphs(tiny, control):
+    """Python callbacks as runners (how LiteRT / ONNX Runtime host numerics run in the loop)."""
+    ck, pt = tiny
+    m = whisper_genio.load_model(pt, threads=TEST_THREADS)
+    ref, ref_beam = _tiny_tokens(m), _tiny_tokens(m, beam_size=5)
+    calls = {"n": 0}
+    entries = []
+    for B in (1, 5):
+        for l in range(ck.dims.n_text_layer):
+            for op in standin_decoder.LINEAR_OPS:
+                w, b = standin_decoder.linear_weights(ck.tensors, l, op)
+
+                def fn(x, w=w, b=b):
+                    calls["n"] += 1
+                    return x @ w.T + b
+                entries.append({"op": op, "layer": l, "batch": B, "callback": fn})
+    plan = m.set_decoder_offload("linear", entries)
+    assert sum(e["where"] == "npu" for e in plan) == 2 * 6 * ck.dims.n_text_layer
+    assert plan[0]["runner"].startswith("callback")
+    got = _tiny_tokens(m)
+    assert calls["n"] > 0
+    assert got == ref and _tiny_tokens(m, beam_size=5) == ref_beam
+
+    def boom(x):
+        raise ValueError("host kernel exploded")
+    m.set_decoder_offload("linear", [{"op": "fc1", "layer": 0, "batch": 1, "callback": boom}])
+    with pytest.raises(InferenceError, match="host kernel exploded"):
+        _tiny_tokens(m)
