@@ -70,6 +70,11 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="neuron: skip the load-time check that a changed input changes the output")
     e.add_argument("--providers", default=None, metavar="NAME,...",
                    help="onnxruntime: execution providers in order (default: NeuronExecutionProvider if present, else CPU)")
+    o = p.add_argument_group("decoder offload (NPU subgraphs)")
+    o.add_argument("--decoder-offload", default="none", choices=["none", "linear", "layer", "auto"],
+                   help="which decoder ops run on NPU subgraphs (see whisper_genio/offload.py)")
+    o.add_argument("--decoder-subgraphs", default=None, metavar="BUNDLE",
+                   help="bundle folder with decoder subgraphs (default: --encoder-model when it is a bundle)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -117,6 +122,10 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dla", default=None, help="also load this encoder DLA and run one round trip (and the self-test)")
     d.add_argument("--model", default="base", help="the model the DLA was exported from (for its dimensions)")
     d.add_argument("--json", action="store_true", help="print the report as JSON")
+    d.add_argument("--decoder-subgraphs", default=None, metavar="BUNDLE",
+                   help="also load this bundle's decoder subgraphs into --model's decoder and print the plan")
+    d.add_argument("--decoder-offload", default="auto", choices=["linear", "layer", "auto"],
+                   help="the plan to build from --decoder-subgraphs")
     d.add_argument("--checklist", action="store_true", help="print the on-device checklist (docs/on-device.md) "
                    "with pass/fail where this machine can tell")
     d.set_defaults(func=_cmd_doctor)
@@ -277,7 +286,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     report = run_bench(args.audio, args.model, backend=args.backend, compute_type=args.compute_type,
                        threads=args.threads, beam_size=args.beam_size, cpu_affinity=args.cpu_affinity,
-                       language=args.language)
+                       language=args.language, decoder_offload=args.decoder_offload,
+                       decoder_subgraphs=args.decoder_subgraphs, load_options=_encoder_options(args))
     print(report.to_json() if args.json else report.format())
     return 0
 
@@ -285,7 +295,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import format_checklist, format_report, run_doctor
 
-    report = run_doctor(dla=args.dla, model=args.model)
+    report = run_doctor(dla=args.dla, model=args.model, decoder_subgraphs=args.decoder_subgraphs,
+                        decoder_offload=args.decoder_offload)
     if args.json:
         import json
 
@@ -314,7 +325,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     if not args.audio and not args.encoder_output:
         raise InvalidOptionError("give audio files to transcribe, or --encoder-output files to replay")
     model = load_model(args.model, backend=args.backend, compute_type=args.compute_type, threads=args.threads,
-                       cpu_affinity=args.cpu_affinity, **_encoder_options(args))
+                       cpu_affinity=args.cpu_affinity, decoder_offload=args.decoder_offload,
+                       decoder_subgraphs=args.decoder_subgraphs, **_encoder_options(args))
     if args.temperature_increment_on_fallback is not None and args.temperature_increment_on_fallback > 0:
         temps: tuple[float, ...] = tuple(
             round(t, 6) for t in _frange(args.temperature, 1.0 + 1e-6, args.temperature_increment_on_fallback))

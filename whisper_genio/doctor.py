@@ -145,7 +145,8 @@ def _which(name: str, root: str, env: Mapping[str, str]) -> Optional[str]:
 
 
 def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla: Optional[str] = None,
-               model: Any = "base", library: Optional[str] = None, run_tools: bool = True) -> Report:
+               model: Any = "base", library: Optional[str] = None, run_tools: bool = True,
+               decoder_subgraphs: Optional[str] = None, decoder_offload: str = "auto") -> Report:
     """Builds the report. `root` prefixes every absolute path looked at (tests use a fake tree);
     `library` overrides the Neuron runtime search (else $WHISPER_GENIO_NEURON_LIB and the names)."""
     from . import _core
@@ -267,8 +268,31 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
         rt = r.round_trip
         add(Check("dla round trip", rt["status"], rt["detail"], rt.get("fix", "")))
 
+    # -- decoder subgraphs: load every one, print the dispatch plan ---------------------------
+    if decoder_subgraphs is not None:
+        add(_decoder_plan_check(model, decoder_subgraphs, decoder_offload, library))
+
     r.checklist = _checklist(r, dla)
     return r
+
+
+def _decoder_plan_check(model: Any, bundle: str, mode: str, library: Optional[str]) -> Check:
+    """Loads the model's decoder with the bundle's subgraphs; fails when one of them does not load
+    (the plan text names each CPU op and why)."""
+    from .model import load_model
+
+    try:
+        m = load_model(model, backend="cpu")
+        m.set_decoder_offload(mode, bundle, library=library)
+    except Exception as e:  # noqa: BLE001 - any failure is the check's result
+        return Check("decoder subgraphs", FAIL, f"{type(e).__name__}: {e}",
+                     "check the bundle's manifest (decoder.subgraphs) against the model")
+    failed = [e for e in m.decoder_plan if e["where"] == "cpu" and "failed to load" in e["reason"]]
+    text = m.decoder_plan_text()
+    if failed:
+        return Check("decoder subgraphs", FAIL, text, "recompile the failing subgraphs for this SoC and runtime "
+                     "(docs/on-device.md, decoder subgraphs)")
+    return Check("decoder subgraphs", OK, text)
 
 
 def _describe_lib(path: str) -> str:

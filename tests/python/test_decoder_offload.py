@@ -227,3 +227,39 @@ def test_callback_subgraphs(tiny, control):
     m.set_decoder_offload("linear", [{"op": "fc1", "layer": 0, "batch": 1, "callback": boom}])
     with pytest.raises(InferenceError, match="host kernel exploded"):
         _tiny_tokens(m)
+
+
+def test_bench_and_doctor_print_the_plan(tiny, control, tmp_path):
+    """bench: NPU MAC share and the CPU time per token left on the CPU vs the all-CPU decoder;
+    doctor: every subgraph loads, the plan is printed (a broken one fails the check)."""
+    from whisper_genio.bench import run_bench
+    from whisper_genio.doctor import FAIL, OK, run_doctor
+
+    ck, pt = tiny
+    folder = tmp_path / "b"
+    entries = standin_decoder.write_subgraphs(folder, ck.tensors, ck.dims, kinds=("linear",), batches=(1,),
+                                              skip={("fc2", 0)})
+    standin_decoder.write_bundle(folder, ck.dims, entries)
+    audio = (0.1 * np.sin(np.arange(16000 * 4) * 0.05)).astype(np.float32)
+    r = run_bench(audio, str(pt), threads=TEST_THREADS, language="en", decoder_offload="linear",
+                  decoder_subgraphs=str(folder))
+    d = ck.dims.n_text_state
+    linear = 14 * d * d * ck.dims.n_text_layer  # qkv 3, out 1, cross q 1, cross out 1, fc1 4, fc2 4
+    want = (linear - 4 * d * d + d * ck.dims.n_vocab) / (linear + d * ck.dims.n_vocab)  # fc2 of layer 0 on CPU
+    assert r.npu_mac_share_planned == pytest.approx(want)
+    assert 0 < r.npu_mac_share_run < r.npu_mac_share_planned  # attention and the prompt stay on the CPU
+    assert r.decoder_cpu_ms_per_token_left > 0 and r.decoder_cpu_ms_per_token_all_cpu > 0
+    assert r.runner_ms_per_token > 0
+    text = r.format()
+    assert "layer 0 fc2: no subgraph in the bundle" in text and "planned on the NPU" in text
+    report_metric(f"bench (stand-in, tiny d={d}): NPU MAC share planned {100 * r.npu_mac_share_planned:.1f} %, "
+                  f"run {100 * r.npu_mac_share_run:.1f} %; CPU left {r.decoder_cpu_ms_per_token_left:.2f} "
+                  f"CPU-ms/token vs all-CPU {r.decoder_cpu_ms_per_token_all_cpu:.2f}")
+
+    rep = run_doctor(model=str(pt), decoder_subgraphs=str(folder), decoder_offload="linear", run_tools=False)
+    c = rep.get("decoder subgraphs")
+    assert c.status == OK and "layer 0 fc2" in c.detail
+    standin_decoder.write_dense(folder / entries[0]["files"]["dla"], np.zeros((3, 3), np.float32), None, 1)
+    c = run_doctor(model=str(pt), decoder_subgraphs=str(folder), decoder_offload="linear", run_tools=False).get(
+        "decoder subgraphs")
+    assert c.status == FAIL and "failed to load" in c.detail

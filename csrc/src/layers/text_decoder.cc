@@ -139,7 +139,7 @@ Status TextDecoder::layer_step(offload::LayerStepRunner* r, int layer, int64_t M
   stats_.runner_cpu_seconds += thread_cpu_seconds() - c0;
   stats_.runner_seconds += wall_seconds() - w0;
   ++stats_.npu_calls;
-  stats_.npu_macs += M * (12 * d * d + 2 * (pos + 1) * d + 2 * cross.n_ctx * d);
+  stats_.npu_macs += M * (14 * d * d + 2 * (pos + 1) * d + 2 * cross.n_ctx * d);
   WG_RETURN_IF_ERROR(s);
   std::memcpy(x, r->x_out(), static_cast<size_t>(M * d) * sizeof(float));
   // The new position's keys/values: the only write to the cache this step.

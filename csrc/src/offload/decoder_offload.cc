@@ -162,7 +162,7 @@ StatusOr<std::shared_ptr<DecoderOffload>> DecoderOffload::create(const ModelDims
           e.batch = B;
           e.npu = true;
           e.runner = s->step->describe();
-          e.macs = 12 * d * d;
+          e.macs = 14 * d * d;
           o->plan_.push_back(e);
           o->step_[bi][static_cast<size_t>(l)] = s->step.get();
           o->used_.push_back(*s);
