@@ -154,6 +154,13 @@ def _add_quantization_parsers(sub) -> None:
     x.add_argument("--soc", default="genio-700", help="record the ncc-tflite command for this SoC/board "
                    "(genio-510/700/1200/520/720, mt8390 ...; 'none' to skip)")
     x.add_argument("--no-checkpoint", action="store_true", help="do not copy the weights and tokenizer into the bundle")
+    x.add_argument("--decoder-subgraphs", default=None, metavar="KINDS",
+                   help="also export decoder subgraphs for the NPU: 'linear' (projections + vocabulary chunks)")
+    x.add_argument("--beams", default="1,5", help="decoder subgraph batches = beam counts (default 1,5)")
+    x.add_argument("--decoder-quantize", default="none", choices=["none", "a16w8", "w8"],
+                   help="decoder subgraphs: float (none), int16 activations + int8 weights, or int8 weights only")
+    x.add_argument("--calibration", nargs="+", default=(), metavar="AUDIO",
+                   help="a16w8: speech files or folders whose decoder activations calibrate the subgraphs")
     x.set_defaults(func=_cmd_export)
 
     q = sub.add_parser("quantize", help="calibrate on real audio and write a quantized bundle (TFLite + ONNX QDQ)")
@@ -210,6 +217,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
         cmd = art.extra.get("compiler", {}).get("command")
         if cmd:
             print("  compile: " + " ".join(cmd))
+    if args.decoder_subgraphs:
+        from .tools.export_decoder import add_decoder_subgraphs
+
+        kinds = [k.strip() for k in args.decoder_subgraphs.split(",") if k.strip()]
+        beams = [int(v) for v in args.beams.split(",") if v.strip()]
+        quant = None if args.decoder_quantize == "none" else args.decoder_quantize
+        entries = add_decoder_subgraphs(args.output_dir, args.model, kinds=kinds, batches=beams, quantize=quant,
+                                        calibration=args.calibration, soc=soc, log=lambda m: print(m, file=sys.stderr))
+        print(f"decoder subgraphs: {len(entries)} in {args.output_dir} (manifest decoder.subgraphs)")
+        if entries and "compiler" in entries[0]:
+            print("  compile each: " + " ".join(entries[0]["compiler"]["command"]) + "  (and so on)")
     return 0
 
 
