@@ -16,6 +16,7 @@
 #include "decoder/logit_filters.h"
 #include "decoder/token_decoders.h"
 #include "layers/text_decoder.h"
+#include "offload/decoder_offload.h"
 #include "test_util.h"
 #include "wg_test.h"
 #include "whisper_genio/decoding.h"
@@ -862,4 +863,190 @@ TEST(half_to_float_exhaustive) {
   EXPECT_EQ(half_to_float(0x7bff), 65504.0f);
   EXPECT_EQ(half_to_float(0x0001), std::ldexp(1.0f, -24));
   EXPECT_TRUE(std::signbit(half_to_float(0x8000)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoder offload: every projection and vocabulary chunk on callback runners (the interface a
+// NeuronSubgraph implements) gives the CPU path's tokens, greedy and beam search; prompts and
+// batches without runners stay on the CPU and are counted; a plan with gaps and failures says
+// why each CPU op is there.
+
+namespace {
+
+struct OffloadWeights {
+  std::vector<float> w, b;  // W [out, in], bias [out]
+  int64_t out = 0, in = 0;
+};
+
+OffloadWeights op_weights(const TinyModel& m, int layer, offload::OpKind k) {
+  const std::string p = "decoder.blocks." + std::to_string(layer) + ".";
+  const int64_t d = m.dims().n_text_state;
+  OffloadWeights o;
+  auto take = [&](const std::string& n, bool bias) {
+    const auto& w = m.w(p + n + ".weight");
+    o.w.insert(o.w.end(), w.begin(), w.end());
+    if (bias) {
+      const auto& b = m.w(p + n + ".bias");
+      o.b.insert(o.b.end(), b.begin(), b.end());
+    } else {
+      o.b.insert(o.b.end(), static_cast<size_t>(d), 0.0f);
+    }
+  };
+  switch (k) {
+    case offload::OpKind::kSelfQkv: take("attn.query", true); take("attn.key", false); take("attn.value", true); break;
+    case offload::OpKind::kSelfOut: take("attn.out", true); break;
+    case offload::OpKind::kCrossQ: take("cross_attn.query", true); break;
+    case offload::OpKind::kCrossOut: take("cross_attn.out", true); break;
+    case offload::OpKind::kFc1: take("mlp.0", true); break;
+    default: take("mlp.2", true); break;
+  }
+  o.out = static_cast<int64_t>(o.b.size());
+  o.in = static_cast<int64_t>(o.w.size()) / o.out;
+  return o;
+}
+
+std::shared_ptr<offload::SubgraphRunner> callback_runner(OffloadWeights wt, int rows, int* calls) {
+  const int64_t in = wt.in, out = wt.out;
+  auto fn = [wt, rows, calls](const float* x, float* y) {
+    ++*calls;
+    for (int r = 0; r < rows; ++r) {
+      for (int64_t o = 0; o < wt.out; ++o) {
+        double acc = wt.b[static_cast<size_t>(o)];
+        for (int64_t k = 0; k < wt.in; ++k) acc += static_cast<double>(wt.w[static_cast<size_t>(o * wt.in + k)]) * x[r * wt.in + k];
+        y[r * wt.out + o] = static_cast<float>(acc);
+      }
+    }
+    return Status::Ok();
+  };
+  auto r = offload::CallbackSubgraph::create(rows, in, out, fn, "test");
+  return r.ok() ? std::shared_ptr<offload::SubgraphRunner>(std::move(r).value()) : nullptr;
+}
+
+constexpr offload::OpKind kLinearKinds[] = {offload::OpKind::kSelfQkv, offload::OpKind::kSelfOut,
+                                            offload::OpKind::kCrossQ,  offload::OpKind::kCrossOut,
+                                            offload::OpKind::kFc1,     offload::OpKind::kFc2};
+
+}  // namespace
+
+TEST(offload_callbacks_give_the_cpu_tokens) {
+  TinyModel m(21);
+  const ModelDims& dims = m.dims();
+  const std::vector<float> states = random_states(5);
+  int calls = 0;
+  std::vector<offload::Candidate> cands;
+  for (int B : {1, 4}) {
+    for (int l = 0; l < dims.n_text_layer; ++l) {
+      for (offload::OpKind k : kLinearKinds) {
+        offload::Candidate c;
+        c.kind = k;
+        c.layer = l;
+        c.batch = B;
+        c.dense = callback_runner(op_weights(m, l, k), B, &calls);
+        cands.push_back(c);
+      }
+    }
+    // vocabulary chunks [0, 20) and [40, 64) on runners; [20, 40) is a gap left to the CPU
+    for (auto [c0, n] : {std::pair<int64_t, int64_t>{0, 20}, {40, 24}}) {
+      OffloadWeights v;
+      const auto& emb = m.w("decoder.token_embedding.weight");
+      v.w.assign(emb.begin() + c0 * dims.n_text_state, emb.begin() + (c0 + n) * dims.n_text_state);
+      v.b.assign(static_cast<size_t>(n), 0.0f);
+      v.out = n;
+      v.in = dims.n_text_state;
+      offload::Candidate c;
+      c.kind = offload::OpKind::kVocab;
+      c.chunk = c0 == 0 ? 0 : 2;
+      c.col0 = c0;
+      c.cols = n;
+      c.batch = B;
+      c.dense = callback_runner(v, B, &calls);
+      cands.push_back(c);
+    }
+  }
+  auto plan = offload::DecoderOffload::create(dims, offload::Mode::kLinear, {}, cands);
+  ASSERT_OK(plan);
+  int cpu_entries = 0;
+  for (const auto& e : plan.value()->plan()) {
+    if (!e.npu) {
+      ++cpu_entries;
+      EXPECT_TRUE(e.kind == offload::OpKind::kVocab);
+      EXPECT_EQ(e.col0, 20);
+      EXPECT_TRUE(e.reason.find("no subgraph for these columns") != std::string::npos);
+    }
+  }
+  EXPECT_EQ(cpu_entries, 2);  // the gap, at each batch
+
+  for (int beams : {0, 4}) {
+    DecodingOptions o = base_options();
+    o.beam_size = beams;
+    auto cpu = make_decoder(m);
+    auto npu = make_decoder(m);
+    ASSERT_TRUE(cpu != nullptr && npu != nullptr);
+    npu->set_offload(plan.value());
+    ASSERT_OK(cpu->set_audio(states_view(states)));
+    ASSERT_OK(npu->set_audio(states_view(states)));
+    calls = 0;
+    auto a = cpu->decode(o);
+    auto b = npu->decode(o);
+    ASSERT_OK(a);
+    ASSERT_OK(b);
+    EXPECT_TRUE(a.value().tokens == b.value().tokens);
+    EXPECT_NEAR(a.value().sum_logprob, b.value().sum_logprob, 1e-4);
+    const int64_t steps = npu->forward_calls() - 1;  // the prompt runs on the CPU
+    EXPECT_GT(steps, 0);
+    EXPECT_EQ(calls, steps * (6 * dims.n_text_layer + 2));
+    EXPECT_EQ(npu->offload_stats().npu_calls, calls);
+    EXPECT_EQ(npu->offload_stats().cpu_rows_other, 3);  // the three prompt tokens
+    EXPECT_EQ(npu->offload_stats().tokens, steps * (o.beam_size > 0 ? 4 : 1));
+  }
+}
+
+TEST(offload_plan_reasons_and_bad_chunks) {
+  TinyModel m(22);
+  const ModelDims& dims = m.dims();
+  int calls = 0;
+  offload::Candidate ok;
+  ok.kind = offload::OpKind::kFc1;
+  ok.layer = 1;
+  ok.batch = 1;
+  ok.dense = callback_runner(op_weights(m, 1, offload::OpKind::kFc1), 1, &calls);
+  offload::Candidate wrong = ok;  // an fc2 slot given fc1's shape
+  wrong.kind = offload::OpKind::kFc2;
+  offload::Candidate failed;
+  failed.kind = offload::OpKind::kCrossQ;
+  failed.layer = 0;
+  failed.batch = 1;
+  failed.error = "NEURONRUNTIME_BAD_DATA";
+  auto plan = offload::DecoderOffload::create(dims, offload::Mode::kAuto, {1}, {ok, wrong, failed});
+  ASSERT_OK(plan);
+  std::map<std::string, std::string> why;
+  for (const auto& e : plan.value()->plan()) {
+    why[std::to_string(e.layer) + offload::op_kind_name(e.kind)] = e.npu ? "npu" : e.reason;
+  }
+  EXPECT_EQ(why["1fc1"], "npu");
+  EXPECT_TRUE(why["1fc2"].find("does not match") != std::string::npos);
+  EXPECT_TRUE(why["0cross_q"].find("failed to load: NEURONRUNTIME_BAD_DATA") != std::string::npos);
+  EXPECT_TRUE(why["0cross_q"].find("layer step: no subgraph in the bundle") != std::string::npos);
+  EXPECT_TRUE(why["0self_qkv"].find("no subgraph in the bundle") != std::string::npos);
+  int64_t npu = 0, cpu = 0;
+  plan.value()->planned_macs(1, &npu, &cpu);
+  EXPECT_EQ(npu, 4 * dims.n_text_state * dims.n_text_state);
+  EXPECT_EQ(npu + cpu, (14 * dims.n_text_state * dims.n_text_state) * dims.n_text_layer +
+                           static_cast<int64_t>(dims.n_vocab) * dims.n_text_state);
+  // overlapping vocabulary chunks are a broken bundle, not a fallback
+  offload::Candidate v1, v2;
+  v1.kind = v2.kind = offload::OpKind::kVocab;
+  v1.batch = v2.batch = 1;
+  v1.col0 = 0;
+  v1.cols = 40;
+  v2.col0 = 30;
+  v2.cols = 34;
+  v1.error = v2.error = "x";
+  EXPECT_FALSE(offload::DecoderOffload::create(dims, offload::Mode::kLinear, {1}, {v1, v2}).ok());
+  // none: everything on the CPU with that reason
+  auto none = offload::DecoderOffload::create(dims, offload::Mode::kNone, {1}, {ok});
+  ASSERT_OK(none);
+  for (const auto& e : none.value()->plan()) EXPECT_FALSE(e.npu);
+  EXPECT_TRUE(none.value()->dense(offload::OpKind::kFc1, 1, 1) == nullptr);
+  EXPECT_FALSE(offload::parse_mode("fast").ok());
 }

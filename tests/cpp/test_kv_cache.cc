@@ -217,3 +217,34 @@ TEST(reset_reuses_memory) {
   c.set_length(5);
   EXPECT_EQ(count_mismatches(c, {0, 1}), 0);
 }
+
+// Layers in memory owned elsewhere (a layer-step subgraph's bound input buffers): reads and
+// writes go there, reorder and broadcast move rows inside it, the pointers never change.
+TEST(external_storage_is_used_in_place) {
+  const int L = 3, B = 4, C = 8, d = 5;
+  std::vector<float> k1(static_cast<size_t>(B) * C * d, -1.0f), v1(k1.size(), -1.0f);
+  std::vector<KVCache::External> ext(L);
+  ext[1] = KVCache::External{k1.data(), v1.data()};
+  KVCache c;
+  ASSERT_OK(c.reset(L, B, C, d, ext));
+  EXPECT_TRUE(c.is_external(1));
+  EXPECT_FALSE(c.is_external(0));
+  EXPECT_TRUE(c.keys(1, 0) == k1.data() && c.values(1, 2) == v1.data() + 2 * C * d);
+  fill(c, 6);
+  c.set_length(6);
+  EXPECT_EQ(k1[static_cast<size_t>(3 * C * d + 2 * d + 1)], tag(1, 0, 3, 2, 1));
+  const std::vector<int> source = {2, 2, 0, 1};
+  ASSERT_OK(c.reorder(source));
+  EXPECT_EQ(count_mismatches(c, source), 0);
+  EXPECT_TRUE(c.keys(1, 0) == k1.data());
+  EXPECT_EQ(v1[static_cast<size_t>(0 * C * d + 5 * d + 4)], tag(1, 1, 2, 5, 4));
+  // broadcast within the external buffers; never wider than they are
+  ASSERT_OK(c.broadcast_first(B));
+  EXPECT_EQ(count_mismatches(c, {2, 2, 2, 2}), 0);
+  EXPECT_FALSE(c.broadcast_first(B + 1).ok());
+  // a list of the wrong length is an error; an empty one returns every layer to own memory
+  EXPECT_FALSE(c.reset(L, B, C, d, std::vector<KVCache::External>(2)).ok());
+  ASSERT_OK(c.reset(L, B, C, d));
+  EXPECT_FALSE(c.is_external(1));
+  EXPECT_TRUE(c.keys(1, 0) != k1.data());
+}

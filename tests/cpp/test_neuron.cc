@@ -23,6 +23,7 @@
 #include "backends/neuron/neuron_library.h"
 #include "backends/replay/replay_encoder.h"
 #include "backends/tensor_io.h"
+#include "offload/neuron_subgraph.h"
 #include "test_util.h"
 #include "wg_test.h"
 
@@ -843,4 +844,142 @@ TEST(replay_reads_windows_and_checks_sizes) {
   ReplayConfig absent = c;
   absent.files = {scratch() + "/absent.bin"};
   EXPECT_STATUS(ReplayEncoderBackend::create(absent), StatusCode::kNotFound);
+}
+
+// ============================== decoder subgraphs ===========================================
+// Stand-in model format version 2, kind "dense": W [out, in] + bias with declared I/O dtypes.
+
+namespace {
+
+std::string write_dense(const std::string& name, uint32_t rows, uint32_t in, uint32_t out, Io io_in, Io io_out,
+                        const std::vector<float>& w, const std::vector<float>& b) {
+  const std::string path = scratch() + "/" + name;
+  std::ofstream f(path, std::ios::binary);
+  auto put = [&](const void* p, size_t n) { f.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); };
+  auto u32 = [&](uint32_t v) { put(&v, 4); };
+  f.write("WGSTNDIN", 8);
+  u32(2);
+  u32(2);  // dense
+  u32(1);
+  u32(1);
+  for (auto [io, elems] : {std::pair<Io, uint64_t>{io_in, uint64_t(rows) * in}, {io_out, uint64_t(rows) * out}}) {
+    u32(io.dtype);
+    put(&io.zp, 4);
+    put(&io.scale, 4);
+    u32(0);
+    put(&elems, 8);
+  }
+  u32(rows);
+  u32(in);
+  u32(out);
+  u32(0);  // float32 weights
+  put(w.data(), w.size() * 4);
+  put(b.data(), b.size() * 4);
+  return path;
+}
+
+offload::NeuronSubgraphConfig dense_config(const std::string& path, int64_t rows, int64_t in, int64_t out, Io io_in,
+                                           Io io_out, offload::NeuronSubgraphConfig::Api api) {
+  offload::NeuronSubgraphConfig c;
+  c.dla_path = path;
+  c.name = "test dense";
+  TensorSpec ti, to;
+  ti.shape = {rows, in};
+  to.shape = {rows, out};
+  ti.dtype = static_cast<IoDType>(io_in.dtype);
+  to.dtype = static_cast<IoDType>(io_out.dtype);
+  ti.scale = io_in.scale;
+  to.scale = io_out.scale;
+  c.inputs = {ti};
+  c.outputs = {to};
+  c.api = api;
+  c.dma_heap = "";
+  c.library.path = WG_STANDIN_FULL;
+  return c;
+}
+
+}  // namespace
+
+TEST(decoder_subgraph_binds_once_and_computes_the_dense_op) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  const int rows = 3, in = 5, out = 4;
+  std::vector<float> w(out * in), b(out);
+  for (int i = 0; i < out * in; ++i) w[i] = 0.125f * static_cast<float>((i * 7) % 11 - 5);
+  for (int i = 0; i < out; ++i) b[i] = 0.25f * static_cast<float>(i);
+  for (auto api : {offload::NeuronSubgraphConfig::Api::kV1, offload::NeuronSubgraphConfig::Api::kV2}) {
+    for (Io io : {Io{}, Io{4, 1.0f / 1024, 0}}) {  // float32 I/O in place; int16 I/O through staging
+      s.reset();
+      const std::string path = write_dense("dense.dla", rows, in, out, io, io, w, b);
+      auto g = offload::NeuronDense::create(dense_config(path, rows, in, out, io, io, api), rows, in, out);
+      ASSERT_OK(g);
+      offload::NeuronDense& d = *g.value();
+      const bool v1 = api == offload::NeuronSubgraphConfig::Api::kV1;
+      EXPECT_EQ(s.calls("NeuronRuntime_setInput"), v1 ? 1 : 0);
+      EXPECT_EQ(d.subgraph().input_direct(0), io.dtype == 0);
+      s.clear_log();
+      for (int k = 0; k < 4; ++k) {
+        float* x = d.input();
+        for (int i = 0; i < rows * in; ++i) x[i] = 0.1f * static_cast<float>((i + k) % 7) - 0.3f;
+        ASSERT_OK(d.run());
+        for (int r = 0; r < rows; ++r) {
+          for (int o = 0; o < out; ++o) {
+            double want = b[o];
+            for (int i = 0; i < in; ++i) want += static_cast<double>(w[o * in + i]) * x[r * in + i];
+            EXPECT_NEAR(d.output()[r * out + o], want, io.dtype == 0 ? 1e-5 : 4.0 / 1024);
+          }
+        }
+      }
+      // bound once at load: no setInput/setOutput while running
+      EXPECT_EQ(s.calls("NeuronRuntime_setInput") + s.calls("NeuronRuntime_setOutput"), 0);
+      EXPECT_EQ(s.calls(v1 ? "NeuronRuntime_inference" : "NeuronRuntimeV2_run"), 4);
+      if (!v1) {
+        for (const auto& l : s.lines_of("NeuronRuntimeV2_run")) {
+          if (io.dtype == 0) EXPECT_EQ(field(l, "in"), hexptr(d.input())) << l;
+        }
+      }
+      g.value().reset();
+      EXPECT_EQ(s.live(), 0);
+    }
+  }
+}
+
+TEST(decoder_subgraph_refuses_what_does_not_match) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  std::vector<float> w(4 * 5, 0.5f), b(4, 0.0f);
+  const std::string path = write_dense("dense2.dla", 2, 5, 4, Io{}, Io{}, w, b);
+  // the manifest says batch 3, the file was made for batch 2: sizes disagree, the message says so
+  auto g = offload::NeuronDense::create(dense_config(path, 3, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1),
+                                        3, 5, 4);
+  ASSERT_FALSE(g.ok());
+  EXPECT_TRUE(g.status().code() == StatusCode::kBadModel);
+  EXPECT_TRUE(contains(g.status().message(), "does not match the manifest")) << g.status().message();
+  EXPECT_EQ(s.live(), 0);  // released whatever failed
+  // a manifest entry of the wrong shape for the op is refused before loading
+  auto h = offload::NeuronDense::create(dense_config(path, 2, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1),
+                                        2, 5, 6);
+  ASSERT_FALSE(h.ok());
+  EXPECT_TRUE(contains(h.status().message(), "this model needs")) << h.status().message();
+  auto missing = offload::NeuronDense::create(
+      dense_config(scratch() + "/nope.dla", 2, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1), 2, 5, 4);
+  EXPECT_TRUE(missing.status().code() == StatusCode::kNotFound);
+  // a layer step whose cache inputs are not float32 cannot be the decoder's cache
+  offload::NeuronSubgraphConfig c = dense_config(path, 2, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1);
+  TensorSpec t;
+  c.inputs.clear();
+  c.outputs.clear();
+  const int64_t B = 1, d = 4, C = 8, T = 6;
+  for (int64_t n : {B * d, B * C * d, B * C * d, T * d, T * d, B * C}) {
+    t.shape = {n};
+    c.inputs.push_back(t);
+  }
+  c.inputs[1].dtype = IoDType::kFloat16;
+  for (int i = 0; i < 3; ++i) {
+    t.shape = {B, d};
+    c.outputs.push_back(t);
+  }
+  auto step = offload::NeuronLayerStep::create(c, 1, d, 8, T);
+  ASSERT_FALSE(step.ok());
+  EXPECT_TRUE(contains(step.status().message(), "KV cache inputs must be float32")) << step.status().message();
 }
