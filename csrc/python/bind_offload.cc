@@ -70,6 +70,34 @@ offload::CallbackSubgraph::Fn callback_fn(std::shared_ptr<py::function> fn, int 
   };
 }
 
+// f(x, self_k, self_v, cross_k, cross_v, mask) -> (x', k, v), on views of the runner's buffers.
+offload::CallbackLayerStep::Fn layer_step_fn(std::shared_ptr<py::function> fn, int rows, int64_t d, int n_ctx,
+                                             int64_t n_audio, std::string name) {
+  return [fn, rows, d, n_ctx, n_audio, name](const std::vector<float*>& in, const std::vector<float*>& out) -> Status {
+    py::gil_scoped_acquire gil;
+    try {
+      using S = std::vector<py::ssize_t>;
+      const py::ssize_t B = rows, D = d, C = n_ctx, T = n_audio;
+      const S shapes[6] = {{B, D}, {B, C, D}, {B, C, D}, {T, D}, {T, D}, {B, C}};
+      py::tuple args(6);
+      for (int i = 0; i < 6; ++i) args[static_cast<size_t>(i)] = py::array_t<float>(shapes[i], in[static_cast<size_t>(i)], py::none());
+      py::object r = (*fn)(*args);
+      py::tuple t = r.cast<py::tuple>();
+      if (t.size() != 3) return runtime_error(name + ": the callback must return (x, k, v)");
+      for (size_t i = 0; i < 3; ++i) {
+        auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(t[i]);
+        if (!a || a.size() != B * D) return runtime_error(name + ": output " + std::to_string(i) + " must be [rows, d]");
+        std::memcpy(out[i], a.data(), static_cast<size_t>(B * D) * sizeof(float));
+      }
+      return Status::Ok();
+    } catch (py::error_already_set& e) {
+      return runtime_error(name + ": the callback raised " + std::string(e.what()));
+    } catch (py::cast_error&) {
+      return runtime_error(name + ": the callback must return a tuple (x, k, v)");
+    }
+  };
+}
+
 // [out, in] of a linear op (vocab: cols) for width d.
 void linear_shape(OpKind k, int64_t d, int64_t cols, int64_t* out, int64_t* in) {
   *in = k == OpKind::kFc2 ? 4 * d : d;
@@ -136,8 +164,18 @@ void register_offload(py::module_& m) {
               std::find(stepped.begin(), stepped.end(), std::make_pair(c.layer, c.batch)) != stepped.end()) {
             continue;
           }
+          if (s.contains("callback") && c.kind == OpKind::kLayerStep) {
+            auto fn = keep_function(s["callback"].cast<py::function>());
+            auto r = offload::CallbackLayerStep::create(
+                c.batch, d, dims.n_text_ctx, dims.n_audio_ctx,
+                layer_step_fn(fn, c.batch, d, dims.n_text_ctx, dims.n_audio_ctx, name), name);
+            if (!r.ok()) throw_status(r.status());
+            c.step = std::shared_ptr<offload::LayerStepRunner>(std::move(r).value());
+            stepped.emplace_back(c.layer, c.batch);
+            cands.push_back(std::move(c));
+            continue;
+          }
           if (s.contains("callback")) {
-            if (c.kind == OpKind::kLayerStep) throw_status(invalid_argument(name + ": callbacks run linear ops only"));
             int64_t out, in;
             linear_shape(c.kind, d, c.cols, &out, &in);
             auto r = offload::CallbackSubgraph::create(

@@ -88,9 +88,10 @@ def export_linear_tflite(w: np.ndarray, b: Optional[np.ndarray], rows: int, path
     return path
 
 
-def collect_minmax(path: PathLike, inputs: Iterable[np.ndarray], *, threads: int = 2) -> dict[str, dict[str, np.ndarray]]:
+def collect_minmax(path: PathLike, inputs: Iterable[np.ndarray], *, threads: int = 2,
+                   margin: float = 1.0) -> dict[str, dict[str, np.ndarray]]:
     """ai-edge-quantizer calibration statistics of a one-input TFLite: min/max of every float
-    activation tensor over `inputs` (each exactly the model's input shape)."""
+    activation tensor over `inputs` (each exactly the model's input shape), widened by `margin`."""
     from .quantize.tflite_quant import Graph
     from .quantize.litert import interpreter
 
@@ -110,8 +111,14 @@ def collect_minmax(path: PathLike, inputs: Iterable[np.ndarray], *, threads: int
             if name in acc:
                 lo, hi = min(lo, acc[name][0]), max(hi, acc[name][1])
             acc[name] = (lo, hi, len(g.shape(t)))
-    return {k: {"min": np.full((1,) * nd, lo, np.float32), "max": np.full((1,) * nd, hi, np.float32)}
+    return {k: {"min": np.full((1,) * nd, margin * lo, np.float32), "max": np.full((1,) * nd, margin * hi, np.float32)}
             for k, (lo, hi, nd) in acc.items()}
+
+
+# Calibration ranges of 16-bit activations are widened by this factor: a few clips do not see
+# every extreme a transcription meets, and a clipped output (a logit, a key) changes tokens,
+# while one bit of int16 resolution does not (the measurement is in test_decoder_export.py).
+A16_RANGE_MARGIN = 2.0
 
 
 def quantize_tflite(path: PathLike, out: PathLike, scheme: str,
@@ -209,17 +216,18 @@ def export_decoder_subgraphs(model: Any, out_dir: PathLike, *, batches: Sequence
                              kinds: Sequence[str] = ("linear",), quantize: Optional[str] = None,
                              calibration: Optional[Mapping[tuple[str, int], np.ndarray]] = None,
                              vocab_chunk: int = VOCAB_CHUNK, soc: Optional[str] = None,
-                             layers: Optional[Iterable[int]] = None, log: Any = None) -> list[dict[str, Any]]:
+                             layers: Optional[Iterable[int]] = None, vocab: bool = True,
+                             log: Any = None) -> list[dict[str, Any]]:
     """Writes one TFLite per (op, layer, batch) into out_dir (float, or `quantize`d: the float
-    file is kept beside it) and returns their manifest entries (decoder.subgraphs)."""
+    file is kept beside it) and returns their manifest entries (decoder.subgraphs). The
+    vocabulary chunks serve both kinds (`vocab=False` leaves them out)."""
     from ..checkpoints import Checkpoint
 
     if quantize not in QUANT:
         raise InvalidOptionError(f"decoder subgraph quantization must be one of a16w8, w8 (or none), got {quantize!r}")
-    unknown = [k for k in kinds if k not in ("linear",)]
-    if unknown:
-        raise InvalidOptionError(f"decoder subgraph kinds: only 'linear' can be exported to TFLite so far, got {unknown}"
-                                 " (the layer step exists for the stand-in runtime; see docs/on-device.md)")
+    unknown = [k for k in kinds if k not in ("linear", "layer")]
+    if unknown or not kinds:
+        raise InvalidOptionError(f"decoder subgraph kinds must be among linear, layer; got {list(kinds)}")
     if not batches or any(int(b) < 1 for b in batches):
         raise InvalidOptionError(f"beams must be positive integers, got {list(batches)}")
     if quantize == "a16w8" and calibration is None:
@@ -230,12 +238,13 @@ def export_decoder_subgraphs(model: Any, out_dir: PathLike, *, batches: Sequence
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[dict[str, Any], np.ndarray, Optional[np.ndarray], tuple[str, int]]] = []
-    for layer in (range(dims.n_text_layer) if layers is None else layers):
+    layers = list(range(dims.n_text_layer) if layers is None else layers)
+    for layer in (layers if "linear" in kinds else ()):
         for op in LINEAR_OPS:
             w, b = linear_weights(tensors, layer, op)
             jobs.append(({"op": op, "layer": layer}, w, b, (op, layer)))
     emb = np.asarray(tensors["decoder.token_embedding.weight"], np.float32)
-    for i, (c0, cols) in enumerate(vocab_chunks(dims.n_vocab, vocab_chunk)):
+    for i, (c0, cols) in enumerate(vocab_chunks(dims.n_vocab, vocab_chunk) if vocab else ()):
         jobs.append(({"op": "vocab", "chunk": i, "col0": c0, "cols": cols}, emb[c0:c0 + cols], None, ("vocab", -1)))
     entries = []
     t0 = time.perf_counter()
@@ -251,7 +260,7 @@ def export_decoder_subgraphs(model: Any, out_dir: PathLike, *, batches: Sequence
                 if quantize == "a16w8":
                     xs = calibration[key]
                     batches_x = [np.resize(xs[i:i + B], (B, xs.shape[1])) for i in range(0, len(xs), B)]
-                    qsvs = collect_minmax(fpath, batches_x)
+                    qsvs = collect_minmax(fpath, batches_x, margin=A16_RANGE_MARGIN)
                 path = quantize_tflite(fpath, out / f"{stem}.{quantize}.tflite", quantize, qsvs)
                 qinfo = {"scheme": quantize, "weights": "int8 per-channel",
                          "activations": "int16" if quantize == "a16w8" else "float32"}
@@ -269,7 +278,19 @@ def export_decoder_subgraphs(model: Any, out_dir: PathLike, *, batches: Sequence
                 entry["compiler"] = {"tool": "ncc-tflite", "soc": soc, "dla": dla,
                                      "command": ncc_command(path.name, dla, soc=soc, float_ops=quantize != "a16w8")}
             entries.append(entry)
-        say(f"decoder subgraphs batch {B}: {len(jobs)} files, {time.perf_counter() - t0:.0f} s so far")
+        # Whole layer steps: float only (their softmax, LayerNorm and the 448-position cache are
+        # not what the A16W8 FC recipe covers); compiled with --relax-fp32.
+        for layer in (layers if "layer" in kinds else ()):
+            stem = f"decoder_l{layer}_layer_step_b{B}"
+            path = export_layer_step_tflite(tensors, dims, layer, int(B), out / f"{stem}.tflite")
+            entry = layer_step_entry(path, dims, layer, int(B))
+            if soc:
+                from .ncc import ncc_command
+
+                entry["compiler"] = {"tool": "ncc-tflite", "soc": soc, "dla": f"{stem}.dla",
+                                     "command": ncc_command(path.name, f"{stem}.dla", soc=soc, float_ops=True)}
+            entries.append(entry)
+        say(f"decoder subgraphs batch {B}: {time.perf_counter() - t0:.0f} s so far")
     return entries
 
 
@@ -282,6 +303,10 @@ def litert_entries(entries: Sequence[Mapping[str, Any]], folder: PathLike, *, th
 
     out = []
     for e in entries:
+        if e["op"] == "layer_step":
+            out.append({"op": "layer_step", "layer": e["layer"], "batch": e["batch"],
+                        "callback": litert_layer_step(pathlib.Path(folder) / e["files"][kind], threads=threads)})
+            continue
         it = interpreter(pathlib.Path(folder) / e["files"][kind], threads=threads)
         i, o = it.get_input_details()[0], it.get_output_details()[0]
         out.append({k: e[k] for k in ("op", "layer", "chunk", "col0", "cols", "batch") if k in e} |
@@ -355,3 +380,120 @@ def add_decoder_subgraphs(bundle_dir: PathLike, model: Any, *, kinds: Sequence[s
                            "vocab_chunk": VOCAB_CHUNK}
     write_manifest(bundle_dir, manifest)
     return entries
+
+
+# -- whole decoder-layer step ----------------------------------------------------------------------
+
+def _layer_step_module(tensors: Mapping[str, np.ndarray], layer: int, n_head: int) -> Any:
+    """One Whisper residual block for one token per row over a fixed-capacity KV cache: inputs
+    x [B, d], self K/V cache [B, C, d], cross K/V [T, d], additive position mask [B, C]; outputs
+    x' [B, d] and the new k, v [B, d] (the caller writes them into the cache at the position).
+    The new token attends to the masked cache and to itself."""
+    torch = _need("torch")
+    nn = torch.nn
+    p = f"decoder.blocks.{layer}."
+
+    def param(name: str) -> Any:
+        return nn.Parameter(torch.from_numpy(np.array(tensors[p + name], np.float32)), requires_grad=False)
+
+    class Step(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            for ln in ("attn_ln", "cross_attn_ln", "mlp_ln"):
+                setattr(self, ln + "_g", param(ln + ".weight"))
+                setattr(self, ln + "_b", param(ln + ".bias"))
+            for name in ("attn.query", "attn.key", "attn.value", "attn.out", "cross_attn.query", "cross_attn.out",
+                         "mlp.0", "mlp.2"):
+                key = name.replace(".", "_")
+                setattr(self, key + "_w", param(name + ".weight"))
+                if name != "attn.key":
+                    setattr(self, key + "_b", param(name + ".bias"))
+
+        @staticmethod
+        def ln(x: Any, g: Any, b: Any) -> Any:
+            return torch.nn.functional.layer_norm(x, (x.shape[-1],), g, b, 1e-5)
+
+        def forward(self, x: Any, self_k: Any, self_v: Any, cross_k: Any, cross_v: Any, mask: Any) -> Any:
+            B, d = x.shape
+            dh = d // n_head
+            scale = dh ** -0.5
+            h = self.ln(x, self.attn_ln_g, self.attn_ln_b)
+            q = h @ self.attn_query_w.T + self.attn_query_b
+            k = h @ self.attn_key_w.T
+            v = h @ self.attn_value_w.T + self.attn_value_b
+            keys = torch.cat([self_k, k[:, None, :]], dim=1).reshape(B, -1, n_head, dh).permute(0, 2, 3, 1)
+            vals = torch.cat([self_v, v[:, None, :]], dim=1).reshape(B, -1, n_head, dh).permute(0, 2, 1, 3)
+            m = torch.cat([mask, torch.zeros(B, 1, dtype=mask.dtype)], dim=1)[:, None, None, :]
+            s = (q.reshape(B, n_head, 1, dh) @ keys) * scale + m
+            o = (torch.softmax(s, dim=-1) @ vals).reshape(B, d)
+            x = x + o @ self.attn_out_w.T + self.attn_out_b
+            h = self.ln(x, self.cross_attn_ln_g, self.cross_attn_ln_b)
+            q = h @ self.cross_attn_query_w.T + self.cross_attn_query_b
+            T = cross_k.shape[0]
+            ck = cross_k.reshape(T, n_head, dh).permute(1, 2, 0)
+            cv = cross_v.reshape(T, n_head, dh).permute(1, 0, 2)
+            s = (q.reshape(B, n_head, 1, dh) @ ck[None]) * scale
+            o = (torch.softmax(s, dim=-1) @ cv[None]).reshape(B, d)
+            x = x + o @ self.cross_attn_out_w.T + self.cross_attn_out_b
+            h = self.ln(x, self.mlp_ln_g, self.mlp_ln_b)
+            f = torch.nn.functional.gelu(h @ self.mlp_0_w.T + self.mlp_0_b)
+            x = x + f @ self.mlp_2_w.T + self.mlp_2_b
+            return x, k, v
+
+    return Step().eval()
+
+
+LAYER_STEP_INPUTS = ("x", "self_k", "self_v", "cross_k", "cross_v", "mask")
+LAYER_STEP_OUTPUTS = ("x", "k", "v")
+
+
+def export_layer_step_tflite(tensors: Mapping[str, np.ndarray], dims: Any, layer: int, rows: int,
+                             path: PathLike) -> pathlib.Path:
+    """The float32 layer-step TFLite (litert-torch) at batch `rows`, n_text_ctx cache positions."""
+    torch = _need("torch")
+    litert_torch = _need("litert_torch")
+    mod = _layer_step_module(tensors, layer, dims.n_text_head)
+    d, C, T = dims.n_text_state, dims.n_text_ctx, dims.n_audio_ctx
+    args = (torch.zeros(rows, d), torch.zeros(rows, C, d), torch.zeros(rows, C, d), torch.zeros(T, d),
+            torch.zeros(T, d), torch.zeros(rows, C))
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            edge = litert_torch.convert(mod, args)
+        edge.export(str(path))
+    return path
+
+
+def layer_step_entry(path: pathlib.Path, dims: Any, layer: int, rows: int) -> dict[str, Any]:
+    d, C, T = dims.n_text_state, dims.n_text_ctx, dims.n_audio_ctx
+    shapes_in = ([rows, d], [rows, C, d], [rows, C, d], [T, d], [T, d], [rows, C])
+    return {"op": "layer_step", "layer": layer, "batch": int(rows), "files": {"tflite": path.name},
+            "inputs": [{"name": n, "shape": list(s), "dtype": "float32"} for n, s in zip(LAYER_STEP_INPUTS, shapes_in)],
+            "outputs": [{"name": n, "shape": [rows, d], "dtype": "float32"} for n in LAYER_STEP_OUTPUTS]}
+
+
+def _arg_index(name: str) -> int:
+    """litert-torch names inputs ...args_<i>... and outputs ...output_<i>...: the position."""
+    import re
+
+    m = re.findall(r"(?:args|output)_(\d+)", name)
+    return int(m[-1]) if m else 0
+
+
+def litert_layer_step(path: PathLike, *, threads: int = 1) -> Callable[..., tuple[np.ndarray, ...]]:
+    """A layer-step callback running the TFLite in LiteRT (inputs and outputs in contract order)."""
+    from .quantize.litert import interpreter
+
+    it = interpreter(path, threads=threads)
+    ins = sorted(it.get_input_details(), key=lambda t: _arg_index(t["name"]))
+    outs = sorted(it.get_output_details(), key=lambda t: _arg_index(t["name"]))
+
+    def fn(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        for t, a in zip(ins, arrays):
+            it.set_tensor(t["index"], np.asarray(a, np.float32).reshape(t["shape"]))
+        it.invoke()
+        return tuple(np.array(it.get_tensor(t["index"])) for t in outs)
+
+    return fn

@@ -88,4 +88,35 @@ class CallbackSubgraph final : public SubgraphRunner {
   Buffer<float> x_, y_;
 };
 
+// A layer step whose math is a callback (Python: LiteRT running an exported layer-step TFLite,
+// or a test). Host buffers for every input and output; the callback gets them all.
+class CallbackLayerStep final : public LayerStepRunner {
+ public:
+  // in: x, self_k, self_v, cross_k, cross_v, mask; out: x', k, v (shapes in LayerStepRunner).
+  using Fn = std::function<Status(const std::vector<float*>& in, const std::vector<float*>& out)>;
+  using Ptr = std::unique_ptr<CallbackLayerStep>;
+  static StatusOr<Ptr> create(int rows, int64_t d, int n_ctx, int64_t n_audio, Fn fn, std::string name);
+  int rows() const override { return rows_; }
+  int n_ctx() const override { return n_ctx_; }
+  float* x() override { return in_[0].data(); }
+  float* self_k() override { return in_[1].data(); }
+  float* self_v() override { return in_[2].data(); }
+  float* cross_k() override { return in_[3].data(); }
+  float* cross_v() override { return in_[4].data(); }
+  float* mask() override { return in_[5].data(); }
+  Status run() override;
+  const float* x_out() const override { return out_[0].data(); }
+  const float* k_out() const override { return out_[1].data(); }
+  const float* v_out() const override { return out_[2].data(); }
+  std::string describe() const override { return "callback " + name_; }
+
+ private:
+  CallbackLayerStep() = default;
+  int rows_ = 0, n_ctx_ = 0;
+  Fn fn_;
+  std::string name_;
+  Buffer<float> in_[6];
+  Buffer<float> out_[3];
+};
+
 }  // namespace whisper_genio::offload
