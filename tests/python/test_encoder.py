@@ -42,3 +42,22 @@ def test_encode_rejects_a_wrong_mel_shape(base_model):
         base_model._encoder.encode(np.zeros((80, 2999), np.float32))
     with pytest.raises(InvalidOptionError):
         base_model._decoder.set_audio(np.zeros((1500, 384), np.float32))
+
+
+MIN_INT8_COSINE = 0.999
+
+
+def test_int8_encoder_stays_close_to_float32_on_speech(base_model):
+    """compute_type="int8" runs the encoder's products as int8-weight GEMMs with per-row
+    quantised activations (int8, or int16 where the kernels multiply in int16 anyway)."""
+    import whisper_genio
+    from whisper_genio import _core
+
+    rows = [r for r in require_speech() if r["id"].startswith(("en_jfk", "de_fleurs_test_000", "zh_", "en_ljspeech"))][:4]
+    m8 = whisper_genio.load_model("base", threads=base_model.threads, compute_type="int8")
+    for row in rows:
+        ref = base_model.encode(str(row["path"]))
+        got = m8.encode(str(row["path"]))
+        c = cosine(got, ref)
+        report_metric(f"int8 encoder ({_core.isa()}) {row['id']}: cosine vs float32 {c:.6f}")
+        assert c >= MIN_INT8_COSINE, row["id"]

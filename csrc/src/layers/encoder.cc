@@ -29,6 +29,19 @@ void encoder_self_attention(const float* qkv, int64_t T, int64_t d, int64_t n_he
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   constexpr int64_t kQueryBlock = 64;
   const int64_t q_blocks = (T + kQueryBlock - 1) / kQueryBlock;
+  // Each head's keys and values are packed once into the GEMM's panel layout, not once per
+  // block of queries (that repacking cost about as much as the products themselves).
+  const int64_t k_size = cpu::sgemm_packed_b_size(T, dh), v_size = cpu::sgemm_packed_b_size(dh, T);
+  thread_local Buffer<float> packed;
+  if (static_cast<int64_t>(packed.size()) < n_head * (k_size + v_size)) {
+    packed.reset(static_cast<size_t>(n_head * (k_size + v_size)));
+  }
+  float* packed_kv = packed.data();  // the caller's buffer: workers must not name the thread_local
+  auto pack = [&](int64_t h) {
+    float* kp = packed_kv + h * (k_size + v_size);
+    cpu::sgemm_pack_b(T, dh, qkv + d + h * dh, ld, /*b_nk=*/true, kp);
+    cpu::sgemm_pack_b(dh, T, qkv + 2 * d + h * dh, ld, /*b_nk=*/false, kp + k_size);
+  };
   // One task per (head, block of queries); each runs single-threaded GEMMs on its own scores.
   auto task = [&](int64_t t) {
     const int64_t h = t / q_blocks, qb = t % q_blocks;
@@ -36,19 +49,20 @@ void encoder_self_attention(const float* qkv, int64_t T, int64_t d, int64_t n_he
     thread_local Buffer<float> scores;
     if (static_cast<int64_t>(scores.size()) < kQueryBlock * T) scores.reset(static_cast<size_t>(kQueryBlock * T));
     const float* q = qkv + q0 * ld + h * dh;
-    const float* k = qkv + d + h * dh;
-    const float* v = qkv + 2 * d + h * dh;
-    cpu::sgemm(nq, T, dh, q, ld, k, ld, /*b_nk=*/true, scores.data(), T, false, nullptr);
+    const float* kp = packed_kv + h * (k_size + v_size);
+    cpu::sgemm_prepacked(nq, T, dh, q, ld, kp, scores.data(), T, false, nullptr);
     for (int64_t i = 0; i < nq; ++i) {
       float* row = scores.data() + i * T;
       for (int64_t j = 0; j < T; ++j) row[j] *= scale;
       cpu::softmax(row, T);
     }
-    cpu::sgemm(nq, dh, T, scores.data(), T, v, ld, /*b_nk=*/false, out + q0 * d + h * dh, d, false, nullptr);
+    cpu::sgemm_prepacked(nq, dh, T, scores.data(), T, kp + k_size, out + q0 * d + h * dh, d, false, nullptr);
   };
   if (pool != nullptr) {
+    pool->run(n_head, pack);
     pool->run(n_head * q_blocks, task);
   } else {
+    for (int64_t h = 0; h < n_head; ++h) pack(h);
     for (int64_t t = 0; t < n_head * q_blocks; ++t) task(t);
   }
 }

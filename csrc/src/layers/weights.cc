@@ -160,6 +160,16 @@ Status Linear::store(cpu::WeightType t, const float* src) {
   return Status::Ok();
 }
 
+Status Linear::pack_i8(bool keep_rows) {
+  if (type != cpu::WeightType::kI8 || !w8_packed.empty()) return Status::Ok();
+  if (!w8_packed.reset(static_cast<size_t>(cpu::packed_i8_size(n, k)))) {
+    return Status(StatusCode::kOutOfMemory, "allocating model weights");
+  }
+  cpu::pack_weight_i8(w8.data(), n, k, w8_packed.data());
+  if (!keep_rows) w8.reset(0);
+  return Status::Ok();
+}
+
 cpu::WeightView Linear::view() const {
   cpu::WeightView v;
   v.type = type;
@@ -169,15 +179,17 @@ cpu::WeightView Linear::view() const {
     case cpu::WeightType::kF32: v.data = w32.data(); break;
     case cpu::WeightType::kF16: v.data = w16.data(); break;
     case cpu::WeightType::kI8:
-      v.data = w8.data();
+      v.data = w8.empty() ? nullptr : w8.data();
       v.scales = scales.data();
+      v.packed = w8_packed.empty() ? nullptr : w8_packed.data();
       break;
   }
   return v;
 }
 
 size_t Linear::bytes() const {
-  return w32.size() * sizeof(float) + w16.size() * sizeof(uint16_t) + w8.size() + (scales.size() + b.size()) * sizeof(float);
+  return w32.size() * sizeof(float) + w16.size() * sizeof(uint16_t) + w8.size() + w8_packed.size() +
+         (scales.size() + b.size()) * sizeof(float);
 }
 
 void Linear::forward(const float* x, int64_t m, float* y, ThreadPool* pool, int64_t ldy) const {
@@ -213,6 +225,12 @@ StatusOr<EncoderWeights> load_encoder_weights(const ModelDims& dims, const Tenso
     WG_RETURN_IF_ERROR(r.block("encoder.blocks." + std::to_string(i), d, false, &w.blocks[static_cast<size_t>(i)]));
   }
   WG_RETURN_IF_ERROR(r.layer_norm("encoder.ln_post", d, &w.ln_post));
+  // int8: every encoder product has n_audio_ctx (or 2x) rows, so only the packed copy is kept.
+  WG_RETURN_IF_ERROR(w.conv1.pack_i8(false));
+  WG_RETURN_IF_ERROR(w.conv2.pack_i8(false));
+  for (Block& b : w.blocks) {
+    for (Linear* lin : {&b.attn_qkv, &b.attn_out, &b.fc1, &b.fc2}) WG_RETURN_IF_ERROR(lin->pack_i8(false));
+  }
   return w;
 }
 
@@ -228,6 +246,8 @@ StatusOr<DecoderWeights> load_decoder_weights(const ModelDims& dims, const Tenso
     WG_RETURN_IF_ERROR(r.block("decoder.blocks." + std::to_string(i), d, true, &w.blocks[static_cast<size_t>(i)]));
   }
   WG_RETURN_IF_ERROR(r.layer_norm("decoder.ln", d, &w.ln));
+  // int8: the cross-attention K/V projection runs once per window over the encoder states.
+  for (Block& b : w.blocks) WG_RETURN_IF_ERROR(b.cross_kv.pack_i8(false));
   return w;
 }
 

@@ -21,10 +21,16 @@ struct Linear {
   Buffer<uint16_t> w16;
   Buffer<int8_t> w8;
   Buffer<float> scales;  // int8: per output row
+  Buffer<int8_t> w8_packed;  // int8: panels for cpu::gemm_i8 (pack_i8), empty if not packed
   Buffer<float> b;       // empty: no bias
 
   // Takes W from a float32 [n, k] matrix, converting to `type` (int8: symmetric per row).
   Status store(cpu::WeightType type, const float* w);
+  // int8 only (no-op otherwise): packs W for the int8 x int8 GEMM of the active kernels.
+  // Linears that only ever see many rows (encoder, cross-attention K/V) pass
+  // keep_rows = false to drop the row-major copy, so packing costs no memory; forward then
+  // runs the packed GEMM for every row count.
+  Status pack_i8(bool keep_rows);
   cpu::WeightView view() const;
   // x [m, k] -> y [m, n] (row stride ldy, default n).
   void forward(const float* x, int64_t m, float* y, ThreadPool* pool, int64_t ldy = 0) const;

@@ -31,6 +31,29 @@ struct KernelTable {
   void (*gemv_nk_i8)(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
                      int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy);
 
+  // int8 x int8 GEMM over packed panels (gemm_i8 in gemm.cc drives it; the large-M path of
+  // int8 Linears: encoder, cross-attention K/V). Activation rows are quantised per row and
+  // packed in panels of i8_mr rows, the weight [N, K] once at load in panels of i8_nr
+  // columns. K is zero-padded to a multiple of i8_kg and each panel stores groups of i8_kg
+  // consecutive k per row (column): panel[g][p][j] = x[p][g * i8_kg + j]. A panels hold int8
+  // (|q| <= 127), or int16 when i8_a_wide: kernels that multiply in int16 anyway (AVX2
+  // vpmaddwd) quantise activations to gemm_i8_a_qmax(K) levels at no extra cost, the
+  // largest range whose K-term int32 sums cannot overflow (see gemm.cc).
+  int i8_mr;
+  int i8_nr;
+  int i8_kg;
+  bool i8_a_wide;
+  // One full i8_mr x i8_nr tile over kgroups groups, int32 sums, then the epilogue:
+  //   out[i * ldo + j] = sum_k a[i, k] b[j, k] * as[i] * ws[j] + (bias ? bias[j] : 0)
+  void (*gemm_i8_tile)(int64_t kgroups, const void* a, const int8_t* b, const float* as, const float* ws,
+                       const float* bias, float* out, int64_t ldo);
+  // Symmetric per-row quantisation, the same numbers as ops.h quantize_row_i8 (round half to
+  // even of x * (127 / max|x|)); returns the scale max|x| / 127 (0 for an all-zero row).
+  float (*quantize_row_i8)(const float* x, int64_t n, int8_t* q);
+  // The same rule to qmax levels into int16 (round half to even of x * (qmax / max|x|));
+  // returns max|x| / qmax. Needed by i8_a_wide tables only (null otherwise).
+  float (*quantize_row_i16)(const float* x, int64_t n, float qmax, int16_t* q);
+
   // Attention output: y[0..n) = sum_t p[t] * V[t, 0..n) over T rows of stride ldv (float32 or
   // float16 V); the n outputs stay in registers across all T rows.
   void (*weighted_rows)(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y);
@@ -54,6 +77,11 @@ const KernelTable& neon_kernels();
 // The dot-product extension (ARMv8.2 SDOT), detected at run time; its kernel lives in a file
 // compiled with +dotprod.
 bool neon_has_dotprod();
+// The NEON table with the base (non-dotprod) int8 kernels whatever the CPU has: the kernel
+// the Genio 350's Cortex-A53 runs, reachable for tests on dotprod CPUs and emulators.
+const KernelTable& neon_nodot_kernels();
+void gemm_i8_tile_dotprod(int64_t kgroups, const void* a, const int8_t* b, const float* as, const float* ws,
+                          const float* bias, float* out, int64_t ldo);
 void gemv_nk_i8_dotprod(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
                         int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy);
 #endif

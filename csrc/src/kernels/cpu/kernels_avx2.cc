@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "kernel_table.h"
@@ -182,6 +183,116 @@ void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float
   }
 }
 
+// int8-weight GEMM tile, 6 rows x 16 columns. Products are formed with vpmaddwd on int16:
+// A is packed as int16 pairs (k, k+1), B stays int8 in memory and is sign-extended once per
+// load for all 6 rows. vpmaddwd adds two int16 products into int32 and cannot saturate
+// here (|b| <= 127, |a| <= gemm_i8_a_qmax(K) <= 32767), unlike vpmaddubsw's int16 pair
+// sums, which can reach 2 * 255 * 127 with unsigned-shifted activations. Its throughput
+// equals vpmaddubsw + vpsignb's, so the activations get more than 8 bits for free.
+constexpr int kI8Mr = 6;
+constexpr int kI8Nr = 16;
+constexpr int kI8Kg = 2;
+
+inline __m256i bcast_pair(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm256_set1_epi32(v);
+}
+
+void gemm_i8_tile(int64_t kgroups, const void* ap, const int8_t* b, const float* as, const float* ws,
+                  const float* bias, float* out, int64_t ldo) {
+  const int16_t* a = static_cast<const int16_t*>(ap);
+  __m256i c00 = _mm256_setzero_si256(), c01 = _mm256_setzero_si256();
+  __m256i c10 = _mm256_setzero_si256(), c11 = _mm256_setzero_si256();
+  __m256i c20 = _mm256_setzero_si256(), c21 = _mm256_setzero_si256();
+  __m256i c30 = _mm256_setzero_si256(), c31 = _mm256_setzero_si256();
+  __m256i c40 = _mm256_setzero_si256(), c41 = _mm256_setzero_si256();
+  __m256i c50 = _mm256_setzero_si256(), c51 = _mm256_setzero_si256();
+  for (int64_t g = 0; g < kgroups; ++g) {
+    const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+    const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
+    __m256i av;
+#define WG_ROW(i)                                               \
+  av = bcast_pair(a + 2 * (i));                                 \
+  c##i##0 = _mm256_add_epi32(c##i##0, _mm256_madd_epi16(av, b0)); \
+  c##i##1 = _mm256_add_epi32(c##i##1, _mm256_madd_epi16(av, b1));
+    WG_ROW(0) WG_ROW(1) WG_ROW(2) WG_ROW(3) WG_ROW(4) WG_ROW(5)
+#undef WG_ROW
+    a += kI8Mr * kI8Kg;
+    b += kI8Nr * kI8Kg;
+  }
+  const __m256 w0 = _mm256_loadu_ps(ws), w1 = _mm256_loadu_ps(ws + 8);
+  const __m256 z0 = bias != nullptr ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+  const __m256 z1 = bias != nullptr ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+  const __m256i rows[kI8Mr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int i = 0; i < kI8Mr; ++i) {
+    const __m256 s = _mm256_set1_ps(as[i]);
+    float* o = out + i * ldo;
+    _mm256_storeu_ps(o, _mm256_fmadd_ps(_mm256_cvtepi32_ps(rows[i][0]), _mm256_mul_ps(s, w0), z0));
+    _mm256_storeu_ps(o + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(rows[i][1]), _mm256_mul_ps(s, w1), z1));
+  }
+}
+
+// Same arithmetic as the generic quantize_row_i8 (one multiply by 127 / amax, round half to
+// even), so every table packs identical int8 activations.
+float quantize_row_i8(const float* x, int64_t n, int8_t* q) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 mv = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+  float amax = hmax(mv);
+  for (; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (amax == 0.0f) {
+    std::memset(q, 0, static_cast<size_t>(n));
+    return 0.0f;
+  }
+  const float inv = 127.0f / amax;
+  const __m256 iv = _mm256_set1_ps(inv);
+  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 v0 = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(x + i), iv)));
+    const __m256 v1 = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(x + i + 8), iv)));
+    const __m256i r0 = _mm256_cvtps_epi32(v0), r1 = _mm256_cvtps_epi32(v1);  // MXCSR: nearest even
+    const __m128i p0 = _mm_packs_epi32(_mm256_castsi256_si128(r0), _mm256_extracti128_si256(r0, 1));
+    const __m128i p1 = _mm_packs_epi32(_mm256_castsi256_si128(r1), _mm256_extracti128_si256(r1, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm_packs_epi16(p0, p1));
+  }
+  for (; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * inv);
+    q[i] = static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, v)));
+  }
+  return amax / 127.0f;
+}
+
+float quantize_row_i16(const float* x, int64_t n, float qmax, int16_t* q) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 mv = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+  float amax = hmax(mv);
+  for (; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (amax == 0.0f) {
+    std::memset(q, 0, static_cast<size_t>(n) * sizeof(int16_t));
+    return 0.0f;
+  }
+  const float inv = qmax / amax;
+  const __m256 iv = _mm256_set1_ps(inv);
+  const __m256 lo = _mm256_set1_ps(-qmax), hi = _mm256_set1_ps(qmax);
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(x + i), iv)));
+    const __m256i r = _mm256_cvtps_epi32(v);  // MXCSR: nearest even
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i),
+                     _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+  }
+  for (; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * inv);
+    q[i] = static_cast<int16_t>(std::max(-qmax, std::min(qmax, v)));
+  }
+  return amax / qmax;
+}
+
 // Columns in blocks of 64 (8 accumulators); a remainder below 8 is done in scalar.
 template <typename LoadRow>
 inline void weighted_rows_impl(const float* p, int64_t T, int64_t n, float* y, LoadRow load) {
@@ -290,6 +401,13 @@ const KernelTable& avx2_kernels() {
     t.gemv_nk = gemv_nk;
     t.gemv_nk_f16 = gemv_nk_f16;
     t.gemv_nk_i8 = gemv_nk_i8;
+    t.i8_mr = kI8Mr;
+    t.i8_nr = kI8Nr;
+    t.i8_kg = kI8Kg;
+    t.i8_a_wide = true;
+    t.gemm_i8_tile = gemm_i8_tile;
+    t.quantize_row_i8 = quantize_row_i8;
+    t.quantize_row_i16 = quantize_row_i16;
     t.weighted_rows = weighted_rows;
     t.weighted_rows_f16 = weighted_rows_f16;
     t.dot = dot;

@@ -73,6 +73,47 @@ void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float
   }
 }
 
+constexpr int kI8Mr = 4;
+constexpr int kI8Nr = 8;
+constexpr int kI8Kg = 4;
+
+void gemm_i8_tile(int64_t kgroups, const void* ap, const int8_t* b, const float* as, const float* ws,
+                  const float* bias, float* out, int64_t ldo) {
+  const int8_t* a = static_cast<const int8_t*>(ap);
+  int32_t acc[kI8Mr][kI8Nr] = {};
+  for (int64_t g = 0; g < kgroups; ++g) {
+    for (int i = 0; i < kI8Mr; ++i) {
+      for (int j = 0; j < kI8Nr; ++j) {
+        int32_t s = 0;
+        for (int t = 0; t < kI8Kg; ++t) s += static_cast<int32_t>(a[i * kI8Kg + t]) * b[j * kI8Kg + t];
+        acc[i][j] += s;
+      }
+    }
+    a += kI8Mr * kI8Kg;
+    b += kI8Nr * kI8Kg;
+  }
+  for (int i = 0; i < kI8Mr; ++i) {
+    for (int j = 0; j < kI8Nr; ++j) {
+      out[i * ldo + j] = static_cast<float>(acc[i][j]) * as[i] * ws[j] + (bias != nullptr ? bias[j] : 0.0f);
+    }
+  }
+}
+
+float quantize_row_i8(const float* x, int64_t n, int8_t* q) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (amax == 0.0f) {
+    for (int64_t i = 0; i < n; ++i) q[i] = 0;
+    return 0.0f;
+  }
+  const float inv = 127.0f / amax;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * inv);
+    q[i] = static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, v)));
+  }
+  return amax / 127.0f;
+}
+
 void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y) {
   for (int64_t c = 0; c < n; ++c) y[c] = 0.0f;
   for (int64_t t = 0; t < T; ++t) {
@@ -122,6 +163,12 @@ const KernelTable& generic_kernels() {
     t.gemv_nk = gemv_nk;
     t.gemv_nk_f16 = gemv_nk_f16;
     t.gemv_nk_i8 = gemv_nk_i8;
+    t.i8_mr = kI8Mr;
+    t.i8_nr = kI8Nr;
+    t.i8_kg = kI8Kg;
+    t.i8_a_wide = false;
+    t.gemm_i8_tile = gemm_i8_tile;
+    t.quantize_row_i8 = quantize_row_i8;
     t.weighted_rows = weighted_rows;
     t.weighted_rows_f16 = weighted_rows_f16;
     t.dot = dot;

@@ -149,6 +149,74 @@ void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float
   }
 }
 
+// int8 GEMM tile without the dot-product extension: 4 rows x 4 columns, k in groups of 16.
+// vmull_s8 + vmlal_high_s8 put two products per int16 lane (|q| <= 127: at most 32258, no
+// overflow), vpadalq_s16 widens them into int32; each (row, column) keeps one int32x4 that
+// is summed across lanes at the end.
+constexpr int kI8Mr = 4;
+constexpr int kI8Nr = 4;
+constexpr int kI8Kg = 16;
+
+void gemm_i8_tile(int64_t kgroups, const void* ap, const int8_t* b, const float* as, const float* ws,
+                  const float* bias, float* out, int64_t ldo) {
+  const int8_t* a = static_cast<const int8_t*>(ap);
+  int32x4_t acc[kI8Mr][kI8Nr];
+  for (int i = 0; i < kI8Mr; ++i) {
+    for (int j = 0; j < kI8Nr; ++j) acc[i][j] = vdupq_n_s32(0);
+  }
+  for (int64_t g = 0; g < kgroups; ++g) {
+    int8x16_t av[kI8Mr], bv[kI8Nr];
+    for (int i = 0; i < kI8Mr; ++i) av[i] = vld1q_s8(a + i * kI8Kg);
+    for (int j = 0; j < kI8Nr; ++j) bv[j] = vld1q_s8(b + j * kI8Kg);
+    for (int i = 0; i < kI8Mr; ++i) {
+      for (int j = 0; j < kI8Nr; ++j) {
+        int16x8_t p = vmull_s8(vget_low_s8(av[i]), vget_low_s8(bv[j]));
+        p = vmlal_high_s8(p, av[i], bv[j]);
+        acc[i][j] = vpadalq_s16(acc[i][j], p);
+      }
+    }
+    a += kI8Mr * kI8Kg;
+    b += kI8Nr * kI8Kg;
+  }
+  const float32x4_t w = vld1q_f32(ws);
+  const float32x4_t z = bias != nullptr ? vld1q_f32(bias) : vdupq_n_f32(0.0f);
+  for (int i = 0; i < kI8Mr; ++i) {
+    // Lane j of the row = the across-lane sum of acc[i][j].
+    const int32x4_t s01 = vpaddq_s32(acc[i][0], acc[i][1]);
+    const int32x4_t s23 = vpaddq_s32(acc[i][2], acc[i][3]);
+    const int32x4_t sum = vpaddq_s32(s01, s23);
+    vst1q_f32(out + i * ldo, vfmaq_f32(z, vcvtq_f32_s32(sum), vmulq_n_f32(w, as[i])));
+  }
+}
+
+// Same arithmetic as the generic quantize_row_i8 (one multiply by 127 / amax, round half to
+// even), so every table packs identical int8 activations.
+float quantize_row_i8(const float* x, int64_t n, int8_t* q) {
+  float32x4_t mv = vdupq_n_f32(0.0f);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) mv = vmaxq_f32(mv, vabsq_f32(vld1q_f32(x + i)));
+  float amax = vmaxvq_f32(mv);
+  for (; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (amax == 0.0f) {
+    for (int64_t j = 0; j < n; ++j) q[j] = 0;
+    return 0.0f;
+  }
+  const float inv = 127.0f / amax;
+  const float32x4_t lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const float32x4_t v0 = vminq_f32(hi, vmaxq_f32(lo, vmulq_n_f32(vld1q_f32(x + i), inv)));
+    const float32x4_t v1 = vminq_f32(hi, vmaxq_f32(lo, vmulq_n_f32(vld1q_f32(x + i + 4), inv)));
+    const int16x8_t h = vcombine_s16(vmovn_s32(vcvtnq_s32_f32(v0)), vmovn_s32(vcvtnq_s32_f32(v1)));
+    vst1_s8(q + i, vmovn_s16(h));
+  }
+  for (; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * inv);
+    q[i] = static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, v)));
+  }
+  return amax / 127.0f;
+}
+
 // Columns in blocks of 64 (16 accumulators); a remainder below 4 is done in scalar.
 template <typename LoadRow>
 inline void weighted_rows_impl(const float* p, int64_t T, int64_t n, float* y, LoadRow load) {
@@ -242,25 +310,49 @@ void gelu(float* x, int64_t n) {
 
 }  // namespace
 
+namespace {
+
+KernelTable make_table(bool dotprod) {
+  KernelTable t{};
+  t.isa = Isa::kNeon;
+  t.mr = kMr;
+  t.nr = kNr;
+  t.gemm_tile = gemm_tile;
+  t.gemv_nk = gemv_nk;
+  t.gemv_nk_f16 = gemv_nk_f16;
+  t.gemv_nk_i8 = dotprod ? gemv_nk_i8_dotprod : gemv_nk_i8;
+  if (dotprod) {  // layout of gemm_i8_tile_dotprod (kernels_neon_dotprod.cc)
+    t.i8_mr = 8;
+    t.i8_nr = 12;
+    t.i8_kg = 4;
+    t.gemm_i8_tile = gemm_i8_tile_dotprod;
+  } else {
+    t.i8_mr = kI8Mr;
+    t.i8_nr = kI8Nr;
+    t.i8_kg = kI8Kg;
+    t.gemm_i8_tile = gemm_i8_tile;
+  }
+  t.i8_a_wide = false;
+  t.quantize_row_i8 = quantize_row_i8;
+  t.weighted_rows = weighted_rows;
+  t.weighted_rows_f16 = weighted_rows_f16;
+  t.dot = dot;
+  t.axpy = axpy;
+  t.max = max;
+  t.exp_shift_sum = exp_shift_sum;
+  t.gelu = gelu;
+  return t;
+}
+
+}  // namespace
+
+const KernelTable& neon_nodot_kernels() {
+  static const KernelTable table = make_table(false);
+  return table;
+}
+
 const KernelTable& neon_kernels() {
-  static const KernelTable table = [] {
-    KernelTable t{};
-    t.isa = Isa::kNeon;
-    t.mr = kMr;
-    t.nr = kNr;
-    t.gemm_tile = gemm_tile;
-    t.gemv_nk = gemv_nk;
-    t.gemv_nk_f16 = gemv_nk_f16;
-    t.gemv_nk_i8 = neon_has_dotprod() ? gemv_nk_i8_dotprod : gemv_nk_i8;
-    t.weighted_rows = weighted_rows;
-    t.weighted_rows_f16 = weighted_rows_f16;
-    t.dot = dot;
-    t.axpy = axpy;
-    t.max = max;
-    t.exp_shift_sum = exp_shift_sum;
-    t.gelu = gelu;
-    return t;
-  }();
+  static const KernelTable table = make_table(neon_has_dotprod());
   return table;
 }
 

@@ -29,27 +29,18 @@ const KernelTable& kernels() {
 // and used for every input row, which is what bounds per-token decoding (memory traffic).
 constexpr int64_t kSmallM = 8;
 
-float quantize_row_i8(const float* x, int64_t n, int8_t* q) {
-  float amax = 0.0f;
-  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  if (amax == 0.0f) {
-    std::memset(q, 0, static_cast<size_t>(n));
-    return 0.0f;
-  }
-  const float scale = amax / 127.0f;
-  const float inv = 127.0f / amax;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = std::nearbyint(x[i] * inv);
-    q[i] = static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, v)));
-  }
-  return scale;
-}
+// The table's variant: identical numbers on every table, vectorised where it has SIMD.
+float quantize_row_i8(const float* x, int64_t n, int8_t* q) { return kernels().quantize_row_i8(x, n, q); }
 
 void linear(const float* x, int64_t M, const WeightView& w, const float* bias, float* y, int64_t ldy,
             ThreadPool* pool) {
   const int64_t N = w.n, K = w.k;
   if (M <= 0 || N <= 0) return;
   const KernelTable& kt = kernels();
+  if (w.type == WeightType::kI8 && w.packed != nullptr && (M > kSmallM || w.data == nullptr)) {
+    gemm_i8(kt, M, x, K, w.packed, w.scales, N, K, bias, y, ldy, pool);
+    return;
+  }
   if (M > kSmallM) {
     sgemm_weight(M, x, K, w, y, ldy, /*accumulate=*/false, pool);
     if (bias != nullptr) {

@@ -18,11 +18,37 @@ enum class WeightType : uint8_t {
 
 struct WeightView {
   WeightType type = WeightType::kF32;
-  const void* data = nullptr;
+  const void* data = nullptr;     // row-major [n, k]; may be null for a packed-only kI8 weight
   const float* scales = nullptr;  // kI8 only: [n]
+  // kI8 only, optional: the weight packed for gemm_i8 on kernels() (pack_weight_i8). When set,
+  // large-M products run in int8 x int8 instead of dequantising into the float GEMM.
+  const int8_t* packed = nullptr;
   int64_t n = 0;
   int64_t k = 0;
 };
+
+struct KernelTable;
+
+// int8-weight GEMM with dynamically quantised activations, for one kernel table's layout
+// (kernel_table.h): each row of A is quantised symmetrically (scale max|row| / qmax, see
+// gemm_i8_a_qmax), the products are summed in int32 and dequantised with the row and
+// weight scales, plus bias:
+//   C[m, n] = as[m] * ws[n] * sum_k qa[m, k] * qw[n, k] + bias[n]   (bias may be null)
+// The weight [N, K] is packed once (at load) by pack_weight_i8 into packed_i8_size bytes.
+// Tables that multiply in int16 (i8_a_wide: AVX2) quantise the activations to
+// gemm_i8_a_qmax(K) levels instead of 127 (A16W8: 32767 for K <= 516, 8256 at K = 2048),
+// at the same speed; the others use 127 (A8W8). With K > 16.9 M the int32 sums would not
+// be safe even at 127 levels (no Whisper layer comes close).
+int32_t gemm_i8_a_qmax(const KernelTable& kt, int64_t K);
+int64_t packed_i8_size(const KernelTable& kt, int64_t n, int64_t k);
+void pack_weight_i8(const KernelTable& kt, const int8_t* w, int64_t n, int64_t k, int8_t* out);
+void gemm_i8(const KernelTable& kt, int64_t M, const float* A, int64_t lda, const int8_t* packed, const float* ws,
+             int64_t N, int64_t K, const float* bias, float* C, int64_t ldc, ThreadPool* pool);
+// The same on kernels() (the table the layers use).
+int64_t packed_i8_size(int64_t n, int64_t k);
+void pack_weight_i8(const int8_t* w, int64_t n, int64_t k, int8_t* out);
+void gemm_i8(int64_t M, const float* A, int64_t lda, const int8_t* packed, const float* ws, int64_t N, int64_t K,
+             const float* bias, float* C, int64_t ldc, ThreadPool* pool);
 
 // Row r of a weight as float32 (embedding lookup from a stored-as-weight table).
 void weight_row(const WeightView& w, int64_t r, float* out);
@@ -31,6 +57,13 @@ void weight_row(const WeightView& w, int64_t r, float* out);
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
            bool b_nk, float* C, int64_t ldc, bool accumulate, ThreadPool* pool);
 
+// The same with B packed once by sgemm_pack_b (sgemm_packed_b_size floats) for many products
+// with one B (the encoder's per-head keys and values); the packing belongs to kernels().
+int64_t sgemm_packed_b_size(int64_t N, int64_t K);
+void sgemm_pack_b(int64_t N, int64_t K, const float* B, int64_t ldb, bool b_nk, float* out);
+void sgemm_prepacked(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* packed_b, float* C,
+                     int64_t ldc, bool accumulate, ThreadPool* pool);
+
 // C[M,N] (+)= A[M,K] * W^T for a stored weight W [N,K] of any WeightType (dequantised while
 // packing: the large-M path computes in float32 whatever the storage).
 void sgemm_weight(int64_t M, const float* A, int64_t lda, const WeightView& w, float* C, int64_t ldc,
@@ -38,7 +71,8 @@ void sgemm_weight(int64_t M, const float* A, int64_t lda, const WeightView& w, f
 
 // y[M,N] = x[M,K] * W^T (+ bias[N]). Small M (the decoder's per-token rows) streams W once
 // with the storage type's own kernel (int8 W: activations are quantised per row and the dot
-// products run in int8 with int32 sums); large M uses sgemm_weight.
+// products run in int8 with int32 sums); large M uses gemm_i8 for an int8 W with a packed
+// copy (also any M when only the packed copy exists), sgemm_weight otherwise.
 void linear(const float* x, int64_t M, const WeightView& w, const float* bias, float* y, int64_t ldy,
             ThreadPool* pool);
 

@@ -1,0 +1,293 @@
+// int8 x int8 GEMM (cpu::gemm_i8) on every kernel table this machine can run: generic always,
+// AVX2 on x86_64 CPUs that have it, NEON with and without the dot-product extension on
+// aarch64 (the test runs under qemu in the aarch64 suite).
+//
+// Two checks per case:
+//  - exact: the activations are quantised by the documented rule (q = round-half-even of
+//    x * (127 / max|x|), per row) in the test itself, and the integer sums are computed in
+//    int64; the kernel may differ only by the float rounding of its epilogue. Any indexing,
+//    packing, padding or int16 saturation mistake shows up here.
+//  - against the float product A W^T: the error stays within the bound derived from the two
+//    quantisation steps (|dx| <= sx / 2, |dw| <= sw / 2 per element).
+// Also: sgemm with a prepacked B (the encoder attention's keys and values) against sgemm.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/ops.h"
+#include "layers/weights.h"
+#include "test_util.h"
+#include "wg_test.h"
+#include "whisper_genio/thread_pool.h"
+
+using namespace whisper_genio;
+using cpu::KernelTable;
+
+namespace {
+
+constexpr float kSentinel = -12345.0f;
+constexpr double kU = 1.0 / (1 << 24);
+
+struct Variant {
+  std::string name;
+  const KernelTable* table;
+};
+
+std::vector<Variant> variants() {
+  std::vector<Variant> v{{"generic", &cpu::generic_kernels()}};
+#if defined(WG_HAVE_AVX2_KERNELS) && defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    v.push_back({"avx2", &cpu::avx2_kernels()});
+  }
+#endif
+#if defined(__aarch64__)
+  v.push_back({"neon-base", &cpu::neon_nodot_kernels()});
+  if (cpu::neon_has_dotprod()) v.push_back({"neon-dotprod", &cpu::neon_kernels()});
+#endif
+  return v;
+}
+
+// The documented quantisation rule (qmax = 127 for int8 activations, gemm_i8_a_qmax(K) for
+// tables that pack int16), written independently of the kernels.
+template <typename Q>
+float ref_quantize(const float* x, int64_t n, float qmax, Q* q) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (amax == 0.0f) {
+    for (int64_t i = 0; i < n; ++i) q[i] = 0;
+    return 0.0f;
+  }
+  const float inv = qmax / amax;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * inv);
+    q[i] = static_cast<Q>(v > qmax ? qmax : (v < -qmax ? -qmax : v));
+  }
+  return amax / qmax;
+}
+
+float ref_quantize(const float* x, int64_t n, int8_t* q) { return ref_quantize(x, n, 127.0f, q); }
+
+struct Case {
+  int64_t M, N, K;
+};
+
+// Runs gemm_i8 on `table` for A [M, K] (row stride lda) and the int8 weight (wq, ws) and
+// checks both bounds. `zero_row` (if < M) is set to all zeros.
+void check_case(const Variant& v, const Case& c, const std::vector<float>& A, int64_t lda,
+                const std::vector<float>& W, const std::vector<int8_t>& wq, const std::vector<float>& ws,
+                const std::vector<float>& bias, bool with_bias, ThreadPool* pool) {
+  const int64_t M = c.M, N = c.N, K = c.K;
+  const KernelTable& kt = *v.table;
+  std::vector<int8_t> packed(static_cast<size_t>(cpu::packed_i8_size(kt, N, K)), 99);
+  cpu::pack_weight_i8(kt, wq.data(), N, K, packed.data());
+  const int64_t ldc = N + 3;
+  std::vector<float> C(static_cast<size_t>(M * ldc), kSentinel);
+  const float* b = with_bias ? bias.data() : nullptr;
+  cpu::gemm_i8(kt, M, A.data(), lda, packed.data(), ws.data(), N, K, b, C.data(), ldc, pool);
+
+  const float qmax = static_cast<float>(cpu::gemm_i8_a_qmax(kt, K));
+  EXPECT_TRUE(kt.i8_a_wide ? qmax >= 127.0f && qmax <= 32767.0f : qmax == 127.0f) << v.name << " qmax " << qmax;
+  // int32 safety of the kernel's sums: K (padded) terms of at most qmax * 127.
+  const int64_t Kp = (K + kt.i8_kg - 1) / kt.i8_kg * kt.i8_kg;
+  EXPECT_LE(static_cast<int64_t>(qmax) * 127 * Kp, int64_t{2147483647}) << v.name;
+  std::vector<int32_t> qa(static_cast<size_t>(K));
+  for (int64_t m = 0; m < M; ++m) {
+    const float* a = A.data() + m * lda;
+    const float sa = ref_quantize(a, K, qmax, qa.data());
+    for (int64_t n = 0; n < ldc; ++n) {
+      const float got = C[m * ldc + n];
+      if (n >= N) {
+        EXPECT_EQ(got, kSentinel) << v.name << ": wrote past N (M=" << M << " N=" << N << " K=" << K << ")";
+        continue;
+      }
+      int64_t isum = 0;
+      double fsum = 0.0, bound = 0.0;
+      for (int64_t k = 0; k < K; ++k) {
+        isum += static_cast<int64_t>(qa[k]) * wq[n * K + k];
+        fsum += static_cast<double>(a[k]) * W[n * K + k];
+        // a w - (qa sa)(qw sw) with |a - qa sa| <= sa / 2 and |w - qw sw| <= sw / 2
+        bound += 0.5 * sa * std::fabs(static_cast<double>(wq[n * K + k]) * ws[n]) +
+                 0.5 * ws[n] * std::fabs(static_cast<double>(qa[k]) * sa) + 0.25 * sa * ws[n];
+      }
+      const double bn = with_bias ? bias[n] : 0.0;
+      const double exact = static_cast<double>(isum) * sa * ws[n] + bn;
+      // Epilogue: int32 -> float (exact below 2^24, else 1 rounding) and 3 float operations.
+      const double eps_tol = 8 * kU * (std::fabs(static_cast<double>(isum)) * sa * ws[n] + std::fabs(bn)) + 1e-30;
+      EXPECT_NEAR(got, exact, eps_tol) << v.name << " exact: M=" << M << " N=" << N << " K=" << K << " m=" << m
+                                       << " n=" << n;
+      EXPECT_NEAR(got, fsum + bn, bound * 1.001 + eps_tol + 1e-6 * std::fabs(fsum))
+          << v.name << " vs float: M=" << M << " N=" << N << " K=" << K << " m=" << m << " n=" << n;
+      if (WG_TEST_FAILURES() > 10) return;
+    }
+  }
+}
+
+}  // namespace
+
+TEST(quantize_row_i8_same_numbers_on_every_table) {
+  wg_test::Rng rng(71);
+  for (const Variant& v : variants()) {
+    for (int64_t n : {1, 7, 8, 15, 16, 17, 31, 33, 240, 517}) {
+      std::vector<float> x = rng.floats(static_cast<size_t>(n), -4.0, 4.0);
+      // Exact ties after scaling (x * 127 / amax = k + 0.5) must round to even on every table.
+      if (n >= 4) {
+        x[0] = 4.0f;
+        x[1] = 0.5f * 4.0f / 127.0f;
+        x[2] = 2.5f * 4.0f / 127.0f;
+        x[3] = -4.0f;
+      }
+      std::vector<int8_t> want(static_cast<size_t>(n)), got(static_cast<size_t>(n), 55);
+      const float sw = ref_quantize(x.data(), n, want.data());
+      const float sg = v.table->quantize_row_i8(x.data(), n, got.data());
+      EXPECT_EQ(sg, sw) << v.name << " n=" << n;
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(static_cast<int>(got[i]), static_cast<int>(want[i])) << v.name << " n=" << n << " i=" << i;
+    }
+    std::vector<float> zeros(19, 0.0f);
+    std::vector<int8_t> q(19, 3);
+    EXPECT_EQ(v.table->quantize_row_i8(zeros.data(), 19, q.data()), 0.0f) << v.name;
+    for (int8_t e : q) EXPECT_EQ(static_cast<int>(e), 0) << v.name;
+    if (!v.table->i8_a_wide) continue;
+    for (float qmax : {127.0f, 3302.0f, 8256.0f, 32767.0f}) {
+      for (int64_t n : {1, 7, 8, 9, 16, 517}) {
+        const std::vector<float> x = rng.floats(static_cast<size_t>(n), -4.0, 4.0);
+        std::vector<int16_t> want(static_cast<size_t>(n)), got(static_cast<size_t>(n), 55);
+        const float sw = ref_quantize(x.data(), n, qmax, want.data());
+        EXPECT_EQ(v.table->quantize_row_i16(x.data(), n, qmax, got.data()), sw) << v.name << " n=" << n;
+        for (int64_t i = 0; i < n; ++i) EXPECT_EQ(static_cast<int>(got[i]), static_cast<int>(want[i])) << v.name << " qmax=" << qmax << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST(gemm_i8_matches_exact_integer_sums_and_float_within_quantisation_bound) {
+  wg_test::Rng rng(72);
+  ThreadPool pool(3);
+  // M = 1..300, K not a multiple of any k-group (and some that are), odd N for edge panels.
+  const std::vector<int64_t> Ms = {1, 2, 3, 5, 7, 8, 9, 13, 31, 64, 100, 257, 300};
+  const std::vector<std::pair<int64_t, int64_t>> NKs = {{1, 1}, {7, 3}, {17, 33}, {33, 100}, {100, 255}, {50, 517}, {24, 64}};
+  size_t i = 0;
+  for (int64_t M : Ms) {
+    for (size_t j = 0; j < 3; ++j) {  // three (N, K) pairs per M, rotating through the list
+      const auto [N, K] = NKs[(i++) % NKs.size()];
+      const int64_t lda = K + 5;
+      std::vector<float> A = rng.floats(static_cast<size_t>(M * lda), -2.0, 2.0);
+      if (M > 2) {
+        for (int64_t k = 0; k < K; ++k) A[1 * lda + k] = 0.0f;  // an all-zero row: scale 0
+        for (int64_t k = 0; k < K; k += 3) A[2 * lda + k] *= 40.0f;  // an outlier-heavy row
+      }
+      std::vector<float> W = rng.floats(static_cast<size_t>(N * K), -0.5, 0.5);
+      std::vector<int8_t> wq(static_cast<size_t>(N * K));
+      std::vector<float> ws(static_cast<size_t>(N));
+      for (int64_t n = 0; n < N; ++n) ws[n] = ref_quantize(W.data() + n * K, K, wq.data() + n * K);
+      const std::vector<float> bias = rng.floats(static_cast<size_t>(N));
+      for (const Variant& v : variants()) {
+        check_case(v, {M, N, K}, A, lda, W, wq, ws, bias, (M + j) % 2 == 0, (M + j) % 3 == 0 ? nullptr : &pool);
+        if (WG_TEST_FAILURES() > 10) return;
+      }
+    }
+  }
+}
+
+// Every product at +-127 * 127 with one sign, long K: the int16 stages (vpmaddwd pairs on
+// AVX2, vmull/vmlal pairs on NEON) must not saturate and the int32 sums must be exact.
+TEST(gemm_i8_extreme_values_do_not_saturate) {
+  ThreadPool pool(2);
+  const int64_t M = 13, N = 19, K = 4099;
+  std::vector<float> A(static_cast<size_t>(M * K));
+  std::vector<int8_t> wq(static_cast<size_t>(N * K));
+  std::vector<float> ws(static_cast<size_t>(N), 1.0f);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t k = 0; k < K; ++k) A[m * K + k] = ((k + m) % 2 == 0) ? 1.0f : -1.0f;
+  }
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t k = 0; k < K; ++k) {
+      // Column n: same signs as row n % M (all products +127*127) or opposite (all -127*127).
+      const int64_t m = n % M;
+      const int sign = (n % 2 == 0) ? 1 : -1;
+      wq[n * K + k] = static_cast<int8_t>(sign * (((k + m) % 2 == 0) ? 127 : -127));
+    }
+  }
+  for (const Variant& v : variants()) {
+    const KernelTable& kt = *v.table;
+    std::vector<int8_t> packed(static_cast<size_t>(cpu::packed_i8_size(kt, N, K)));
+    cpu::pack_weight_i8(kt, wq.data(), N, K, packed.data());
+    std::vector<float> C(static_cast<size_t>(M * N), kSentinel);
+    cpu::gemm_i8(kt, M, A.data(), K, packed.data(), ws.data(), N, K, nullptr, C.data(), N, &pool);
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t m = n % M;
+      const double want = ((n % 2 == 0) ? 1.0 : -1.0) * 127.0 * 127.0 * static_cast<double>(K) / 127.0;  // sa = 1/127
+      EXPECT_NEAR(C[m * N + n], want, 8 * kU * std::fabs(want)) << v.name << " n=" << n;
+    }
+  }
+}
+
+// The layer path: an int8 Linear packed with and without its row-major copy, through
+// Linear::forward, for the small-M rows (GEMV or packed GEMM) and the large-M rows.
+TEST(linear_packed_int8_every_row_count) {
+  wg_test::Rng rng(73);
+  ThreadPool pool(2);
+  const int64_t N = 37, K = 70;
+  const std::vector<float> W = rng.floats(static_cast<size_t>(N * K), -0.3, 0.3);
+  for (bool keep_rows : {true, false}) {
+    layers::Linear lin;
+    lin.n = N;
+    lin.k = K;
+    EXPECT_OK(lin.store(cpu::WeightType::kI8, W.data()));
+    std::vector<int8_t> rows(lin.w8.data(), lin.w8.data() + N * K);
+    const std::vector<float> scales(lin.scales.data(), lin.scales.data() + N);
+    lin.b.reset(static_cast<size_t>(N));
+    for (int64_t n = 0; n < N; ++n) lin.b[n] = static_cast<float>(rng.uniform(-1, 1));
+    EXPECT_OK(lin.pack_i8(keep_rows));
+    EXPECT_EQ(lin.view().packed != nullptr, true);
+    EXPECT_EQ(lin.view().data != nullptr, keep_rows);
+    for (int64_t M : {1, 3, 8, 9, 40}) {
+      const std::vector<float> x = rng.floats(static_cast<size_t>(M * K), -1.0, 1.0);
+      std::vector<float> y(static_cast<size_t>(M * N), kSentinel);
+      lin.forward(x.data(), M, y.data(), &pool);
+      std::vector<int32_t> qa(static_cast<size_t>(K));
+      // Up to 8 rows take the GEMV (int8 activations) when the rows are kept.
+      const bool gemv = keep_rows && M <= 8;
+      const float qmax = gemv ? 127.0f : static_cast<float>(cpu::gemm_i8_a_qmax(cpu::kernels(), K));
+      for (int64_t m = 0; m < M; ++m) {
+        const float sa = ref_quantize(x.data() + m * K, K, qmax, qa.data());
+        for (int64_t n = 0; n < N; ++n) {
+          int64_t isum = 0;
+          for (int64_t k = 0; k < K; ++k) isum += static_cast<int64_t>(qa[k]) * rows[n * K + k];
+          const double want = static_cast<double>(isum) * sa * scales[n] + lin.b[n];
+          EXPECT_NEAR(y[m * N + n], want, 8 * kU * (std::fabs(static_cast<double>(isum) * sa * scales[n]) + std::fabs(lin.b[n])))
+              << "keep_rows=" << keep_rows << " M=" << M << " n=" << n;
+        }
+      }
+      if (WG_TEST_FAILURES() > 10) return;
+    }
+  }
+}
+
+// sgemm with B packed once (the encoder's per-head keys and values) equals sgemm packing B
+// itself, bit for bit: K across several K blocks (256), N across several N blocks (512).
+TEST(sgemm_prepacked_equals_sgemm) {
+  wg_test::Rng rng(74);
+  ThreadPool pool(2);
+  for (const auto& [M, N, K] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 1, 1}, {7, 13, 5}, {64, 1500, 64}, {64, 64, 1500}, {33, 1030, 600}}) {
+    for (bool b_nk : {true, false}) {
+      const int64_t lda = K + 1, ldb = (b_nk ? K : N) + 3, ldc = N + 2;
+      const std::vector<float> A = rng.floats(static_cast<size_t>(M * lda));
+      const std::vector<float> B = rng.floats(static_cast<size_t>((b_nk ? N : K) * ldb));
+      std::vector<float> packed(static_cast<size_t>(cpu::sgemm_packed_b_size(N, K)));
+      cpu::sgemm_pack_b(N, K, B.data(), ldb, b_nk, packed.data());
+      std::vector<float> want(static_cast<size_t>(M * ldc), kSentinel), got(want);
+      cpu::sgemm(M, N, K, A.data(), lda, B.data(), ldb, b_nk, want.data(), ldc, false, &pool);
+      cpu::sgemm_prepacked(M, N, K, A.data(), lda, packed.data(), got.data(), ldc, false, &pool);
+      size_t bad = 0;
+      for (size_t i = 0; i < want.size(); ++i) bad += want[i] != got[i];
+      EXPECT_EQ(bad, size_t{0}) << "M=" << M << " N=" << N << " K=" << K << " b_nk=" << b_nk;
+    }
+  }
+}
