@@ -64,6 +64,9 @@ def test_export_tiny(quant, tiny, tmp_path):
         cmd = e["compiler"]["command"]
         assert cmd[0] == "ncc-tflite" and "--arch=mdla3.0" in cmd and cmd[-1] == e["files"]["tflite"]
         assert ("--relax-fp32" in cmd) == (quant != "a16w8")
+        per = e["compiler"]["per_soc"]
+        assert "--arch=mdla2.0" in per["genio-1200"] and "--num-mdla=2" in per["genio-1200"]
+        assert "--arch=mdla5.3,edma3.6" in per["genio-720"]
         if quant == "a16w8":
             assert e["inputs"][0]["dtype"] == "int16" and e["inputs"][0]["scale"] > 0
             assert e["quantization"]["scheme"] == "a16w8"

@@ -212,6 +212,18 @@ def _io_entry(path: pathlib.Path, rows: int, n_in: int, n_out: int) -> tuple[lis
     return ins, outs, inside
 
 
+# Boards with an MDLA: the manifest records the ncc-tflite command for each, so one bundle can be
+# compiled on whichever board's SDK (a DLA is specific to its SoC and runtime major version).
+MDLA_BOARDS = ("genio-510", "genio-700", "genio-1200", "genio-520", "genio-720")
+
+
+def compiler_entry(tflite: str, dla: str, soc: str, *, float_ops: bool) -> dict[str, Any]:
+    from .ncc import ncc_command
+
+    return {"tool": "ncc-tflite", "soc": soc, "dla": dla, "command": ncc_command(tflite, dla, soc=soc, float_ops=float_ops),
+            "per_soc": {b: ncc_command(tflite, dla, soc=b, float_ops=float_ops) for b in MDLA_BOARDS}}
+
+
 def export_decoder_subgraphs(model: Any, out_dir: PathLike, *, batches: Sequence[int] = (1, 5),
                              kinds: Sequence[str] = ("linear",), quantize: Optional[str] = None,
                              calibration: Optional[Mapping[tuple[str, int], np.ndarray]] = None,
@@ -272,11 +284,7 @@ def export_decoder_subgraphs(model: Any, out_dir: PathLike, *, batches: Sequence
                 entry["files"]["tflite_float"] = fpath.name
                 entry["quantization"] = qinfo
             if soc:
-                from .ncc import ncc_command
-
-                dla = f"{stem}.dla"
-                entry["compiler"] = {"tool": "ncc-tflite", "soc": soc, "dla": dla,
-                                     "command": ncc_command(path.name, dla, soc=soc, float_ops=quantize != "a16w8")}
+                entry["compiler"] = compiler_entry(path.name, f"{stem}.dla", soc, float_ops=quantize != "a16w8")
             entries.append(entry)
         # Whole layer steps: float only (their softmax, LayerNorm and the 448-position cache are
         # not what the A16W8 FC recipe covers); compiled with --relax-fp32.
@@ -285,10 +293,7 @@ def export_decoder_subgraphs(model: Any, out_dir: PathLike, *, batches: Sequence
             path = export_layer_step_tflite(tensors, dims, layer, int(B), out / f"{stem}.tflite")
             entry = layer_step_entry(path, dims, layer, int(B))
             if soc:
-                from .ncc import ncc_command
-
-                entry["compiler"] = {"tool": "ncc-tflite", "soc": soc, "dla": f"{stem}.dla",
-                                     "command": ncc_command(path.name, f"{stem}.dla", soc=soc, float_ops=True)}
+                entry["compiler"] = compiler_entry(path.name, f"{stem}.dla", soc, float_ops=True)
             entries.append(entry)
         say(f"decoder subgraphs batch {B}: {time.perf_counter() - t0:.0f} s so far")
     return entries
