@@ -104,8 +104,12 @@ def write_layer_step(path: pathlib.Path, tensors: dict[str, np.ndarray], layer: 
 def write_subgraphs(folder: pathlib.Path, tensors: dict[str, np.ndarray], dims: Any, *,
                     kinds: Iterable[str] = ("linear",), batches: Iterable[int] = (1, 5), vocab: bool = True,
                     weights: str = "float32", layers: Optional[Iterable[int]] = None,
-                    skip: Iterable[tuple[str, int]] = ()) -> list[dict[str, Any]]:
-    """Stand-in files in `folder` and their manifest entries (decoder.subgraphs)."""
+                    skip: Iterable[tuple[str, int]] = (),
+                    io: Optional[dict[tuple[str, int], tuple[dict, dict]]] = None) -> list[dict[str, Any]]:
+    """Stand-in files in `folder` and their manifest entries (decoder.subgraphs). `io`: per
+    (op, layer) - (vocab, -1) for the vocabulary - the declared input and output tensor
+    ({"dtype", "scale", "zero_point"}); float32 where not given."""
+    io = io or {}
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     layers = list(range(dims.n_text_layer) if layers is None else layers)
@@ -118,7 +122,8 @@ def write_subgraphs(folder: pathlib.Path, tensors: dict[str, np.ndarray], dims: 
                     if (op, l) in skip:
                         continue
                     name = f"standin_l{l}_{op}_b{B}.standin.dla"
-                    ti, to = write_dense(folder / name, *linear_weights(tensors, l, op), B, weights=weights)
+                    ti, to = write_dense(folder / name, *linear_weights(tensors, l, op), B, weights=weights,
+                                         inp=io.get((op, l), (None, None))[0], out=io.get((op, l), (None, None))[1])
                     entries.append({"op": op, "layer": l, "batch": B, "files": {"dla": name},
                                     "inputs": [ti], "outputs": [to]})
             if "layer" in kinds and ("layer_step", l) not in skip:
@@ -133,7 +138,9 @@ def write_subgraphs(folder: pathlib.Path, tensors: dict[str, np.ndarray], dims: 
                     continue
                 cols = min(VOCAB_CHUNK, dims.n_vocab - c0)
                 name = f"standin_vocab{i}_b{B}.standin.dla"
-                ti, to = write_dense(folder / name, emb[c0:c0 + cols], None, B, weights=weights)
+                ti, to = write_dense(folder / name, emb[c0:c0 + cols], None, B, weights=weights,
+                                     inp=io.get(("vocab", -1), (None, None))[0],
+                                     out=io.get(("vocab", -1), (None, None))[1])
                 entries.append({"op": "vocab", "chunk": i, "col0": c0, "cols": cols, "batch": B,
                                 "files": {"dla": name}, "inputs": [ti], "outputs": [to]})
     return entries

@@ -263,3 +263,37 @@ def test_bench_and_doctor_print_the_plan(tiny, control, tmp_path):
     c = run_doctor(model=str(pt), decoder_subgraphs=str(folder), decoder_offload="linear", run_tools=False).get(
         "decoder subgraphs")
     assert c.status == FAIL and "failed to load" in c.detail
+
+
+def test_quantized_standin_subgraphs_on_real_speech(control, base_model, base, clips, tmp_path, english_normalizer):
+    """A16W8-like stand-in subgraphs (int16 I/O with scales from activations recorded on another
+    clip, int8 per-row weights): the NeuronSubgraph quantizes into and dequantizes out of the
+    device buffers every step; whisper-base still transcribes the clip."""
+    jiwer = pytest.importorskip("jiwer")
+    from whisper_genio.tools.export_decoder import record_activations, vocab_chunks
+
+    m = base_model
+    m.set_decoder_offload("none")
+    ref = _decode(m, clips[0], False)
+    acts = record_activations(m, base.tensors, [str(clips[1]["path"])])
+    io = {}
+    emb = np.asarray(base.tensors["decoder.token_embedding.weight"], np.float32)
+    for (op, layer), x in acts.items():
+        w, b = (emb, None) if op == "vocab" else standin_decoder.linear_weights(base.tensors, layer, op)
+        y = x @ w.T + (0 if b is None else b)
+        # symmetric int16, ranges widened 2x (as the A16W8 export does)
+        io[(op, layer)] = ({"dtype": "int16", "scale": 2 * float(np.abs(x).max()) / 32767},
+                           {"dtype": "int16", "scale": 2 * float(np.abs(y).max()) / 32767})
+    folder = tmp_path / "q"
+    entries = standin_decoder.write_subgraphs(folder, base.tensors, base.dims, kinds=("linear",), batches=(1,),
+                                              weights="int8", io=io)
+    assert len(vocab_chunks(base.dims.n_vocab)) == sum(e["op"] == "vocab" for e in entries)
+    standin_decoder.write_bundle(folder, base.dims, entries)
+    plan = m.set_decoder_offload("linear", folder)
+    assert all(e["where"] == "npu" for e in plan) and "int16" in plan[0]["runner"]
+    out = _decode(m, clips[0], False)
+    m.set_decoder_offload("none")
+    wer = jiwer.wer(english_normalizer(ref.text), english_normalizer(out.text))
+    report_metric(f"stand-in int16 I/O + int8 weights decoder on {clips[0]['id']}: WER vs CPU float {wer:.2%} "
+                  f"({'same text' if out.text == ref.text else repr(out.text)})")
+    assert wer <= 0.05
