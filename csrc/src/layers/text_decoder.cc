@@ -350,6 +350,7 @@ Status TextDecoder::forward(const int* tokens, int beams, int n_new, KVCache* ca
       const size_t elem = part.type == cpu::WeightType::kF32 ? 4 : part.type == cpu::WeightType::kF16 ? 2 : 1;
       part.data = static_cast<const char*>(part.data) + static_cast<size_t>(c.col0 * d) * elem;
       if (part.scales != nullptr) part.scales += c.col0;
+      part.packed = nullptr;  // packed int8 panels are not row-sliceable; the row-major copy is
       part.n = c.cols;
       cpu::linear(h_.data(), n_rows, part, nullptr, logits + c.col0, V, pool);
       stats_.cpu_macs += n_rows * c.cols * d;
