@@ -142,80 +142,83 @@ void register_offload(py::module_& m) {
         // Layer steps first: a layer whose step loads needs none of its linear subgraphs loaded.
         std::vector<std::pair<int, int>> stepped;  // (layer, batch)
         for (int pass = 0; pass < 2; ++pass) {
-        for (const auto& item : subgraphs) {
-          py::dict s = py::reinterpret_borrow<py::dict>(item);
-          const bool is_step = s["op"].cast<std::string>() == "layer_step";
-          if (is_step != (pass == 0)) continue;
-          Candidate c;
-          c.kind = unwrap(offload::parse_op_kind(s["op"].cast<std::string>()));
-          c.layer = s.contains("layer") ? s["layer"].cast<int>() : -1;
-          c.chunk = s.contains("chunk") ? s["chunk"].cast<int>() : -1;
-          c.batch = s["batch"].cast<int>();
-          c.col0 = s.contains("col0") ? s["col0"].cast<int64_t>() : 0;
-          c.cols = s.contains("cols") ? s["cols"].cast<int64_t>() : 0;
-          const std::string name = std::string(offload::op_kind_name(c.kind)) +
-                                   (c.kind == OpKind::kVocab ? " chunk " + std::to_string(c.chunk)
-                                                             : " layer " + std::to_string(c.layer)) +
-                                   " batch " + std::to_string(c.batch);
-          if (c.batch <= 0) throw_status(invalid_argument(name + ": batch must be positive"));
-          if (mode == offload::Mode::kNone) continue;
-          if (c.kind == OpKind::kLayerStep && mode == offload::Mode::kLinear) continue;
-          if (c.kind != OpKind::kVocab &&
-              std::find(stepped.begin(), stepped.end(), std::make_pair(c.layer, c.batch)) != stepped.end()) {
-            continue;
-          }
-          if (s.contains("callback") && c.kind == OpKind::kLayerStep) {
-            auto fn = keep_function(s["callback"].cast<py::function>());
-            auto r = offload::CallbackLayerStep::create(
-                c.batch, d, dims.n_text_ctx, dims.n_audio_ctx,
-                layer_step_fn(fn, c.batch, d, dims.n_text_ctx, dims.n_audio_ctx, name), name);
-            if (!r.ok()) throw_status(r.status());
-            c.step = std::shared_ptr<offload::LayerStepRunner>(std::move(r).value());
-            stepped.emplace_back(c.layer, c.batch);
-            cands.push_back(std::move(c));
-            continue;
-          }
-          if (s.contains("callback")) {
-            int64_t out, in;
-            linear_shape(c.kind, d, c.cols, &out, &in);
-            auto r = offload::CallbackSubgraph::create(
-                c.batch, in, out, callback_fn(keep_function(s["callback"].cast<py::function>()), c.batch, in, out, name),
-                name);
-            if (!r.ok()) throw_status(r.status());
-            c.dense = std::shared_ptr<offload::SubgraphRunner>(std::move(r).value());
-            cands.push_back(std::move(c));
-            continue;
-          }
-          offload::NeuronSubgraphConfig cfg;
-          cfg.name = name;
-          cfg.dla_path = s["file"].cast<std::string>();
-          for (auto t : s["inputs"].cast<py::list>()) cfg.inputs.push_back(tensor_spec(t.cast<py::dict>(), name));
-          for (auto t : s["outputs"].cast<py::list>()) cfg.outputs.push_back(tensor_spec(t.cast<py::dict>(), name));
-          cfg.api = napi;
-          cfg.dma_heap = dma_heap ? *dma_heap : backends::default_dma_heap();
-          cfg.library.path = library ? *library : std::string();
-          Status st;
-          {
-            py::gil_scoped_release release;
-            if (c.kind == OpKind::kLayerStep) {
-              auto r = offload::NeuronLayerStep::create(cfg, c.batch, d, dims.n_text_ctx, dims.n_audio_ctx);
-              if (r.ok()) c.step = std::shared_ptr<offload::LayerStepRunner>(std::move(r).value());
-              st = r.status();
-            } else {
+          for (const auto& item : subgraphs) {
+            py::dict s = py::reinterpret_borrow<py::dict>(item);
+            const bool is_step = s["op"].cast<std::string>() == "layer_step";
+            if (is_step != (pass == 0)) continue;
+            Candidate c;
+            c.kind = unwrap(offload::parse_op_kind(s["op"].cast<std::string>()));
+            c.layer = s.contains("layer") ? s["layer"].cast<int>() : -1;
+            c.chunk = s.contains("chunk") ? s["chunk"].cast<int>() : -1;
+            c.batch = s["batch"].cast<int>();
+            c.col0 = s.contains("col0") ? s["col0"].cast<int64_t>() : 0;
+            c.cols = s.contains("cols") ? s["cols"].cast<int64_t>() : 0;
+            const std::string name = std::string(offload::op_kind_name(c.kind)) +
+                                     (c.kind == OpKind::kVocab ? " chunk " + std::to_string(c.chunk)
+                                                               : " layer " + std::to_string(c.layer)) +
+                                     " batch " + std::to_string(c.batch);
+            if (c.batch <= 0) throw_status(invalid_argument(name + ": batch must be positive"));
+            if (mode == offload::Mode::kNone) continue;
+            if (c.kind == OpKind::kLayerStep && mode == offload::Mode::kLinear) continue;
+            if (c.kind != OpKind::kVocab &&
+                std::find(stepped.begin(), stepped.end(), std::make_pair(c.layer, c.batch)) != stepped.end()) {
+              continue;
+            }
+            if (s.contains("callback") && c.kind == OpKind::kLayerStep) {
+              auto fn = keep_function(s["callback"].cast<py::function>());
+              auto r = offload::CallbackLayerStep::create(
+                  c.batch, d, dims.n_text_ctx, dims.n_audio_ctx,
+                  layer_step_fn(fn, c.batch, d, dims.n_text_ctx, dims.n_audio_ctx, name), name);
+              if (!r.ok()) throw_status(r.status());
+              c.step = std::shared_ptr<offload::LayerStepRunner>(std::move(r).value());
+              stepped.emplace_back(c.layer, c.batch);
+              cands.push_back(std::move(c));
+              continue;
+            }
+            if (s.contains("callback")) {
               int64_t out, in;
               linear_shape(c.kind, d, c.cols, &out, &in);
-              auto r = offload::NeuronDense::create(cfg, c.batch, in, out);
-              if (r.ok()) c.dense = std::shared_ptr<offload::SubgraphRunner>(std::move(r).value());
-              st = r.status();
+              auto r = offload::CallbackSubgraph::create(
+                  c.batch, in, out, callback_fn(keep_function(s["callback"].cast<py::function>()), c.batch, in, out, name),
+                  name);
+              if (!r.ok()) throw_status(r.status());
+              c.dense = std::shared_ptr<offload::SubgraphRunner>(std::move(r).value());
+              cands.push_back(std::move(c));
+              continue;
             }
+            if (!s.contains("file") || !s.contains("inputs") || !s.contains("outputs")) {
+              throw_status(invalid_argument(name + ": an entry needs 'file', 'inputs' and 'outputs' (or a 'callback')"));
+            }
+            offload::NeuronSubgraphConfig cfg;
+            cfg.name = name;
+            cfg.dla_path = s["file"].cast<std::string>();
+            for (auto t : s["inputs"].cast<py::list>()) cfg.inputs.push_back(tensor_spec(t.cast<py::dict>(), name));
+            for (auto t : s["outputs"].cast<py::list>()) cfg.outputs.push_back(tensor_spec(t.cast<py::dict>(), name));
+            cfg.api = napi;
+            cfg.dma_heap = dma_heap ? *dma_heap : backends::default_dma_heap();
+            cfg.library.path = library ? *library : std::string();
+            Status st;
+            {
+              py::gil_scoped_release release;
+              if (c.kind == OpKind::kLayerStep) {
+                auto r = offload::NeuronLayerStep::create(cfg, c.batch, d, dims.n_text_ctx, dims.n_audio_ctx);
+                if (r.ok()) c.step = std::shared_ptr<offload::LayerStepRunner>(std::move(r).value());
+                st = r.status();
+              } else {
+                int64_t out, in;
+                linear_shape(c.kind, d, c.cols, &out, &in);
+                auto r = offload::NeuronDense::create(cfg, c.batch, in, out);
+                if (r.ok()) c.dense = std::shared_ptr<offload::SubgraphRunner>(std::move(r).value());
+                st = r.status();
+              }
+            }
+            if (!st.ok()) {
+              if (strict) throw_status(st);
+              c.error = st.message();  // this op falls back to the CPU, with the reason in the plan
+            }
+            if (c.step) stepped.emplace_back(c.layer, c.batch);
+            cands.push_back(std::move(c));
           }
-          if (!st.ok()) {
-            if (strict) throw_status(st);
-            c.error = st.message();  // this op falls back to the CPU, with the reason in the plan
-          }
-          if (c.step) stepped.emplace_back(c.layer, c.batch);
-          cands.push_back(std::move(c));
-        }
         }
         std::shared_ptr<offload::DecoderOffload> plan;
         {

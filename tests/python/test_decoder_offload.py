@@ -17,7 +17,7 @@ import whisper_genio
 from whisper_genio import offload
 from whisper_genio.checkpoints import load_checkpoint
 from whisper_genio.dims import ModelDims
-from whisper_genio.errors import InferenceError, ModelLoadError, ModelNotFoundError
+from whisper_genio.errors import InferenceError, InvalidOptionError, ModelLoadError, ModelNotFoundError
 
 import standin
 import standin_decoder
@@ -189,7 +189,11 @@ def test_missing_runtime_falls_back_and_strict_raises(tiny, control, tmp_path, m
     plan = m.set_decoder_offload("auto", entries_abs(folder, entries))
     assert all(e["where"] == "cpu" for e in plan)
     assert any("no_such_runtime.so" in e["reason"] for e in plan)
-    # a malformed manifest is bad input, always an exception
+    # a malformed manifest or entry is bad input, always an exception
+    with pytest.raises(InvalidOptionError, match="needs 'file'"):
+        m.set_decoder_offload("linear", [{"op": "fc1", "layer": 0, "batch": 1}])
+    with pytest.raises(InvalidOptionError, match="decoder_offload must be one of"):
+        m.set_decoder_offload("everything", [])
     bad = dict(entries[1], inputs=[{"name": "x", "shape": [1, 64], "dtype": "bfloat16"}])
     with pytest.raises(ModelLoadError, match="bfloat16"):
         standin_decoder.write_bundle(tmp_path / "b", ck.dims, [bad])
