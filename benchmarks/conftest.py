@@ -83,11 +83,25 @@ def pytest_terminal_summary(terminalreporter):
         w.line(f"openai-whisper {whisper.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
     except ImportError:
         pass
+    two_way = {"whisper_genio", "openai-whisper", "_unit"}
     w.line(f"{'stage':<34}{'whisper_genio':>16}{'openai-whisper':>16}{'ratio':>10}")
     for stage, r in _RESULTS.items():
+        if not set(r) <= two_way:
+            continue
         unit = r.get("_unit", "s")
         a, b = r.get("whisper_genio"), r.get("openai-whisper")
         fa = f"{a * 1e3:.1f} ms" if a is not None and unit == "s" else (f"{a:.3f} {unit}" if a is not None else "-")
         fb = f"{b * 1e3:.1f} ms" if b is not None and unit == "s" else (f"{b:.3f} {unit}" if b is not None else "-")
         ratio = f"{b / a:.2f}x" if a and b else "-"
         w.line(f"{stage:<34}{fa:>16}{fb:>16}{ratio:>10}")
+
+    many = {stage: r for stage, r in _RESULTS.items() if not set(r) <= two_way}
+    if many:
+        w.section("kernels and decoder step (same run; ratio = its time / ours, > 1: ours is faster)")
+        for stage, r in many.items():
+            impls = [k for k in r if k != "_unit"]
+            ours = next((k for k in impls if k.startswith("whisper_genio int8")), impls[0])
+            w.line(stage)
+            for impl in impls:
+                t = r[impl]
+                w.line(f"    {impl:<30}{t * 1e3:>10.3f} ms{t / r[ours]:>9.2f}x")
