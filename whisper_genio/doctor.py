@@ -397,6 +397,8 @@ CHECKLIST = [
      "the whole path (dma-buf I/O, zero-copy states, native decoder) gives the CPU backend's text"),
     ("Validate", "whisper-genio transcribe <clips> --backend neuron ... vs --backend cpu",
      "accuracy (WER) and speed on your own recordings"),
+    ("Decoder subgraphs", "whisper-genio doctor --decoder-subgraphs bundle/ --decoder-offload linear",
+     "every decoder subgraph DLA loads and matches its manifest entry; the dispatch plan (which op runs where, why)"),
 ]
 
 
@@ -432,6 +434,10 @@ def _checklist(r: Report, dla: Optional[str]) -> list[ChecklistStep]:
             else:
                 st = {"ok": "pass", "fail": "fail"}.get(r.round_trip["status"], "not checked")
                 detail = r.round_trip["detail"]
+        elif title == "Decoder subgraphs":
+            c = r.get("decoder subgraphs")
+            st = "not checked" if c is None else ("pass" if c.status == OK else "fail")
+            detail = "give --decoder-subgraphs bundle/" if c is None else c.detail
         else:
             st, detail = "not checked", "run it on the board (doctor cannot)"
         steps.append(ChecklistStep(i, title, command, proves, st, detail))
