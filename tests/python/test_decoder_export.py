@@ -154,3 +154,23 @@ def test_host_numerics_a16w8_decoder_wer(english_items, english_normalizer, tmp_
                   f"English clips: WER float {wer_f:.2%}, A16W8 {wer_q:.2%}; identical text {same}/{len(evaluate)}; "
                   f"export+calibration {t_export:.0f} s, {s['npu_calls']} subgraph calls in {t_q:.0f} s")
     assert wer_q - wer_f <= 0.005
+
+
+def test_cli_export_decoder_subgraphs(tiny, tmp_path, capsys):
+    """whisper-genio export --decoder-subgraphs: the bundle's manifest lists them (validated on
+    load); without compiled DLAs a model built from it keeps every op on the CPU, saying why."""
+    _need_tools()
+    pytest.importorskip("onnx")
+    from whisper_genio.cli import main
+
+    ck, pt = tiny
+    out = tmp_path / "bundle"
+    assert main(["export", "--model", str(pt), "-o", str(out), "--format", "onnx", "--decoder-subgraphs", "linear",
+                 "--beams", "1", "--decoder-quantize", "w8", "--soc", "genio-510"]) == 0
+    printed = capsys.readouterr().out
+    assert "decoder subgraphs: " in printed and "--arch=mdla3.0" in printed
+    b = load_bundle(out)
+    assert len(b.decoder_subgraphs) == 6 + 7 and all(e["batch"] == 1 for e in b.decoder_subgraphs)
+    m = whisper_genio.load_model(pt, threads=TEST_THREADS, decoder_offload="auto", decoder_subgraphs=str(out))
+    assert all(e["where"] == "cpu" for e in m.decoder_plan)
+    assert "no subgraph in the bundle" in m.decoder_plan_text()
