@@ -265,24 +265,37 @@ void pack_a_panel(const KernelTable& kt, const float* A, int64_t lda, int64_t M,
     }
     return;
   }
-  thread_local Buffer<int8_t> row;
-  if (static_cast<int64_t>(row.size()) < Kp) row.reset(static_cast<size_t>(Kp));
-  int8_t* q = row.data();
+  // Split: q = 128 hi + lo, hi panel then lo panel, each laid out like an int8 panel.
+  const float qmax = static_cast<float>(gemm_i8_a_qmax(kt, K));
+  thread_local Buffer<int16_t> row16;
+  thread_local Buffer<int8_t> parts;
+  if (static_cast<int64_t>(row16.size()) < Kp) row16.reset(static_cast<size_t>(Kp));
+  if (static_cast<int64_t>(parts.size()) < 2 * Kp) parts.reset(static_cast<size_t>(2 * Kp));
+  int16_t* q = row16.data();
+  int8_t* hi = parts.data();
+  int8_t* lo = parts.data() + Kp;
   for (int r = 0; r < mr; ++r) {
     const int64_t m = p * mr + r;
     if (m < M) {
-      scales[r] = kt.quantize_row_i8(A + m * lda, K, q);
+      scales[r] = kt.quantize_row_i16(A + m * lda, K, qmax, q);
       for (int64_t k = K; k < Kp; ++k) q[k] = 0;
     } else {
       scales[r] = 0.0f;
-      std::memset(q, 0, static_cast<size_t>(Kp));
+      std::memset(q, 0, static_cast<size_t>(Kp) * sizeof(int16_t));
     }
-    {
-      int8_t* dst = static_cast<int8_t*>(panel) + r * kg;
+    for (int64_t k = 0; k < Kp; ++k) {
+      const int32_t t = static_cast<int32_t>(q[k]) + 64;
+      const int32_t h = t / 128 - (t % 128 < 0 ? 1 : 0);  // floor(t / 128): lo in [-64, 63]
+      hi[k] = static_cast<int8_t>(h);
+      lo[k] = static_cast<int8_t>(q[k] - h * 128);
+    }
+    for (int half = 0; half < 2; ++half) {
+      const int8_t* src = half == 0 ? hi : lo;
+      int8_t* dst = static_cast<int8_t*>(panel) + half * mr * Kp + r * kg;
       if (kg == 4) {
-        for (int64_t g = 0; g < groups; ++g) std::memcpy(dst + g * mr * 4, q + g * 4, 4);
+        for (int64_t g = 0; g < groups; ++g) std::memcpy(dst + g * mr * 4, src + g * 4, 4);
       } else {
-        for (int64_t g = 0; g < groups; ++g) std::memcpy(dst + g * mr * kg, q + g * kg, static_cast<size_t>(kg));
+        for (int64_t g = 0; g < groups; ++g) std::memcpy(dst + g * mr * kg, src + g * kg, static_cast<size_t>(kg));
       }
     }
   }
@@ -291,10 +304,12 @@ void pack_a_panel(const KernelTable& kt, const float* A, int64_t lda, int64_t M,
 }  // namespace
 
 int32_t gemm_i8_a_qmax(const KernelTable& kt, int64_t K) {
-  if (!kt.i8_a_wide) return 127;
-  // |sum| <= Kp * qmax * 127 must stay below 2^31 (int32 accumulators, no K blocking).
+  // |sum| <= Kp * qmax * 127 must stay below 2^31 (int32 accumulators, no K blocking). Split
+  // tables hold 128 * sum(hi * w) after their first pass, up to Kp * (qmax + 64) * 127.
   const int64_t Kp = round_up(std::max<int64_t>(K, 1), kt.i8_kg);
-  return static_cast<int32_t>(std::max<int64_t>(127, std::min<int64_t>(32767, ((int64_t{1} << 31) - 1) / (127 * Kp))));
+  const int64_t bound = ((int64_t{1} << 31) - 1) / (127 * Kp);
+  const int64_t q = kt.i8_a_wide ? std::min<int64_t>(32767, bound) : std::min<int64_t>(16319, bound - 64);
+  return static_cast<int32_t>(std::max<int64_t>(127, q));
 }
 
 int64_t packed_i8_size(const KernelTable& kt, int64_t n, int64_t k) {
@@ -324,7 +339,7 @@ void gemm_i8(const KernelTable& kt, int64_t M, const float* A, int64_t lda, cons
   const int mr = kt.i8_mr, nr = kt.i8_nr, kg = kt.i8_kg;
   const int64_t Kp = round_up(std::max<int64_t>(K, 1), kg), groups = Kp / kg;
   const int64_t m_panels = (M + mr - 1) / mr, n_panels = (N + nr - 1) / nr;
-  const int64_t a_panel_bytes = mr * Kp * (kt.i8_a_wide ? 2 : 1);
+  const int64_t a_panel_bytes = mr * Kp * 2;  // int16, or two int8 halves
   thread_local I8Scratch s;
   if (static_cast<int64_t>(s.a.size()) < m_panels * a_panel_bytes) s.a.reset(static_cast<size_t>(m_panels * a_panel_bytes));
   if (static_cast<int64_t>(s.scales.size()) < m_panels * mr) s.scales.reset(static_cast<size_t>(m_panels * mr));

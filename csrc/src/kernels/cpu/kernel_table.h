@@ -35,10 +35,11 @@ struct KernelTable {
   // int8 Linears: encoder, cross-attention K/V). Activation rows are quantised per row and
   // packed in panels of i8_mr rows, the weight [N, K] once at load in panels of i8_nr
   // columns. K is zero-padded to a multiple of i8_kg and each panel stores groups of i8_kg
-  // consecutive k per row (column): panel[g][p][j] = x[p][g * i8_kg + j]. A panels hold int8
-  // (|q| <= 127), or int16 when i8_a_wide: kernels that multiply in int16 anyway (AVX2
-  // vpmaddwd) quantise activations to gemm_i8_a_qmax(K) levels at no extra cost, the
-  // largest range whose K-term int32 sums cannot overflow (see gemm.cc).
+  // consecutive k per row (column): panel[g][p][j] = x[p][g * i8_kg + j]. Activations are
+  // quantised to gemm_i8_a_qmax(K) levels (up to 15 bits: 8 bits lost too much accuracy in
+  // the encoder) and packed either as int16 (i8_a_wide: kernels that multiply in int16
+  // anyway, AVX2 vpmaddwd) or split into two int8 panels, hi then lo, with q = 128 hi + lo,
+  // |hi| <= 127, -64 <= lo <= 63 (kernels with int8 multipliers: two passes over K).
   int i8_mr;
   int i8_nr;
   int i8_kg;
@@ -51,7 +52,7 @@ struct KernelTable {
   // even of x * (127 / max|x|)); returns the scale max|x| / 127 (0 for an all-zero row).
   float (*quantize_row_i8)(const float* x, int64_t n, int8_t* q);
   // The same rule to qmax levels into int16 (round half to even of x * (qmax / max|x|));
-  // returns max|x| / qmax. Needed by i8_a_wide tables only (null otherwise).
+  // returns max|x| / qmax. Used by gemm_i8 to quantise activations.
   float (*quantize_row_i16)(const float* x, int64_t n, float qmax, int16_t* q);
 
   // Attention output: y[0..n) = sum_t p[t] * V[t, 0..n) over T rows of stride ldv (float32 or

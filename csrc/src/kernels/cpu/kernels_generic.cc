@@ -77,20 +77,29 @@ constexpr int kI8Mr = 4;
 constexpr int kI8Nr = 8;
 constexpr int kI8Kg = 4;
 
-void gemm_i8_tile(int64_t kgroups, const void* ap, const int8_t* b, const float* as, const float* ws,
+// A arrives split (kernel_table.h): the hi panel, then the lo panel; sum = 128 * hi.w + lo.w.
+void gemm_i8_tile(int64_t kgroups, const void* ap, const int8_t* b0, const float* as, const float* ws,
                   const float* bias, float* out, int64_t ldo) {
   const int8_t* a = static_cast<const int8_t*>(ap);
   int32_t acc[kI8Mr][kI8Nr] = {};
-  for (int64_t g = 0; g < kgroups; ++g) {
-    for (int i = 0; i < kI8Mr; ++i) {
-      for (int j = 0; j < kI8Nr; ++j) {
-        int32_t s = 0;
-        for (int t = 0; t < kI8Kg; ++t) s += static_cast<int32_t>(a[i * kI8Kg + t]) * b[j * kI8Kg + t];
-        acc[i][j] += s;
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {
+      for (auto& row : acc) {
+        for (int32_t& v : row) v *= 128;
       }
     }
-    a += kI8Mr * kI8Kg;
-    b += kI8Nr * kI8Kg;
+    const int8_t* b = b0;
+    for (int64_t g = 0; g < kgroups; ++g) {
+      for (int i = 0; i < kI8Mr; ++i) {
+        for (int j = 0; j < kI8Nr; ++j) {
+          int32_t s = 0;
+          for (int t = 0; t < kI8Kg; ++t) s += static_cast<int32_t>(a[i * kI8Kg + t]) * b[j * kI8Kg + t];
+          acc[i][j] += s;
+        }
+      }
+      a += kI8Mr * kI8Kg;
+      b += kI8Nr * kI8Kg;
+    }
   }
   for (int i = 0; i < kI8Mr; ++i) {
     for (int j = 0; j < kI8Nr; ++j) {
@@ -112,6 +121,21 @@ float quantize_row_i8(const float* x, int64_t n, int8_t* q) {
     q[i] = static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, v)));
   }
   return amax / 127.0f;
+}
+
+float quantize_row_i16(const float* x, int64_t n, float qmax, int16_t* q) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (amax == 0.0f) {
+    for (int64_t i = 0; i < n; ++i) q[i] = 0;
+    return 0.0f;
+  }
+  const float inv = qmax / amax;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * inv);
+    q[i] = static_cast<int16_t>(std::max(-qmax, std::min(qmax, v)));
+  }
+  return amax / qmax;
 }
 
 void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y) {
@@ -169,6 +193,7 @@ const KernelTable& generic_kernels() {
     t.i8_a_wide = false;
     t.gemm_i8_tile = gemm_i8_tile;
     t.quantize_row_i8 = quantize_row_i8;
+    t.quantize_row_i16 = quantize_row_i16;
     t.weighted_rows = weighted_rows;
     t.weighted_rows_f16 = weighted_rows_f16;
     t.dot = dot;

@@ -150,9 +150,9 @@ void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float
 }
 
 // int8 GEMM tile without the dot-product extension: 4 rows x 4 columns, k in groups of 16.
-// vmull_s8 + vmlal_high_s8 put two products per int16 lane (|q| <= 127: at most 32258, no
-// overflow), vpadalq_s16 widens them into int32; each (row, column) keeps one int32x4 that
-// is summed across lanes at the end.
+// vmull_s8 + vmlal_high_s8 put two products per int16 lane (|a|, |w| <= 127: at most 32258,
+// no overflow), vpadalq_s16 widens them into int32; each (row, column) keeps one int32x4
+// that is summed across lanes at the end. A arrives split: hi panel, then lo panel.
 constexpr int kI8Mr = 4;
 constexpr int kI8Nr = 4;
 constexpr int kI8Kg = 16;
@@ -164,19 +164,28 @@ void gemm_i8_tile(int64_t kgroups, const void* ap, const int8_t* b, const float*
   for (int i = 0; i < kI8Mr; ++i) {
     for (int j = 0; j < kI8Nr; ++j) acc[i][j] = vdupq_n_s32(0);
   }
-  for (int64_t g = 0; g < kgroups; ++g) {
-    int8x16_t av[kI8Mr], bv[kI8Nr];
-    for (int i = 0; i < kI8Mr; ++i) av[i] = vld1q_s8(a + i * kI8Kg);
-    for (int j = 0; j < kI8Nr; ++j) bv[j] = vld1q_s8(b + j * kI8Kg);
-    for (int i = 0; i < kI8Mr; ++i) {
-      for (int j = 0; j < kI8Nr; ++j) {
-        int16x8_t p = vmull_s8(vget_low_s8(av[i]), vget_low_s8(bv[j]));
-        p = vmlal_high_s8(p, av[i], bv[j]);
-        acc[i][j] = vpadalq_s16(acc[i][j], p);
+  const int8_t* b0 = b;
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {  // sum = 128 * (hi . w) + lo . w
+      for (int i = 0; i < kI8Mr; ++i) {
+        for (int j = 0; j < kI8Nr; ++j) acc[i][j] = vshlq_n_s32(acc[i][j], 7);
       }
     }
-    a += kI8Mr * kI8Kg;
-    b += kI8Nr * kI8Kg;
+    b = b0;
+    for (int64_t g = 0; g < kgroups; ++g) {
+      int8x16_t av[kI8Mr], bv[kI8Nr];
+      for (int i = 0; i < kI8Mr; ++i) av[i] = vld1q_s8(a + i * kI8Kg);
+      for (int j = 0; j < kI8Nr; ++j) bv[j] = vld1q_s8(b + j * kI8Kg);
+      for (int i = 0; i < kI8Mr; ++i) {
+        for (int j = 0; j < kI8Nr; ++j) {
+          int16x8_t p = vmull_s8(vget_low_s8(av[i]), vget_low_s8(bv[j]));
+          p = vmlal_high_s8(p, av[i], bv[j]);
+          acc[i][j] = vpadalq_s16(acc[i][j], p);
+        }
+      }
+      a += kI8Mr * kI8Kg;
+      b += kI8Nr * kI8Kg;
+    }
   }
   const float32x4_t w = vld1q_f32(ws);
   const float32x4_t z = bias != nullptr ? vld1q_f32(bias) : vdupq_n_f32(0.0f);
@@ -215,6 +224,30 @@ float quantize_row_i8(const float* x, int64_t n, int8_t* q) {
     q[i] = static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, v)));
   }
   return amax / 127.0f;
+}
+
+float quantize_row_i16(const float* x, int64_t n, float qmax, int16_t* q) {
+  float32x4_t mv = vdupq_n_f32(0.0f);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) mv = vmaxq_f32(mv, vabsq_f32(vld1q_f32(x + i)));
+  float amax = vmaxvq_f32(mv);
+  for (; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (amax == 0.0f) {
+    for (int64_t j = 0; j < n; ++j) q[j] = 0;
+    return 0.0f;
+  }
+  const float inv = qmax / amax;
+  const float32x4_t lo = vdupq_n_f32(-qmax), hi = vdupq_n_f32(qmax);
+  i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t v = vminq_f32(hi, vmaxq_f32(lo, vmulq_n_f32(vld1q_f32(x + i), inv)));
+    vst1_s16(q + i, vmovn_s32(vcvtnq_s32_f32(v)));
+  }
+  for (; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * inv);
+    q[i] = static_cast<int16_t>(std::max(-qmax, std::min(qmax, v)));
+  }
+  return amax / qmax;
 }
 
 // Columns in blocks of 64 (16 accumulators); a remainder below 4 is done in scalar.
@@ -334,6 +367,7 @@ KernelTable make_table(bool dotprod) {
   }
   t.i8_a_wide = false;
   t.quantize_row_i8 = quantize_row_i8;
+  t.quantize_row_i16 = quantize_row_i16;
   t.weighted_rows = weighted_rows;
   t.weighted_rows_f16 = weighted_rows_f16;
   t.dot = dot;

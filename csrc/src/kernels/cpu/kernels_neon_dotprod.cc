@@ -52,24 +52,33 @@ namespace whisper_genio::cpu {
 
 // int8 GEMM tile with SDOT: 8 rows x 12 columns, k in groups of 4. Each B vector holds 4
 // columns x 4 k; one SDOT by an A lane (4 k of one row) adds 16 products into 4 int32 sums.
-// 24 accumulators + 3 B + 2 A registers out of 32.
+// 24 accumulators + 3 B + 2 A registers out of 32. A arrives split: hi panel, then lo panel.
 void gemm_i8_tile_dotprod(int64_t kgroups, const void* ap, const int8_t* b, const float* as, const float* ws,
                           const float* bias, float* out, int64_t ldo) {
   const int8_t* a = static_cast<const int8_t*>(ap);
   int32x4_t acc[8][3];
   for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = vdupq_n_s32(0);
-  for (int64_t g = 0; g < kgroups; ++g) {
-    const int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16);
-    const int8x16_t b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16), b2 = vld1q_s8(b + 32);
+  const int8_t* bstart = b;
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {  // sum = 128 * (hi . w) + lo . w
+      for (int i = 0; i < 8; ++i) {
+        for (int v = 0; v < 3; ++v) acc[i][v] = vshlq_n_s32(acc[i][v], 7);
+      }
+    }
+    b = bstart;
+    for (int64_t g = 0; g < kgroups; ++g) {
+      const int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16);
+      const int8x16_t b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16), b2 = vld1q_s8(b + 32);
 #define WG_ROW(i, av, lane)                                  \
   acc[i][0] = vdotq_laneq_s32(acc[i][0], b0, av, lane);      \
   acc[i][1] = vdotq_laneq_s32(acc[i][1], b1, av, lane);      \
   acc[i][2] = vdotq_laneq_s32(acc[i][2], b2, av, lane);
-    WG_ROW(0, a0, 0) WG_ROW(1, a0, 1) WG_ROW(2, a0, 2) WG_ROW(3, a0, 3)
-    WG_ROW(4, a1, 0) WG_ROW(5, a1, 1) WG_ROW(6, a1, 2) WG_ROW(7, a1, 3)
+      WG_ROW(0, a0, 0) WG_ROW(1, a0, 1) WG_ROW(2, a0, 2) WG_ROW(3, a0, 3)
+      WG_ROW(4, a1, 0) WG_ROW(5, a1, 1) WG_ROW(6, a1, 2) WG_ROW(7, a1, 3)
 #undef WG_ROW
-    a += 32;
-    b += 48;
+      a += 32;
+      b += 48;
+    }
   }
   float32x4_t w[3], z[3];
   for (int v = 0; v < 3; ++v) {

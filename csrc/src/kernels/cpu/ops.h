@@ -35,10 +35,9 @@ struct KernelTable;
 // weight scales, plus bias:
 //   C[m, n] = as[m] * ws[n] * sum_k qa[m, k] * qw[n, k] + bias[n]   (bias may be null)
 // The weight [N, K] is packed once (at load) by pack_weight_i8 into packed_i8_size bytes.
-// Tables that multiply in int16 (i8_a_wide: AVX2) quantise the activations to
-// gemm_i8_a_qmax(K) levels instead of 127 (A16W8: 32767 for K <= 516, 8256 at K = 2048),
-// at the same speed; the others use 127 (A8W8). With K > 16.9 M the int32 sums would not
-// be safe even at 127 levels (no Whisper layer comes close).
+// Activation levels of gemm_i8 for K: the largest qmax whose K-term int32 sums cannot
+// overflow, capped at 32767 for int16 tables (AVX2: 32767 for K <= 516, 8256 at K = 2048)
+// and 16319 for split tables (generic, NEON: two int8 passes). Never below 127.
 int32_t gemm_i8_a_qmax(const KernelTable& kt, int64_t K);
 int64_t packed_i8_size(const KernelTable& kt, int64_t n, int64_t k);
 void pack_weight_i8(const KernelTable& kt, const int8_t* w, int64_t n, int64_t k, int8_t* out);
