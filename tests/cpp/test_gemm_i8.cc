@@ -24,6 +24,7 @@
 #include "layers/weights.h"
 #include "test_util.h"
 #include "wg_test.h"
+#include "whisper_genio/model.h"
 #include "whisper_genio/thread_pool.h"
 
 using namespace whisper_genio;
@@ -289,6 +290,32 @@ TEST(sgemm_prepacked_equals_sgemm) {
       size_t bad = 0;
       for (size_t i = 0; i < want.size(); ++i) bad += want[i] != got[i];
       EXPECT_EQ(bad, size_t{0}) << "M=" << M << " N=" << N << " K=" << K << " b_nk=" << b_nk;
+    }
+  }
+}
+
+// The vectorised float -> half conversion (cross-attention K/V of float16/int8 models) gives
+// float_to_half's bits on every table: ties to even, subnormals, overflow to infinity.
+TEST(floats_to_half_same_bits_as_float_to_half) {
+  wg_test::Rng rng(75);
+  std::vector<float> x = rng.floats(1000, -70000.0, 70000.0);
+  for (size_t i = 0; i < 200; ++i) x[i] = static_cast<float>(rng.uniform(-1e-4, 1e-4));  // subnormal halves
+  for (uint32_t h = 0; h < 0x7c00; h += 37) x.push_back(half_to_float(static_cast<uint16_t>(h)) * 1.00048828125f);  // ties
+  x.push_back(65520.0f);
+  x.push_back(-1e9f);
+  x.push_back(0.0f);
+  x.push_back(-0.0f);
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<cpu::KernelTable const*> tabs{&cpu::generic_kernels()};
+  for (const Variant& v : variants()) tabs.push_back(v.table);
+  for (const cpu::KernelTable* t : tabs) {
+    for (int64_t off : {0, 3}) {  // aligned and odd starts, tails below the vector width
+      std::vector<uint16_t> y(static_cast<size_t>(n), 0x1234);
+      t->floats_to_half(x.data() + off, n - off, y.data());
+      for (int64_t i = 0; i < n - off; ++i) {
+        EXPECT_EQ(y[i], float_to_half(x[i + off])) << cpu::isa_name(t->isa) << " x=" << x[i + off];
+        if (WG_TEST_FAILURES() > 10) return;
+      }
     }
   }
 }

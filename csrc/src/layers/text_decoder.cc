@@ -74,7 +74,7 @@ Status TextDecoder::compute_cross_kv(const EncoderStates& states, CrossKV* out, 
             const float* src = tmp.data() + t * 2 * d + kv * d + h * dh;
             const size_t dst = static_cast<size_t>(((kv * H + h) * T + t) * dh);
             if (out->half) {
-              for (int64_t i = 0; i < dh; ++i) out->kv16[l][dst + i] = float_to_half(src[i]);
+              cpu::floats_to_half(src, dh, out->kv16[l].data() + dst);
             } else {
               std::memcpy(out->kv32[l].data() + dst, src, dh * sizeof(float));
             }

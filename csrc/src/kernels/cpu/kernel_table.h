@@ -55,6 +55,9 @@ struct KernelTable {
   // returns max|x| / qmax. Used by gemm_i8 to quantise activations.
   float (*quantize_row_i16)(const float* x, int64_t n, float qmax, int16_t* q);
 
+  // y[i] = float_to_half(x[i]) (model.h: round to nearest even), the same bits on every table.
+  void (*floats_to_half)(const float* x, int64_t n, uint16_t* y);
+
   // Attention output: y[0..n) = sum_t p[t] * V[t, 0..n) over T rows of stride ldv (float32 or
   // float16 V); the n outputs stay in registers across all T rows.
   void (*weighted_rows)(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y);

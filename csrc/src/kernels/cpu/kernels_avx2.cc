@@ -9,6 +9,7 @@
 
 #include "kernel_table.h"
 #include "math_approx.h"
+#include "whisper_genio/model.h"
 
 namespace whisper_genio::cpu {
 namespace {
@@ -293,6 +294,15 @@ float quantize_row_i16(const float* x, int64_t n, float qmax, int16_t* q) {
   return amax / qmax;
 }
 
+// F16C conversion, round to nearest even like float_to_half.
+void floats_to_half(const float* x, int64_t n, uint16_t* y) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i] = float_to_half(x[i]);
+}
+
 // Columns in blocks of 64 (8 accumulators); a remainder below 8 is done in scalar.
 template <typename LoadRow>
 inline void weighted_rows_impl(const float* p, int64_t T, int64_t n, float* y, LoadRow load) {
@@ -408,6 +418,7 @@ const KernelTable& avx2_kernels() {
     t.gemm_i8_tile = gemm_i8_tile;
     t.quantize_row_i8 = quantize_row_i8;
     t.quantize_row_i16 = quantize_row_i16;
+    t.floats_to_half = floats_to_half;
     t.weighted_rows = weighted_rows;
     t.weighted_rows_f16 = weighted_rows_f16;
     t.dot = dot;

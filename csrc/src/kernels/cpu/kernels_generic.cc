@@ -138,6 +138,10 @@ float quantize_row_i16(const float* x, int64_t n, float qmax, int16_t* q) {
   return amax / qmax;
 }
 
+void floats_to_half(const float* x, int64_t n, uint16_t* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = float_to_half(x[i]);
+}
+
 void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y) {
   for (int64_t c = 0; c < n; ++c) y[c] = 0.0f;
   for (int64_t t = 0; t < T; ++t) {
@@ -194,6 +198,7 @@ const KernelTable& generic_kernels() {
     t.gemm_i8_tile = gemm_i8_tile;
     t.quantize_row_i8 = quantize_row_i8;
     t.quantize_row_i16 = quantize_row_i16;
+    t.floats_to_half = floats_to_half;
     t.weighted_rows = weighted_rows;
     t.weighted_rows_f16 = weighted_rows_f16;
     t.dot = dot;

@@ -250,6 +250,13 @@ float quantize_row_i16(const float* x, int64_t n, float qmax, int16_t* q) {
   return amax / qmax;
 }
 
+// FCVTN, round to nearest even (the default FPCR mode) like float_to_half.
+void floats_to_half(const float* x, int64_t n, uint16_t* y) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1_u16(y + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+  for (; i < n; ++i) y[i] = float_to_half(x[i]);
+}
+
 // Columns in blocks of 64 (16 accumulators); a remainder below 4 is done in scalar.
 template <typename LoadRow>
 inline void weighted_rows_impl(const float* p, int64_t T, int64_t n, float* y, LoadRow load) {
@@ -368,6 +375,7 @@ KernelTable make_table(bool dotprod) {
   t.i8_a_wide = false;
   t.quantize_row_i8 = quantize_row_i8;
   t.quantize_row_i16 = quantize_row_i16;
+  t.floats_to_half = floats_to_half;
   t.weighted_rows = weighted_rows;
   t.weighted_rows_f16 = weighted_rows_f16;
   t.dot = dot;

@@ -155,6 +155,8 @@ void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16
   kernels().gemv_nk_f16(M, K, x, ldx, w, ldw, n0, n1, y, ldy);
 }
 
+void floats_to_half(const float* x, int64_t n, uint16_t* y) { kernels().floats_to_half(x, n, y); }
+
 float dot(const float* a, const float* b, int64_t n) { return kernels().dot(a, b, n); }
 
 void axpy(float alpha, const float* x, float* y, int64_t n) { kernels().axpy(alpha, x, y, n); }

@@ -102,6 +102,9 @@ void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv
 void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, int64_t n0,
                  int64_t n1, float* y, int64_t ldy);
 
+// y[i] = float_to_half(x[i]), vectorised (F16C, NEON) with the same bits.
+void floats_to_half(const float* x, int64_t n, uint16_t* y);
+
 float dot(const float* a, const float* b, int64_t n);
 void axpy(float alpha, const float* x, float* y, int64_t n);
 
