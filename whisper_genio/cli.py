@@ -178,6 +178,9 @@ def _add_quantization_parsers(sub) -> None:
     q.add_argument("--max-wer-vs-float", type=float, default=0.05,
                    help="mixed search: maximum WER of the transcripts against the float encoder's (default 0.05)")
     q.add_argument("--no-compile", action="store_true", help="do not run ncc-tflite even when it is on PATH")
+    q.add_argument("--no-host-check", action="store_true",
+                   help="skip running each written model on one calibration window against the float encoder "
+                        "(exit status 3 when one fails)")
     q.add_argument("--report", default=None, metavar="DIR", help="also write the diagnosis report (HTML + JSON) here")
     q.add_argument("--threads", type=int, default=2)
     q.set_defaults(func=_cmd_quantize)
@@ -240,13 +243,18 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                               formats=[f.strip() for f in args.format.split(",") if f.strip()], soc=soc,
                               max_windows=args.max_windows, target_db=args.target_db,
                               max_wer_vs_float=args.max_wer_vs_float, run_compiler=not args.no_compile,
-                              threads=args.threads, log=say)
+                              threads=args.threads, host_check=not args.no_host_check, log=say)
     print(f"scheme {summary['scheme']}: int8 share of encoder MACs {100 * summary['int8_mac_share']:.0f} %")
+    failed = [k for k, a in summary["artifacts"].items() if not a.get("host_check", {}).get("pass", True)]
     for kind, a in summary["artifacts"].items():
         io = a["io"]
         desc = ", ".join(f"{r} {io[r]['dtype']}" + (f" scale {io[r]['scale']:.6g} zero point {io[r]['zero_point']}"
                                                    if "scale" in io[r] else "") for r in ("input", "output"))
         print(f"{kind}: {a['file']} ({desc})")
+        if a.get("host_check"):
+            hc = a["host_check"]
+            print(f"  host check (integer kernels, calibration window 0): SQNR {hc['sqnr_db']:.1f} dB, cosine "
+                  f"{hc['cosine']:.4f}: {'pass' if hc['pass'] else 'FAIL'}")
         if a.get("ncc"):
             print("  ncc-tflite: " + " ".join(a["ncc"]))
     if args.report:
@@ -257,6 +265,9 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                           cache=os.path.join(args.bundle, ".calibration", "windows.npz"))
         paths = build_report(args.bundle, summary["scheme"], args.report, calibration=w, threads=args.threads, log=say)
         print(f"report: {paths['html']}")
+    if failed:
+        print(f"FAILED host check: {', '.join(failed)} (do not compile; see the SQNR above)", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -183,6 +183,23 @@ def test_quantize_bundle_writes_a_loadable_bundle(float_bundle, calibration_spli
     assert wer([want], [got]) <= 0.1, (want, got)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["quantized_from"]
+    # every written artifact was run once by the host's integer kernels against the float encoder
+    for kind in ("tflite", "onnx"):
+        hc = b.artifacts[kind].extra["quantization"]["host_check"]
+        assert hc["pass"] and hc["sqnr_db"] >= 15.0 and hc["cosine"] > 0.99, (kind, hc)
+
+
+def test_quantize_flags_an_artifact_that_fails_its_host_check(float_bundle, calibration_split, tmp_path, onnx_ranges):
+    from whisper_genio.bundle import load_bundle
+    from whisper_genio.tools.quantize.pipeline import quantize_bundle
+
+    calib, _ = calibration_split
+    out = tmp_path / "q8"
+    summary = quantize_bundle(float_bundle, [], "a8w8", out, formats=["onnx"], calibration_files=[r["path"] for r in calib],
+                              max_windows=2, soc=None)
+    hc = summary["artifacts"]["onnx"]["host_check"]
+    assert not hc["pass"] and hc["sqnr_db"] < 5.0, hc  # A8W8 garbage is caught before anyone compiles it
+    assert load_bundle(out).artifacts["onnx"].extra["quantization"]["host_check"] == hc
 
 
 def test_quantize_refuses_a_quantized_bundle(tmp_path, float_bundle):
