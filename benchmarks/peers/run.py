@@ -7,7 +7,7 @@ the users' status quo), faster-whisper/CTranslate2 (int8, float32), whisper.cpp 
 pywhispercpp when it is installed (skipped otherwise, with the reason in the table), with
 whisper-base converted to ggml from the same weights.
 
-    python benchmarks/peers/run.py [--threads 1 2] [--beams 1 5] [--out benchmarks/peers/results.json]
+    python benchmarks/peers/run.py [--threads 1 2] [--beams 1 5] [--clips longform jfk] [--out benchmarks/peers/results.json]
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ try:
             print(json.dumps({"skip": "no ggml whisper-base file (set WG_GGML_MODEL)"})); sys.exit(0)
         m = Model(ggml, n_threads=threads)
         w, c = time.perf_counter(), time.process_time()
-        segs = m.transcribe(audio_path, language="en", beam_search={"beam_size": beam} if beam > 1 else None)
+        # pywhispercpp maps each keyword onto whisper_full_params: pass beam_search only for beams
+        opts = {"beam_search": {"beam_size": beam, "patience": -1.0}} if beam > 1 else {}
+        segs = m.transcribe(audio_path, language="en", **opts)
         done("".join(s.text for s in segs), time.perf_counter() - w, time.process_time() - c)
 except Exception as e:  # a failing peer is reported, not fatal
     print(json.dumps({"skip": f"{type(e).__name__}: {e}"}))
@@ -113,6 +115,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--beams", type=int, nargs="+", default=[1, 5])
     p.add_argument("--engines", nargs="+", default=ENGINES)
+    p.add_argument("--clips", nargs="+", default=["longform", "jfk"], choices=["longform", "jfk"])
     p.add_argument("--out", default=str(HERE / "results.json"))
     args = p.parse_args()
 
@@ -124,6 +127,7 @@ def main() -> int:
         jfk_ref = next(r["transcript"] for r in csv.DictReader(f, delimiter="\t") if r["file"] == jfk.name)
     clips = {"longform 229 s": (longform, longform.with_name(longform.name.replace(".16k.wav", ".txt")).read_text()),
              "JFK 11 s": (jfk, jfk_ref)}
+    clips = {k: v for k, v in clips.items() if k.split()[0].lower() in args.clips}
     ct2 = ct2_folder()
     env = {**os.environ, "WG_REPO": str(REPO)}
     if "WG_GGML_MODEL" not in env:
@@ -167,7 +171,8 @@ def table(rows, meta) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "skip" in r:
-            lines.append(f"| {r['clip']} | {r['beam']} | {r['threads']} | {r['engine']} | skipped: {r['skip']} | | | | | | |")
+            why = " ".join(str(r["skip"]).split())[:120]  # one table row, however long the error
+            lines.append(f"| {r['clip']} | {r['beam']} | {r['threads']} | {r['engine']} | skipped: {why} | | | | | | |")
             continue
         base = next((x for x in rows if x.get("engine") == "whisper_genio:int8" and x["clip"] == r["clip"]
                      and x["beam"] == r["beam"] and x["threads"] == r["threads"] and "wall" in x), None)
