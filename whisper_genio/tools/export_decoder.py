@@ -88,33 +88,6 @@ def export_linear_tflite(w: np.ndarray, b: Optional[np.ndarray], rows: int, path
     return path
 
 
-def collect_minmax(path: PathLike, inputs: Iterable[np.ndarray], *, threads: int = 2,
-                   margin: float = 1.0) -> dict[str, dict[str, np.ndarray]]:
-    """ai-edge-quantizer calibration statistics of a one-input TFLite: min/max of every float
-    activation tensor over `inputs` (each exactly the model's input shape), widened by `margin`."""
-    from .quantize.tflite_quant import Graph
-    from .quantize.litert import interpreter
-
-    g = Graph(path)
-    it = interpreter(path, threads=threads, preserve_all_tensors=True)
-    names = {t: g.name(t) for t in g.tensors if not g.is_constant(t) and np.dtype(g.tensors[t]["dtype"]) == np.float32}
-    acc: dict[str, tuple[float, float, int]] = {}
-    for x in inputs:
-        it.set_tensor(g.input, np.ascontiguousarray(x, np.float32))
-        it.invoke()
-        for t, name in names.items():
-            try:
-                v = it.get_tensor(t)
-            except ValueError:
-                continue
-            lo, hi = float(v.min()), float(v.max())
-            if name in acc:
-                lo, hi = min(lo, acc[name][0]), max(hi, acc[name][1])
-            acc[name] = (lo, hi, len(g.shape(t)))
-    return {k: {"min": np.full((1,) * nd, margin * lo, np.float32), "max": np.full((1,) * nd, margin * hi, np.float32)}
-            for k, (lo, hi, nd) in acc.items()}
-
-
 # Calibration ranges of 16-bit activations are widened by this factor: a few clips do not see
 # every extreme a transcription meets, and a clipped output (a logit, a key) changes tokens,
 # while one bit of int16 resolution does not (the measurement is in test_decoder_export.py).
@@ -234,6 +207,7 @@ def export_decoder_subgraphs(model: Any, out_dir: PathLike, *, batches: Sequence
     file is kept beside it) and returns their manifest entries (decoder.subgraphs). The
     vocabulary chunks serve both kinds (`vocab=False` leaves them out)."""
     from ..checkpoints import Checkpoint
+    from .quantize.tflite_quant import activation_min_max
 
     if quantize not in QUANT:
         raise InvalidOptionError(f"decoder subgraph quantization must be one of a16w8, w8 (or none), got {quantize!r}")
@@ -272,7 +246,7 @@ def export_decoder_subgraphs(model: Any, out_dir: PathLike, *, batches: Sequence
                 if quantize == "a16w8":
                     xs = calibration[key]
                     batches_x = [np.resize(xs[i:i + B], (B, xs.shape[1])) for i in range(0, len(xs), B)]
-                    qsvs = collect_minmax(fpath, batches_x, margin=A16_RANGE_MARGIN)
+                    qsvs = activation_min_max(fpath, batches_x, margin=A16_RANGE_MARGIN)
                 path = quantize_tflite(fpath, out / f"{stem}.{quantize}.tflite", quantize, qsvs)
                 qinfo = {"scheme": quantize, "weights": "int8 per-channel",
                          "activations": "int16" if quantize == "a16w8" else "float32"}

@@ -184,23 +184,17 @@ def tensor_roles(path_or_graph: Any, n_layer: Optional[int] = None) -> dict[str,
 
 # -- calibration ------------------------------------------------------------------------------
 
-def collect_qsvs(path: PathLike, mels: Iterable[np.ndarray], *, cache: Optional[PathLike] = None,
-                 threads: int = 2) -> dict[str, dict[str, np.ndarray]]:
-    """ai-edge-quantizer's calibration result ({tensor name: {"min", "max"}}: min-max over all
-    windows) computed with one interpreter pass per window; cached as JSON."""
-    size = pathlib.Path(path).stat().st_size
-    if cache is not None and pathlib.Path(cache).is_file():
-        data = json.loads(pathlib.Path(cache).read_text())
-        if data.get("model_size") == size:
-            return {k: {"min": np.array(v["min"], np.float32).reshape(v["shape"]),
-                        "max": np.array(v["max"], np.float32).reshape(v["shape"])} for k, v in data["qsvs"].items()}
+def activation_min_max(path: PathLike, inputs: Iterable[np.ndarray], *, threads: int = 2,
+                       margin: float = 1.0) -> dict[str, dict[str, np.ndarray]]:
+    """Min/max of every float activation tensor of a one-input TFLite over `inputs` (each exactly
+    the model's input shape), widened by `margin`, in ai-edge-quantizer's calibration format."""
     g = Graph(path)
     it = interpreter(path, threads=threads, preserve_all_tensors=True)
     names = {t: g.name(t) for t in g.tensors if not g.is_constant(t) and
              np.dtype(g.tensors[t]["dtype"]) == np.float32}
     acc: dict[str, tuple[float, float, int]] = {}
-    for mel in mels:
-        it.set_tensor(g.input, np.ascontiguousarray(mel, np.float32).reshape(1, *mel.shape[-2:]))
+    for x in inputs:
+        it.set_tensor(g.input, np.ascontiguousarray(x, np.float32))
         it.invoke()
         for t, name in names.items():
             try:
@@ -211,8 +205,22 @@ def collect_qsvs(path: PathLike, mels: Iterable[np.ndarray], *, cache: Optional[
             if name in acc:
                 lo, hi = min(lo, acc[name][0]), max(hi, acc[name][1])
             acc[name] = (lo, hi, len(g.shape(t)))
-    qsvs = {k: {"min": np.full((1,) * nd, lo, np.float32), "max": np.full((1,) * nd, hi, np.float32)}
+    return {k: {"min": np.full((1,) * nd, margin * lo, np.float32), "max": np.full((1,) * nd, margin * hi, np.float32)}
             for k, (lo, hi, nd) in acc.items()}
+
+
+def collect_qsvs(path: PathLike, mels: Iterable[np.ndarray], *, cache: Optional[PathLike] = None,
+                 threads: int = 2) -> dict[str, dict[str, np.ndarray]]:
+    """ai-edge-quantizer's calibration result ({tensor name: {"min", "max"}}: min-max over all
+    windows) computed with one interpreter pass per window; cached as JSON."""
+    size = pathlib.Path(path).stat().st_size
+    if cache is not None and pathlib.Path(cache).is_file():
+        data = json.loads(pathlib.Path(cache).read_text())
+        if data.get("model_size") == size:
+            return {k: {"min": np.array(v["min"], np.float32).reshape(v["shape"]),
+                        "max": np.array(v["max"], np.float32).reshape(v["shape"])} for k, v in data["qsvs"].items()}
+    qsvs = activation_min_max(path, (np.ascontiguousarray(m, np.float32).reshape(1, *m.shape[-2:]) for m in mels),
+                              threads=threads)
     if cache is not None:
         pathlib.Path(cache).parent.mkdir(parents=True, exist_ok=True)
         pathlib.Path(cache).write_text(json.dumps({"model_size": size, "qsvs": {
