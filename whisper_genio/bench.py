@@ -92,8 +92,15 @@ class BenchReport:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident memory of this process in MiB.
+
+    Linux's VmHWM where there is one: ru_maxrss starts from the parent's peak (it is kept across
+    exec), so a bench started from a big process would report that process's memory."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024.0
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run_bench(audio: Any, model: str = "base", *, backend: str = "auto", compute_type: str = "auto",

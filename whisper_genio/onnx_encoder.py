@@ -14,6 +14,7 @@ states where the decoder reads them. onnxruntime is an optional dependency
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -78,11 +79,17 @@ def choose_providers(requested: Optional[Sequence[ProviderSpec]],
 
 
 def _availability(source: Any) -> Availability:
+    art = source.artifact("onnx") if isinstance(source, BackendSource) else None
+    if art is None and isinstance(source, BackendSource):
+        # Choosing a backend for a model without an ONNX encoder: say so without importing
+        # onnxruntime, whose libraries would stay resident (~30 MB) for nothing.
+        installed = importlib.util.find_spec("onnxruntime") is not None
+        return Availability("onnxruntime", False, ("onnxruntime is installed" if installed else "onnxruntime is not installed")
+                            + ", but no ONNX encoder was given (encoder_model='encoder.onnx' or a bundle folder with one)")
     try:
         ort = _import_ort()
     except BackendUnavailableError as e:
         return Availability("onnxruntime", False, str(e))
-    art = source.artifact("onnx") if isinstance(source, BackendSource) else None
     if art is None:
         return Availability("onnxruntime", False, f"onnxruntime {ort.__version__} is installed (providers: "
                             f"{', '.join(ort.get_available_providers())}), but no ONNX encoder was given "

@@ -34,9 +34,16 @@ import json, os, resource, sys, time
 engine, ctype, audio_path, threads, beam, ct2_dir = sys.argv[1:7]
 threads, beam = int(threads), int(beam)
 os.environ["OMP_NUM_THREADS"] = str(threads)
+def peak_rss_mib():
+    # VmHWM: this process's own peak. ru_maxrss would start from the parent's peak (Linux keeps
+    # it across exec), so every engine would look at least as big as this script.
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def done(text, wall, cpu):
-    print(json.dumps({"text": text, "wall": wall, "cpu": cpu,
-                      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"text": text, "wall": wall, "cpu": cpu, "rss_mib": peak_rss_mib()}))
 try:
     if engine == "whisper_genio":
         import whisper_genio

@@ -45,6 +45,24 @@ inline ModelDims dims_from_dict(const py::dict& d) {
   return m;
 }
 
+// True when arr is a read-only view of a read-only mmap.mmap (the checkpoint readers map weight
+// files that way): its pages can be given back once converted, and re-read from the file.
+inline bool is_read_only_file_mapping(const py::array& arr) {
+  if (arr.writeable()) return false;
+  py::object base = arr.base();
+  while (py::isinstance<py::array>(base)) base = base.attr("base");
+  const py::object mmap_type = py::module_::import("mmap").attr("mmap");
+  if (base.is_none() || !py::isinstance(base, mmap_type)) return false;
+  Py_buffer view;
+  if (PyObject_GetBuffer(base.ptr(), &view, PyBUF_SIMPLE) != 0) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool read_only = view.readonly != 0;  // ACCESS_READ; a copy-on-write map may hold edits
+  PyBuffer_Release(&view);
+  return read_only;
+}
+
 // Builds the borrowed TensorMap from {name: ndarray}; keeps the arrays alive in `keep`.
 inline TensorMap tensor_map(const py::dict& tensors, py::list& keep) {
   TensorMap map;
@@ -66,6 +84,7 @@ inline TensorMap tensor_map(const py::dict& tensors, py::list& keep) {
     }
     for (py::ssize_t i = 0; i < arr.ndim(); ++i) ref.shape.push_back(arr.shape(i));
     ref.data = arr.data();
+    ref.file_mapped = is_read_only_file_mapping(arr);
     keep.append(arr);
     map.emplace(name, ref);
   }

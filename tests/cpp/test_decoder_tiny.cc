@@ -5,12 +5,17 @@
 // brute-force loop that recomputes every sequence from scratch at every step.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backends/cpu/cpu_encoder.h"
 #include "decoder/logit_filters.h"
@@ -512,6 +517,91 @@ TEST(float16_weights_equal_float32) {
   }
   EXPECT_TRUE(l32 == l16) << "float16 weights changed the logits";
 }
+
+// Weights read from a read-only file mapping at odd (unaligned) offsets, as CTranslate2's
+// unpadded records lie, with the loader giving the pages back after converting each tensor:
+// the same model as from memory, and the mapping still reads the same afterwards.
+TEST(mapped_unaligned_weights_load_the_same) {
+  TinyModel m(5);
+  std::map<std::string, std::vector<uint16_t>> storage;
+  const TensorMap halves = m.map_f16(storage);
+  std::string path = "/tmp/wg_test_mapped_XXXXXX";
+  const int fd = mkstemp(path.data());
+  ASSERT_TRUE(fd >= 0);
+  std::vector<std::pair<std::string, size_t>> offsets;
+  size_t offset = 1;  // every record starts one byte past an even offset: never 2-byte aligned
+  std::string bytes(1, '\0');
+  for (const auto& [name, h] : storage) {
+    offsets.emplace_back(name, offset);
+    bytes.append(reinterpret_cast<const char*>(h.data()), h.size() * 2);
+    bytes.push_back('\0');
+    offset += h.size() * 2 + 1;
+  }
+  ASSERT_TRUE(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  void* map = mmap(nullptr, bytes.size(), PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  unlink(path.c_str());
+  ASSERT_TRUE(map != MAP_FAILED);
+  TensorMap mapped;
+  for (const auto& [name, at] : offsets) {
+    TensorRef ref = halves.at(name);
+    ref.data = static_cast<const char*>(map) + at;
+    ref.file_mapped = true;
+    mapped[name] = ref;
+  }
+  const std::vector<float> states = random_states(31);
+  auto from_memory = Decoder::create(m.dims(), halves, nullptr);
+  auto from_file = Decoder::create(m.dims(), mapped, nullptr, ComputeType::kFloat32);
+  ASSERT_OK(from_memory);
+  ASSERT_OK(from_file);
+  ASSERT_OK(from_memory.value()->set_audio(states_view(states)));
+  ASSERT_OK(from_file.value()->set_audio(states_view(states)));
+  auto a = from_memory.value()->decode(base_options());
+  auto b = from_file.value()->decode(base_options());
+  ASSERT_OK(a);
+  ASSERT_OK(b);
+  EXPECT_EQ(a.value().tokens, b.value().tokens);
+  EXPECT_EQ(a.value().sum_logprob, b.value().sum_logprob);
+  EXPECT_TRUE(std::memcmp(map, bytes.data(), bytes.size()) == 0) << "released pages must read back from the file";
+  munmap(map, bytes.size());
+}
+
+#if defined(__linux__)
+long rss_file_kib() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "RssFile:", 8) == 0) kib = std::strtol(line + 8, nullptr, 10);
+  }
+  std::fclose(f);
+  return kib;
+}
+
+// release_mapped_pages drops the pages of a read-only file mapping from this process (RssFile
+// falls) and they read back unchanged from the file.
+TEST(released_mapped_pages_leave_the_process_and_read_back) {
+  const size_t size = size_t{8} << 20;
+  std::string path = "/tmp/wg_test_release_XXXXXX";
+  const int fd = mkstemp(path.data());
+  ASSERT_TRUE(fd >= 0);
+  std::vector<unsigned char> bytes(size);
+  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<unsigned char>(i * 131 + (i >> 12));
+  ASSERT_TRUE(write(fd, bytes.data(), size) == static_cast<ssize_t>(size));
+  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  unlink(path.c_str());
+  ASSERT_TRUE(map != MAP_FAILED);
+  EXPECT_TRUE(std::memcmp(map, bytes.data(), size) == 0);  // every page resident now
+  const long touched = rss_file_kib();
+  release_mapped_pages(static_cast<const char*>(map) + 1, size - 2);  // unaligned ends: interior pages
+  const long released = rss_file_kib();
+  EXPECT_TRUE(touched - released >= 6 * 1024) << "RssFile " << touched << " -> " << released << " KiB";
+  EXPECT_TRUE(std::memcmp(map, bytes.data(), size) == 0);
+  munmap(map, size);
+}
+#endif
 
 // The layers against the double reference of model.py.
 TEST(text_decoder_matches_reference) {

@@ -86,18 +86,36 @@ def write_format(fmt: str, folder: pathlib.Path, dims: ModelDims, state, **kwarg
     return mf.write_ct2_folder(folder, dims, state, tokenizer, alignment_heads=heads, **kwargs)
 
 
-def assert_same(checkpoint: Checkpoint, dims: ModelDims, state, fmt: str, heads=None) -> None:
+def assert_same(checkpoint: Checkpoint, dims: ModelDims, state, fmt: str, heads=None, split_parts: bool = False) -> None:
     assert checkpoint.format == fmt
     assert checkpoint.dims == dims
     assert list(checkpoint.tensors) == list(expected_shapes(dims))  # openai-whisper's order too
     for name, value in state.items():
         got = checkpoint.tensors[name]
         assert got.dtype == value.dtype, name
-        assert got.flags.c_contiguous and got.flags.aligned, name
+        assert got.flags.c_contiguous, name
+        if fmt == "ctranslate2":
+            # unpadded records: views of the mapped file as they lie, never resident copies
+            # (but a record cut by a part boundary is stitched together)
+            assert _maps_file(got) or split_parts, name
+        else:
+            assert got.flags.aligned, name
         assert np.array_equal(got, value), name
     if heads is not None:
         assert checkpoint.alignment_heads is not None
         assert np.array_equal(checkpoint.alignment_heads, heads)
+
+
+def _maps_file(array: np.ndarray) -> bool:
+    """True when array is a read-only view of a memory-mapped file (no copy in between)."""
+    import mmap
+
+    base = array
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return isinstance(base, mmap.mmap)
 
 
 def expect_error(exc_type, func: Callable, *fragments: str):
@@ -344,7 +362,7 @@ def test_ct2_variants(tmp_path, tiny_state) -> None:
     parts = mf.split_file(folder / "model.bin", [7, 1000, size // 3, size // 3 + 1, size - 3])
     from whisper_genio.checkpoints.ctranslate2 import load_ctranslate2
 
-    assert_same(load_ctranslate2(parts, folder / "config.json"), TINY, tiny_state, "ctranslate2")
+    assert_same(load_ctranslate2(parts, folder / "config.json"), TINY, tiny_state, "ctranslate2", split_parts=True)
 
     quantized = load_checkpoint(mf.write_ct2_folder(tmp_path / "int8", TINY, tiny_state, None, quantization="int8"))
     for name, value in tiny_state.items():

@@ -28,8 +28,9 @@ class Checkpoint:
     """Whisper weights in one canonical form, whatever file format they came from."""
 
     dims: ModelDims
-    # Canonical openai-whisper names -> float32/float16 C-contiguous arrays (possibly read-only
-    # views of a memory-mapped file: copy before writing into them).
+    # Canonical openai-whisper names -> float32/float16 C-contiguous arrays (possibly read-only,
+    # unaligned views of a memory-mapped file: copy before writing into them or handing them to
+    # a library that needs aligned memory).
     tensors: Dict[str, np.ndarray]
     format: str
     # The main weights file (first part / index file when the weights span several files).

@@ -53,13 +53,30 @@ class _VirtualFile:
         self.maps: List[np.ndarray] = []
         self.starts: List[int] = []
         self.size = 0
+        self.files: List[pathlib.Path] = []
         for part in self.parts:
             part_size = part.stat().st_size
             if part_size == 0:
                 continue
+            self.files.append(part)
             self.starts.append(self.size)
             self.maps.append(np.asarray(np.memmap(part, dtype=np.uint8, mode="r")))
             self.size += part_size
+
+    def read_header(self, offset: int, length: int) -> bytes:
+        """Bytes [offset, offset+length) read from the files, not through the maps: a fault on a
+        mapped header would make up to a megabyte of file pages resident per record."""
+        if offset + length > self.size:
+            raise _Truncated(offset + length)
+        out = b""
+        index = bisect.bisect_right(self.starts, offset) - 1
+        local = offset - self.starts[index]
+        while len(out) < length:
+            with open(self.files[index], "rb", buffering=0) as f:
+                f.seek(local)
+                out += f.read(length - len(out))
+            index, local = index + 1, 0
+        return out
 
     def read(self, offset: int, length: int) -> np.ndarray:
         """Bytes [offset, offset+length): a view inside one part, a copy across parts."""
@@ -92,12 +109,17 @@ class _Cursor:
         self.pos += length
         return out
 
+    def header(self, length: int) -> bytes:
+        out = self.data.read_header(self.pos, length)
+        self.pos += length
+        return out
+
     def unpack(self, fmt: str) -> Tuple[int, ...]:
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt)).tobytes())
+        return struct.unpack(fmt, self.header(struct.calcsize(fmt)))
 
     def string(self) -> str:
         (length,) = self.unpack("<H")
-        raw = self.take(length).tobytes()
+        raw = self.header(length)
         if not raw or raw[-1] != 0:
             raise ValueError(f"malformed string at byte {self.pos - length}")
         return raw[:-1].decode("utf-8")
@@ -137,10 +159,9 @@ def _parse(data: _VirtualFile, label: str) -> Tuple[str, int, Dict[str, np.ndarr
                 raise ModelLoadError(
                     f"{label}: variable {name} of shape {shape} declares {nbytes} bytes, expected {expected}"
                 )
-            raw = cursor.take(nbytes)
-            if raw.ctypes.data % dtype.itemsize:
-                raw = raw.copy()  # records are unpadded; keep every array aligned for consumers
-            array = raw.view(dtype).reshape(shape)
+            # Records are unpadded, so many arrays are unaligned views of the mapped file: numpy and
+            # the native loader read them as they are, and copying would cost resident memory.
+            array = cursor.take(nbytes).view(dtype).reshape(shape)
             if dtype_id == _BFLOAT16_ID:
                 array = bfloat16_to_float32(array)
             variables[name] = array

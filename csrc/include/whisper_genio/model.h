@@ -7,6 +7,7 @@
 // names the tensor and what is wrong.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -34,14 +35,24 @@ struct ModelDims {
 
 enum class DType { kFloat32, kFloat16 };
 
-// A borrowed, C-contiguous array. Only read during model construction.
+// A borrowed, C-contiguous array. Only read during model construction, one row at a time
+// (data need not be aligned: checkpoint records are often unpadded).
 struct TensorRef {
   DType dtype = DType::kFloat32;
   std::vector<int64_t> shape;
   const void* data = nullptr;
+  // data lies in a read-only mapping of the weights file. The loader then drops the pages of
+  // each tensor once converted (madvise), so peak memory holds the converted weights plus one
+  // tensor, not the whole file as well; touched again, the pages come back from the file.
+  bool file_mapped = false;
 
   int64_t numel() const;
 };
+
+// Gives the whole pages inside [data, data + bytes) of a read-only file mapping back to the
+// kernel (no-op where madvise is unavailable). Never call it on anonymous memory: its contents
+// would be lost.
+void release_mapped_pages(const void* data, size_t bytes);
 
 using TensorMap = std::unordered_map<std::string, TensorRef>;
 

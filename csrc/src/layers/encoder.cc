@@ -16,9 +16,10 @@ StatusOr<std::unique_ptr<AudioEncoder>> AudioEncoder::create(const ModelDims& di
   enc->dims_ = dims;
   enc->w_ = std::move(weights).value();
   const int64_t T = dims.n_audio_ctx, d = dims.n_audio_state;
-  const int64_t big_cols = std::max({3 * static_cast<int64_t>(dims.n_mels), 3 * d, 4 * d});
+  // big_ holds conv1's im2col rows [2T, 3 n_mels], conv2's [T, 3d] and the MLP's hidden [T, 4d].
+  const int64_t big = std::max({2 * T * 3 * static_cast<int64_t>(dims.n_mels), T * 3 * d, T * 4 * d});
   bool ok = enc->x_.reset(static_cast<size_t>(2 * T * d)) && enc->h_.reset(static_cast<size_t>(T * d)) &&
-            enc->big_.reset(static_cast<size_t>(2 * T * big_cols)) && enc->qkv_.reset(static_cast<size_t>(T * 3 * d));
+            enc->big_.reset(static_cast<size_t>(big)) && enc->qkv_.reset(static_cast<size_t>(T * 3 * d));
   if (!ok) return Status(StatusCode::kOutOfMemory, "allocating encoder activations");
   return enc;
 }

@@ -28,7 +28,7 @@ class AudioEncoder {
   AudioEncoder() = default;
   ModelDims dims_;
   EncoderWeights w_;
-  // Activations, allocated once: x [T, d], h [T, d], big [2T, max(3 n_mels, 3d, 4d)], qkv [T, 3d].
+  // Activations, allocated once: x [2T, d], h [T, d], big (see create), qkv [T, 3d].
   Buffer<float> x_, h_, big_, qkv_;
 };
 

@@ -1,6 +1,7 @@
 // Layer weights in compute layout, and the reader that fills them from a TensorMap.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,12 @@ struct Linear {
   Buffer<int8_t> w8_packed;  // int8: panels for cpu::gemm_i8 (pack_i8), empty if not packed
   Buffer<float> b;       // empty: no bias
 
-  // Takes W from a float32 [n, k] matrix, converting to `type` (int8: symmetric per row).
+  // Takes W one row at a time: row(r, out) writes row r of the float32 [n, k] matrix into out
+  // (k floats), and it is converted to `type` (int8: symmetric per row) before the next row,
+  // so loading never holds a float32 copy of a whole matrix.
+  using RowSource = std::function<void(int64_t r, float* out)>;
+  Status store(cpu::WeightType type, const RowSource& row);
+  // The same from a float32 [n, k] matrix.
   Status store(cpu::WeightType type, const float* w);
   // int8 only (no-op otherwise): packs W for the int8 x int8 GEMM of the active kernels.
   // Linears that only ever see many rows (encoder, cross-attention K/V) pass

@@ -1,5 +1,11 @@
+#include <cstdint>
 #include <cstring>
 #include <sstream>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include "whisper_genio/model.h"
 
@@ -37,6 +43,19 @@ int64_t TensorRef::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
+}
+
+void release_mapped_pages(const void* data, size_t bytes) {
+#if defined(__unix__) || defined(__APPLE__)
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
+  // Best effort: a failure only means the pages stay resident until the mapping is closed.
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+#else
+  (void)data;
+  (void)bytes;
+#endif
 }
 
 StatusOr<ComputeType> parse_compute_type(const std::string& name) {
