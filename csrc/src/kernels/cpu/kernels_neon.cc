@@ -7,6 +7,7 @@
 
 #include "kernel_table.h"
 #include "math_approx.h"
+#include "row_blocks.h"
 #include "whisper_genio/model.h"
 
 namespace whisper_genio::cpu {
@@ -75,78 +76,79 @@ float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-void gemv_nk(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw,
-             int64_t n0, int64_t n1, float* y, int64_t ldy) {
-  for (int64_t m0 = 0; m0 < M; m0 += 4) {
-    const int64_t mb = std::min<int64_t>(4, M - m0);
-    const float* xs = x + m0 * ldx;
-    for (int64_t n = n0; n < n1; ++n) {
-      const float* wn = w + n * ldw;
-      float32x4_t acc[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
-      int64_t k = 0;
-      for (; k + 4 <= K; k += 4) {
-        const float32x4_t wv = vld1q_f32(wn + k);
-        for (int64_t m = 0; m < mb; ++m) acc[m] = vfmaq_f32(acc[m], vld1q_f32(xs + m * ldx + k), wv);
-      }
-      for (int64_t m = 0; m < mb; ++m) {
-        float s = vaddvq_f32(acc[m]);
-        for (int64_t kk = k; kk < K; ++kk) s += xs[m * ldx + kk] * wn[kk];
-        y[(m0 + m) * ldy + n] = s;
-      }
+// MB input rows (up to 8) share each weight load: one pass over the weights per call. Each
+// (row, output) keeps its own accumulator and summation order whatever MB is.
+template <int MB, typename LoadW, typename Tail>
+inline void gemv_rows(int64_t K, const float* x, int64_t ldx, int64_t n0, int64_t n1, float* y, int64_t ldy,
+                      LoadW load_w, Tail tail) {
+  for (int64_t n = n0; n < n1; ++n) {
+    float32x4_t acc[MB];
+    for (int m = 0; m < MB; ++m) acc[m] = vdupq_n_f32(0);
+    int64_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const float32x4_t wv = load_w(n, k);
+      for (int m = 0; m < MB; ++m) acc[m] = vfmaq_f32(acc[m], vld1q_f32(x + m * ldx + k), wv);
+    }
+    for (int m = 0; m < MB; ++m) {
+      float s = vaddvq_f32(acc[m]);
+      for (int64_t kk = k; kk < K; ++kk) s += x[m * ldx + kk] * tail(n, kk);
+      y[m * ldy + n] = s;
     }
   }
 }
 
+void gemv_nk(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw,
+             int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  auto load = [&](int64_t n, int64_t k) { return vld1q_f32(w + n * ldw + k); };
+  auto tail = [&](int64_t n, int64_t k) { return w[n * ldw + k]; };
+  for_row_blocks(M, [&](auto mb, int64_t m0) {
+    gemv_rows<decltype(mb)::value>(K, x + m0 * ldx, ldx, n0, n1, y + m0 * ldy, ldy, load, tail);
+  });
+}
+
 void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
                  int64_t n0, int64_t n1, float* y, int64_t ldy) {
-  for (int64_t m0 = 0; m0 < M; m0 += 4) {
-    const int64_t mb = std::min<int64_t>(4, M - m0);
-    const float* xs = x + m0 * ldx;
-    for (int64_t n = n0; n < n1; ++n) {
-      const uint16_t* wn = w + n * ldw;
-      float32x4_t acc[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
-      int64_t k = 0;
-      for (; k + 4 <= K; k += 4) {
-        const float32x4_t wv = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(wn + k)));
-        for (int64_t m = 0; m < mb; ++m) acc[m] = vfmaq_f32(acc[m], vld1q_f32(xs + m * ldx + k), wv);
-      }
-      for (int64_t m = 0; m < mb; ++m) {
-        float s = vaddvq_f32(acc[m]);
-        for (int64_t kk = k; kk < K; ++kk) s += xs[m * ldx + kk] * half_to_float(wn[kk]);
-        y[(m0 + m) * ldy + n] = s;
-      }
-    }
-  }
+  auto load = [&](int64_t n, int64_t k) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + n * ldw + k))); };
+  auto tail = [&](int64_t n, int64_t k) { return half_to_float(w[n * ldw + k]); };
+  for_row_blocks(M, [&](auto mb, int64_t m0) {
+    gemv_rows<decltype(mb)::value>(K, x + m0 * ldx, ldx, n0, n1, y + m0 * ldy, ldy, load, tail);
+  });
 }
 
 // Base NEON int8 dot: widening multiplies into int16 (|q| <= 127 keeps a pair sum in range)
 // and pairwise accumulation into int32. CPUs with the dot-product extension use
 // gemv_nk_i8_dotprod instead (kernels_neon_dotprod.cc).
-void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
-                int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy) {
-  for (int64_t m0 = 0; m0 < M; m0 += 4) {
-    const int64_t mb = std::min<int64_t>(4, M - m0);
-    const int8_t* xm = xq + m0 * ldx;
-    for (int64_t n = n0; n < n1; ++n) {
-      const int8_t* wn = w + n * ldw;
-      int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-      int64_t k = 0;
-      for (; k + 16 <= K; k += 16) {
-        const int8x16_t wv = vld1q_s8(wn + k);
-        for (int64_t m = 0; m < mb; ++m) {
-          const int8x16_t xv = vld1q_s8(xm + m * ldx + k);
-          int16x8_t p = vmull_s8(vget_low_s8(xv), vget_low_s8(wv));
-          p = vmlal_high_s8(p, xv, wv);
-          acc[m] = vpadalq_s16(acc[m], p);
-        }
-      }
-      for (int64_t m = 0; m < mb; ++m) {
-        int32_t s = vaddvq_s32(acc[m]);
-        for (int64_t kk = k; kk < K; ++kk) s += static_cast<int32_t>(xm[m * ldx + kk]) * wn[kk];
-        y[(m0 + m) * ldy + n] = static_cast<float>(s) * xs[m0 + m] * ws[n];
-      }
+template <int MB>
+inline void gemv_i8_row(int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* wn, float ws,
+                        float* y, int64_t ldy) {
+  int32x4_t acc[MB];
+  for (int m = 0; m < MB; ++m) acc[m] = vdupq_n_s32(0);
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    const int8x16_t wv = vld1q_s8(wn + k);
+    for (int m = 0; m < MB; ++m) {
+      const int8x16_t xv = vld1q_s8(xq + m * ldx + k);
+      int16x8_t p = vmull_s8(vget_low_s8(xv), vget_low_s8(wv));
+      p = vmlal_high_s8(p, xv, wv);
+      acc[m] = vpadalq_s16(acc[m], p);
     }
   }
+  for (int m = 0; m < MB; ++m) {
+    int32_t s = vaddvq_s32(acc[m]);
+    for (int64_t kk = k; kk < K; ++kk) s += static_cast<int32_t>(xq[m * ldx + kk]) * wn[kk];
+    y[m * ldy] = static_cast<float>(s) * xs[m] * ws;
+  }
+}
+
+// Every block of up to 8 activation rows streams the weights once (a beam of 5 used to read
+// them twice, in blocks of 4 + 1).
+void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
+                int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  for_row_blocks(M, [&](auto mb, int64_t m0) {
+    for (int64_t n = n0; n < n1; ++n) {
+      gemv_i8_row<decltype(mb)::value>(K, xq + m0 * ldx, ldx, xs + m0, w + n * ldw, ws[n], y + m0 * ldy + n, ldy);
+    }
+  });
 }
 
 // int8 GEMM tile without the dot-product extension: 4 rows x 4 columns, k in groups of 16.
