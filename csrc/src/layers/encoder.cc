@@ -28,7 +28,10 @@ void encoder_self_attention(const float* qkv, int64_t T, int64_t d, int64_t n_he
   const int64_t dh = d / n_head;
   const int64_t ld = 3 * d;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
-  constexpr int64_t kQueryBlock = 64;
+  // About 64 queries per task, a multiple of the GEMM tile's rows: no edge tiles (with 64 on
+  // AVX2's 6-row tile, every block ended in a padded tile copied through scratch).
+  const int64_t mr = cpu::sgemm_tile_rows();
+  const int64_t kQueryBlock = mr * std::max<int64_t>(1, 64 / mr);
   const int64_t q_blocks = (T + kQueryBlock - 1) / kQueryBlock;
   // Each head's keys and values are packed once into the GEMM's panel layout, not once per
   // block of queries (that repacking cost about as much as the products themselves).

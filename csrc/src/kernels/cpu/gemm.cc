@@ -193,6 +193,8 @@ void sgemm_weight(int64_t M, const float* A, int64_t lda, const WeightView& w, f
   sgemm_impl(M, w.n, w.k, A, lda, src, C, ldc, accumulate, pool);
 }
 
+int sgemm_tile_rows() { return kernels().mr; }
+
 int64_t sgemm_packed_b_size(int64_t N, int64_t K) {
   const int nr = kernels().nr;
   return (N + nr - 1) / nr * nr * std::max<int64_t>(K, 0);

@@ -56,6 +56,10 @@ void weight_row(const WeightView& w, int64_t r, float* out);
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
            bool b_nk, float* C, int64_t ldc, bool accumulate, ThreadPool* pool);
 
+// Rows of the float GEMM's micro-tile on kernels(): row counts that are multiples of it run
+// without edge tiles (which compute a padded tile on scratch and copy it back).
+int sgemm_tile_rows();
+
 // The same with B packed once by sgemm_pack_b (sgemm_packed_b_size floats) for many products
 // with one B (the encoder's per-head keys and values); the packing belongs to kernels().
 int64_t sgemm_packed_b_size(int64_t N, int64_t K);
