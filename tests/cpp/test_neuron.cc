@@ -21,6 +21,7 @@
 #include "backends/neuron/dma_buffer.h"
 #include "backends/neuron/neuron_encoder.h"
 #include "backends/neuron/neuron_library.h"
+#include "backends/neuron/runtime.h"
 #include "backends/replay/replay_encoder.h"
 #include "backends/tensor_io.h"
 #include "offload/neuron_subgraph.h"
@@ -663,6 +664,70 @@ TEST(two_models_in_two_threads) {
   EXPECT_EQ(s.live(), 0);
 }
 
+// neuron::Runtime on its own: the one owner of a runtime handle, for the encoder and the
+// decoder subgraphs alike.
+TEST(runtime_owns_one_handle_v1_and_v2) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  neuron::LoadOptions o;
+  o.path = WG_STANDIN_FULL;
+  auto lib = neuron::NeuronLibrary::load(o);
+  ASSERT_OK(lib);
+  const std::string dla = float_model();
+  const TensorSpec in = NeuronEncoderConfig::default_input(small_dims());
+  const TensorSpec out = NeuronEncoderConfig::default_output(small_dims());
+  for (auto api : {neuron::ApiChoice::kV1, neuron::ApiChoice::kV2}) {
+    const bool v1 = api == neuron::ApiChoice::kV1;
+    s.reset();
+    auto rt = neuron::Runtime::open(lib.value(), dla, api, 1);
+    ASSERT_OK(rt);
+    neuron::Runtime& r = *rt.value();
+    EXPECT_EQ(std::string(r.api_name()), std::string(v1 ? "v1" : "v2"));
+    EXPECT_EQ(s.live(), 1);
+    size_t n_in = 7, n_out = 7;
+    ASSERT_OK(r.io_counts(&n_in, &n_out));
+    EXPECT_EQ(n_in, size_t(1));
+    EXPECT_EQ(n_out, size_t(1));
+    auto sizes = r.size_mismatches({in}, {out});
+    ASSERT_OK(sizes);
+    EXPECT_EQ(sizes.value(), std::string());
+    TensorSpec out8 = out;
+    out8.dtype = IoDType::kInt8;
+    sizes = r.size_mismatches({in}, {out8});
+    ASSERT_OK(sizes);
+    EXPECT_TRUE(contains(sizes.value(), "output 0: the manifest declares")) << sizes.value();
+    auto ib = DmaBuffer::allocate(in.bytes(), "");
+    auto ob = DmaBuffer::allocate(out.bytes(), "");
+    ASSERT_OK(ib);
+    ASSERT_OK(ob);
+    fill_mel(static_cast<float*>(ib.value().data()), 1);
+    if (v1) {
+      ASSERT_OK(r.bind_input(0, ib.value()));
+      ASSERT_OK(r.bind_output(0, ob.value()));
+    } else {
+      EXPECT_STATUS(r.bind_input(0, ib.value()), StatusCode::kInternal);  // V2 takes buffers per run
+    }
+    neuron::abi::IOBuffer io_in = neuron::io_buffer(ib.value()), io_out = neuron::io_buffer(ob.value());
+    ASSERT_OK(r.run(&io_in, &io_out));
+    const float* x = static_cast<const float*>(ib.value().data());
+    EXPECT_NEAR(static_cast<const float*>(ob.value().data())[5], 2.0f * x[5] + 0.5f, 1e-6);
+    rt.value().reset();
+    EXPECT_EQ(s.live(), 0);
+    EXPECT_EQ(s.calls(v1 ? "NeuronRuntime_release" : "NeuronRuntimeV2_release"), 1);
+  }
+  // A failed load releases what the create made; a failed create leaves nothing to release.
+  s.reset();
+  s.fail("NeuronRuntime_loadNetworkFromFile", 0, 4);
+  EXPECT_STATUS(neuron::Runtime::open(lib.value(), dla, neuron::ApiChoice::kV1, 1), StatusCode::kBadModel);
+  EXPECT_EQ(s.calls("NeuronRuntime_release"), 1);
+  s.reset();
+  s.fail("NeuronRuntime_create", 0, 5);
+  EXPECT_STATUS(neuron::Runtime::open(lib.value(), dla, neuron::ApiChoice::kV1, 1), StatusCode::kUnavailable);
+  EXPECT_EQ(s.calls("NeuronRuntime_release"), 0);
+  EXPECT_EQ(s.live(), 0);
+  s.reset();
+}
+
 TEST(missing_dla_is_not_found) {
   auto enc = NeuronEncoderBackend::create(config_for(scratch() + "/absent.dla", WG_STANDIN_FULL));
   ASSERT_STATUS(enc, StatusCode::kNotFound);
@@ -956,6 +1021,15 @@ TEST(decoder_subgraph_refuses_what_does_not_match) {
   EXPECT_TRUE(g.status().code() == StatusCode::kBadModel);
   EXPECT_TRUE(contains(g.status().message(), "does not match the manifest")) << g.status().message();
   EXPECT_EQ(s.live(), 0);  // released whatever failed
+  // a runtime failure names the subgraph and the call
+  s.fail("NeuronRuntime_loadNetworkFromFile", 0, 4);
+  auto unloadable = offload::NeuronDense::create(
+      dense_config(path, 2, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1), 2, 5, 4);
+  ASSERT_FALSE(unloadable.ok());
+  EXPECT_TRUE(contains(unloadable.status().message(), "test dense: loading " + path)) << unloadable.status().message();
+  EXPECT_TRUE(contains(unloadable.status().message(), "NeuronRuntime_loadNetworkFromFile failed"));
+  EXPECT_EQ(s.live(), 0);
+  s.reset();
   // a manifest entry of the wrong shape for the op is refused before loading
   auto h = offload::NeuronDense::create(dense_config(path, 2, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1),
                                         2, 5, 6);

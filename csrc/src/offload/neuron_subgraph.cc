@@ -9,8 +9,6 @@ namespace whisper_genio::offload {
 using backends::DmaBuffer;
 using backends::IoDType;
 using backends::TensorSpec;
-using neuron::call_failed;
-namespace abi = neuron::abi;
 
 namespace {
 bool in_place(const TensorSpec& t) { return t.dtype == IoDType::kFloat32 && !t.transposed; }
@@ -19,6 +17,11 @@ bool in_place(const TensorSpec& t) { return t.dtype == IoDType::kFloat32 && !t.t
 void rows_cols(const TensorSpec& t, int64_t* rows, int64_t* cols) {
   *cols = t.shape.empty() ? 1 : t.shape.back();
   *rows = *cols > 0 ? t.numel() / *cols : 0;
+}
+
+// A subgraph's failures name it: one model loads many subgraphs.
+Status named(const std::string& name, const Status& s) {
+  return s.ok() ? s : Status(s.code(), name + ": " + s.message());
 }
 }  // namespace
 
@@ -38,97 +41,38 @@ StatusOr<std::unique_ptr<NeuronSubgraph>> NeuronSubgraph::create(const NeuronSub
   g->config_ = config;
   auto lib = neuron::NeuronLibrary::load(config.library);
   if (!lib.ok()) return lib.status();
-  g->lib_ = std::move(lib).value();
-  // From here on the destructor releases the runtime whatever fails.
-  WG_RETURN_IF_ERROR(g->open_runtime());
-  WG_RETURN_IF_ERROR(g->check_sizes());
+  auto rt = neuron::Runtime::open(std::move(lib).value(), config.dla_path, config.api, config.cpu_threads);
+  if (!rt.ok()) return named(config.name, rt.status());
+  g->rt_ = std::move(rt).value();
+  // From here on the runtime is released with `g`, whatever fails.
+  WG_RETURN_IF_ERROR(named(config.name, g->check_sizes()));
   WG_RETURN_IF_ERROR(g->allocate_and_bind());
   return g;
 }
 
-NeuronSubgraph::~NeuronSubgraph() { release_runtime(); }
+NeuronSubgraph::~NeuronSubgraph() = default;
 
-void NeuronSubgraph::release_runtime() {
-  if (rt_ == nullptr) return;
-  if (v2_) {
-    lib_->api().v2_release(rt_);
-  } else {
-    lib_->api().release(rt_);
+Status NeuronSubgraph::check_sizes() {
+  size_t n_in = config_.inputs.size(), n_out = config_.outputs.size();
+  WG_RETURN_IF_ERROR(rt_->io_counts(&n_in, &n_out));
+  if (n_in != config_.inputs.size() || n_out != config_.outputs.size()) {
+    return bad_model(config_.dla_path + " has " + std::to_string(n_in) + " input(s) and " + std::to_string(n_out) +
+                     " output(s); the manifest declares " + std::to_string(config_.inputs.size()) + " and " +
+                     std::to_string(config_.outputs.size()));
   }
-  rt_ = nullptr;
-}
-
-Status NeuronSubgraph::open_runtime() {
-  const neuron::Api& a = lib_->api();
-  using Api = NeuronSubgraphConfig::Api;
-  if (config_.api == Api::kV2 && !lib_->has_v2()) {
-    return unavailable(lib_->resolved_path() + " lacks the V2 API; use neuron_api='v1' or 'auto'");
-  }
-  v2_ = config_.api == Api::kV2 || (config_.api == Api::kAuto && lib_->has_v2());
-  if (v2_) {
-    const int rc = a.v2_create(config_.dla_path.c_str(), 1, &rt_, 2048);
-    if (rc != abi::kNoError) {
-      rt_ = nullptr;
-      return bad_model(config_.name + ": loading " + config_.dla_path + " failed: " +
-                       call_failed("NeuronRuntimeV2_create", rc));
-    }
-    return Status::Ok();
-  }
-  const std::vector<unsigned char> env = lib_->env_options(config_.cpu_threads);
-  int rc = a.create(env.data(), &rt_);
-  if (rc != abi::kNoError) {
-    rt_ = nullptr;
-    return unavailable(config_.name + ": the Neuron runtime could not start: " + call_failed("NeuronRuntime_create", rc));
-  }
-  rc = a.loadNetworkFromFile(rt_, config_.dla_path.c_str());
-  if (rc != abi::kNoError) {
-    return bad_model(config_.name + ": loading " + config_.dla_path + " failed: " +
-                     call_failed("NeuronRuntime_loadNetworkFromFile", rc));
-  }
+  auto diffs = rt_->size_mismatches(config_.inputs, config_.outputs);
+  if (!diffs.ok()) return diffs.status();
+  if (!diffs.value().empty()) return bad_model(config_.dla_path + " does not match the manifest: " + diffs.value());
   return Status::Ok();
 }
 
-Status NeuronSubgraph::check_sizes() {
-  const neuron::Api& a = lib_->api();
-  auto in_number = v2_ ? a.v2_getInputNumber : a.getInputNumber;
-  auto out_number = v2_ ? a.v2_getOutputNumber : a.getOutputNumber;
-  size_t n_in = config_.inputs.size(), n_out = config_.outputs.size();
-  int rc = abi::kNoError;
-  if (in_number != nullptr && (rc = in_number(rt_, &n_in)) != abi::kNoError) {
-    return runtime_error(call_failed(v2_ ? "NeuronRuntimeV2_getInputNumber" : "NeuronRuntime_getInputNumber", rc));
-  }
-  if (out_number != nullptr && (rc = out_number(rt_, &n_out)) != abi::kNoError) {
-    return runtime_error(call_failed(v2_ ? "NeuronRuntimeV2_getOutputNumber" : "NeuronRuntime_getOutputNumber", rc));
-  }
-  if (n_in != config_.inputs.size() || n_out != config_.outputs.size()) {
-    return bad_model(config_.name + ": " + config_.dla_path + " has " + std::to_string(n_in) + " input(s) and " +
-                     std::to_string(n_out) + " output(s); the manifest declares " +
-                     std::to_string(config_.inputs.size()) + " and " + std::to_string(config_.outputs.size()));
-  }
-  auto in_size = v2_ ? a.v2_getInputSize : a.getInputSize;
-  auto out_size = v2_ ? a.v2_getOutputSize : a.getOutputSize;
-  std::string diffs;
-  for (int pass = 0; pass < 2; ++pass) {
-    const auto& specs = pass == 0 ? config_.inputs : config_.outputs;
-    for (size_t i = 0; i < specs.size(); ++i) {
-      size_t bytes = 0;
-      rc = (pass == 0 ? in_size : out_size)(rt_, i, &bytes);
-      if (rc != abi::kNoError) return runtime_error(call_failed(pass == 0 ? "getInputSize" : "getOutputSize", rc));
-      if (bytes != specs[i].bytes()) {
-        if (!diffs.empty()) diffs += "; ";
-        diffs += std::string(pass == 0 ? "input " : "output ") + std::to_string(i) + ": the manifest declares " +
-                 specs[i].describe() + ": " + backends::describe_size_mismatch(bytes, specs[i]);
-      }
-    }
-  }
-  if (!diffs.empty()) {
-    return bad_model(config_.name + ": " + config_.dla_path + " does not match the manifest: " + diffs);
-  }
+Status NeuronSubgraph::bind_v1() {
+  for (size_t i = 0; i < in_.size(); ++i) WG_RETURN_IF_ERROR(rt_->bind_input(i, in_[i]));
+  for (size_t i = 0; i < out_.size(); ++i) WG_RETURN_IF_ERROR(rt_->bind_output(i, out_[i]));
   return Status::Ok();
 }
 
 Status NeuronSubgraph::allocate_and_bind() {
-  const neuron::Api& a = lib_->api();
   for (int attempt = 0; attempt < 2; ++attempt) {
     const std::string heap = attempt == 0 ? config_.dma_heap : std::string();
     in_.clear();
@@ -143,17 +87,9 @@ Status NeuronSubgraph::allocate_and_bind() {
       if (!b.ok()) return b.status();
       out_.push_back(std::move(b).value());
     }
-    if (v2_) break;
+    if (rt_->v2()) break;
     // V1: bound here, once; never again (the stand-in tests count these calls).
-    Status s;
-    for (size_t i = 0; i < in_.size() && s.ok(); ++i) {
-      const int rc = a.setInput(rt_, i, in_[i].data(), in_[i].size(), abi::BufferAttribute{in_[i].fd()});
-      if (rc != abi::kNoError) s = runtime_error(call_failed("NeuronRuntime_setInput", rc));
-    }
-    for (size_t i = 0; i < out_.size() && s.ok(); ++i) {
-      const int rc = a.setOutput(rt_, i, out_[i].data(), out_[i].size(), abi::BufferAttribute{out_[i].fd()});
-      if (rc != abi::kNoError) s = runtime_error(call_failed("NeuronRuntime_setOutput", rc));
-    }
+    Status s = bind_v1();
     if (s.ok()) break;
     bool any_fd = false;
     for (const auto& b : in_) any_fd = any_fd || b.fd() >= 0;
@@ -162,7 +98,7 @@ Status NeuronSubgraph::allocate_and_bind() {
       notes_ += "the runtime refused the dma-buf fds (" + s.message() + "); using host memory. ";
       continue;
     }
-    return Status(s.code(), config_.name + ": " + s.message());
+    return named(config_.name, s);
   }
   in_stage_.resize(in_.size());
   out_stage_.resize(out_.size());
@@ -173,7 +109,7 @@ Status NeuronSubgraph::allocate_and_bind() {
       }
       in_stage_[i].zero();
     }
-    v2_in_.push_back(abi::IOBuffer{in_[i].data(), in_[i].size(), in_[i].fd(), 0, 0, 0});
+    v2_in_.push_back(neuron::io_buffer(in_[i]));
   }
   for (size_t i = 0; i < out_.size(); ++i) {
     if (!in_place(config_.outputs[i])) {
@@ -182,7 +118,7 @@ Status NeuronSubgraph::allocate_and_bind() {
       }
       out_stage_[i].zero();
     }
-    v2_out_.push_back(abi::IOBuffer{out_[i].data(), out_[i].size(), out_[i].fd(), 0, 0, 0});
+    v2_out_.push_back(neuron::io_buffer(out_[i]));
   }
   return Status::Ok();
 }
@@ -207,19 +143,10 @@ Status NeuronSubgraph::run() {
     WG_RETURN_IF_ERROR(in_[i].end_cpu_access(true));
   }
   for (auto& b : out_) WG_RETURN_IF_ERROR(b.end_cpu_access(false));
-  const neuron::Api& a = lib_->api();
-  int rc;
-  const char* fn;
-  if (v2_) {
-    rc = a.v2_run(rt_, abi::SyncInferenceRequest{v2_in_.data(), v2_out_.data()});
-    fn = "NeuronRuntimeV2_run";
-  } else {
-    rc = a.inference(rt_);
-    fn = "NeuronRuntime_inference";
-  }
+  const Status rs = rt_->run(v2_in_.data(), v2_out_.data());
   for (auto& b : in_) WG_RETURN_IF_ERROR(b.begin_cpu_access(true));
   for (auto& b : out_) WG_RETURN_IF_ERROR(b.begin_cpu_access(false));
-  if (rc != abi::kNoError) return runtime_error(config_.name + ": " + call_failed(fn, rc));
+  if (!rs.ok()) return named(config_.name, rs);
   ++runs_;
   for (size_t i = 0; i < out_.size(); ++i) {
     if (!out_stage_[i].empty()) {

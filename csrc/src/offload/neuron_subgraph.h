@@ -14,13 +14,14 @@
 
 #include "../backends/neuron/dma_buffer.h"
 #include "../backends/neuron/neuron_library.h"
+#include "../backends/neuron/runtime.h"
 #include "../backends/tensor_io.h"
 #include "subgraph.h"
 
 namespace whisper_genio::offload {
 
 struct NeuronSubgraphConfig {
-  enum class Api { kAuto, kV1, kV2 };
+  using Api = neuron::ApiChoice;
   std::string dla_path;
   std::string name;  // for messages: "layer 3 fc1 (batch 5)"
   std::vector<backends::TensorSpec> inputs;
@@ -44,25 +45,22 @@ class NeuronSubgraph {
   Status run();
   uint64_t runs() const { return runs_; }
   const NeuronSubgraphConfig& config() const { return config_; }
-  const char* api_name() const { return v2_ ? "v2" : "v1"; }
+  const char* api_name() const { return rt_->api_name(); }
   std::string describe() const;
 
  private:
   NeuronSubgraph() = default;
-  Status open_runtime();
   Status check_sizes();
   Status allocate_and_bind();
-  void release_runtime();
+  Status bind_v1();
 
   NeuronSubgraphConfig config_;
-  std::shared_ptr<const neuron::NeuronLibrary> lib_;
-  void* rt_ = nullptr;
-  bool v2_ = false;
   std::vector<backends::DmaBuffer> in_, out_;
   std::vector<Buffer<float>> in_stage_, out_stage_;  // empty where the device buffer is used in place
   std::vector<neuron::abi::IOBuffer> v2_in_, v2_out_;
   uint64_t runs_ = 0;
   std::string notes_;
+  std::unique_ptr<neuron::Runtime> rt_;  // declared last: released before the buffers bound to it
 };
 
 // [B, in] -> [B, out] on a NeuronSubgraph with one input and one output.

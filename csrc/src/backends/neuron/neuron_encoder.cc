@@ -8,9 +8,6 @@
 
 namespace whisper_genio::backends {
 
-using neuron::call_failed;
-namespace abi = neuron::abi;
-
 TensorSpec NeuronEncoderConfig::default_input(const ModelDims& dims) {
   TensorSpec t;
   t.name = "mel";
@@ -65,100 +62,30 @@ StatusOr<std::unique_ptr<NeuronEncoderBackend>> NeuronEncoderBackend::create(con
   b->config_ = config;
   auto lib = neuron::NeuronLibrary::load(config.library);
   if (!lib.ok()) return lib.status();
-  b->lib_ = std::move(lib).value();
-  // From here on the destructor releases whatever runtime was created, whatever fails.
-  WG_RETURN_IF_ERROR(b->open_runtime());
+  auto rt = neuron::Runtime::open(std::move(lib).value(), config.dla_path, config.api, config.cpu_threads);
+  if (!rt.ok()) return rt.status();
+  b->rt_ = std::move(rt).value();
+  // From here on the runtime is released with `b`, whatever fails.
   WG_RETURN_IF_ERROR(b->check_sizes());
   WG_RETURN_IF_ERROR(b->allocate_and_bind());
-  WG_RETURN_IF_ERROR(b->apply_qos());
+  if (config.set_qos) WG_RETURN_IF_ERROR(b->rt_->set_qos(config.qos));
   if (config.self_test) WG_RETURN_IF_ERROR(b->self_test());
   return b;
 }
 
-NeuronEncoderBackend::~NeuronEncoderBackend() { release_runtime(); }
-
-void NeuronEncoderBackend::release_runtime() {
-  if (rt_ == nullptr) return;
-  if (v2_) {
-    lib_->api().v2_release(rt_);
-  } else {
-    lib_->api().release(rt_);
-  }
-  rt_ = nullptr;
-}
-
-Status NeuronEncoderBackend::open_runtime() {
-  const neuron::Api& a = lib_->api();
-  using Api = NeuronEncoderConfig::Api;
-  if (config_.api == Api::kV2 && !lib_->has_v2()) {
-    return unavailable(lib_->resolved_path() + " (runtime " + lib_->version_string() +
-                       ") lacks the V2 API (NeuronRuntimeV2_create/run/release/getInputSize/getOutputSize); use the "
-                       "V1 API (neuron_api='v1' or 'auto')");
-  }
-  v2_ = config_.api == Api::kV2 || (config_.api == Api::kAuto && lib_->has_v2());
-  const std::string hint = " (run `whisper-genio doctor` to check /etc/nhw, /dev/apusys* and the APU firmware)";
-  if (v2_) {
-    const int rc = a.v2_create(config_.dla_path.c_str(), 1, &rt_, 2048);
-    if (rc != abi::kNoError) {
-      rt_ = nullptr;  // a failed create leaves nothing to release
-      return bad_model("loading " + config_.dla_path + " with runtime " + lib_->version_string() + " failed: " +
-                       call_failed("NeuronRuntimeV2_create", rc) + hint);
-    }
-    return Status::Ok();
-  }
-  const std::vector<unsigned char> env = lib_->env_options(config_.cpu_threads);
-  const int rc = a.create(env.data(), &rt_);
-  if (rc != abi::kNoError) {
-    rt_ = nullptr;
-    return unavailable("the Neuron runtime could not start: " + call_failed("NeuronRuntime_create", rc) + hint);
-  }
-  const int lrc = a.loadNetworkFromFile(rt_, config_.dla_path.c_str());
-  if (lrc != abi::kNoError) {
-    return bad_model("loading " + config_.dla_path + " with runtime " + lib_->version_string() + " failed: " +
-                     call_failed("NeuronRuntime_loadNetworkFromFile", lrc) +
-                     " (a DLA loads only into a runtime of the ncc-tflite major version that compiled it, for the "
-                     "SoC it was compiled for)");
-  }
-  return Status::Ok();
-}
+NeuronEncoderBackend::~NeuronEncoderBackend() = default;
 
 Status NeuronEncoderBackend::check_sizes() {
-  const neuron::Api& a = lib_->api();
   size_t n_in = 1, n_out = 1;
-  int rc = abi::kNoError;
-  const char* fin = v2_ ? "NeuronRuntimeV2_getInputNumber" : "NeuronRuntime_getInputNumber";
-  const char* fout = v2_ ? "NeuronRuntimeV2_getOutputNumber" : "NeuronRuntime_getOutputNumber";
-  auto in_number = v2_ ? a.v2_getInputNumber : a.getInputNumber;
-  auto out_number = v2_ ? a.v2_getOutputNumber : a.getOutputNumber;
-  if (in_number != nullptr && (rc = in_number(rt_, &n_in)) != abi::kNoError) return runtime_error(call_failed(fin, rc));
-  if (out_number != nullptr && (rc = out_number(rt_, &n_out)) != abi::kNoError) {
-    return runtime_error(call_failed(fout, rc));
-  }
+  WG_RETURN_IF_ERROR(rt_->io_counts(&n_in, &n_out));
   if (n_in != 1 || n_out != 1) {
     return bad_model(config_.dla_path + " has " + std::to_string(n_in) + " input(s) and " + std::to_string(n_out) +
                      " output(s); a Whisper encoder DLA has one of each (mel -> states)");
   }
-  size_t in_bytes = 0, out_bytes = 0;
-  auto in_size = v2_ ? a.v2_getInputSize : a.getInputSize;
-  auto out_size = v2_ ? a.v2_getOutputSize : a.getOutputSize;
-  if ((rc = in_size(rt_, 0, &in_bytes)) != abi::kNoError) {
-    return runtime_error(call_failed(v2_ ? "NeuronRuntimeV2_getInputSize" : "NeuronRuntime_getInputSize", rc));
-  }
-  if ((rc = out_size(rt_, 0, &out_bytes)) != abi::kNoError) {
-    return runtime_error(call_failed(v2_ ? "NeuronRuntimeV2_getOutputSize" : "NeuronRuntime_getOutputSize", rc));
-  }
-  std::string diffs;
-  if (in_bytes != config_.input.bytes()) {
-    diffs += "input 0: the manifest declares " + config_.input.describe() + ": " +
-             describe_size_mismatch(in_bytes, config_.input);
-  }
-  if (out_bytes != config_.output.bytes()) {
-    if (!diffs.empty()) diffs += "; ";
-    diffs += "output 0: the manifest declares " + config_.output.describe() + ": " +
-             describe_size_mismatch(out_bytes, config_.output);
-  }
-  if (!diffs.empty()) {
-    return bad_model(config_.dla_path + " does not match the model bundle's manifest: " + diffs +
+  auto diffs = rt_->size_mismatches({config_.input}, {config_.output});
+  if (!diffs.ok()) return diffs.status();
+  if (!diffs.value().empty()) {
+    return bad_model(config_.dla_path + " does not match the model bundle's manifest: " + diffs.value() +
                      ". Fix the manifest's dtype/shape (or pass them explicitly), or recompile the DLA");
   }
   return Status::Ok();
@@ -175,7 +102,7 @@ Status NeuronEncoderBackend::allocate_and_bind() {
     if (!out.ok()) return out.status();
     input_ = std::move(in).value();
     output_ = std::move(out).value();
-    if (v2_) break;  // V2 buffers are handed over per run
+    if (rt_->v2()) break;  // V2 buffers are handed over per run
     Status s = bind_v1();
     if (s.ok()) break;
     if (attempt == 0 && (input_.fd() >= 0 || output_.fd() >= 0)) {
@@ -192,32 +119,14 @@ Status NeuronEncoderBackend::allocate_and_bind() {
   }
   mel_staging_.zero();
   states_.zero();
-  v2_in_ = abi::IOBuffer{input_.data(), input_.size(), input_.fd(), 0, 0, 0};
-  v2_out_ = abi::IOBuffer{output_.data(), output_.size(), output_.fd(), 0, 0, 0};
+  v2_in_ = neuron::io_buffer(input_);
+  v2_out_ = neuron::io_buffer(output_);
   return Status::Ok();
 }
 
 Status NeuronEncoderBackend::bind_v1() {
-  const neuron::Api& a = lib_->api();
-  int rc = a.setInput(rt_, 0, input_.data(), input_.size(), abi::BufferAttribute{input_.fd()});
-  if (rc != abi::kNoError) return runtime_error(call_failed("NeuronRuntime_setInput", rc));
-  rc = a.setOutput(rt_, 0, output_.data(), output_.size(), abi::BufferAttribute{output_.fd()});
-  if (rc != abi::kNoError) return runtime_error(call_failed("NeuronRuntime_setOutput", rc));
-  return Status::Ok();
-}
-
-Status NeuronEncoderBackend::apply_qos() {
-  if (!config_.set_qos) return Status::Ok();
-  const neuron::Api& a = lib_->api();
-  auto fn = v2_ ? a.v2_setQoSOption : a.setQoSOption;
-  const char* fname = v2_ ? "NeuronRuntimeV2_setQoSOption" : "NeuronRuntime_setQoSOption";
-  if (fn == nullptr) {
-    return unavailable(lib_->resolved_path() + " does not export " + fname + ": QoS options cannot be applied (drop them)");
-  }
-  const std::vector<unsigned char> qos = lib_->qos_options(config_.qos);
-  const int rc = fn(rt_, qos.data());
-  if (rc != abi::kNoError) return runtime_error(call_failed(fname, rc) + " (" + config_.qos.to_string() + ")");
-  return Status::Ok();
+  WG_RETURN_IF_ERROR(rt_->bind_input(0, input_));
+  return rt_->bind_output(0, output_);
 }
 
 float* NeuronEncoderBackend::mel_buffer() {
@@ -255,16 +164,8 @@ StatusOr<EncoderStates> NeuronEncoderBackend::run() {
     output_cpu_open_ = false;
     WG_RETURN_IF_ERROR(output_.end_cpu_access(false));
   }
-  const neuron::Api& a = lib_->api();
-  if (v2_) {
-    abi::SyncInferenceRequest req{&v2_in_, &v2_out_};
-    const int rc = a.v2_run(rt_, req);
-    if (rc != abi::kNoError) return runtime_error(call_failed("NeuronRuntimeV2_run", rc));
-  } else {
-    if (config_.rebind_each_run) WG_RETURN_IF_ERROR(bind_v1());
-    const int rc = a.inference(rt_);
-    if (rc != abi::kNoError) return runtime_error(call_failed("NeuronRuntime_inference", rc));
-  }
+  if (!rt_->v2() && config_.rebind_each_run) WG_RETURN_IF_ERROR(bind_v1());
+  WG_RETURN_IF_ERROR(rt_->run(&v2_in_, &v2_out_));
   ++runs_;
   WG_RETURN_IF_ERROR(output_.begin_cpu_access(false));
   output_cpu_open_ = true;
@@ -312,8 +213,9 @@ Status NeuronEncoderBackend::self_test() {
 
 std::string NeuronEncoderBackend::describe() const {
   std::ostringstream s;
-  s << "neuron: " << config_.dla_path << " on " << lib_->resolved_path() << " (runtime " << lib_->version_string()
-    << ", " << api_name() << " API, " << neuron::layout_name(lib_->layout()) << " layouts); input "
+  const neuron::NeuronLibrary& lib = rt_->library();
+  s << "neuron: " << config_.dla_path << " on " << lib.resolved_path() << " (runtime " << lib.version_string() << ", "
+    << api_name() << " API, " << neuron::layout_name(lib.layout()) << " layouts); input "
     << config_.input.describe() << " in " << input_.kind_name() << " memory"
     << (input_zero_copy() ? " (the mel is written there in place)" : " (quantized from a float staging buffer per run)")
     << "; output " << config_.output.describe() << " in " << output_.kind_name() << " memory"

@@ -20,13 +20,14 @@
 #include "../tensor_io.h"
 #include "dma_buffer.h"
 #include "neuron_library.h"
+#include "runtime.h"
 #include "whisper_genio/buffer.h"
 #include "whisper_genio/encoder_backend.h"
 
 namespace whisper_genio::backends {
 
 struct NeuronEncoderConfig {
-  enum class Api { kAuto, kV1, kV2 };
+  using Api = neuron::ApiChoice;
 
   std::string dla_path;
   ModelDims dims;
@@ -60,8 +61,8 @@ class NeuronEncoderBackend final : public EncoderBackend {
   // latches its input at the first inference). Leaves the mel buffer zeroed.
   Status self_test();
 
-  const char* api_name() const { return v2_ ? "v2" : "v1"; }
-  const neuron::NeuronLibrary& library() const { return *lib_; }
+  const char* api_name() const { return rt_->api_name(); }
+  const neuron::NeuronLibrary& library() const { return rt_->library(); }
   const NeuronEncoderConfig& config() const { return config_; }
   const DmaBuffer& input_buffer() const { return input_; }
   const DmaBuffer& output_buffer() const { return output_; }
@@ -74,17 +75,11 @@ class NeuronEncoderBackend final : public EncoderBackend {
 
  private:
   NeuronEncoderBackend() = default;
-  Status open_runtime();
   Status check_sizes();
   Status allocate_and_bind();
   Status bind_v1();
-  Status apply_qos();
-  void release_runtime();
 
   NeuronEncoderConfig config_;
-  std::shared_ptr<const neuron::NeuronLibrary> lib_;  // outlives the runtime
-  void* rt_ = nullptr;
-  bool v2_ = false;
   DmaBuffer input_;
   DmaBuffer output_;
   Buffer<float> mel_staging_;  // only when the input needs a conversion
@@ -96,6 +91,7 @@ class NeuronEncoderBackend final : public EncoderBackend {
   Status pending_;  // a failure of mel_buffer()'s cache bracket, reported by run()
   uint64_t runs_ = 0;
   std::string notes_;
+  std::unique_ptr<neuron::Runtime> rt_;  // declared last: released before the buffers bound to it
 };
 
 }  // namespace whisper_genio::backends

@@ -1,0 +1,143 @@
+#include "runtime.h"
+
+namespace whisper_genio::neuron {
+
+namespace {
+// "NeuronRuntimeV2_getInputSize" or "NeuronRuntime_getInputSize": messages name the call made.
+std::string fn_name(bool v2, const char* suffix) { return std::string(v2 ? "NeuronRuntimeV2_" : "NeuronRuntime_") + suffix; }
+}  // namespace
+
+abi::IOBuffer io_buffer(const backends::DmaBuffer& b) { return abi::IOBuffer{b.data(), b.size(), b.fd(), 0, 0, 0}; }
+
+StatusOr<std::unique_ptr<Runtime>> Runtime::open(std::shared_ptr<const NeuronLibrary> lib, const std::string& dla_path,
+                                                 ApiChoice api, int cpu_threads) {
+  const NeuronLibrary& l = *lib;
+  if (api == ApiChoice::kV2 && !l.has_v2()) {
+    return unavailable(l.resolved_path() + " (runtime " + l.version_string() +
+                       ") lacks the V2 API (NeuronRuntimeV2_create/run/release/getInputSize/getOutputSize); use the "
+                       "V1 API (neuron_api='v1' or 'auto')");
+  }
+  std::unique_ptr<Runtime> rt(new Runtime());
+  rt->lib_ = std::move(lib);
+  rt->dla_path_ = dla_path;
+  rt->v2_ = api == ApiChoice::kV2 || (api == ApiChoice::kAuto && l.has_v2());
+  const Api& a = l.api();
+  const std::string hint = " (run `whisper-genio doctor` to check /etc/nhw, /dev/apusys* and the APU firmware)";
+  const std::string loading = "loading " + dla_path + " with runtime " + l.version_string() + " failed: ";
+  // A failed create leaves nothing to release: the handle is only kept on success.
+  void* h = nullptr;
+  if (rt->v2_) {
+    const int rc = a.v2_create(dla_path.c_str(), 1, &h, 2048);
+    if (rc != abi::kNoError) return bad_model(loading + call_failed("NeuronRuntimeV2_create", rc) + hint);
+    rt->handle_ = h;
+    return rt;
+  }
+  const std::vector<unsigned char> env = l.env_options(cpu_threads);
+  const int rc = a.create(env.data(), &h);
+  if (rc != abi::kNoError) {
+    return unavailable("the Neuron runtime could not start: " + call_failed("NeuronRuntime_create", rc) + hint);
+  }
+  rt->handle_ = h;  // from here on the destructor releases it
+  const int lrc = a.loadNetworkFromFile(h, dla_path.c_str());
+  if (lrc != abi::kNoError) {
+    return bad_model(loading + call_failed("NeuronRuntime_loadNetworkFromFile", lrc) +
+                     " (a DLA loads only into a runtime of the ncc-tflite major version that compiled it, for the "
+                     "SoC it was compiled for)");
+  }
+  return rt;
+}
+
+Runtime::~Runtime() {
+  if (handle_ == nullptr) return;
+  if (v2_) {
+    lib_->api().v2_release(handle_);
+  } else {
+    lib_->api().release(handle_);
+  }
+}
+
+Status Runtime::io_counts(size_t* n_in, size_t* n_out) const {
+  const Api& a = lib_->api();
+  auto in_number = v2_ ? a.v2_getInputNumber : a.getInputNumber;
+  auto out_number = v2_ ? a.v2_getOutputNumber : a.getOutputNumber;
+  int rc = abi::kNoError;
+  if (in_number != nullptr && (rc = in_number(handle_, n_in)) != abi::kNoError) {
+    return runtime_error(call_failed(fn_name(v2_, "getInputNumber").c_str(), rc));
+  }
+  if (out_number != nullptr && (rc = out_number(handle_, n_out)) != abi::kNoError) {
+    return runtime_error(call_failed(fn_name(v2_, "getOutputNumber").c_str(), rc));
+  }
+  return Status::Ok();
+}
+
+StatusOr<size_t> Runtime::input_bytes(size_t i) const {
+  size_t bytes = 0;
+  const int rc = (v2_ ? lib_->api().v2_getInputSize : lib_->api().getInputSize)(handle_, i, &bytes);
+  if (rc != abi::kNoError) return runtime_error(call_failed(fn_name(v2_, "getInputSize").c_str(), rc));
+  return bytes;
+}
+
+StatusOr<size_t> Runtime::output_bytes(size_t i) const {
+  size_t bytes = 0;
+  const int rc = (v2_ ? lib_->api().v2_getOutputSize : lib_->api().getOutputSize)(handle_, i, &bytes);
+  if (rc != abi::kNoError) return runtime_error(call_failed(fn_name(v2_, "getOutputSize").c_str(), rc));
+  return bytes;
+}
+
+StatusOr<std::string> Runtime::size_mismatches(const std::vector<backends::TensorSpec>& inputs,
+                                               const std::vector<backends::TensorSpec>& outputs) const {
+  std::string diffs;
+  for (int pass = 0; pass < 2; ++pass) {
+    const auto& specs = pass == 0 ? inputs : outputs;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      StatusOr<size_t> bytes = pass == 0 ? input_bytes(i) : output_bytes(i);
+      if (!bytes.ok()) return bytes.status();
+      if (bytes.value() == specs[i].bytes()) continue;
+      if (!diffs.empty()) diffs += "; ";
+      diffs += std::string(pass == 0 ? "input " : "output ") + std::to_string(i) + ": the manifest declares " +
+               specs[i].describe() + ": " + backends::describe_size_mismatch(bytes.value(), specs[i]);
+    }
+  }
+  return diffs;
+}
+
+Status Runtime::bind_input(size_t i, const backends::DmaBuffer& b) {
+  if (v2_) return internal_error("bind_input on a V2 runtime (V2 takes its buffers per run)");
+  const int rc = lib_->api().setInput(handle_, i, b.data(), b.size(), abi::BufferAttribute{b.fd()});
+  if (rc != abi::kNoError) return runtime_error(call_failed("NeuronRuntime_setInput", rc));
+  return Status::Ok();
+}
+
+Status Runtime::bind_output(size_t i, const backends::DmaBuffer& b) {
+  if (v2_) return internal_error("bind_output on a V2 runtime (V2 takes its buffers per run)");
+  const int rc = lib_->api().setOutput(handle_, i, b.data(), b.size(), abi::BufferAttribute{b.fd()});
+  if (rc != abi::kNoError) return runtime_error(call_failed("NeuronRuntime_setOutput", rc));
+  return Status::Ok();
+}
+
+Status Runtime::run(abi::IOBuffer* inputs, abi::IOBuffer* outputs) {
+  const Api& a = lib_->api();
+  if (v2_) {
+    const int rc = a.v2_run(handle_, abi::SyncInferenceRequest{inputs, outputs});
+    if (rc != abi::kNoError) return runtime_error(call_failed("NeuronRuntimeV2_run", rc));
+    return Status::Ok();
+  }
+  const int rc = a.inference(handle_);
+  if (rc != abi::kNoError) return runtime_error(call_failed("NeuronRuntime_inference", rc));
+  return Status::Ok();
+}
+
+Status Runtime::set_qos(const QoS& qos) {
+  auto fn = v2_ ? lib_->api().v2_setQoSOption : lib_->api().setQoSOption;
+  const std::string fname = fn_name(v2_, "setQoSOption");
+  if (fn == nullptr) {
+    return unavailable(lib_->resolved_path() + " does not export " + fname +
+                       ": QoS options cannot be applied (drop them)");
+  }
+  const std::vector<unsigned char> options = lib_->qos_options(qos);
+  const int rc = fn(handle_, options.data());
+  if (rc != abi::kNoError) return runtime_error(call_failed(fname.c_str(), rc) + " (" + qos.to_string() + ")");
+  return Status::Ok();
+}
+
+}  // namespace whisper_genio::neuron
