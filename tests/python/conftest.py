@@ -3,6 +3,8 @@ openai-whisper reference built from the very same weights."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from testdata import TEST_THREADS, openai_model, require_base_checkpoint, require_speech
@@ -33,6 +35,21 @@ def base_model(base_checkpoint):
 @pytest.fixture(scope="session")
 def openai_base(base_checkpoint):
     return openai_model(base_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def float32_greedy_runs(english_items, base_model) -> dict:
+    """id -> (result, seconds): base_model (float32) transcribing every English item greedily
+    (temperature 0) from openai-whisper's audio loader. The oracle compares these with
+    openai-whisper and the compute-type tests with int8 and float16: decoded once for both."""
+    whisper = pytest.importorskip("whisper")
+    runs = {}
+    for row in english_items:
+        audio = whisper.load_audio(str(row["path"]))
+        t0 = time.perf_counter()
+        result = base_model.transcribe(audio, temperature=0.0)
+        runs[row["id"]] = (result, time.perf_counter() - t0)
+    return runs
 
 
 @pytest.fixture(scope="session")

@@ -35,19 +35,24 @@ def _first_difference(a: list[int], b: list[int]) -> int:
     return min(len(a), len(b))
 
 
-def _run_both(items, base_model, openai_base, **options):
+def _run_both(items, base_model, openai_base, ours_runs=None, **options):
+    """id -> (ours, openai-whisper's). ours_runs: our (result, seconds) per id, already decoded
+    with these options (the shared float32 greedy runs)."""
     whisper = pytest.importorskip("whisper")
     runs = {}
     ours_time = ref_time = 0.0
     for row in items:
         audio = whisper.load_audio(str(row["path"]))
-        t0 = time.perf_counter()
-        ours = base_model.transcribe(audio, **options)
+        if ours_runs is not None:
+            ours, seconds = ours_runs[row["id"]]
+        else:
+            t0 = time.perf_counter()
+            ours = base_model.transcribe(audio, **options)
+            seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         ref = whisper.transcribe(openai_base, audio, fp16=False, **options)
-        t2 = time.perf_counter()
-        ours_time += t1 - t0
-        ref_time += t2 - t1
+        ref_time += time.perf_counter() - t1
+        ours_time += seconds
         runs[row["id"]] = (ours, ref)
     report_metric(f"{options}: whisper_genio {ours_time:.1f} s, openai-whisper {ref_time:.1f} s "
           f"({ref_time / max(ours_time, 1e-9):.1f}x) over {len(items)} items")
@@ -55,8 +60,8 @@ def _run_both(items, base_model, openai_base, **options):
 
 
 @pytest.fixture(scope="module")
-def greedy_runs(english_items, base_model, openai_base):
-    return _run_both(english_items, base_model, openai_base, temperature=0.0)
+def greedy_runs(english_items, base_model, openai_base, float32_greedy_runs):
+    return _run_both(english_items, base_model, openai_base, float32_greedy_runs, temperature=0.0)
 
 
 def beam_subset(items: list[dict]) -> list[dict]:
