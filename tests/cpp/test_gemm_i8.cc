@@ -271,6 +271,43 @@ TEST(linear_packed_int8_every_row_count) {
   }
 }
 
+// A float32 Linear packed once at load (Linear::pack) gives the unpacked Linear's results bit
+// for bit, with and without its row-major copy, for every row count.
+TEST(linear_packed_float32_equals_unpacked) {
+  wg_test::Rng rng(75);
+  ThreadPool pool(2);
+  const int64_t N = 37, K = 300;  // K spans two K blocks of the float GEMM
+  const std::vector<float> W = rng.floats(static_cast<size_t>(N * K), -0.3, 0.3);
+  layers::Linear plain;
+  plain.n = N;
+  plain.k = K;
+  EXPECT_OK(plain.store(cpu::WeightType::kF32, W.data()));
+  plain.b.reset(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) plain.b[n] = static_cast<float>(rng.uniform(-1, 1));
+  for (bool keep_rows : {true, false}) {
+    layers::Linear lin;
+    lin.n = N;
+    lin.k = K;
+    EXPECT_OK(lin.store(cpu::WeightType::kF32, W.data()));
+    lin.b.reset(static_cast<size_t>(N));
+    std::memcpy(lin.b.data(), plain.b.data(), static_cast<size_t>(N) * sizeof(float));
+    EXPECT_OK(lin.pack(keep_rows));
+    EXPECT_TRUE(lin.view().packed_f32 != nullptr);
+    EXPECT_EQ(lin.view().data != nullptr, keep_rows);
+    for (int64_t M : {1, 5, 8, 9, 40}) {
+      const std::vector<float> x = rng.floats(static_cast<size_t>(M * K), -1.0, 1.0);
+      std::vector<float> want(static_cast<size_t>(M * N), kSentinel), got(want);
+      plain.forward(x.data(), M, want.data(), &pool);
+      lin.forward(x.data(), M, got.data(), &pool);
+      if (keep_rows || M > 8) {
+        EXPECT_TRUE(got == want) << "keep_rows=" << keep_rows << " M=" << M;
+      } else {  // packed-only takes the GEMM for few rows too: a different summation order
+        for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4) << "M=" << M << " i=" << i;
+      }
+    }
+  }
+}
+
 // sgemm with B packed once (the encoder's per-head keys and values) equals sgemm packing B
 // itself, bit for bit: K across several K blocks (256), N across several N blocks (512).
 TEST(sgemm_prepacked_equals_sgemm) {

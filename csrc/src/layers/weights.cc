@@ -222,13 +222,27 @@ Status Linear::pack_i8(bool keep_rows) {
   return Status::Ok();
 }
 
+Status Linear::pack(bool keep_rows) {
+  if (type == cpu::WeightType::kI8) return pack_i8(keep_rows);
+  if (type != cpu::WeightType::kF32 || !w32_packed.empty()) return Status::Ok();
+  if (!w32_packed.reset(static_cast<size_t>(cpu::sgemm_packed_b_size(n, k)))) {
+    return Status(StatusCode::kOutOfMemory, "allocating model weights");
+  }
+  cpu::sgemm_pack_b(n, k, w32.data(), k, /*b_nk=*/true, w32_packed.data());
+  if (!keep_rows) w32.reset(0);
+  return Status::Ok();
+}
+
 cpu::WeightView Linear::view() const {
   cpu::WeightView v;
   v.type = type;
   v.n = n;
   v.k = k;
   switch (type) {
-    case cpu::WeightType::kF32: v.data = w32.data(); break;
+    case cpu::WeightType::kF32:
+      v.data = w32.empty() ? nullptr : w32.data();
+      v.packed_f32 = w32_packed.empty() ? nullptr : w32_packed.data();
+      break;
     case cpu::WeightType::kF16: v.data = w16.data(); break;
     case cpu::WeightType::kI8:
       v.data = w8.empty() ? nullptr : w8.data();
@@ -240,7 +254,7 @@ cpu::WeightView Linear::view() const {
 }
 
 size_t Linear::bytes() const {
-  return w32.size() * sizeof(float) + w16.size() * sizeof(uint16_t) + w8.size() + w8_packed.size() +
+  return (w32.size() + w32_packed.size()) * sizeof(float) + w16.size() * sizeof(uint16_t) + w8.size() + w8_packed.size() +
          (scales.size() + b.size()) * sizeof(float);
 }
 
@@ -277,11 +291,11 @@ StatusOr<EncoderWeights> load_encoder_weights(const ModelDims& dims, const Tenso
     WG_RETURN_IF_ERROR(r.block("encoder.blocks." + std::to_string(i), d, false, &w.blocks[static_cast<size_t>(i)]));
   }
   WG_RETURN_IF_ERROR(r.layer_norm("encoder.ln_post", d, &w.ln_post));
-  // int8: every encoder product has n_audio_ctx (or 2x) rows, so only the packed copy is kept.
-  WG_RETURN_IF_ERROR(w.conv1.pack_i8(false));
-  WG_RETURN_IF_ERROR(w.conv2.pack_i8(false));
+  // Every encoder product has n_audio_ctx (or 2x) rows, so only the packed copy is kept.
+  WG_RETURN_IF_ERROR(w.conv1.pack(false));
+  WG_RETURN_IF_ERROR(w.conv2.pack(false));
   for (Block& b : w.blocks) {
-    for (Linear* lin : {&b.attn_qkv, &b.attn_out, &b.fc1, &b.fc2}) WG_RETURN_IF_ERROR(lin->pack_i8(false));
+    for (Linear* lin : {&b.attn_qkv, &b.attn_out, &b.fc1, &b.fc2}) WG_RETURN_IF_ERROR(lin->pack(false));
   }
   return w;
 }
@@ -298,8 +312,8 @@ StatusOr<DecoderWeights> load_decoder_weights(const ModelDims& dims, const Tenso
     WG_RETURN_IF_ERROR(r.block("decoder.blocks." + std::to_string(i), d, true, &w.blocks[static_cast<size_t>(i)]));
   }
   WG_RETURN_IF_ERROR(r.layer_norm("decoder.ln", d, &w.ln));
-  // int8: the cross-attention K/V projection runs once per window over the encoder states.
-  for (Block& b : w.blocks) WG_RETURN_IF_ERROR(b.cross_kv.pack_i8(false));
+  // The cross-attention K/V projection runs once per window over the encoder states.
+  for (Block& b : w.blocks) WG_RETURN_IF_ERROR(b.cross_kv.pack(false));
   return w;
 }
 

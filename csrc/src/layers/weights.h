@@ -23,6 +23,7 @@ struct Linear {
   Buffer<int8_t> w8;
   Buffer<float> scales;  // int8: per output row
   Buffer<int8_t> w8_packed;  // int8: panels for cpu::gemm_i8 (pack_i8), empty if not packed
+  Buffer<float> w32_packed;  // float32: panels for cpu::sgemm_prepacked (pack), empty if not packed
   Buffer<float> b;       // empty: no bias
 
   // Takes W one row at a time: row(r, out) writes row r of the float32 [n, k] matrix into out
@@ -37,6 +38,11 @@ struct Linear {
   // keep_rows = false to drop the row-major copy, so packing costs no memory; forward then
   // runs the packed GEMM for every row count.
   Status pack_i8(bool keep_rows);
+  // For Linears that multiply many rows (encoder, cross-attention K/V): int8 as pack_i8;
+  // float32 packed once into the float GEMM's panels, which the GEMM otherwise re-packs from
+  // the row-major weight in every task of every call (13 times per encoder product of 1500
+  // rows); float16 stays as stored (packing would double it).
+  Status pack(bool keep_rows);
   cpu::WeightView view() const;
   // x [m, k] -> y [m, n] (row stride ldy, default n).
   void forward(const float* x, int64_t m, float* y, ThreadPool* pool, int64_t ldy = 0) const;

@@ -41,8 +41,13 @@ void linear(const float* x, int64_t M, const WeightView& w, const float* bias, f
     gemm_i8(kt, M, x, K, w.packed, w.scales, N, K, bias, y, ldy, pool);
     return;
   }
-  if (M > kSmallM) {
-    sgemm_weight(M, x, K, w, y, ldy, /*accumulate=*/false, pool);
+  const bool prepacked = w.type == WeightType::kF32 && w.packed_f32 != nullptr && (M > kSmallM || w.data == nullptr);
+  if (M > kSmallM || prepacked) {
+    if (prepacked) {
+      sgemm_prepacked(M, N, K, x, K, w.packed_f32, y, ldy, /*accumulate=*/false, pool);
+    } else {
+      sgemm_weight(M, x, K, w, y, ldy, /*accumulate=*/false, pool);
+    }
     if (bias != nullptr) {
       auto add_bias = [&](int64_t r0, int64_t r1) {
         for (int64_t m = r0; m < r1; ++m) add_inplace(y + m * ldy, bias, N);

@@ -18,11 +18,14 @@ enum class WeightType : uint8_t {
 
 struct WeightView {
   WeightType type = WeightType::kF32;
-  const void* data = nullptr;     // row-major [n, k]; may be null for a packed-only kI8 weight
+  const void* data = nullptr;     // row-major [n, k]; may be null for a packed-only weight
   const float* scales = nullptr;  // kI8 only: [n]
   // kI8 only, optional: the weight packed for gemm_i8 on kernels() (pack_weight_i8). When set,
   // large-M products run in int8 x int8 instead of dequantising into the float GEMM.
   const int8_t* packed = nullptr;
+  // kF32 only, optional: the weight packed by sgemm_pack_b; large-M products then run
+  // sgemm_prepacked (data may be null: packed-only).
+  const float* packed_f32 = nullptr;
   int64_t n = 0;
   int64_t k = 0;
 };
