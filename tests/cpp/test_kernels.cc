@@ -600,6 +600,63 @@ TEST(gemv_nk_f16_every_table) {
   }
 }
 
+// int8 rows widened to float (the int8 cross-attention keys and values): against double
+// sums, and every row the same whatever block of rows it is computed in.
+TEST(int8_rows_widened_to_float_every_table) {
+  wg_test::Rng rng(45);
+  const int64_t N = 11, n0 = 1, n1 = 10;
+  for (const KernelTable* t : tables()) {
+    for (int64_t M = 1; M <= 9; ++M) {
+      for (int64_t K : {1, 3, 4, 8, 9, 16, 33, 64, 200}) {
+        const int64_t ldx = K + 1, ldw = K + 3, ldy = N + 2;
+        const std::vector<float> x = rng.floats(static_cast<size_t>(M * ldx));
+        std::vector<int8_t> w(static_cast<size_t>(N * ldw));
+        for (auto& v : w) v = static_cast<int8_t>(rng.uniform_int(-127, 127));
+        std::vector<float> y(static_cast<size_t>(M * ldy), kSentinel);
+        t->gemv_nk_i8w(M, K, x.data(), ldx, w.data(), ldw, n0, n1, y.data(), ldy);
+        for (int64_t m = 0; m < M; ++m) {
+          for (int64_t n = 0; n < ldy; ++n) {
+            if (n < n0 || n >= n1) {
+              EXPECT_EQ(y[m * ldy + n], kSentinel) << name(t);
+              continue;
+            }
+            double s = 0, a = 0;
+            for (int64_t k = 0; k < K; ++k) {
+              const double prod = static_cast<double>(x[m * ldx + k]) * w[n * ldw + k];
+              s += prod;
+              a += std::fabs(prod);
+            }
+            EXPECT_NEAR(y[m * ldy + n], s, dot_tol(K, a)) << name(t) << " i8w M=" << M << " K=" << K;
+          }
+          std::vector<float> alone(static_cast<size_t>(ldy), kSentinel);
+          t->gemv_nk_i8w(1, K, x.data() + m * ldx, ldx, w.data(), ldw, n0, n1, alone.data(), ldy);
+          for (int64_t n = n0; n < n1; ++n) EXPECT_EQ(y[m * ldy + n], alone[n]) << name(t) << " i8w M=" << M;
+        }
+        if (WG_TEST_FAILURES() > 10) return;
+      }
+    }
+    for (int64_t T : {1, 7, 64, 1500}) {
+      for (int64_t n : {1, 5, 8, 64, 70}) {
+        const int64_t ldv = n + 4;
+        const std::vector<float> p = rng.floats(static_cast<size_t>(T), 0.0, 1.0);
+        std::vector<int8_t> V(static_cast<size_t>(T * ldv));
+        for (auto& v : V) v = static_cast<int8_t>(rng.uniform_int(-127, 127));
+        std::vector<float> y(static_cast<size_t>(n), kSentinel);
+        t->weighted_rows_i8(p.data(), T, V.data(), ldv, n, y.data());
+        for (int64_t c = 0; c < n; ++c) {
+          double s = 0, a = 0;
+          for (int64_t r = 0; r < T; ++r) {
+            s += static_cast<double>(p[r]) * V[r * ldv + c];
+            a += std::fabs(static_cast<double>(p[r]) * V[r * ldv + c]);
+          }
+          EXPECT_NEAR(y[c], s, dot_tol(T, a)) << name(t) << " weighted_rows_i8 T=" << T << " n=" << n;
+        }
+        if (WG_TEST_FAILURES() > 10) return;
+      }
+    }
+  }
+}
+
 TEST(gemv_nk_i8_every_table_is_exact) {
   wg_test::Rng rng(43);
   const int64_t N = 9, n0 = 2, n1 = 8;

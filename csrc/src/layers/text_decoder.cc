@@ -16,7 +16,9 @@ StatusOr<std::unique_ptr<TextDecoder>> TextDecoder::create(const ModelDims& dims
   std::unique_ptr<TextDecoder> dec(new TextDecoder());
   dec->dims_ = dims;
   dec->w_ = std::move(weights).value();
-  dec->half_cross_kv_ = type != ComputeType::kFloat32;
+  dec->cross_type_ = type == ComputeType::kInt8      ? CrossKV::Type::kI8
+                     : type == ComputeType::kFloat16 ? CrossKV::Type::kF16
+                                                     : CrossKV::Type::kF32;
   return dec;
 }
 
@@ -44,15 +46,29 @@ Status TextDecoder::compute_cross_kv(const EncoderStates& states, CrossKV* out, 
   const int64_t T = states.n_ctx, H = dims_.n_text_head, dh = d / H;
   const size_t per_layer = static_cast<size_t>(T * 2 * d);
   out->n_ctx = T;
-  out->half = half_cross_kv_;
-  out->kv32.resize(out->half ? 0 : w_.blocks.size());
-  out->kv16.resize(out->half ? w_.blocks.size() : 0);
+  out->type = cross_type_;
+  const size_t L = w_.blocks.size();
+  out->kv32.resize(cross_type_ == CrossKV::Type::kF32 ? L : 0);
+  out->kv16.resize(cross_type_ == CrossKV::Type::kF16 ? L : 0);
+  out->kv8.resize(cross_type_ == CrossKV::Type::kI8 ? L : 0);
+  out->scale8.resize(cross_type_ == CrossKV::Type::kI8 ? L : 0);
   Buffer<float> tmp;  // [T, 2d] as the fused projection writes it
   if (!tmp.reset(per_layer)) return Status(StatusCode::kOutOfMemory, "allocating cross-attention keys/values");
-  for (size_t l = 0; l < w_.blocks.size(); ++l) {
-    const bool fresh = out->half ? out->kv16[l].size() != per_layer : out->kv32[l].size() != per_layer;
-    if (fresh && !(out->half ? out->kv16[l].reset(per_layer) : out->kv32[l].reset(per_layer))) {
-      return Status(StatusCode::kOutOfMemory, "allocating cross-attention keys/values");
+  const Status oom(StatusCode::kOutOfMemory, "allocating cross-attention keys/values");
+  for (size_t l = 0; l < L; ++l) {
+    switch (cross_type_) {  // allocated on the first window, reused after
+      case CrossKV::Type::kF32:
+        if (out->kv32[l].size() != per_layer && !out->kv32[l].reset(per_layer)) return oom;
+        break;
+      case CrossKV::Type::kF16:
+        if (out->kv16[l].size() != per_layer && !out->kv16[l].reset(per_layer)) return oom;
+        break;
+      case CrossKV::Type::kI8:
+        if (out->kv8[l].size() != per_layer && !out->kv8[l].reset(per_layer)) return oom;
+        if (out->scale8[l].size() != static_cast<size_t>(2 * H * T) && !out->scale8[l].reset(static_cast<size_t>(2 * H * T))) {
+          return oom;
+        }
+        break;
     }
     w_.blocks[l].cross_kv.forward(states.data, T, tmp.data(), pool);
     if (offload_) {
@@ -72,11 +88,14 @@ Status TextDecoder::compute_cross_kv(const EncoderStates& states, CrossKV* out, 
         for (int64_t kv = 0; kv < 2; ++kv) {
           for (int64_t h = 0; h < H; ++h) {
             const float* src = tmp.data() + t * 2 * d + kv * d + h * dh;
-            const size_t dst = static_cast<size_t>(((kv * H + h) * T + t) * dh);
-            if (out->half) {
-              cpu::floats_to_half(src, dh, out->kv16[l].data() + dst);
-            } else {
-              std::memcpy(out->kv32[l].data() + dst, src, dh * sizeof(float));
+            const size_t row = static_cast<size_t>((kv * H + h) * T + t);
+            const size_t dst = row * static_cast<size_t>(dh);
+            switch (out->type) {
+              case CrossKV::Type::kF32: std::memcpy(out->kv32[l].data() + dst, src, dh * sizeof(float)); break;
+              case CrossKV::Type::kF16: cpu::floats_to_half(src, dh, out->kv16[l].data() + dst); break;
+              case CrossKV::Type::kI8:
+                out->scale8[l][row] = cpu::quantize_row_i8(src, dh, out->kv8[l].data() + dst);
+                break;
             }
           }
         }
@@ -85,6 +104,15 @@ Status TextDecoder::compute_cross_kv(const EncoderStates& states, CrossKV* out, 
     if (pool) pool->parallel_for(T, 64, regroup); else regroup(0, T);
   }
   return Status::Ok();
+}
+
+size_t CrossKV::layers() const {
+  switch (type) {
+    case Type::kF32: return kv32.size();
+    case Type::kF16: return kv16.size();
+    case Type::kI8: return kv8.size();
+  }
+  return 0;
 }
 
 namespace {
@@ -163,7 +191,7 @@ Status TextDecoder::forward(const int* tokens, int beams, int n_new, KVCache* ca
     return invalid_argument("decoder context full: " + std::to_string(offset + n_new) + " positions, capacity " +
                             std::to_string(dims_.n_text_ctx));
   }
-  if ((cross.half ? cross.kv16.size() : cross.kv32.size()) != w_.blocks.size()) {
+  if (cross.layers() != w_.blocks.size()) {
     return invalid_argument("cross-attention keys/values not computed");
   }
   const int64_t M = static_cast<int64_t>(beams) * n_new;
@@ -275,20 +303,30 @@ Status TextDecoder::forward(const int* tokens, int beams, int n_new, KVCache* ca
       const size_t k_off = static_cast<size_t>(h) * head_block;
       const size_t v_off = static_cast<size_t>(n_head + h) * head_block;
       const float* q = cq + h * dh;
-      if (cross.half) {
-        cpu::gemv_nk_f16(M, dh, q, d, cross.kv16[l].data() + k_off, dh, 0, n_audio, s, n_audio);
-      } else {
-        cpu::gemv_nk(M, dh, q, d, cross.kv32[l].data() + k_off, dh, 0, n_audio, s, n_audio);
+      // int8: the scores get each key row's scale, the probabilities each value row's.
+      const float* k_scale = cross.type == CrossKV::Type::kI8 ? cross.scale8[l].data() + h * n_audio : nullptr;
+      const float* v_scale = cross.type == CrossKV::Type::kI8 ? cross.scale8[l].data() + (n_head + h) * n_audio : nullptr;
+      switch (cross.type) {
+        case CrossKV::Type::kF32: cpu::gemv_nk(M, dh, q, d, cross.kv32[l].data() + k_off, dh, 0, n_audio, s, n_audio); break;
+        case CrossKV::Type::kF16: cpu::gemv_nk_f16(M, dh, q, d, cross.kv16[l].data() + k_off, dh, 0, n_audio, s, n_audio); break;
+        case CrossKV::Type::kI8: cpu::gemv_nk_i8w(M, dh, q, d, cross.kv8[l].data() + k_off, dh, 0, n_audio, s, n_audio); break;
       }
       for (int64_t r = 0; r < M; ++r) {
         float* row = s + r * n_audio;
-        for (int64_t j = 0; j < n_audio; ++j) row[j] *= scale;
+        if (k_scale != nullptr) {
+          for (int64_t j = 0; j < n_audio; ++j) row[j] *= scale * k_scale[j];
+        } else {
+          for (int64_t j = 0; j < n_audio; ++j) row[j] *= scale;
+        }
         cpu::softmax(row, n_audio);
         float* o = cctx + r * d + h * dh;
-        if (cross.half) {
-          cpu::weighted_rows_f16(row, n_audio, cross.kv16[l].data() + v_off, dh, dh, o);
-        } else {
-          cpu::weighted_rows(row, n_audio, cross.kv32[l].data() + v_off, dh, dh, o);
+        switch (cross.type) {
+          case CrossKV::Type::kF32: cpu::weighted_rows(row, n_audio, cross.kv32[l].data() + v_off, dh, dh, o); break;
+          case CrossKV::Type::kF16: cpu::weighted_rows_f16(row, n_audio, cross.kv16[l].data() + v_off, dh, dh, o); break;
+          case CrossKV::Type::kI8:
+            for (int64_t j = 0; j < n_audio; ++j) row[j] *= v_scale[j];
+            cpu::weighted_rows_i8(row, n_audio, cross.kv8[l].data() + v_off, dh, dh, o);
+            break;
         }
       }
     };

@@ -17,14 +17,21 @@ namespace whisper_genio::layers {
 
 // Cross-attention keys and values of one window. Per layer, K then V, each laid out per head
 // [n_head, n_ctx, head_dim] so that one head's keys are one contiguous block (the per-token
-// scores and weighted sums stream them). float32, or float16 for the float16/int8 compute
-// types (the biggest per-token read after the weights). Computed once per window and
-// shared by every beam and every temperature retry.
+// scores and weighted sums stream them). float32 for the float32 compute type, float16 for
+// float16, and int8 for int8 with one scale per (K|V, head, position) row: after the weights
+// they are the biggest per-token read (18 MB a token in float16 for whisper-base), and int8
+// rows changed no transcript of the 70 verified English items (openai-whisper with its K/V
+// rows quantized the same way). Computed once per window and shared by every beam and every
+// temperature retry.
 struct CrossKV {
+  enum class Type { kF32, kF16, kI8 };
+  Type type = Type::kF32;
   std::vector<Buffer<float>> kv32;
   std::vector<Buffer<uint16_t>> kv16;
-  bool half = false;
+  std::vector<Buffer<int8_t>> kv8;
+  std::vector<Buffer<float>> scale8;  // int8: [(K|V), n_head, n_ctx] per layer
   int64_t n_ctx = 0;
+  size_t layers() const;
 };
 
 class TextDecoder {
@@ -63,7 +70,7 @@ class TextDecoder {
 
   ModelDims dims_;
   DecoderWeights w_;
-  bool half_cross_kv_ = false;
+  CrossKV::Type cross_type_ = CrossKV::Type::kF32;
   int64_t scratch_rows_ = 0;
   Buffer<float> x_, h_, qkv_, ctx_, hidden_, scores_;
   std::shared_ptr<offload::DecoderOffload> offload_;

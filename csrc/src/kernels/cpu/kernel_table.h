@@ -26,6 +26,10 @@ struct KernelTable {
   // The same with float16 weights (IEEE half bits), converted on the fly.
   void (*gemv_nk_f16)(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
                       int64_t n0, int64_t n1, float* y, int64_t ldy);
+  // The same with int8 weights widened to float (no scale: the caller applies per-row scales
+  // to y): the decoder's cross-attention scores over int8 keys.
+  void (*gemv_nk_i8w)(int64_t M, int64_t K, const float* x, int64_t ldx, const int8_t* w, int64_t ldw,
+                      int64_t n0, int64_t n1, float* y, int64_t ldy);
   // int8 x int8 with int32 accumulation: y[m * ldy + n] = xs[m] * ws[n] * sum_k xq[m, k] * w[n, k],
   // where xq holds activations quantized per row (symmetric, |q| <= 127) and w per output row.
   void (*gemv_nk_i8)(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
@@ -62,6 +66,8 @@ struct KernelTable {
   // float16 V); the n outputs stay in registers across all T rows.
   void (*weighted_rows)(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y);
   void (*weighted_rows_f16)(const float* p, int64_t T, const uint16_t* V, int64_t ldv, int64_t n, float* y);
+  // int8 V widened to float, no scale (the caller folds each row's scale into p).
+  void (*weighted_rows_i8)(const float* p, int64_t T, const int8_t* V, int64_t ldv, int64_t n, float* y);
 
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x

@@ -144,6 +144,20 @@ void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16
   });
 }
 
+// 8 int8 -> 8 floats.
+inline __m256 load8_i8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+void gemv_nk_i8w(int64_t M, int64_t K, const float* x, int64_t ldx, const int8_t* w, int64_t ldw,
+                 int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  auto load = [&](int64_t n, int64_t k) { return load8_i8(w + n * ldw + k); };
+  auto tail = [&](int64_t n, int64_t k) { return static_cast<float>(w[n * ldw + k]); };
+  for_row_blocks(M, [&](auto mb, int64_t m0) {
+    gemv_rows<decltype(mb)::value>(K, x + m0 * ldx, ldx, n0, n1, y + m0 * ldy, ldy, load, tail);
+  });
+}
+
 inline int32_t hsum_epi32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
@@ -347,6 +361,15 @@ void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv
   }
 }
 
+void weighted_rows_i8(const float* p, int64_t T, const int8_t* V, int64_t ldv, int64_t n, float* y) {
+  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) { return load8_i8(V + t * ldv + c); });
+  for (int64_t c = n / 8 * 8; c < n; ++c) {
+    float s = 0.0f;
+    for (int64_t t = 0; t < T; ++t) s += p[t] * static_cast<float>(V[t * ldv + c]);
+    y[c] = s;
+  }
+}
+
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   const __m256 av = _mm256_set1_ps(alpha);
   int64_t i = 0;
@@ -417,6 +440,7 @@ const KernelTable& avx2_kernels() {
     t.gemm_tile = gemm_tile;
     t.gemv_nk = gemv_nk;
     t.gemv_nk_f16 = gemv_nk_f16;
+    t.gemv_nk_i8w = gemv_nk_i8w;
     t.gemv_nk_i8 = gemv_nk_i8;
     t.i8_mr = kI8Mr;
     t.i8_nr = kI8Nr;
@@ -428,6 +452,7 @@ const KernelTable& avx2_kernels() {
     t.floats_to_half = floats_to_half;
     t.weighted_rows = weighted_rows;
     t.weighted_rows_f16 = weighted_rows_f16;
+    t.weighted_rows_i8 = weighted_rows_i8;
     t.dot = dot;
     t.axpy = axpy;
     t.max = max;

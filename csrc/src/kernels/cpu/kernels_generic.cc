@@ -156,6 +156,26 @@ void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv
   }
 }
 
+void weighted_rows_i8(const float* p, int64_t T, const int8_t* V, int64_t ldv, int64_t n, float* y) {
+  for (int64_t c = 0; c < n; ++c) y[c] = 0.0f;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t c = 0; c < n; ++c) y[c] += p[t] * static_cast<float>(V[t * ldv + c]);
+  }
+}
+
+void gemv_nk_i8w(int64_t M, int64_t K, const float* x, int64_t ldx, const int8_t* w, int64_t ldw,
+                 int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const int8_t* wn = w + n * ldw;
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x + m * ldx;
+      float s = 0.0f;
+      for (int64_t k = 0; k < K; ++k) s += xm[k] * static_cast<float>(wn[k]);
+      y[m * ldy + n] = s;
+    }
+  }
+}
+
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
@@ -190,6 +210,7 @@ const KernelTable& generic_kernels() {
     t.gemm_tile = gemm_tile;
     t.gemv_nk = gemv_nk;
     t.gemv_nk_f16 = gemv_nk_f16;
+    t.gemv_nk_i8w = gemv_nk_i8w;
     t.gemv_nk_i8 = gemv_nk_i8;
     t.i8_mr = kI8Mr;
     t.i8_nr = kI8Nr;
@@ -201,6 +222,7 @@ const KernelTable& generic_kernels() {
     t.floats_to_half = floats_to_half;
     t.weighted_rows = weighted_rows;
     t.weighted_rows_f16 = weighted_rows_f16;
+    t.weighted_rows_i8 = weighted_rows_i8;
     t.dot = dot;
     t.axpy = axpy;
     t.max = max;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "kernel_table.h"
@@ -110,6 +111,23 @@ void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16
                  int64_t n0, int64_t n1, float* y, int64_t ldy) {
   auto load = [&](int64_t n, int64_t k) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + n * ldw + k))); };
   auto tail = [&](int64_t n, int64_t k) { return half_to_float(w[n * ldw + k]); };
+  for_row_blocks(M, [&](auto mb, int64_t m0) {
+    gemv_rows<decltype(mb)::value>(K, x + m0 * ldx, ldx, n0, n1, y + m0 * ldy, ldy, load, tail);
+  });
+}
+
+// 4 int8 -> 4 floats.
+inline float32x4_t load4_i8(const int8_t* p) {
+  int32_t packed;
+  std::memcpy(&packed, p, 4);
+  const int16x8_t h = vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(packed)));
+  return vcvtq_f32_s32(vmovl_s16(vget_low_s16(h)));
+}
+
+void gemv_nk_i8w(int64_t M, int64_t K, const float* x, int64_t ldx, const int8_t* w, int64_t ldw,
+                 int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  auto load = [&](int64_t n, int64_t k) { return load4_i8(w + n * ldw + k); };
+  auto tail = [&](int64_t n, int64_t k) { return static_cast<float>(w[n * ldw + k]); };
   for_row_blocks(M, [&](auto mb, int64_t m0) {
     gemv_rows<decltype(mb)::value>(K, x + m0 * ldx, ldx, n0, n1, y + m0 * ldy, ldy, load, tail);
   });
@@ -294,6 +312,15 @@ void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv
   }
 }
 
+void weighted_rows_i8(const float* p, int64_t T, const int8_t* V, int64_t ldv, int64_t n, float* y) {
+  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) { return load4_i8(V + t * ldv + c); });
+  for (int64_t c = n / 4 * 4; c < n; ++c) {
+    float s = 0.0f;
+    for (int64_t t = 0; t < T; ++t) s += p[t] * static_cast<float>(V[t * ldv + c]);
+    y[c] = s;
+  }
+}
+
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), alpha));
@@ -362,6 +389,7 @@ KernelTable make_table(bool dotprod) {
   t.gemm_tile = gemm_tile;
   t.gemv_nk = gemv_nk;
   t.gemv_nk_f16 = gemv_nk_f16;
+  t.gemv_nk_i8w = gemv_nk_i8w;
   t.gemv_nk_i8 = dotprod ? gemv_nk_i8_dotprod : gemv_nk_i8;
   if (dotprod) {  // layout of gemm_i8_tile_dotprod (kernels_neon_dotprod.cc)
     t.i8_mr = 8;
@@ -380,6 +408,7 @@ KernelTable make_table(bool dotprod) {
   t.floats_to_half = floats_to_half;
   t.weighted_rows = weighted_rows;
   t.weighted_rows_f16 = weighted_rows_f16;
+  t.weighted_rows_i8 = weighted_rows_i8;
   t.dot = dot;
   t.axpy = axpy;
   t.max = max;

@@ -155,6 +155,15 @@ void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv
   kernels().weighted_rows_f16(p, T, V, ldv, n, y);
 }
 
+void weighted_rows_i8(const float* p, int64_t T, const int8_t* V, int64_t ldv, int64_t n, float* y) {
+  kernels().weighted_rows_i8(p, T, V, ldv, n, y);
+}
+
+void gemv_nk_i8w(int64_t M, int64_t K, const float* x, int64_t ldx, const int8_t* w, int64_t ldw, int64_t n0,
+                 int64_t n1, float* y, int64_t ldy) {
+  kernels().gemv_nk_i8w(M, K, x, ldx, w, ldw, n0, n1, y, ldy);
+}
+
 void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, int64_t n0,
                  int64_t n1, float* y, int64_t ldy) {
   kernels().gemv_nk_f16(M, K, x, ldx, w, ldw, n0, n1, y, ldy);

@@ -108,6 +108,10 @@ void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64
 void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv, int64_t n, float* y);
 void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, int64_t n0,
                  int64_t n1, float* y, int64_t ldy);
+// int8 rows (V, W) widened to float without scales: the caller scales p before / y after.
+void weighted_rows_i8(const float* p, int64_t T, const int8_t* V, int64_t ldv, int64_t n, float* y);
+void gemv_nk_i8w(int64_t M, int64_t K, const float* x, int64_t ldx, const int8_t* w, int64_t ldw, int64_t n0,
+                 int64_t n1, float* y, int64_t ldy);
 
 // y[i] = float_to_half(x[i]), vectorised (F16C, NEON) with the same bits.
 void floats_to_half(const float* x, int64_t n, uint16_t* y);
