@@ -564,39 +564,52 @@ TEST(quantize_row_i8_is_symmetric_and_bounded) {
   for (int8_t v : q) EXPECT_EQ(v, 0);
 }
 
+// A small-M GEMV whose weights of type W are widened to float (gemv(t, M, K, x, ldx, w, ldw,
+// n0, n1, y, ldy)): against double sums, nothing written outside [n0, n1), and every row the
+// same alone as in a block of rows. Returns false once too many checks failed.
+template <typename W, typename Gemv, typename MakeW, typename Widen>
+bool check_widened_gemv(const KernelTable* t, const char* what, wg_test::Rng& rng, Gemv gemv, MakeW make_w,
+                        Widen widen) {
+  const int64_t N = 11, n0 = 1, n1 = 10;
+  for (int64_t M = 1; M <= 9; ++M) {
+    for (int64_t K : {1, 3, 4, 8, 9, 16, 33, 64, 200}) {
+      const int64_t ldx = K + 1, ldw = K + 3, ldy = N + 2;
+      const std::vector<float> x = rng.floats(static_cast<size_t>(M * ldx));
+      std::vector<W> w(static_cast<size_t>(N * ldw));
+      for (auto& v : w) v = make_w();
+      std::vector<float> y(static_cast<size_t>(M * ldy), kSentinel);
+      gemv(t, M, K, x.data(), ldx, w.data(), ldw, n0, n1, y.data(), ldy);
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < ldy; ++n) {
+          if (n < n0 || n >= n1) {
+            EXPECT_EQ(y[m * ldy + n], kSentinel) << name(t) << " " << what;
+            continue;
+          }
+          double s = 0, a = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const double p = static_cast<double>(x[m * ldx + k]) * widen(w[n * ldw + k]);
+            s += p;
+            a += std::fabs(p);
+          }
+          EXPECT_NEAR(y[m * ldy + n], s, dot_tol(K, a)) << name(t) << " " << what << " M=" << M << " K=" << K;
+        }
+        std::vector<float> alone(static_cast<size_t>(ldy), kSentinel);
+        gemv(t, 1, K, x.data() + m * ldx, ldx, w.data(), ldw, n0, n1, alone.data(), ldy);
+        for (int64_t n = n0; n < n1; ++n) EXPECT_EQ(y[m * ldy + n], alone[n]) << name(t) << " " << what << " M=" << M;
+      }
+      if (WG_TEST_FAILURES() > 10) return false;
+    }
+  }
+  return true;
+}
+
 TEST(gemv_nk_f16_every_table) {
   wg_test::Rng rng(41);
-  const int64_t N = 11, n0 = 1, n1 = 10;
   for (const KernelTable* t : tables()) {
-    for (int64_t M = 1; M <= 9; ++M) {
-      for (int64_t K : {1, 3, 4, 8, 9, 16, 33, 64, 200}) {
-        const int64_t ldx = K + 1, ldw = K + 3, ldy = N + 2;
-        const std::vector<float> x = rng.floats(static_cast<size_t>(M * ldx));
-        std::vector<uint16_t> w(static_cast<size_t>(N * ldw));
-        for (auto& v : w) v = float_to_half(static_cast<float>(rng.uniform(-1, 1)));
-        std::vector<float> y(static_cast<size_t>(M * ldy), kSentinel);
-        t->gemv_nk_f16(M, K, x.data(), ldx, w.data(), ldw, n0, n1, y.data(), ldy);
-        for (int64_t m = 0; m < M; ++m) {
-          for (int64_t n = 0; n < ldy; ++n) {
-            if (n < n0 || n >= n1) {
-              EXPECT_EQ(y[m * ldy + n], kSentinel) << name(t);
-              continue;
-            }
-            double s = 0, a = 0;
-            for (int64_t k = 0; k < K; ++k) {
-              const double p = static_cast<double>(x[m * ldx + k]) * half_to_float(w[n * ldw + k]);
-              s += p;
-              a += std::fabs(p);
-            }
-            EXPECT_NEAR(y[m * ldy + n], s, dot_tol(K, a)) << name(t) << " f16 M=" << M << " K=" << K;
-          }
-          std::vector<float> alone(static_cast<size_t>(ldy), kSentinel);
-          t->gemv_nk_f16(1, K, x.data() + m * ldx, ldx, w.data(), ldw, n0, n1, alone.data(), ldy);
-          for (int64_t n = n0; n < n1; ++n) EXPECT_EQ(y[m * ldy + n], alone[n]) << name(t) << " f16 M=" << M;
-        }
-        if (WG_TEST_FAILURES() > 10) return;
-      }
-    }
+    const bool ok = check_widened_gemv<uint16_t>(
+        t, "f16", rng, [](const KernelTable* k, auto... a) { k->gemv_nk_f16(a...); },
+        [&] { return float_to_half(static_cast<float>(rng.uniform(-1, 1))); }, [](uint16_t h) { return half_to_float(h); });
+    if (!ok) return;
   }
 }
 
@@ -604,37 +617,11 @@ TEST(gemv_nk_f16_every_table) {
 // sums, and every row the same whatever block of rows it is computed in.
 TEST(int8_rows_widened_to_float_every_table) {
   wg_test::Rng rng(45);
-  const int64_t N = 11, n0 = 1, n1 = 10;
   for (const KernelTable* t : tables()) {
-    for (int64_t M = 1; M <= 9; ++M) {
-      for (int64_t K : {1, 3, 4, 8, 9, 16, 33, 64, 200}) {
-        const int64_t ldx = K + 1, ldw = K + 3, ldy = N + 2;
-        const std::vector<float> x = rng.floats(static_cast<size_t>(M * ldx));
-        std::vector<int8_t> w(static_cast<size_t>(N * ldw));
-        for (auto& v : w) v = static_cast<int8_t>(rng.uniform_int(-127, 127));
-        std::vector<float> y(static_cast<size_t>(M * ldy), kSentinel);
-        t->gemv_nk_i8w(M, K, x.data(), ldx, w.data(), ldw, n0, n1, y.data(), ldy);
-        for (int64_t m = 0; m < M; ++m) {
-          for (int64_t n = 0; n < ldy; ++n) {
-            if (n < n0 || n >= n1) {
-              EXPECT_EQ(y[m * ldy + n], kSentinel) << name(t);
-              continue;
-            }
-            double s = 0, a = 0;
-            for (int64_t k = 0; k < K; ++k) {
-              const double prod = static_cast<double>(x[m * ldx + k]) * w[n * ldw + k];
-              s += prod;
-              a += std::fabs(prod);
-            }
-            EXPECT_NEAR(y[m * ldy + n], s, dot_tol(K, a)) << name(t) << " i8w M=" << M << " K=" << K;
-          }
-          std::vector<float> alone(static_cast<size_t>(ldy), kSentinel);
-          t->gemv_nk_i8w(1, K, x.data() + m * ldx, ldx, w.data(), ldw, n0, n1, alone.data(), ldy);
-          for (int64_t n = n0; n < n1; ++n) EXPECT_EQ(y[m * ldy + n], alone[n]) << name(t) << " i8w M=" << M;
-        }
-        if (WG_TEST_FAILURES() > 10) return;
-      }
-    }
+    const bool ok = check_widened_gemv<int8_t>(
+        t, "i8w", rng, [](const KernelTable* k, auto... a) { k->gemv_nk_i8w(a...); },
+        [&] { return static_cast<int8_t>(rng.uniform_int(-127, 127)); }, [](int8_t v) { return static_cast<double>(v); });
+    if (!ok) return;
     for (int64_t T : {1, 7, 64, 1500}) {
       for (int64_t n : {1, 5, 8, 64, 70}) {
         const int64_t ldv = n + 4;

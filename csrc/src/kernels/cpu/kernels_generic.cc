@@ -47,16 +47,30 @@ void gemv_nk(int64_t M, int64_t K, const float* x, int64_t ldx, const float* w, 
   }
 }
 
-void gemv_nk_f16(int64_t M, int64_t K, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
-                 int64_t n0, int64_t n1, float* y, int64_t ldy) {
+// Weights of any storage widened to float one element at a time: the reference numerics.
+float widen(float v) { return v; }
+float widen(uint16_t h) { return half_to_float(h); }
+float widen(int8_t v) { return static_cast<float>(v); }
+
+template <typename W>
+void gemv_nk_widened(int64_t M, int64_t K, const float* x, int64_t ldx, const W* w, int64_t ldw, int64_t n0,
+                     int64_t n1, float* y, int64_t ldy) {
   for (int64_t n = n0; n < n1; ++n) {
-    const uint16_t* wn = w + n * ldw;
+    const W* wn = w + n * ldw;
     for (int64_t m = 0; m < M; ++m) {
       const float* xm = x + m * ldx;
       float s = 0.0f;
-      for (int64_t k = 0; k < K; ++k) s += xm[k] * half_to_float(wn[k]);
+      for (int64_t k = 0; k < K; ++k) s += xm[k] * widen(wn[k]);
       y[m * ldy + n] = s;
     }
+  }
+}
+
+template <typename W>
+void weighted_rows_widened(const float* p, int64_t T, const W* V, int64_t ldv, int64_t n, float* y) {
+  for (int64_t c = 0; c < n; ++c) y[c] = 0.0f;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t c = 0; c < n; ++c) y[c] += p[t] * widen(V[t * ldv + c]);
   }
 }
 
@@ -142,40 +156,6 @@ void floats_to_half(const float* x, int64_t n, uint16_t* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = float_to_half(x[i]);
 }
 
-void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y) {
-  for (int64_t c = 0; c < n; ++c) y[c] = 0.0f;
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t c = 0; c < n; ++c) y[c] += p[t] * V[t * ldv + c];
-  }
-}
-
-void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv, int64_t n, float* y) {
-  for (int64_t c = 0; c < n; ++c) y[c] = 0.0f;
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t c = 0; c < n; ++c) y[c] += p[t] * half_to_float(V[t * ldv + c]);
-  }
-}
-
-void weighted_rows_i8(const float* p, int64_t T, const int8_t* V, int64_t ldv, int64_t n, float* y) {
-  for (int64_t c = 0; c < n; ++c) y[c] = 0.0f;
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t c = 0; c < n; ++c) y[c] += p[t] * static_cast<float>(V[t * ldv + c]);
-  }
-}
-
-void gemv_nk_i8w(int64_t M, int64_t K, const float* x, int64_t ldx, const int8_t* w, int64_t ldw,
-                 int64_t n0, int64_t n1, float* y, int64_t ldy) {
-  for (int64_t n = n0; n < n1; ++n) {
-    const int8_t* wn = w + n * ldw;
-    for (int64_t m = 0; m < M; ++m) {
-      const float* xm = x + m * ldx;
-      float s = 0.0f;
-      for (int64_t k = 0; k < K; ++k) s += xm[k] * static_cast<float>(wn[k]);
-      y[m * ldy + n] = s;
-    }
-  }
-}
-
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
@@ -209,8 +189,8 @@ const KernelTable& generic_kernels() {
     t.nr = kNr;
     t.gemm_tile = gemm_tile;
     t.gemv_nk = gemv_nk;
-    t.gemv_nk_f16 = gemv_nk_f16;
-    t.gemv_nk_i8w = gemv_nk_i8w;
+    t.gemv_nk_f16 = gemv_nk_widened<uint16_t>;
+    t.gemv_nk_i8w = gemv_nk_widened<int8_t>;
     t.gemv_nk_i8 = gemv_nk_i8;
     t.i8_mr = kI8Mr;
     t.i8_nr = kI8Nr;
@@ -220,9 +200,9 @@ const KernelTable& generic_kernels() {
     t.quantize_row_i8 = quantize_row_i8;
     t.quantize_row_i16 = quantize_row_i16;
     t.floats_to_half = floats_to_half;
-    t.weighted_rows = weighted_rows;
-    t.weighted_rows_f16 = weighted_rows_f16;
-    t.weighted_rows_i8 = weighted_rows_i8;
+    t.weighted_rows = weighted_rows_widened<float>;
+    t.weighted_rows_f16 = weighted_rows_widened<uint16_t>;
+    t.weighted_rows_i8 = weighted_rows_widened<int8_t>;
     t.dot = dot;
     t.axpy = axpy;
     t.max = max;
