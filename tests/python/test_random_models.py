@@ -82,6 +82,7 @@ def _rss_after(code: str) -> dict:
     import json
     import subprocess
     import sys
+    import tempfile
 
     # VmHWM, not ru_maxrss: a child's ru_maxrss starts from its parent's peak (kept across exec).
     prelude = (
@@ -90,7 +91,11 @@ def _rss_after(code: str) -> dict:
         "    f = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines())\n"
         "    return {'now': int(f['VmRSS'].split()[0]) / 1024, 'peak': int(f['VmHWM'].split()[0]) / 1024}\n"
     )
-    out = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, check=True, timeout=600)
+    # cwd away from the repo root: `-c` puts the cwd first on sys.path, and the source folder
+    # whisper_genio/ there has no built _core when the package is installed (not editable), as in CI.
+    out = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=600,
+                         cwd=tempfile.gettempdir())
+    assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
