@@ -45,6 +45,22 @@ def test_log_mel_matches_openai_on_speech(clips, n_mels, padding):
     report_metric(f"log-mel n_mels={n_mels} padding={padding}: worst max-abs error {worst:.2e}")
 
 
+def test_silent_frames_match_openai(clips):
+    """Frames of exact zeros skip the FFT: a silent stretch inside speech, one faint sample in it
+    (its frames must not be skipped) and the trailing padding all still equal openai-whisper's."""
+    audio = pytest.importorskip("whisper.audio")
+    _, speech = clips[0]
+    silence = np.zeros(16000, np.float32)
+    faint = silence.copy()
+    faint[8000] = 0.05
+    samples = np.concatenate([speech[:32000], silence, faint, speech[32000:48000]])
+    ref = audio.log_mel_spectrogram(samples, 80, padding=N_SAMPLES).numpy()
+    ours = _core.log_mel_spectrogram(samples, 80, N_SAMPLES)
+    assert np.abs(ours - ref).max() < TOLERANCE
+    faint_frame = (32000 + 16000 + 8000) // 160
+    assert ours[:, faint_frame].max() > ours[:, faint_frame - 10].max(), "the faint sample's frames were skipped"
+
+
 def test_windows_equal_slices_of_the_full_spectrogram(clips):
     """MelWindows (bounded memory) == openai's slice-and-pad of the padded spectrogram."""
     audio = pytest.importorskip("whisper.audio")

@@ -157,6 +157,12 @@ void MelFrontEnd::mel_power(const float* x, int64_t n, int64_t zero_pad, int64_t
       } else {
         for (int j = 0; j < kNFft; ++j) frame[j] = sample(start + j) * window_[j];
       }
+      // A frame of zeros (the 30 s padding after short clips, digital silence) has zero
+      // power in every band: skip its FFT. Exact, and most of the mel work for short clips.
+      if (std::all_of(frame, frame + kNFft, [](double v) { return v == 0.0; })) {
+        for (int m = 0; m < n_mels_; ++m) out[m * out_stride + c] = 0.0f;
+        continue;
+      }
       real_fft_400(frame, spec, tw);
       for (int b = 0; b < kBins; ++b) power[b] = spec[b].real() * spec[b].real() + spec[b].imag() * spec[b].imag();
       for (int m = 0; m < n_mels_; ++m) {
