@@ -5,6 +5,7 @@ every size runs through load_model and the native decoder, and tiny runs end to 
 from __future__ import annotations
 
 import gc
+import shutil
 
 import numpy as np
 import pytest
@@ -37,8 +38,6 @@ def _write(fmt: str, folder, dims: ModelDims, state, tokenizer):
     if fmt == "openai-pt":
         path = write_openai_pt(folder / "model.pt", dims, state)
         if tokenizer is not None:  # a .pt has no tokenizer inside: put one beside it
-            import shutil
-
             name = "tokenizer.json" if tokenizer.suffix == ".json" else tokenizer.name
             shutil.copyfile(tokenizer, folder / name)
         return path
@@ -76,6 +75,13 @@ def test_random_model_loads_and_decodes_deterministically(size, fmt, tmp_path):
         assert a == b
     del model
     gc.collect()
+    # The random checkpoints take up to 2.9 GB each (large-v3) and pytest keeps the temp dirs of
+    # its last runs: remove them once the test has passed.
+    for p in tmp_path.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def _rss_after(code: str) -> dict:

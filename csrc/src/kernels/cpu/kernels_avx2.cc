@@ -325,8 +325,8 @@ void floats_to_half(const float* x, int64_t n, uint16_t* y) {
 }
 
 // Columns in blocks of 64 (8 accumulators); a remainder below 8 is done in scalar.
-template <typename LoadRow>
-inline void weighted_rows_impl(const float* p, int64_t T, int64_t n, float* y, LoadRow load) {
+template <typename LoadRow, typename LoadOne>
+inline void weighted_rows_impl(const float* p, int64_t T, int64_t n, float* y, LoadRow load, LoadOne one) {
   int64_t c0 = 0;
   for (; c0 + 8 <= n; c0 += 64) {
     const int64_t nv = std::min<int64_t>(8, (n - c0) / 8);
@@ -339,35 +339,30 @@ inline void weighted_rows_impl(const float* p, int64_t T, int64_t n, float* y, L
     for (int64_t i = 0; i < nv; ++i) _mm256_storeu_ps(y + c0 + 8 * i, acc[i]);
     if (nv < 8) break;
   }
+  // columns past the last full vector: one element at a time
+  for (int64_t c = n / 8 * 8; c < n; ++c) {
+    float s = 0.0f;
+    for (int64_t t = 0; t < T; ++t) s += p[t] * one(t, c);
+    y[c] = s;
+  }
 }
 
 void weighted_rows(const float* p, int64_t T, const float* V, int64_t ldv, int64_t n, float* y) {
-  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) { return _mm256_loadu_ps(V + t * ldv + c); });
-  for (int64_t c = n / 8 * 8; c < n; ++c) {
-    float s = 0.0f;
-    for (int64_t t = 0; t < T; ++t) s += p[t] * V[t * ldv + c];
-    y[c] = s;
-  }
+  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) { return _mm256_loadu_ps(V + t * ldv + c); },
+                     [&](int64_t t, int64_t c) { return V[t * ldv + c]; });
 }
 
 void weighted_rows_f16(const float* p, int64_t T, const uint16_t* V, int64_t ldv, int64_t n, float* y) {
-  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) {
+  auto load = [&](int64_t t, int64_t c) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(V + t * ldv + c)));
-  });
-  for (int64_t c = n / 8 * 8; c < n; ++c) {
-    float s = 0.0f;
-    for (int64_t t = 0; t < T; ++t) s += p[t] * _cvtsh_ss(V[t * ldv + c]);
-    y[c] = s;
-  }
+  };
+  weighted_rows_impl(p, T, n, y, load,
+                     [&](int64_t t, int64_t c) { return _cvtsh_ss(V[t * ldv + c]); });
 }
 
 void weighted_rows_i8(const float* p, int64_t T, const int8_t* V, int64_t ldv, int64_t n, float* y) {
-  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) { return load8_i8(V + t * ldv + c); });
-  for (int64_t c = n / 8 * 8; c < n; ++c) {
-    float s = 0.0f;
-    for (int64_t t = 0; t < T; ++t) s += p[t] * static_cast<float>(V[t * ldv + c]);
-    y[c] = s;
-  }
+  weighted_rows_impl(p, T, n, y, [&](int64_t t, int64_t c) { return load8_i8(V + t * ldv + c); },
+                     [&](int64_t t, int64_t c) { return static_cast<float>(V[t * ldv + c]); });
 }
 
 void axpy(float alpha, const float* x, float* y, int64_t n) {
