@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from . import errors
-from .decoding import DecodingResult
 from .dims import ModelDims
 from .errors import (
     AudioDecodeError,
@@ -23,7 +22,8 @@ from .errors import (
     WhisperGenioError,
 )
 from .model import Model, load_model
-from .options import DecodingOptions, TranscribeOptions
+from .transcription.decoding import DecodingResult
+from .transcription.options import DecodingOptions, TranscribeOptions
 
 try:
     from ._core import __version__

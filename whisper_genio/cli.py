@@ -14,7 +14,7 @@ import sys
 from typing import Optional, Sequence
 
 from .errors import InvalidOptionError, WhisperGenioError
-from .writers import OUTPUT_FORMATS, format_timestamp, get_writer
+from .transcription.writers import OUTPUT_FORMATS, format_timestamp, get_writer, segment_line
 
 
 def _optional_float(value: str) -> Optional[float]:
@@ -311,7 +311,7 @@ def _encoder_options(args: argparse.Namespace) -> dict:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .tools.bench import run_bench
 
     report = run_bench(args.audio, args.model, backend=args.backend, compute_type=args.compute_type,
                        threads=args.threads, beam_size=args.beam_size, cpu_affinity=args.cpu_affinity,
@@ -322,7 +322,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import format_checklist, format_report, run_doctor
+    from .tools.doctor import format_checklist, format_report, run_doctor
 
     report = run_doctor(dla=args.dla, model=args.model, decoder_subgraphs=args.decoder_subgraphs,
                         decoder_offload=args.decoder_offload)
@@ -338,7 +338,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_mel(args: argparse.Namespace) -> int:
-    from .replay import write_mel_files
+    from .tools.device_files import write_mel_files
 
     paths = write_mel_files(args.audio, args.output_dir, n_mels=args.n_mels, dtype=args.dtype, scale=args.scale,
                             zero_point=args.zero_point, layout=args.layout)
@@ -347,9 +347,19 @@ def _cmd_mel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transcribe_options(args: argparse.Namespace, temps: tuple[float, ...]) -> dict:
+    return dict(verbose=True if args.verbose and not args.quiet else None, language=args.language, task=args.task,
+                temperature=temps, best_of=args.best_of, beam_size=args.beam_size, patience=args.patience,
+                length_penalty=args.length_penalty, suppress_tokens=args.suppress_tokens,
+                initial_prompt=args.initial_prompt, carry_initial_prompt=args.carry_initial_prompt,
+                condition_on_previous_text=args.condition_on_previous_text,
+                compression_ratio_threshold=args.compression_ratio_threshold,
+                logprob_threshold=args.logprob_threshold, no_speech_threshold=args.no_speech_threshold,
+                clip_timestamps=args.clip_timestamps)
+
+
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     from . import load_model
-    from .audio import SAMPLE_RATE, load_audio
 
     if not args.audio and not args.encoder_output:
         raise InvalidOptionError("give audio files to transcribe, or --encoder-output files to replay")
@@ -367,62 +377,48 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         os.makedirs(output_dir, exist_ok=True)
         writer = get_writer(args.output_format or "all", output_dir)
     if model.backend == "replay":
-        return _replay(args, model, temps, writer)
+        return _replay(args, model, _transcribe_options(args, temps), writer)
     for path in args.audio:
-        samples = load_audio(path)
-        bar = None
-        progress = None
-        if not args.quiet and not args.verbose and len(samples) > 30 * SAMPLE_RATE:
-            import tqdm
-
-            bar = tqdm.tqdm(total=len(samples) // 160, unit="frames", desc=os.path.basename(path), file=sys.stderr)
-
-            def progress(done: int, total: int, bar=bar) -> None:
-                bar.update(done - bar.n)
-        try:
-            result = model.transcribe(
-                samples, progress=progress, verbose=True if args.verbose and not args.quiet else None,
-                language=args.language, task=args.task, temperature=temps, best_of=args.best_of,
-                beam_size=args.beam_size, patience=args.patience, length_penalty=args.length_penalty,
-                suppress_tokens=args.suppress_tokens, initial_prompt=args.initial_prompt,
-                carry_initial_prompt=args.carry_initial_prompt,
-                condition_on_previous_text=args.condition_on_previous_text,
-                compression_ratio_threshold=args.compression_ratio_threshold,
-                logprob_threshold=args.logprob_threshold, no_speech_threshold=args.no_speech_threshold,
-                clip_timestamps=args.clip_timestamps)
-        finally:
-            if bar is not None:
-                bar.close()
+        result = _transcribe_file(model, path, args, _transcribe_options(args, temps))
         if writer is not None:
             writer(result, path)
         if not args.quiet and not args.verbose:
             for seg in result["segments"]:
-                print(f"[{format_timestamp(seg['start'])} --> {format_timestamp(seg['end'])}] {seg['text'].strip()}")
+                print(segment_line(seg))
     return 0
 
 
-def _replay(args: argparse.Namespace, model, temps: tuple[float, ...], writer) -> int:
+def _transcribe_file(model, path: str, args: argparse.Namespace, options: dict) -> dict:
+    """One file, with a progress bar on stderr for audio longer than a window."""
+    from .audio import SAMPLE_RATE, load_audio
+
+    samples = load_audio(path)
+    if args.quiet or args.verbose or len(samples) <= 30 * SAMPLE_RATE:
+        return model.transcribe(samples, **options)
+    import tqdm
+
+    with tqdm.tqdm(total=len(samples) // 160, unit="frames", desc=os.path.basename(path), file=sys.stderr) as bar:
+        return model.transcribe(samples, progress=lambda done, total: bar.update(done - bar.n), **options)
+
+
+def _replay(args: argparse.Namespace, model, options: dict, writer) -> int:
     """Transcribes device output files (one per window); with the audio, compares each window's
     states with the CPU encoder's and prints the cosine similarity."""
     from . import load_model
+    from .tools.device_files import compare_windows
 
     if len(args.audio) > 1:
         raise InvalidOptionError("replay takes at most one audio file: the recording the --encoder-output files encode")
     audio = args.audio[0] if args.audio else None
+    result = model.transcribe(audio, **options)
     reference = None
     if audio is not None:
         reference = load_model(args.model, backend="cpu", threads=args.threads, cpu_affinity=args.cpu_affinity)
-    result = model.transcribe(
-        audio, reference=reference, verbose=True if args.verbose and not args.quiet else None,
-        language=args.language, task=args.task, temperature=temps, best_of=args.best_of, beam_size=args.beam_size,
-        patience=args.patience, length_penalty=args.length_penalty, suppress_tokens=args.suppress_tokens,
-        initial_prompt=args.initial_prompt, condition_on_previous_text=args.condition_on_previous_text,
-        compression_ratio_threshold=args.compression_ratio_threshold, logprob_threshold=args.logprob_threshold,
-        no_speech_threshold=args.no_speech_threshold)
+    windows = compare_windows(model, audio, reference)
     if writer is not None:
         writer(result, audio or args.encoder_output[0])
     if not args.quiet:
-        for w in result["windows"]:
+        for w in windows:
             line = f"window {w['window']} ({w['file']}): {format_timestamp(w['start'])} --> {format_timestamp(w['end'])}"
             if "cosine" in w:
                 verdict = "matches" if w["cosine"] >= 0.99 else "DIFFERS FROM"
@@ -431,7 +427,7 @@ def _replay(args: argparse.Namespace, model, temps: tuple[float, ...], writer) -
             print(line, file=sys.stderr)
         if not args.verbose:
             for seg in result["segments"]:
-                print(f"[{format_timestamp(seg['start'])} --> {format_timestamp(seg['end'])}] {seg['text'].strip()}")
+                print(segment_line(seg))
     return 0
 
 

@@ -1,34 +1,35 @@
 """``load_model`` and ``Model``: the public face of whisper_genio.
 
-A Model owns one thread pool, one encoder backend and the native decoder. Weights are
-handed to the native side once and not kept in Python. One window is decoded at a time per
-Model (a lock guards the native per-window state); use one Model per thread for parallel
-streams.
+A Model owns one :class:`~whisper_genio.transcription.pipeline.Pipeline`: a thread pool, an
+encoder backend and the native decoder. Weights are handed to the native side once and not
+kept in Python. One window is decoded at a time per Model (the pipeline's lock guards the
+native per-window state); use one Model per thread for parallel streams.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _core
 from . import backends as _backends
-from . import offload as _offload
 from .audio import N_FRAMES, N_SAMPLES, load_audio, pad_or_trim
+from .backends import decoder_offload as _offload
 from .checkpoints import Checkpoint, find_tokenizer, resolve
-from .decoding import DecodingResult, decode_window, language_probabilities
 from .dims import ModelDims
 from .errors import InvalidOptionError
-from .options import DecodingOptions
 from .tokenizer import Tokenizer
+from .transcription import longform
+from .transcription.decoding import DecodingResult
+from .transcription.options import DecodingOptions, split_transcribe_kwargs
+from .transcription.pipeline import Pipeline
 
 AudioInput = Union[str, os.PathLike, bytes, np.ndarray]
 
-# "auto" picks float32 until int8's accuracy is established on this hardware; see docs/performance.md.
+# "auto" picks float32, whose tokens are openai-whisper's (README, "Memory and precision").
 COMPUTE_TYPES = ("auto", "float32", "float16", "int8")
 DECODER_OFFLOAD = _offload.MODES
 
@@ -67,15 +68,16 @@ class Model:
         self.compute_type = "float32" if compute_type == "auto" else compute_type
         self.decoder_offload = decoder_offload
         self.threads = threads
-        self._pool = _core.ThreadPool(threads, list(cpu_affinity or []))
+        pool = _core.ThreadPool(threads, list(cpu_affinity or []))
         source = _backends.BackendSource(checkpoint, encoder_options or _backends.EncoderOptions())
         spec, skipped = _backends.select(backend, source)
         self.backend = spec.name
         self.backend_skipped = skipped  # why "auto" passed over better backends
-        self._encoder = spec.create(checkpoint, self._pool, compute_type=self.compute_type, source=source)
-        self.backend_info = _backends.describe(self._encoder)  # what runs where (library, providers, memory)
-        self._decoder = _core.Decoder(self.dims.to_dict(), checkpoint.tensors, self._pool, self.compute_type)
-        self._lock = threading.RLock()
+        encoder = spec.create(checkpoint, pool, compute_type=self.compute_type, source=source)
+        self.backend_info = _backends.describe(encoder)  # what runs where (library, providers, memory)
+        decoder = _core.Decoder(self.dims.to_dict(), checkpoint.tensors, pool, self.compute_type)
+        self.pipeline = Pipeline(self.dims, pool, encoder, decoder)
+        self.last_timings: dict[str, Any] = {}
         self.decoder_plan: list[dict[str, Any]] = []
         opts = encoder_options or _backends.EncoderOptions()
         if decoder_subgraphs is None and opts.encoder_model and os.path.isdir(opts.encoder_model):
@@ -114,14 +116,14 @@ class Model:
         entries: list[dict[str, Any]] = []
         if subgraphs is not None:
             if isinstance(subgraphs, (str, os.PathLike)):
-                from .bundle import load_bundle
+                from .backends.bundle import load_bundle
 
                 subgraphs = load_bundle(subgraphs)
             entries = (_offload.entries_from_bundle(subgraphs) if hasattr(subgraphs, "decoder_subgraphs")
                        else [dict(e) for e in subgraphs])
-        with self._lock:
-            self.decoder_plan = _offload.install(self._decoder, mode, entries, library=library, dma_heap=dma_heap,
-                                                 neuron_api=neuron_api, strict=strict)
+        with self.pipeline.lock:
+            self.decoder_plan = _offload.install(self.pipeline.decoder, mode, entries, library=library,
+                                                 dma_heap=dma_heap, neuron_api=neuron_api, strict=strict)
         self.decoder_offload = mode
         return self.decoder_plan
 
@@ -131,32 +133,35 @@ class Model:
     def offload_stats(self, reset: bool = False) -> dict[str, Any]:
         """Decoder work by where it ran since the last reset: runner calls, MACs on runners and on
         CPU kernels, rows no subgraph could take (prompts), time inside runners."""
-        s = _core.decoder_offload_stats(self._decoder)
+        s = _core.decoder_offload_stats(self.pipeline.decoder)
         if reset:
-            _core.decoder_reset_offload_stats(self._decoder)
+            _core.decoder_reset_offload_stats(self.pipeline.decoder)
         return s
 
     # -- windows ---------------------------------------------------------------------------
 
     def log_mel(self, audio: AudioInput) -> np.ndarray:
         """The first 30 s window as openai-whisper builds it for decode(): [n_mels, 3000]."""
-        samples = pad_or_trim(load_audio(audio) if not _is_mel(audio, self.dims) else audio, N_SAMPLES)
-        return _core.log_mel_spectrogram(samples, self.dims.n_mels, 0, self._pool)
-
-    def _mel_window(self, audio: Union[AudioInput, np.ndarray]) -> np.ndarray:
         if _is_mel(audio, self.dims):
-            mel = np.ascontiguousarray(audio, dtype=np.float32)
-            if mel.shape != (self.dims.n_mels, N_FRAMES):
-                raise InvalidOptionError(f"mel must be [{self.dims.n_mels}, {N_FRAMES}], got {list(mel.shape)}")
-            return mel
-        return self.log_mel(audio)
+            return np.ascontiguousarray(audio, dtype=np.float32)
+        samples = pad_or_trim(load_audio(audio), N_SAMPLES)
+        return _core.log_mel_spectrogram(samples, self.dims.n_mels, 0, self.pipeline.pool)
+
+    def _one_window(self, audio: Union[AudioInput, np.ndarray]) -> Any:
+        """The mel source of one window: a mel [n_mels, 3000], or audio of which the first 30 s
+        count (openai-whisper's decode() convention)."""
+        if isinstance(audio, np.ndarray) and audio.ndim == 2:
+            if not _is_mel(audio, self.dims):
+                raise InvalidOptionError(f"mel must be [{self.dims.n_mels}, {N_FRAMES}], got {list(audio.shape)}")
+            return self.pipeline.one_window(np.ascontiguousarray(audio, dtype=np.float32))
+        return self.pipeline.one_window(load_audio(audio))
 
     def _set_window(self, audio: Union[AudioInput, np.ndarray]) -> None:
-        """Encodes one window (audio, or a mel [n_mels, 3000], or encoder states) into the decoder."""
+        """Puts one window into the decoder: audio, a mel [n_mels, 3000], or encoder states."""
         if isinstance(audio, np.ndarray) and audio.shape == (self.dims.n_audio_ctx, self.dims.n_audio_state):
-            self._decoder.set_audio(audio)
+            self.pipeline.set_states(audio)
             return
-        self._decoder.set_audio(self._encoder.encode(self._mel_window(audio)))
+        self.pipeline.set_window(self._one_window(audio))
 
     # -- public API ------------------------------------------------------------------------
 
@@ -166,16 +171,17 @@ class Model:
         ``audio`` is a file, encoded bytes, 16 kHz mono samples, or a mel window
         [n_mels, 3000]. This is the reference the validation tools compare devices with.
         """
-        with self._lock:
-            return self._encoder.encode(self._mel_window(audio))
+        source = self._one_window(audio)
+        with self.pipeline.lock:
+            return self.pipeline.encode(source)
 
     def detect_language(self, audio: Union[AudioInput, np.ndarray]) -> tuple[str, dict[str, float]]:
         """Most probable language of the first 30 s and the distribution over all languages."""
         if not self.is_multilingual:
             raise InvalidOptionError("this model is English-only: it has no language tokens to detect with")
-        with self._lock:
+        with self.pipeline.lock:
             self._set_window(audio)
-            probs = language_probabilities(self._decoder, self.tokenizer)
+            probs = self.pipeline.language_probs(self.tokenizer)
         return max(probs, key=probs.get), probs
 
     def decode(self, audio: Union[AudioInput, np.ndarray], options: Optional[DecodingOptions] = None,
@@ -184,25 +190,22 @@ class Model:
         options = options or DecodingOptions()
         if kwargs:
             options = options.replace(**kwargs)
-        with self._lock:
+        with self.pipeline.lock:
             self._set_window(audio)
-            return decode_window(self._decoder, options, self.tokenizer, self.dims)
+            return self.pipeline.decode(options, self.tokenizer)
 
-    def transcribe(self, audio: Optional[AudioInput] = None, **options: Any) -> dict:
+    def transcribe(self, audio: Optional[AudioInput] = None, *, progress: Any = None, **options: Any) -> dict:
         """Long-form transcription with openai-whisper's algorithm, options and result shape.
 
-        With the replay backend the encoder states come from the device's output files and
-        ``audio`` is optional (see :func:`whisper_genio.replay.transcribe_replay`).
+        ``audio`` may be omitted only with the replay backend, whose encoder output files say how
+        long the recording is. ``progress(done_frames, total_frames)`` is called after each window.
         """
-        if self.backend == "replay":
-            from .replay import transcribe_replay
-
-            return transcribe_replay(self, audio, **options)
-        if audio is None:
+        opts = split_transcribe_kwargs(options)
+        if audio is None and self.pipeline.reads_mel:
             raise InvalidOptionError("transcribe() needs audio (only the replay backend can do without)")
-        from .longform import transcribe
-
-        return transcribe(self, audio, **options)
+        result, self.last_timings = longform.transcribe(self.pipeline, self.tokenizer, opts, audio,
+                                                        progress=progress)
+        return result
 
 
 def _is_mel(audio: Any, dims: ModelDims) -> bool:

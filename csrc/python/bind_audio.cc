@@ -48,19 +48,23 @@ void register_audio(py::module_& m) {
 
   py::class_<PyMelWindows, std::shared_ptr<PyMelWindows>>(m, "MelWindows",
       "30-second log-mel windows of a long signal, computed on demand (bounded memory).")
-      .def(py::init([](const py::object& audio, int n_mels, std::shared_ptr<ThreadPool> pool) {
+      .def(py::init([](const py::object& audio, int n_mels, std::shared_ptr<ThreadPool> pool, bool one_window) {
              auto holder = std::make_shared<PyMelWindows>();
              holder->samples = as_float32(audio, "audio", 1);
              auto fe = unwrap(MelFrontEnd::create(n_mels));
              StatusOr<MelWindows> w = Status();
              {
                py::gil_scoped_release release;
-               w = MelWindows::create(fe, holder->samples.data(), holder->samples.shape(0), pool.get());
+               const float* x = holder->samples.data();
+               const int64_t n = holder->samples.shape(0);
+               w = one_window ? MelWindows::one_window(fe, x, n, pool.get()) : MelWindows::create(fe, x, n, pool.get());
              }
              holder->windows = unwrap(std::move(w));
              return holder;
            }),
-           py::arg("audio"), py::arg("n_mels"), py::arg("pool") = nullptr)
+           py::arg("audio"), py::arg("n_mels"), py::arg("pool") = nullptr, py::arg("one_window") = false,
+           "one_window=False: the recording's windows as transcribe() cuts them; True: the single window "
+           "decode() takes, log_mel_spectrogram(pad_or_trim(audio)).")
       .def_property_readonly("content_frames", [](const PyMelWindows& w) { return w.windows.content_frames(); })
       .def_property_readonly("n_mels", [](const PyMelWindows& w) { return w.windows.n_mels(); })
       .def("window",
@@ -85,7 +89,9 @@ void register_audio(py::module_& m) {
   m.attr("N_FRAMES") = kNFrames;
 }
 
-// Exposed for bind_model.cc (prepare_window needs the native windows).
-const MelWindows& native_windows(const py::object& obj) { return obj.cast<PyMelWindows&>().windows; }
+// Exposed for bind_model.cc (the window path takes the native windows).
+const MelWindows* native_windows(const py::handle& obj) {
+  return py::isinstance<PyMelWindows>(obj) ? &obj.cast<PyMelWindows&>().windows : nullptr;
+}
 
 }  // namespace whisper_genio::python

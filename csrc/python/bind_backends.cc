@@ -5,7 +5,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <chrono>
 #include <cstring>
 #include <optional>
 
@@ -199,9 +198,6 @@ void register_backends(py::module_& m) {
              return std::shared_ptr<backends::ReplayEncoderBackend>(unwrap(std::move(enc)));
            }),
            py::arg("dims"), py::arg("files"), py::arg("output") = py::dict())
-      .def("select", [](backends::ReplayEncoderBackend& e, int64_t i) { check(e.select(i)); }, py::arg("window"))
-      .def_property_readonly("window", &backends::ReplayEncoderBackend::window)
-      .def_property_readonly("window_count", &backends::ReplayEncoderBackend::window_count)
       .def_property_readonly("files", [](const backends::ReplayEncoderBackend& e) { return e.config().files; })
       .def_property_readonly("output_spec",
                              [](const backends::ReplayEncoderBackend& e) { return e.config().output.describe(); });
@@ -249,26 +245,7 @@ void register_backends(py::module_& m) {
       .def_property_readonly("states_address",
                              [](backends::ExternalEncoderBackend& e) { return address(e.states_buffer()); });
 
-  // ---- glue -------------------------------------------------------------------------------
-  m.def(
-      "encode_to_decoder",
-      [](EncoderBackend& encoder, Decoder& decoder) {
-        Status s;
-        double seconds = 0.0;
-        {
-          py::gil_scoped_release release;
-          const auto t0 = std::chrono::steady_clock::now();
-          auto states = encoder.run();
-          seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          s = states.ok() ? decoder.set_audio(states.value()) : states.status();
-        }
-        check(s);
-        return seconds;
-      },
-      py::arg("encoder"), py::arg("decoder"),
-      "Runs the encoder on what its mel buffer holds and hands the states to the decoder in place. "
-      "Returns the encoder's seconds.");
-
+  // ---- device bytes <-> float (the conversions the backends use) -------------------------
   m.def(
       "dequantize",
       [](const py::buffer& raw, const py::dict& spec, int64_t rows, int64_t cols) {

@@ -14,14 +14,37 @@ namespace py = pybind11;
 
 namespace whisper_genio::python {
 
-const MelWindows& native_windows(const py::object& obj);
+const MelWindows* native_windows(const py::handle& obj);
 
 namespace {
-
 
 py::array_t<float> states_to_numpy(const EncoderStates& s) {
   py::array_t<float> out({s.n_ctx, s.d});
   std::memcpy(out.mutable_data(), s.data, static_cast<size_t>(s.n_ctx * s.d) * sizeof(float));
+  return out;
+}
+
+// None, a MelWindows, or a float32 [n_mels, 3000] array (held in `keep` for the call).
+MelSource mel_source(const py::handle& obj, const ModelDims& d, py::object* keep) {
+  if (obj.is_none()) return MelSource();
+  if (const MelWindows* w = native_windows(obj)) return MelSource(*w);
+  auto arr = as_float32(obj, "mel", 2);
+  if (arr.shape(0) != d.n_mels || arr.shape(1) != 2 * d.n_audio_ctx) {
+    throw_status(invalid_argument("mel must be [" + std::to_string(d.n_mels) + ", " + std::to_string(2 * d.n_audio_ctx) +
+                                  "], got [" + std::to_string(arr.shape(0)) + ", " + std::to_string(arr.shape(1)) + "]"));
+  }
+  *keep = arr;
+  return MelSource(arr.data());
+}
+
+py::dict timings_dict(const WindowTimings& t) {
+  py::dict out;
+  out["mel"] = t.mel_seconds;
+  out["encoder"] = t.encoder_seconds;
+  out["cross_kv"] = t.cross_kv_seconds;
+  out["mel_cpu"] = t.mel_cpu_seconds;
+  out["encoder_cpu"] = t.encoder_cpu_seconds;
+  out["cross_kv_cpu"] = t.cross_kv_cpu_seconds;
   return out;
 }
 
@@ -31,24 +54,24 @@ void register_model(py::module_& m) {
   py::class_<EncoderBackend, std::shared_ptr<EncoderBackend>>(m, "EncoderBackend",
       "Native encoder backend: mel [n_mels, 3000] -> states [n_audio_ctx, d].")
       .def_property_readonly("name", &EncoderBackend::name)
+      .def_property_readonly("reads_mel", &EncoderBackend::reads_mel)
+      .def_property_readonly("window_stride", &EncoderBackend::window_stride)
+      .def_property_readonly("window_count", &EncoderBackend::window_count)
       .def("encode",
-           [](EncoderBackend& enc, const py::object& mel) {
-             const ModelDims& d = enc.dims();
-             auto arr = as_float32(mel, "mel", 2);
-             if (arr.shape(0) != d.n_mels || arr.shape(1) != 2 * d.n_audio_ctx) {
-               throw_status(invalid_argument("mel must be [" + std::to_string(d.n_mels) + ", " +
-                                             std::to_string(2 * d.n_audio_ctx) + "], got [" +
-                                             std::to_string(arr.shape(0)) + ", " + std::to_string(arr.shape(1)) + "]"));
-             }
-             std::memcpy(enc.mel_buffer(), arr.data(), static_cast<size_t>(arr.size()) * sizeof(float));
+           [](EncoderBackend& enc, const py::object& source, int64_t seek, int64_t size,
+              std::shared_ptr<ThreadPool> pool) {
+             py::object keep;
+             const MelSource src = mel_source(source, enc.dims(), &keep);
              StatusOr<EncoderStates> states = Status();
              {
                py::gil_scoped_release release;
-               states = enc.run();
+               states = encode_window(src, seek, size, enc, pool.get(), nullptr);
              }
              return states_to_numpy(unwrap(std::move(states)));
            },
-           py::arg("mel"), "Encodes one mel window; returns a new float32 array [n_audio_ctx, d].");
+           py::arg("mel") = py::none(), py::arg("seek") = 0, py::arg("size") = kNFrames, py::arg("pool") = nullptr,
+           "Encodes one window (a mel [n_mels, 3000], or frames [seek, seek + size) of a MelWindows; None for "
+           "backends that read no mel); returns a new float32 array [n_audio_ctx, d].");
 
   py::class_<backends::CpuEncoderBackend, EncoderBackend, std::shared_ptr<backends::CpuEncoderBackend>>(m, "CpuEncoder")
       .def(py::init([](const py::dict& dims, const py::dict& tensors, std::shared_ptr<ThreadPool> pool,
@@ -148,29 +171,24 @@ void register_model(py::module_& m) {
            py::arg("sot"), py::arg("language_tokens"));
 
   m.def("prepare_window",
-        [](const py::object& windows, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
+        [](const py::object& source, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
            std::shared_ptr<ThreadPool> pool) {
-          const MelWindows& w = native_windows(windows);
+          py::object keep;
+          const MelSource src = mel_source(source, encoder.dims(), &keep);
           WindowTimings t;
           Status s;
           {
             py::gil_scoped_release release;
-            s = prepare_window(w, seek, size, encoder, decoder, pool.get(), &t);
+            s = prepare_window(src, seek, size, encoder, decoder, pool.get(), &t);
           }
           check(s);
-          py::dict out;
-          out["mel"] = t.mel_seconds;
-          out["encoder"] = t.encoder_seconds;
-          out["cross_kv"] = t.cross_kv_seconds;
-          out["mel_cpu"] = t.mel_cpu_seconds;
-          out["encoder_cpu"] = t.encoder_cpu_seconds;
-          out["cross_kv_cpu"] = t.cross_kv_cpu_seconds;
-          return out;
+          return timings_dict(t);
         },
-        py::arg("windows"), py::arg("seek"), py::arg("size"), py::arg("encoder"), py::arg("decoder"),
+        py::arg("source"), py::arg("seek"), py::arg("size"), py::arg("encoder"), py::arg("decoder"),
         py::arg("pool") = nullptr,
-        "Mel window -> encoder input buffer -> encoder -> decoder cross-attention, without copies. "
-        "Returns the seconds spent in each stage.");
+        "The window path: mel (a MelWindows, a [n_mels, 3000] array, or None for backends that read no mel) -> "
+        "encoder input buffer -> encoder -> decoder cross-attention, without copies. Returns the seconds spent "
+        "in each stage.");
 }
 
 }  // namespace whisper_genio::python

@@ -147,7 +147,7 @@ def write_subgraphs(folder: pathlib.Path, tensors: dict[str, np.ndarray], dims: 
 
 
 def write_bundle(folder: pathlib.Path, dims: Any, entries: list[dict[str, Any]]) -> pathlib.Path:
-    from whisper_genio.bundle import make_manifest, write_manifest
+    from whisper_genio.backends.bundle import make_manifest, write_manifest
 
     manifest = make_manifest(dims, model="standin", extra={"decoder": {"subgraphs": entries}})
     write_manifest(folder, manifest)

@@ -53,7 +53,7 @@ def test_int8_weights_take_a_quarter_of_the_memory(base_checkpoint):
     sizes = {}
     for ct in ("float32", "float16", "int8"):
         m = whisper_genio.load_model("base", threads=1, compute_type=ct)
-        sizes[ct] = m._decoder.weight_bytes + m._encoder.weight_bytes
+        sizes[ct] = m.pipeline.decoder.weight_bytes + m.pipeline.encoder.weight_bytes
     print({k: f"{v / 2**20:.0f} MiB" for k, v in sizes.items()})
     assert sizes["float16"] < 0.52 * sizes["float32"]
     assert sizes["int8"] < 0.28 * sizes["float32"]

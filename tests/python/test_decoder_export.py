@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import whisper_genio
-from whisper_genio.bundle import load_bundle, make_manifest, write_manifest
+from whisper_genio.backends.bundle import load_bundle, make_manifest, write_manifest
 from whisper_genio.checkpoints import load_checkpoint
 from whisper_genio.dims import ModelDims
 
@@ -113,10 +113,10 @@ def test_layer_step_tflite_in_the_native_loop(tmp_path):
     plan = m.set_decoder_offload("layer", ed.litert_entries(entries, tmp_path))
     assert sorted((p["op"], p["where"]) for p in plan if p["op"] != "vocab") == [("layer_step", "npu")] * 4
     for beam, want in ((0, ref), (2, ref_beam)):
-        calls0 = m._decoder.forward_calls
+        calls0 = m.pipeline.decoder.forward_calls
         m.offload_stats(reset=True)
         assert m.decode(_audio(), language="en", sample_len=12, beam_size=beam or None).tokens == want
-        steps = m._decoder.forward_calls - calls0 - 1  # the prompt runs on the CPU
+        steps = m.pipeline.decoder.forward_calls - calls0 - 1  # the prompt runs on the CPU
         assert steps > 3 and m.offload_stats()["npu_calls"] == dims.n_text_layer * steps
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import whisper_genio
-from whisper_genio import offload
+from whisper_genio.backends import decoder_offload as offload
 from whisper_genio.checkpoints import load_checkpoint
 from whisper_genio.dims import ModelDims
 from whisper_genio.errors import InferenceError, InvalidOptionError, ModelLoadError, ModelNotFoundError
@@ -110,10 +110,10 @@ def test_same_tokens_as_cpu_and_calls_per_token(mode, api, control, base_model, 
     for (clip_id, beam), ref in refs.items():
         clip = next(c for c in clips if c["id"] == clip_id)
         control.clear_log()
-        calls0 = m._decoder.forward_calls
+        calls0 = m.pipeline.decoder.forward_calls
         m.offload_stats(reset=True)
         out = _decode(m, clip, beam)
-        steps = m._decoder.forward_calls - calls0 - 1  # the prompt step runs on the CPU
+        steps = m.pipeline.decoder.forward_calls - calls0 - 1  # the prompt step runs on the CPU
         assert out.tokens == ref.tokens, (clip_id, beam, out.text, ref.text)
         assert out.text == ref.text
         assert steps > 5
@@ -236,8 +236,8 @@ def test_callback_subgraphs(tiny, control):
 def test_bench_and_doctor_print_the_plan(tiny, control, tmp_path):
     """bench: NPU MAC share and the CPU time per token left on the CPU vs the all-CPU decoder;
     doctor: every subgraph loads, the plan is printed (a broken one fails the check)."""
-    from whisper_genio.bench import run_bench
-    from whisper_genio.doctor import FAIL, OK, run_doctor
+    from whisper_genio.tools.bench import run_bench
+    from whisper_genio.tools.doctor import FAIL, OK, run_doctor
 
     ck, pt = tiny
     folder = tmp_path / "b"

@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from whisper_genio import doctor
+from whisper_genio.tools import doctor
 from whisper_genio.cli import main
 from whisper_genio.dims import ModelDims
 

@@ -39,9 +39,9 @@ def test_encode_rejects_a_wrong_mel_shape(base_model):
     from whisper_genio.errors import InvalidOptionError
 
     with pytest.raises(InvalidOptionError):
-        base_model._encoder.encode(np.zeros((80, 2999), np.float32))
+        base_model.pipeline.encoder.encode(np.zeros((80, 2999), np.float32))
     with pytest.raises(InvalidOptionError):
-        base_model._decoder.set_audio(np.zeros((1500, 384), np.float32))
+        base_model.pipeline.decoder.set_audio(np.zeros((1500, 384), np.float32))
 
 
 MIN_INT8_COSINE = 0.999

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from whisper_genio.bundle import load_bundle
+from whisper_genio.backends.bundle import load_bundle
 from whisper_genio.errors import InvalidOptionError, WhisperGenioError
 
 

@@ -80,6 +80,19 @@ def test_windows_equal_slices_of_the_full_spectrogram(clips):
     del torch
 
 
+def test_one_window_is_what_decode_takes(clips):
+    """MelWindows(one_window=True) == log_mel_spectrogram(pad_or_trim(x)): decode()'s window, normalised
+    by its own 3000 frames, for a short clip (padded) and a long one (trimmed), bit for bit."""
+    from whisper_genio.audio import pad_or_trim
+
+    long = np.concatenate([s for _, s in clips])
+    for samples in (clips[0][1], long):
+        one = _core.MelWindows(samples, 80, one_window=True)
+        assert one.content_frames == 3000
+        want = _core.log_mel_spectrogram(pad_or_trim(samples, N_SAMPLES), 80)
+        np.testing.assert_array_equal(one.window(0, 3000), want)
+
+
 def test_window_arguments_are_checked():
     from whisper_genio.errors import InvalidOptionError
 

@@ -22,7 +22,7 @@ import pytest
 import whisper_genio
 from whisper_genio import _core
 from whisper_genio.backends import EncoderOptions
-from whisper_genio.bundle import TensorInfo, make_manifest, write_manifest
+from whisper_genio.backends.bundle import TensorInfo, make_manifest, write_manifest
 from whisper_genio.dims import ModelDims
 from whisper_genio.errors import (BackendUnavailableError, InferenceError, ModelLoadError, RuntimeVersionError)
 
@@ -179,7 +179,7 @@ def test_transcribe_through_the_neuron_backend(api, neuron_env, control, clips, 
     opts = EncoderOptions(encoder_model=str(bundle), neuron_api=api)
     model = whisper_genio.load_model("base", threads=TEST_THREADS, encoder_options=opts)
     assert model.backend == "neuron"
-    enc = model._encoder
+    enc = model.pipeline.encoder
     assert enc.api == api and enc.input_zero_copy and enc.output_zero_copy
     assert enc.mel_buffer_address == enc.input_address  # the mel is written into the DLA input
     control.clear_log()
@@ -212,7 +212,7 @@ def test_int16_outputs_are_dequantized_once_natively(neuron_env, control, clips,
     out = Io("int16", scale=peak / 32767, zero_point=0)
     bundle = _bundle(tmp_path / "bundle16", control, clips, out)
     model = whisper_genio.load_model("base", threads=TEST_THREADS, encoder_model=bundle)
-    enc = model._encoder
+    enc = model.pipeline.encoder
     assert model.backend == "neuron" and not enc.output_zero_copy and enc.states_address != enc.output_address
     assert "int16" in model.backend_info
     clip = clips[0]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import whisper_genio
-from whisper_genio import onnx_encoder
+from whisper_genio.backends import onnxruntime as onnx_encoder
 from whisper_genio.errors import BackendUnavailableError, InvalidOptionError, ModelLoadError
 
 from testdata import TEST_THREADS, require_speech
@@ -64,7 +64,7 @@ def test_export_writes_a_fixed_shape_graph_and_manifest(bundle):
 def test_auto_picks_onnxruntime_and_reports_the_providers(ort_model):
     assert ort_model.backend == "onnxruntime"
     assert [s.name for s in ort_model.backend_skipped] == ["neuron"]
-    info = ort_model._encoder.info
+    info = ort_model.pipeline.encoder.info
     assert info["providers"] == ["CPUExecutionProvider"]  # this onnxruntime has no NeuronExecutionProvider
     assert "NeuronExecutionProvider is not in this onnxruntime" in info["notes"][0]
     assert "CPUExecutionProvider" in ort_model.backend_info
@@ -81,7 +81,7 @@ def test_parity_with_the_cpu_backend_on_real_speech(ort_model, base_model):
         print(f"{row['id']}: cosine {c:.8f}, max abs {np.abs(got - ref).max():.2e}")
         assert c >= MIN_COSINE, row["id"]
     # ONNX Runtime wrote the states straight into the native buffer the decoder reads
-    enc = ort_model._encoder
+    enc = ort_model.pipeline.encoder
     np.testing.assert_array_equal(np.asarray(enc.states), got)
     jfk = [r for r in rows if r["id"].startswith("en_jfk")][0]
     assert ort_model.transcribe(str(jfk["path"]), language="en")["text"] == \
@@ -107,7 +107,7 @@ def test_provider_choice():
 def test_explicit_providers_and_missing_ones(bundle, monkeypatch_module):
     m = whisper_genio.load_model("base", backend="onnxruntime", threads=TEST_THREADS, encoder_model=bundle,
                                  providers=["CPUExecutionProvider"])
-    assert m._encoder.info["requested"] == ["CPUExecutionProvider"]
+    assert m.pipeline.encoder.info["requested"] == ["CPUExecutionProvider"]
     with pytest.raises(BackendUnavailableError, match="NeuronExecutionProvider"):
         whisper_genio.load_model("base", backend="onnxruntime", encoder_model=bundle,
                                  providers=["NeuronExecutionProvider"])

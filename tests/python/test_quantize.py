@@ -154,7 +154,7 @@ def test_tflite_a16w8_and_a8w8(workspace, tflite_qsvs, heldout_window, cpu_model
 def test_quantize_bundle_writes_a_loadable_bundle(float_bundle, calibration_split, tmp_path, heldout_window,
                                                   cpu_model, onnx_ranges, tflite_qsvs):
     import whisper_genio
-    from whisper_genio.bundle import load_bundle
+    from whisper_genio.backends.bundle import load_bundle
     from whisper_genio.tools.quantize.pipeline import quantize_bundle
 
     calib, _ = calibration_split
@@ -190,7 +190,7 @@ def test_quantize_bundle_writes_a_loadable_bundle(float_bundle, calibration_spli
 
 
 def test_quantize_flags_an_artifact_that_fails_its_host_check(float_bundle, calibration_split, tmp_path, onnx_ranges):
-    from whisper_genio.bundle import load_bundle
+    from whisper_genio.backends.bundle import load_bundle
     from whisper_genio.tools.quantize.pipeline import quantize_bundle
 
     calib, _ = calibration_split

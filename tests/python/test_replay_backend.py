@@ -11,7 +11,7 @@ from whisper_genio import _core
 from whisper_genio.audio import load_audio
 from whisper_genio.cli import main
 from whisper_genio.errors import InvalidOptionError, ModelLoadError
-from whisper_genio.replay import window_mel, write_mel_files
+from whisper_genio.tools.device_files import compare_windows, window_mel, write_mel_files
 
 import standin
 from standin import Io
@@ -46,10 +46,10 @@ def test_float32_output_bin_transcribes_like_the_cpu(jfk):
     result = model.transcribe(language="en")  # no audio needed
     assert result["text"] == jfk["reference"]["text"]
     assert [s["tokens"] for s in result["segments"]] == [s["tokens"] for s in jfk["reference"]["segments"]]
-    assert result["windows"][0]["file"] == str(jfk["bin"])
+    assert compare_windows(model)[0]["file"] == str(jfk["bin"])
     # with the audio: the last window's length is known and each window is compared with the CPU
-    result = model.transcribe(jfk["samples"], language="en", reference=model_cpu())
-    w = result["windows"][0]
+    result = model.transcribe(jfk["samples"], language="en")
+    w = compare_windows(model, jfk["samples"], model_cpu())[0]
     assert w["cosine"] > 0.999999 and w["mel_convention"] == "transcribe"
     assert w["end"] == pytest.approx(11.0, abs=0.05)
     assert result["segments"][-1]["end"] <= 11.05
@@ -115,10 +115,11 @@ def test_two_windows_in_order(base_model, tmp_path):
         base_model.encode(mel).tofile(out)
         outs.append(out)
     model = whisper_genio.load_model("base", threads=TEST_THREADS, encoder_output=outs)
-    result = model.transcribe(samples, language="en", reference=base_model)
-    assert [w["window"] for w in result["windows"]] == [0, 1]
-    assert all(w["cosine"] > 0.999999 for w in result["windows"])
-    assert result["windows"][1]["start"] == 30.0
+    result = model.transcribe(samples, language="en")
+    windows = compare_windows(model, samples, base_model)
+    assert [w["window"] for w in windows] == [0, 1]
+    assert all(w["cosine"] > 0.999999 for w in windows)
+    assert windows[1]["start"] == 30.0
     text = result["text"].lower()
     assert "fairest creatures" in text and "tender churl" in text.replace(",", ""), text
     starts = [s["start"] for s in result["segments"]]

@@ -110,7 +110,7 @@ def test_three_way_blames_the_device(device_output, heldout_window, cpu_model):
 
 
 def test_cli_exit_codes_and_bundle_format(device_output, heldout_window, tmp_path, capsys):
-    from whisper_genio.bundle import make_manifest, write_manifest
+    from whisper_genio.backends.bundle import make_manifest, write_manifest
     from whisper_genio.checkpoints import resolve
     from whisper_genio.cli import main
 

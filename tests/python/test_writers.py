@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from whisper_genio.errors import InvalidOptionError
-from whisper_genio.writers import OUTPUT_FORMATS, format_timestamp, get_writer
+from whisper_genio.transcription.writers import OUTPUT_FORMATS, format_timestamp, get_writer
 
 TEXT_FORMATS = ["txt", "vtt", "srt", "tsv"]
 

@@ -124,7 +124,7 @@ def export_bundle(model: Any, out_dir: PathLike, *, formats: Sequence[str] = FOR
                   checkpoint: bool = True, soc: Optional[str] = None, log: Any = None) -> Any:
     """Exports the encoder in `formats` into `out_dir` and writes the bundle manifest; returns the
     loaded :class:`whisper_genio.bundle.Bundle`."""
-    from ..bundle import default_tensor, load_bundle, make_manifest, write_manifest
+    from ..backends.bundle import default_tensor, load_bundle, make_manifest, write_manifest
     from ..checkpoints import find_tokenizer
 
     unknown = [f for f in formats if f not in FORMATS]

@@ -338,7 +338,7 @@ def add_decoder_subgraphs(bundle_dir: PathLike, model: Any, *, kinds: Sequence[s
     manifest (``decoder.subgraphs``)."""
     import json
 
-    from ..bundle import MANIFEST, write_manifest
+    from ..backends.bundle import MANIFEST, write_manifest
     from ..model import load_model
     from .export_onnx import checkpoint_of
 

@@ -141,7 +141,7 @@ def export_encoder_onnx(model_name_or_checkpoint: Any, path: Union[str, os.PathL
     proto = onnx.load(str(path))
     onnx.save(strip_float_casts(proto), str(path))
     if manifest:
-        from ..bundle import make_manifest, write_manifest
+        from ..backends.bundle import make_manifest, write_manifest
 
         name = str(model_name_or_checkpoint) if isinstance(model_name_or_checkpoint, (str, os.PathLike)) else ""
         write_manifest(path.parent, make_manifest(dims, model=name, onnx={"file": path.name, "opset": opset,

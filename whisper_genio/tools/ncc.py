@@ -27,14 +27,14 @@ ALIASES = {"genio-510": "mt8370", "genio-700": "mt8390", "genio-1200": "mt8395",
 
 
 def soc_names() -> list[str]:
-    from ..doctor import SOCS
+    from .doctor import SOCS
 
     return sorted(set(ALIASES) | set(SOCS))
 
 
 def find_soc(name: str) -> Any:
     """The doctor's Soc entry for a SoC ("mt8390"), board ("genio-700", "Genio 700") or arch ("mdla3.0")."""
-    from ..doctor import SOCS
+    from .doctor import SOCS
 
     key = name.strip().lower().replace(" ", "-")
     key = ALIASES.get(key, key)

@@ -73,7 +73,7 @@ def read_output(path: PathLike, dims: Any, fmt: Any) -> np.ndarray:
     """A device's raw encoder output as float32 [n_audio_ctx, d] (native dequantization).
     Raises InvalidOptionError naming the size it has and what it would fit."""
     from .. import _core
-    from ..replay import ReplayFormat
+    from ..backends.replay import ReplayFormat
 
     fmt = ReplayFormat.parse(fmt)
     t = fmt.tensor(dims)
@@ -106,7 +106,7 @@ def run_model_file(path: PathLike, mel: np.ndarray) -> np.ndarray:
 def output_format_of_bundle(bundle_dir: PathLike) -> dict:
     """The output description of a bundle's DLA, else of its TFLite (the DLA compiled from it
     keeps its I/O types)."""
-    from ..bundle import load_bundle
+    from ..backends.bundle import load_bundle
 
     b = load_bundle(bundle_dir)
     for kind in ("dla", "tflite"):
@@ -151,7 +151,7 @@ def validate(audio: PathLike, *, model: Any = "base", encoder_output: Optional[P
     from .. import _core
     from ..audio import HOP_LENGTH, N_FRAMES, load_audio
     from ..model import Model, load_model
-    from ..replay import window_mel
+    from .device_files import window_mel
 
     ref_model = model if isinstance(model, Model) else load_model(model, backend="cpu", threads=threads)
     dims = ref_model.dims
@@ -161,8 +161,8 @@ def validate(audio: PathLike, *, model: Any = "base", encoder_output: Optional[P
     if len(sources) != 1:
         raise InvalidOptionError("give exactly one of: encoder_output (a device output.bin), encoder_model "
                                  "(.tflite/.onnx) or states")
-    windows = _core.MelWindows(samples, dims.n_mels, ref_model._pool)
-    mels = {c: window_mel(samples, windows, 0, c, dims.n_mels, ref_model._pool) for c in ("pad_or_trim", "transcribe")}
+    windows = _core.MelWindows(samples, dims.n_mels, ref_model.pipeline.pool)
+    mels = {c: window_mel(samples, windows, 0, c, dims.n_mels, ref_model.pipeline.pool) for c in ("pad_or_trim", "transcribe")}
     refs = {c: np.array(ref_model.encode(m), np.float32) for c, m in mels.items()}
     result: dict[str, Any] = {"audio": os.fspath(audio), "model": ref_model.source}
     if encoder_output is not None:

@@ -57,12 +57,16 @@ StatusOr<std::vector<float>> log_mel_spectrogram(const MelFrontEnd& fe, const fl
 
 // 30-second windows of a long signal without holding its whole spectrogram: the global
 // maximum is found in one pass, then any window is computed on demand. Produces exactly
-// what slicing log_mel_spectrogram(x, zero_pad = 480000) and padding with zeros would.
-// The samples are borrowed: they must outlive this object.
+// what slicing log_mel_spectrogram(x, zero_pad = 480000) and padding with zeros would
+// (openai-whisper's transcribe()). The samples are borrowed: they must outlive this object.
 class MelWindows {
  public:
   static StatusOr<MelWindows> create(std::shared_ptr<const MelFrontEnd> fe, const float* x, int64_t n,
                                      ThreadPool* pool);
+  // One window as openai-whisper's decode() takes it: log_mel_spectrogram(pad_or_trim(x)),
+  // normalised by the maximum of those 3000 frames alone; content_frames() is 3000.
+  static StatusOr<MelWindows> one_window(std::shared_ptr<const MelFrontEnd> fe, const float* x, int64_t n,
+                                         ThreadPool* pool);
   MelWindows() = default;
 
   // Frames of real audio (what openai-whisper calls content_frames).
@@ -75,9 +79,14 @@ class MelWindows {
   Status window(int64_t seek, int64_t size, float* out, ThreadPool* pool) const;
 
  private:
+  // x[0..n) followed by zero_pad zeros, total_frames frames, normalised by their maximum.
+  static StatusOr<MelWindows> build(std::shared_ptr<const MelFrontEnd> fe, const float* x, int64_t n,
+                                    int64_t zero_pad, int64_t content_frames, ThreadPool* pool);
   std::shared_ptr<const MelFrontEnd> fe_;
   const float* x_ = nullptr;
   int64_t n_ = 0;
+  int64_t zero_pad_ = 0;
+  int64_t total_frames_ = 0;
   int64_t content_frames_ = 0;
   float max_log10_ = 0.0f;
 };

@@ -36,11 +36,27 @@ class EncoderBackend {
   // The dimensions this backend was built for.
   virtual const ModelDims& dims() const = 0;
 
-  // Where the caller writes the next mel window: [n_mels, 3000] float32, row-major.
+  // Where the caller writes the next mel window: [n_mels, 3000] float32, row-major. Null when
+  // reads_mel() is false.
   virtual float* mel_buffer() = 0;
 
   // Encodes the mel currently in mel_buffer(). Not re-entrant: one run at a time.
   virtual StatusOr<EncoderStates> run() = 0;
+
+  // Where the next window starts in the recording, in mel frames, told before the mel is
+  // written. Backends that encode the mel ignore it; "replay", which answers run() from a
+  // device's output files, picks the file here and refuses a window it does not hold.
+  virtual Status seek(int64_t frame) {
+    (void)frame;
+    return Status::Ok();
+  }
+  // False for backends whose run() does not read mel_buffer() (replay): no mel is computed.
+  virtual bool reads_mel() const { return true; }
+  // Frames between the starts of the windows this backend can encode: 0 = any start (the
+  // seek pointer moves freely); replay: 3000, one whole 30 s window per file.
+  virtual int64_t window_stride() const { return 0; }
+  // Windows the backend holds (replay: its files); -1 = as many as the audio has.
+  virtual int64_t window_count() const { return -1; }
 };
 
 }  // namespace whisper_genio

@@ -1,6 +1,7 @@
-// Glue of the native data path for one window: mel straight into the encoder backend's
-// input buffer, encoder states straight into the decoder's cross-attention. No copies in
-// between; the caller (Python's transcribe loop) only chooses seek and size.
+// The one window path: mel -> encoder backend -> decoder cross-attention, without copies in
+// between. The mel is written straight into the backend's input buffer and the decoder reads
+// the backend's output buffer. Callers (the long-form loop, decode, detect_language, encode)
+// only choose where the mel comes from and where the window starts.
 #pragma once
 
 #include "whisper_genio/audio.h"
@@ -19,9 +20,25 @@ struct WindowTimings {
   double cross_kv_cpu_seconds = 0.0;
 };
 
-// Writes the mel window [seek, seek + size) into encoder.mel_buffer(), runs the encoder and
-// hands its states to the decoder.
-Status prepare_window(const MelWindows& mel, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
+// Where a window's mel comes from: frames [seek, seek + size) of a recording's MelWindows, or
+// a ready [n_mels, 3000] array (seek then only tells the backend where the window starts).
+// Backends that read no mel (replay) need neither.
+struct MelSource {
+  MelSource() = default;
+  MelSource(const MelWindows& w) : windows(&w) {}  // NOLINT: a recording's windows are the usual source
+  explicit MelSource(const float* m) : mel(m) {}
+  const MelWindows* windows = nullptr;
+  const float* mel = nullptr;
+};
+
+// Writes the window's mel into encoder.mel_buffer() (when the backend reads one), tells the
+// backend where the window starts (EncoderBackend::seek) and runs it. The states stay in the
+// backend's memory until its next run.
+StatusOr<EncoderStates> encode_window(const MelSource& source, int64_t seek, int64_t size, EncoderBackend& encoder,
+                                      ThreadPool* pool, WindowTimings* timings);
+
+// encode_window, then the decoder's cross-attention keys/values from the states in place.
+Status prepare_window(const MelSource& source, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
                       ThreadPool* pool, WindowTimings* timings);
 
 }  // namespace whisper_genio

@@ -207,14 +207,28 @@ StatusOr<std::vector<float>> log_mel_spectrogram(const MelFrontEnd& fe, const fl
 
 StatusOr<MelWindows> MelWindows::create(std::shared_ptr<const MelFrontEnd> fe, const float* x, int64_t n,
                                         ThreadPool* pool) {
-  if (!fe) return invalid_argument("no mel front end");
   if (n < 0) return invalid_argument("negative signal length");
+  return build(std::move(fe), x, n, kNSamples, MelFrontEnd::frame_count(n + kNSamples) - kNFrames, pool);
+}
+
+StatusOr<MelWindows> MelWindows::one_window(std::shared_ptr<const MelFrontEnd> fe, const float* x, int64_t n,
+                                            ThreadPool* pool) {
+  if (n < 0) return invalid_argument("negative signal length");
+  const int64_t kept = std::min<int64_t>(n, kNSamples);
+  return build(std::move(fe), x, kept, kNSamples - kept, kNFrames, pool);
+}
+
+StatusOr<MelWindows> MelWindows::build(std::shared_ptr<const MelFrontEnd> fe, const float* x, int64_t n,
+                                       int64_t zero_pad, int64_t content_frames, ThreadPool* pool) {
+  if (!fe) return invalid_argument("no mel front end");
   MelWindows w;
   w.fe_ = std::move(fe);
   w.x_ = x;
   w.n_ = n;
-  const int64_t frames = MelFrontEnd::frame_count(n + kNSamples);
-  w.content_frames_ = frames - kNFrames;
+  w.zero_pad_ = zero_pad;
+  const int64_t frames = MelFrontEnd::frame_count(n + zero_pad);
+  w.total_frames_ = frames;
+  w.content_frames_ = content_frames;
   // log10 is monotonic, so the global maximum of the log spectrum is log10 of the maximum
   // power: one streaming pass in blocks, nothing kept.
   const int64_t block = 4 * kNFrames;
@@ -222,7 +236,7 @@ StatusOr<MelWindows> MelWindows::create(std::shared_ptr<const MelFrontEnd> fe, c
   float max_power = 0.0f;
   for (int64_t f0 = 0; f0 < frames; f0 += block) {
     const int64_t count = std::min(block, frames - f0);
-    w.fe_->mel_power(x, n, kNSamples, f0, count, buf.data(), block, pool);
+    w.fe_->mel_power(x, n, zero_pad, f0, count, buf.data(), block, pool);
     for (int m = 0; m < w.fe_->n_mels(); ++m) {
       const float* row = buf.data() + static_cast<size_t>(m) * block;
       for (int64_t c = 0; c < count; ++c) max_power = std::max(max_power, row[c]);
@@ -237,10 +251,9 @@ Status MelWindows::window(int64_t seek, int64_t size, float* out, ThreadPool* po
   if (seek < 0 || size < 0 || size > kNFrames) {
     return invalid_argument("mel window out of range: seek " + std::to_string(seek) + ", size " + std::to_string(size));
   }
-  const int64_t frames = content_frames_ + kNFrames;
-  const int64_t valid = std::max<int64_t>(0, std::min(size, frames - seek));
+  const int64_t valid = std::max<int64_t>(0, std::min(size, total_frames_ - seek));
   const int n_mels = fe_->n_mels();
-  if (valid > 0) fe_->mel_power(x_, n_, kNSamples, seek, valid, out, kNFrames, pool);
+  if (valid > 0) fe_->mel_power(x_, n_, zero_pad_, seek, valid, out, kNFrames, pool);
   for (int m = 0; m < n_mels; ++m) {
     float* row = out + static_cast<size_t>(m) * kNFrames;
     for (int64_t c = 0; c < valid; ++c) row[c] = normalise(row[c], max_log10_);

@@ -1,6 +1,7 @@
 #include "whisper_genio/pipeline.h"
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 namespace whisper_genio {
@@ -26,27 +27,50 @@ class StageClock {
   double cpu_;
 };
 
-}  // namespace
-
-Status prepare_window(const MelWindows& mel, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
-                      ThreadPool* pool, WindowTimings* timings) {
-  if (mel.n_mels() != encoder.dims().n_mels) {
-    return invalid_argument("mel has " + std::to_string(mel.n_mels()) + " bins, the encoder expects " +
-                            std::to_string(encoder.dims().n_mels));
-  }
-  if (2 * static_cast<int64_t>(encoder.dims().n_audio_ctx) != kNFrames) {
-    return invalid_argument("the encoder takes " + std::to_string(2 * encoder.dims().n_audio_ctx) +
+Status write_mel(const MelSource& source, int64_t seek, int64_t size, EncoderBackend& encoder, ThreadPool* pool) {
+  const ModelDims& dims = encoder.dims();
+  if (2 * static_cast<int64_t>(dims.n_audio_ctx) != kNFrames) {
+    return invalid_argument("the encoder takes " + std::to_string(2 * dims.n_audio_ctx) +
                             " mel frames per window, not the " + std::to_string(kNFrames) + " of a 30 s window");
   }
+  float* dst = encoder.mel_buffer();
+  if (dst == nullptr) return internal_error(encoder.name() + " reads a mel but has no mel buffer");
+  if (source.mel != nullptr) {
+    std::memcpy(dst, source.mel, static_cast<size_t>(dims.n_mels) * kNFrames * sizeof(float));
+    return Status::Ok();
+  }
+  if (source.windows == nullptr) return invalid_argument("the " + encoder.name() + " encoder needs audio (a mel)");
+  if (source.windows->n_mels() != dims.n_mels) {
+    return invalid_argument("mel has " + std::to_string(source.windows->n_mels()) + " bins, the encoder expects " +
+                            std::to_string(dims.n_mels));
+  }
+  return source.windows->window(seek, size, dst, pool);
+}
+
+}  // namespace
+
+StatusOr<EncoderStates> encode_window(const MelSource& source, int64_t seek, int64_t size, EncoderBackend& encoder,
+                                      ThreadPool* pool, WindowTimings* timings) {
   WindowTimings scratch;
   WindowTimings* t = timings != nullptr ? timings : &scratch;
-  StageClock mel_clock;
-  WG_RETURN_IF_ERROR(mel.window(seek, size, encoder.mel_buffer(), pool));
-  mel_clock.stop(&t->mel_seconds, &t->mel_cpu_seconds);
+  WG_RETURN_IF_ERROR(encoder.seek(seek));
+  if (encoder.reads_mel()) {
+    StageClock mel_clock;
+    WG_RETURN_IF_ERROR(write_mel(source, seek, size, encoder, pool));
+    mel_clock.stop(&t->mel_seconds, &t->mel_cpu_seconds);
+  }
   StageClock encoder_clock;
   auto states = encoder.run();
-  if (!states.ok()) return states.status();
   encoder_clock.stop(&t->encoder_seconds, &t->encoder_cpu_seconds);
+  return states;
+}
+
+Status prepare_window(const MelSource& source, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
+                      ThreadPool* pool, WindowTimings* timings) {
+  WindowTimings scratch;
+  WindowTimings* t = timings != nullptr ? timings : &scratch;
+  auto states = encode_window(source, seek, size, encoder, pool, t);
+  if (!states.ok()) return states.status();
   StageClock cross_clock;
   WG_RETURN_IF_ERROR(decoder.set_audio(states.value()));
   cross_clock.stop(&t->cross_kv_seconds, &t->cross_kv_cpu_seconds);

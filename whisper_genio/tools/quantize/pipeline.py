@@ -38,7 +38,7 @@ class Workspace:
     """Float artifacts of a bundle plus cached calibration data and statistics."""
 
     def __init__(self, bundle_dir: PathLike, log: Optional[Callable[[str], None]] = None) -> None:
-        from ...bundle import load_bundle
+        from ...backends.bundle import load_bundle
 
         self.bundle = load_bundle(bundle_dir)
         self.root = self.bundle.root
@@ -140,7 +140,7 @@ def quantize_bundle(bundle_dir: PathLike, calibration: Sequence[PathLike], schem
     scheme "mixed" (no overrides) runs the search first. Returns a summary (also in the manifest).
     host_check: run every written artifact on the first calibration window with the host's integer
     kernels and record its SQNR against the float encoder (see _host_check)."""
-    from ...bundle import load_bundle, write_manifest
+    from ...backends.bundle import load_bundle, write_manifest
     from ..ncc import ncc_command, run_ncc
 
     ws = Workspace(bundle_dir, log)

@@ -43,21 +43,24 @@ StatusOr<std::unique_ptr<ReplayEncoderBackend>> ReplayEncoderBackend::create(con
   }
   std::unique_ptr<ReplayEncoderBackend> b(new ReplayEncoderBackend());
   b->config_ = config;
-  const size_t mel = static_cast<size_t>(config.dims.n_mels) * 2 * config.dims.n_audio_ctx;
-  if (!b->mel_scratch_.reset(mel) || !b->states_.reset(static_cast<size_t>(state_elems))) {
+  if (!b->states_.reset(static_cast<size_t>(state_elems))) {
     return Status(StatusCode::kOutOfMemory, "allocating replay buffers");
   }
   const bool direct = config.output.dtype == IoDType::kFloat32 && !config.output.transposed;
   if (!direct && !b->raw_.reset(config.output.bytes())) return Status(StatusCode::kOutOfMemory, "allocating replay buffers");
-  b->mel_scratch_.zero();
   b->states_.zero();
   return b;
 }
 
-Status ReplayEncoderBackend::select(int64_t window) {
-  if (window < 0 || window >= window_count()) {
-    return invalid_argument("window " + std::to_string(window) + " asked of a replay of " +
-                            std::to_string(window_count()) + " encoder output file(s) (one per 30-second window)");
+int64_t ReplayEncoderBackend::window_stride() const { return 2 * static_cast<int64_t>(config_.dims.n_audio_ctx); }
+
+Status ReplayEncoderBackend::seek(int64_t frame) {
+  const int64_t stride = window_stride();
+  const int64_t window = frame >= 0 ? frame / stride : -1;
+  if (frame < 0 || frame % stride != 0 || window >= window_count()) {
+    return invalid_argument("a replay of " + std::to_string(window_count()) +
+                            " encoder output file(s) holds the 30 s windows starting at frames 0, " +
+                            std::to_string(stride) + ", ... (one file each); asked for frame " + std::to_string(frame));
   }
   window_ = window;
   return Status::Ok();

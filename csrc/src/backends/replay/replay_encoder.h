@@ -5,7 +5,7 @@
 // file's byte size is checked against them up front, and a mismatch says what the size would
 // mean instead.
 //
-// The mel is ignored (mel_buffer() is scratch): select(i) chooses which file run() returns.
+// No mel is read: seek() picks the window (file) run() returns; windows start every 3000 frames.
 #pragma once
 
 #include <memory>
@@ -30,13 +30,16 @@ class ReplayEncoderBackend final : public EncoderBackend {
 
   std::string name() const override { return "replay"; }
   const ModelDims& dims() const override { return config_.dims; }
-  float* mel_buffer() override { return mel_scratch_.data(); }
-  // States of the selected window (file), read and dequantized now.
+  float* mel_buffer() override { return nullptr; }
+  // States of the window seek() chose (its file), read and dequantized now.
   StatusOr<EncoderStates> run() override;
+  // frame must start a 30 s window held here: file frame / 3000.
+  Status seek(int64_t frame) override;
+  bool reads_mel() const override { return false; }
+  int64_t window_stride() const override;
+  int64_t window_count() const override { return static_cast<int64_t>(config_.files.size()); }
 
-  Status select(int64_t window);
   int64_t window() const { return window_; }
-  int64_t window_count() const { return static_cast<int64_t>(config_.files.size()); }
   const ReplayConfig& config() const { return config_; }
   const float* states_data() const { return states_.data(); }
 
@@ -44,7 +47,6 @@ class ReplayEncoderBackend final : public EncoderBackend {
   ReplayEncoderBackend() = default;
   ReplayConfig config_;
   int64_t window_ = 0;
-  Buffer<float> mel_scratch_;
   Buffer<float> states_;
   Buffer<unsigned char> raw_;  // only when the file's dtype/layout needs a conversion
 };

@@ -149,7 +149,7 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
                decoder_subgraphs: Optional[str] = None, decoder_offload: str = "auto") -> Report:
     """Builds the report. `root` prefixes every absolute path looked at (tests use a fake tree);
     `library` overrides the Neuron runtime search (else $WHISPER_GENIO_NEURON_LIB and the names)."""
-    from . import _core
+    from .. import _core
 
     env = dict(os.environ if env is None else env)
     r = Report()
@@ -157,7 +157,7 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
 
     # -- this machine ----------------------------------------------------------------------
     try:
-        from . import __version__
+        from .. import __version__
     except ImportError:  # pragma: no cover
         __version__ = "?"
     add(Check("whisper_genio", OK, f"{__version__} on Python {platform.python_version()}, {platform.machine()} "
@@ -279,7 +279,7 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
 def _decoder_plan_check(model: Any, bundle: str, mode: str, library: Optional[str]) -> Check:
     """Loads the model's decoder with the bundle's subgraphs; fails when one of them does not load
     (the plan text names each CPU op and why)."""
-    from .model import load_model
+    from ..model import load_model
 
     try:
         m = load_model(model, backend="cpu")
@@ -329,13 +329,13 @@ def _round_trip(dla: str, model: Any, library: Optional[str], lib: Mapping[str, 
                 "fix": "install the runtime (see 'neuron runtime' above)"}
     if not os.path.isfile(dla):
         return {"status": FAIL, "detail": f"{dla}: no such file", "fix": "give the path of the compiled encoder DLA"}
-    from . import _core
-    from .backends import BackendSource, EncoderOptions
-    from .errors import WhisperGenioError
+    from .. import _core
+    from ..backends import BackendSource, EncoderOptions
+    from ..errors import WhisperGenioError
 
     try:
-        from .checkpoints import resolve
-        from .dims import ModelDims
+        from ..checkpoints import resolve
+        from ..dims import ModelDims
 
         if isinstance(model, ModelDims):
             dims = model

@@ -10,10 +10,10 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import _core
-from .dims import ModelDims
+from .. import _core
+from ..dims import ModelDims
+from ..tokenizer import Tokenizer
 from .options import DecodingOptions
-from .tokenizer import Tokenizer
 
 CHUNK_LENGTH = 30  # seconds per window
 
@@ -117,7 +117,7 @@ def language_probabilities(decoder: "_core.Decoder", tokenizer: Tokenizer) -> di
 
 def decode_window(decoder: "_core.Decoder", options: DecodingOptions, tokenizer: Tokenizer,
                   dims: ModelDims) -> DecodingResult:
-    """Decodes the window already set in the decoder (see Decoder.set_audio / prepare_window)."""
+    """Decodes the window already set in the decoder (see Pipeline.set_window)."""
     language_probs = None
     if options.language is None and tokenizer.multilingual:
         language_probs = language_probabilities(decoder, tokenizer)

@@ -57,8 +57,8 @@ import pathlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional, Union
 
-from .dims import ModelDims
-from .errors import ModelLoadError, ModelNotFoundError
+from ..dims import ModelDims
+from ..errors import ModelLoadError, ModelNotFoundError
 
 MANIFEST = "manifest.json"
 FORMAT = "whisper_genio.bundle"

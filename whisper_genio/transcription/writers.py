@@ -16,7 +16,7 @@ import os
 import re
 from typing import Any, Callable, Iterator, Optional, TextIO
 
-from .errors import InvalidOptionError
+from ..errors import InvalidOptionError
 
 Result = dict[str, Any]
 Writer = Callable[..., None]
@@ -34,6 +34,13 @@ def format_timestamp(
     secs, ms = divmod(rest, 1_000)
     prefix = f"{hours:02d}:" if always_include_hours or hours > 0 else ""
     return f"{prefix}{minutes:02d}:{secs:02d}{decimal_marker}{ms:03d}"
+
+
+def segment_line(segment: dict[str, Any], strip: bool = True) -> str:
+    """``[MM:SS.mmm --> MM:SS.mmm] text``: how a segment is printed (the CLI strips the text;
+    ``verbose=True`` prints it as openai-whisper does, unstripped)."""
+    text = segment["text"].strip() if strip else segment["text"]
+    return f"[{format_timestamp(segment['start'])} --> {format_timestamp(segment['end'])}] {text}"
 
 
 def _words(segment: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Optional, Union
 
-from . import _core
-from .backends import Availability, BackendSource, BackendSpec, register
-from .errors import InvalidOptionError
+from .. import _core
+from ..errors import InvalidOptionError
+from .registry import Availability, BackendSource, BackendSpec
 
 PREFERENCES = {"performance": 0, "power": 1, "turbo": 2}
 PRIORITIES = {"low": 0, "medium": 1, "med": 1, "high": 2}
@@ -137,5 +137,4 @@ def _create(checkpoint: Any, pool: Any, *, source: BackendSource, **_options: An
         self_test=o.self_test, library=o.neuron_library)
 
 
-register(BackendSpec("neuron", "encoder DLA on the MDLA NPU through the Neuron runtime", _availability, _create),
-         before="cpu")
+SPEC = BackendSpec("neuron", "encoder DLA on the MDLA NPU through the Neuron runtime", _availability, _create)

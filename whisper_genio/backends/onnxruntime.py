@@ -19,9 +19,9 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _core
-from .backends import Availability, BackendSource, BackendSpec, register
-from .errors import BackendUnavailableError, InvalidOptionError, ModelLoadError
+from .. import _core
+from ..errors import BackendUnavailableError, InvalidOptionError, ModelLoadError
+from .registry import Availability, BackendSource, BackendSpec
 
 NEURON_EP = "NeuronExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
@@ -165,5 +165,5 @@ def _create(checkpoint: Any, pool: Any, *, source: BackendSource, **_options: An
                           input_name=inp.name or None, output_name=out.name or None)
 
 
-register(BackendSpec("onnxruntime", "ONNX encoder on ONNX Runtime (NeuronExecutionProvider or CPU)",
-                     _availability, _create), before="cpu")
+SPEC = BackendSpec("onnxruntime", "ONNX encoder on ONNX Runtime (NeuronExecutionProvider or CPU)", _availability,
+                   _create)

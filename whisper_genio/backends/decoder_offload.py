@@ -23,8 +23,8 @@ import pathlib
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from . import _core
-from .errors import InvalidOptionError
+from .. import _core
+from ..errors import InvalidOptionError
 
 MODES = ("none", "linear", "layer", "auto")
 LINEAR_OPS = ("self_qkv", "self_out", "cross_q", "cross_out", "fc1", "fc2")

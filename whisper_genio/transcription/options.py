@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence, Union
 
-from .errors import InvalidOptionError
+from ..errors import InvalidOptionError
 
 TokensOrText = Union[str, Sequence[int], None]
 
@@ -94,7 +94,8 @@ class TranscribeOptions:
         return (float(t),) if isinstance(t, (int, float)) else tuple(float(x) for x in t)
 
     def clip_frames(self, content_frames: int) -> list[tuple[int, int]]:
-        """clip_timestamps as (start, end) mel-frame pairs; an odd count ends at the audio's end."""
+        """clip_timestamps as (start, end) mel-frame pairs within the audio; an odd count ends at
+        the audio's end, and a clip past the end is empty."""
         spec = self.clip_timestamps
         try:
             if isinstance(spec, str):
@@ -110,7 +111,7 @@ class TranscribeOptions:
             points.append(0)
         if len(points) % 2 == 1:
             points.append(content_frames)
-        return list(zip(points[::2], points[1::2]))
+        return [(start, min(end, content_frames)) for start, end in zip(points[::2], points[1::2])]
 
 
 # Keyword arguments of transcribe() that belong to TranscribeOptions; the rest are decoding options.

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Sequence
 
-from . import _core
+from .. import _core
 
 
 @dataclass
@@ -110,8 +110,8 @@ def run_bench(audio: Any, model: str = "base", *, backend: str = "auto", compute
               load_options: Optional[dict] = None) -> BenchReport:
     """Loads the model, transcribes `audio` once and reports the per-stage costs (with decoder
     offload: once more with the all-CPU decoder, for the comparison)."""
-    from .audio import load_audio
-    from .model import load_model
+    from ..audio import load_audio
+    from ..model import load_model
 
     samples = load_audio(audio)
     t0 = time.perf_counter()
@@ -130,7 +130,7 @@ def run_bench(audio: Any, model: str = "base", *, backend: str = "auto", compute
     audio_seconds = max(t["audio_seconds"], 1e-9)
     extra: dict[str, Any] = {}
     if decoder_offload != "none":
-        from .offload import summarize
+        from ..backends.decoder_offload import summarize
 
         stats = m.offload_stats(reset=True)
         batch = beam_size or 1
