@@ -24,14 +24,16 @@ from typing import IO, Any, Union
 
 import numpy as np
 
+from . import _core
 from .errors import AudioDecodeError, BackendUnavailableError, InvalidOptionError
 
-SAMPLE_RATE = 16000
-N_FFT = 400
-HOP_LENGTH = 160
-CHUNK_LENGTH = 30
-N_SAMPLES = CHUNK_LENGTH * SAMPLE_RATE  # 480000 samples in a 30-second chunk
-N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames per chunk
+# The front end's constants are the native ones (csrc/include/whisper_genio/audio.h).
+SAMPLE_RATE = _core.SAMPLE_RATE  # 16000
+N_FFT = _core.N_FFT  # 400
+HOP_LENGTH = _core.HOP_LENGTH  # 160
+CHUNK_LENGTH = _core.CHUNK_LENGTH  # 30 seconds per window
+N_SAMPLES = _core.N_SAMPLES  # 480000 samples in a 30-second chunk
+N_FRAMES = _core.N_FRAMES  # 3000 mel frames per chunk
 N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # the encoder's first convolutions have stride 2
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 10 ms per mel frame
 TOKENS_PER_SECOND = SAMPLE_RATE // N_SAMPLES_PER_TOKEN  # 20 ms per audio token

@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from . import _core
 from .errors import InvalidOptionError, WhisperGenioError
 from .transcription.writers import OUTPUT_FORMATS, format_timestamp, get_writer, segment_line
 
@@ -47,7 +48,8 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto",
                    help="encoder backend: auto (neuron, then onnxruntime, then cpu), neuron, onnxruntime, replay, cpu "
                    "(default: auto)")
-    p.add_argument("--compute-type", default="auto", help="weight precision on the CPU (default: auto)")
+    p.add_argument("--compute-type", default="auto", choices=_core.COMPUTE_TYPES,
+                   help="weight precision on the CPU (default: auto = float32)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: min(4, cores))")
     p.add_argument("--cpu-affinity", type=_cpu_list, default=None,
                    help="pin threads to these CPU ids, e.g. the big cores: 4,5,6,7")
@@ -57,7 +59,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--encoder-output", nargs="+", action="extend", default=None, metavar="BIN",
                    help="replay: output.bin file(s) written by neuronrt, one per 30-second window in order "
                    "(put the audio, if any, before this option)")
-    e.add_argument("--encoder-output-dtype", default=None, choices=["float32", "float16", "int8", "uint8", "int16"],
+    e.add_argument("--encoder-output-dtype", default=None, choices=_core.IO_DTYPES,
                    help="replay: dtype of the output.bin bytes (default: the bundle manifest's, else float32)")
     e.add_argument("--scale", type=float, default=None, help="replay: quantization scale of the output tensor")
     e.add_argument("--zero-point", type=int, default=None, help="replay: quantization zero point of the output tensor")
@@ -65,13 +67,13 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="replay: ntc = [1, 1500, d] (Whisper's), nct = [1, d, 1500]")
     e.add_argument("--neuron-qos", default=None, metavar="K=V,...",
                    help="neuron: QoS, e.g. preference=performance,priority=high,boost=100")
-    e.add_argument("--neuron-api", default="auto", choices=["auto", "v1", "v2"], help="neuron: runtime API")
+    e.add_argument("--neuron-api", default="auto", choices=_core.NEURON_APIS, help="neuron: runtime API")
     e.add_argument("--no-self-test", action="store_true",
                    help="neuron: skip the load-time check that a changed input changes the output")
     e.add_argument("--providers", default=None, metavar="NAME,...",
                    help="onnxruntime: execution providers in order (default: NeuronExecutionProvider if present, else CPU)")
     o = p.add_argument_group("decoder offload (NPU subgraphs)")
-    o.add_argument("--decoder-offload", default="none", choices=["none", "linear", "layer", "auto"],
+    o.add_argument("--decoder-offload", default="none", choices=_core.DECODER_OFFLOAD_MODES,
                    help="which decoder ops run on NPU subgraphs (see whisper_genio/offload.py)")
     o.add_argument("--decoder-subgraphs", default=None, metavar="BUNDLE",
                    help="bundle folder with decoder subgraphs (default: --encoder-model when it is a bundle)")
@@ -124,7 +126,7 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print the report as JSON")
     d.add_argument("--decoder-subgraphs", default=None, metavar="BUNDLE",
                    help="also load this bundle's decoder subgraphs into --model's decoder and print the plan")
-    d.add_argument("--decoder-offload", default="auto", choices=["linear", "layer", "auto"],
+    d.add_argument("--decoder-offload", default="auto", choices=[m for m in _core.DECODER_OFFLOAD_MODES if m != "none"],
                    help="the plan to build from --decoder-subgraphs")
     d.add_argument("--checklist", action="store_true", help="print the on-device checklist (docs/on-device.md) "
                    "with pass/fail where this machine can tell")
@@ -134,7 +136,7 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("audio", help="audio file")
     m.add_argument("--output-dir", "-o", default=".", help="where mel_000.bin, mel_001.bin ... go")
     m.add_argument("--n-mels", type=int, default=80, choices=[80, 128])
-    m.add_argument("--dtype", default="float32", choices=["float32", "float16", "int8", "uint8", "int16"],
+    m.add_argument("--dtype", default="float32", choices=_core.IO_DTYPES,
                    help="the DLA input's dtype")
     m.add_argument("--scale", type=float, default=None, help="quantization scale of the DLA input")
     m.add_argument("--zero-point", type=int, default=None, help="quantization zero point of the DLA input")
@@ -192,7 +194,7 @@ def _add_quantization_parsers(sub) -> None:
     src = v.add_mutually_exclusive_group(required=True)
     src.add_argument("--encoder-output", help="raw encoder output (neuronrt's output.bin)")
     src.add_argument("--encoder-model", help="an encoder .tflite or .onnx to run on the host instead")
-    v.add_argument("--dtype", default=None, choices=["float32", "float16", "int8", "uint8", "int16"],
+    v.add_argument("--dtype", default=None, choices=_core.IO_DTYPES,
                    help="dtype of output.bin (default: the bundle's, else float32)")
     v.add_argument("--scale", type=float, default=None, help="quantization scale of the output tensor")
     v.add_argument("--zero-point", type=int, default=None, help="quantization zero point of the output tensor")

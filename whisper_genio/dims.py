@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .errors import ModelLoadError
+from . import _core
+from .errors import InvalidOptionError
 
 # Sizes of the released checkpoints, as (n_mels, audio state/head/layer, vocab, text state/head/layer).
 # n_audio_ctx is 1500 and n_text_ctx 448 for every one of them.
@@ -40,13 +41,7 @@ class ModelDims:
     n_text_layer: int
 
     def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if not isinstance(value, int) or value <= 0:
-                raise ModelLoadError(f"model dimension {name} must be a positive integer, got {value!r}")
-        if self.n_mels not in (80, 128):
-            raise ModelLoadError(f"n_mels must be 80 or 128, got {self.n_mels}")
-        if self.n_audio_state % self.n_audio_head or self.n_text_state % self.n_text_head:
-            raise ModelLoadError(f"state width is not a multiple of the head count: {self}")
+        _core.check_dims(asdict(self))  # the one validator (csrc/src/model/model_dims.cc)
 
     @property
     def is_multilingual(self) -> bool:
@@ -65,5 +60,5 @@ class ModelDims:
         try:
             n_mels, a_state, a_head, a_layer, vocab, t_state, t_head, t_layer = KNOWN_SIZES[name]
         except KeyError:
-            raise ValueError(f"unknown Whisper size {name!r}; known: {', '.join(KNOWN_SIZES)}") from None
+            raise InvalidOptionError(f"unknown Whisper size {name!r}; known: {', '.join(KNOWN_SIZES)}") from None
         return cls(n_mels, 1500, a_state, a_head, a_layer, vocab, 448, t_state, t_head, t_layer)

@@ -29,8 +29,7 @@ from .transcription.pipeline import Pipeline
 
 AudioInput = Union[str, os.PathLike, bytes, np.ndarray]
 
-# "auto" picks float32, whose tokens are openai-whisper's (README, "Memory and precision").
-COMPUTE_TYPES = ("auto", "float32", "float16", "int8")
+COMPUTE_TYPES = _core.COMPUTE_TYPES  # "auto" is float32, whose tokens are openai-whisper's
 DECODER_OFFLOAD = _offload.MODES
 
 
@@ -51,24 +50,14 @@ class Model:
         decoder_subgraphs: Any = None,
         decoder_offload_strict: bool = False,
     ) -> None:
-        if compute_type not in COMPUTE_TYPES:
-            raise InvalidOptionError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, got {compute_type!r}")
-        if decoder_offload not in DECODER_OFFLOAD:
-            raise InvalidOptionError(
-                f"decoder_offload must be one of {', '.join(DECODER_OFFLOAD)}, got {decoder_offload!r}"
-            )
-        if threads is None:
-            threads = _core.default_thread_count()
-        if not isinstance(threads, int) or threads < 1:
-            raise InvalidOptionError(f"threads must be a positive integer, got {threads!r}")
+        self.compute_type = _core.resolve_compute_type(compute_type)
+        self.decoder_offload = _core.resolve_decoder_offload(decoder_offload)
+        pool = _core.ThreadPool(_core.default_thread_count() if threads is None else threads, cpu_affinity or [])
+        self.threads = pool.num_threads
         self.dims: ModelDims = checkpoint.dims
         self.tokenizer = tokenizer
         self.source = str(checkpoint.path)
         self.source_format = checkpoint.format
-        self.compute_type = "float32" if compute_type == "auto" else compute_type
-        self.decoder_offload = decoder_offload
-        self.threads = threads
-        pool = _core.ThreadPool(threads, list(cpu_affinity or []))
         source = _backends.BackendSource(checkpoint, encoder_options or _backends.EncoderOptions())
         spec, skipped = _backends.select(backend, source)
         self.backend = spec.name
@@ -111,8 +100,7 @@ class Model:
 
         subgraphs: a model-bundle folder (its manifest's ``decoder.subgraphs``), a loaded
         Bundle, or a list of native entries (files or callbacks)."""
-        if mode not in DECODER_OFFLOAD:
-            raise InvalidOptionError(f"decoder_offload must be one of {', '.join(DECODER_OFFLOAD)}, got {mode!r}")
+        mode = _core.resolve_decoder_offload(mode)
         entries: list[dict[str, Any]] = []
         if subgraphs is not None:
             if isinstance(subgraphs, (str, os.PathLike)):

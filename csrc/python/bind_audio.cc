@@ -3,7 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "numpy_interop.h"
+#include "convert.h"
 #include "whisper_genio/audio.h"
 
 namespace py = pybind11;
@@ -85,6 +85,7 @@ void register_audio(py::module_& m) {
   m.attr("SAMPLE_RATE") = kSampleRate;
   m.attr("N_FFT") = kNFft;
   m.attr("HOP_LENGTH") = kHopLength;
+  m.attr("CHUNK_LENGTH") = kChunkSeconds;
   m.attr("N_SAMPLES") = kNSamples;
   m.attr("N_FRAMES") = kNFrames;
 }

@@ -12,7 +12,7 @@
 #include "../src/backends/neuron/neuron_encoder.h"
 #include "../src/backends/replay/replay_encoder.h"
 #include "../src/backends/tensor_io.h"
-#include "numpy_interop.h"
+#include "convert.h"
 #include "whisper_genio/decoding.h"
 
 namespace py = pybind11;
@@ -24,18 +24,6 @@ namespace {
 using backends::IoDType;
 using backends::TensorSpec;
 
-
-// {"name", "shape", "dtype", "scale", "zero_point", "transposed"} -> TensorSpec.
-TensorSpec spec_of(const py::dict& d, const TensorSpec& defaults) {
-  TensorSpec t = defaults;
-  if (d.contains("name") && !d["name"].is_none()) t.name = d["name"].cast<std::string>();
-  if (d.contains("shape") && !d["shape"].is_none()) t.shape = d["shape"].cast<std::vector<int64_t>>();
-  if (d.contains("dtype") && !d["dtype"].is_none()) t.dtype = unwrap(backends::parse_io_dtype(d["dtype"].cast<std::string>()));
-  if (d.contains("scale") && !d["scale"].is_none()) t.scale = d["scale"].cast<float>();
-  if (d.contains("zero_point") && !d["zero_point"].is_none()) t.zero_point = d["zero_point"].cast<int32_t>();
-  if (d.contains("transposed") && !d["transposed"].is_none()) t.transposed = d["transposed"].cast<bool>();
-  return t;
-}
 
 uintptr_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
@@ -54,6 +42,14 @@ py::dict library_report(const neuron::NeuronLibrary& lib) {
   r["attempts"] = lib.attempts();
   r["missing_optional"] = lib.missing_optional();
   return r;
+}
+
+// {field: value} in QoS::set's user-facing form (str() of each value), validated.
+neuron::QoS qos_from(const py::dict& fields) {
+  neuron::QoS q;
+  for (const auto& item : fields) check(q.set(py::str(item.first), py::str(item.second)));
+  check(q.validate());
+  return q;
 }
 
 }  // namespace
@@ -99,6 +95,47 @@ void register_backends(py::module_& m) {
       },
       py::arg("path") = py::none(), "Like neuron_probe, but raises the loader's error.");
 
+  m.attr("NEURON_APIS") = py::tuple(py::cast(neuron::api_choice_names()));
+  // The environment variables the Neuron code reads.
+  py::dict env;
+  env["neuron_library"] = neuron::kLibraryEnv;
+  env["neuron_layout"] = neuron::kLayoutEnv;
+  env["dma_heap"] = backends::kDmaHeapEnv;
+  m.attr("NEURON_ENV") = env;
+  m.def("resolve_neuron_api",
+        [](const py::handle& name) {
+          return neuron::api_choice_names()[static_cast<size_t>(unwrap(neuron::parse_api_choice(str_arg(name, "neuron_api"))))];
+        },
+        py::arg("name"), "The Neuron runtime API choice (InvalidOptionError if unknown).");
+  m.def(
+      "neuron_qos",
+      [](const py::dict& fields) {
+        py::dict out;
+        for (const auto& [k, v] : qos_from(fields).fields()) out[py::str(k)] = v;
+        return out;
+      },
+      py::arg("fields"),
+      "Validated QoS {field: value} (the defaults filled in); raises InvalidOptionError naming the field.");
+  m.attr("IO_DTYPES") = py::tuple(py::cast(backends::io_dtype_names()));
+  m.def("check_tensor", [](const py::handle& spec, const std::string& where) { tensor_spec_arg(spec, where); },
+        py::arg("spec"), py::arg("where"),
+        "Raises ModelLoadError naming `where` when a device tensor's dtype, shape, scale or zero point is invalid.");
+  m.def(
+      "io_dtype",
+      [](const std::string& name) {
+        const backends::IoDType t = unwrap(backends::parse_io_dtype(name));
+        int64_t lo = 0, hi = 0;
+        backends::io_dtype_range(t, &lo, &hi);
+        py::dict d;
+        d["name"] = backends::io_dtype_name(t);
+        d["size"] = backends::io_dtype_size(t);
+        d["quantized"] = backends::io_dtype_is_quantized(t);
+        d["min"] = lo;
+        d["max"] = hi;
+        return d;
+      },
+      py::arg("name"), "{name, size, quantized, min, max} of a device tensor dtype (InvalidOptionError if unknown).");
+
   // ---- neuron encoder ---------------------------------------------------------------------
   py::class_<backends::NeuronEncoderBackend, EncoderBackend, std::shared_ptr<backends::NeuronEncoderBackend>>(
       m, "NeuronEncoder", "Whisper encoder DLA on the MDLA through the Neuron runtime.")
@@ -109,27 +146,12 @@ void register_backends(py::module_& m) {
              backends::NeuronEncoderConfig c;
              c.dims = dims_from_dict(dims);
              c.dla_path = dla;
-             c.input = spec_of(input, backends::NeuronEncoderConfig::default_input(c.dims));
-             c.output = spec_of(output, backends::NeuronEncoderConfig::default_output(c.dims));
-             if (api == "auto") {
-               c.api = backends::NeuronEncoderConfig::Api::kAuto;
-             } else if (api == "v1") {
-               c.api = backends::NeuronEncoderConfig::Api::kV1;
-             } else if (api == "v2") {
-               c.api = backends::NeuronEncoderConfig::Api::kV2;
-             } else {
-               throw_status(invalid_argument("neuron api must be 'auto', 'v1' or 'v2', got '" + api + "'"));
-             }
+             c.input = tensor_spec_arg(input, "encoder input", backends::NeuronEncoderConfig::default_input(c.dims));
+             c.output = tensor_spec_arg(output, "encoder output", backends::NeuronEncoderConfig::default_output(c.dims));
+             c.api = unwrap(neuron::parse_api_choice(api));
              if (qos) {
                c.set_qos = true;
-               const py::dict& q = *qos;
-               if (q.contains("preference")) c.qos.preference = q["preference"].cast<int>();
-               if (q.contains("priority")) c.qos.priority = q["priority"].cast<int>();
-               if (q.contains("boost")) c.qos.boost = q["boost"].cast<int>();
-               if (q.contains("deadline_ms")) c.qos.deadline_ms = q["deadline_ms"].cast<int>();
-               if (q.contains("abort_time_ms")) c.qos.abort_time_ms = q["abort_time_ms"].cast<int>();
-               if (q.contains("delayed_power_off_ms")) c.qos.delayed_power_off_ms = q["delayed_power_off_ms"].cast<int>();
-               if (q.contains("power_policy")) c.qos.power_policy = q["power_policy"].cast<int>();
+               c.qos = qos_from(*qos);
              }
              c.dma_heap = dma_heap ? *dma_heap : backends::default_dma_heap();
              c.rebind_each_run = rebind;
@@ -189,7 +211,7 @@ void register_backends(py::module_& m) {
              backends::ReplayConfig c;
              c.dims = dims_from_dict(dims);
              c.files = files;
-             c.output = spec_of(output, backends::NeuronEncoderConfig::default_output(c.dims));
+             c.output = tensor_spec_arg(output, "encoder output", backends::NeuronEncoderConfig::default_output(c.dims));
              StatusOr<std::unique_ptr<backends::ReplayEncoderBackend>> enc = Status();
              {
                py::gil_scoped_release release;
@@ -249,9 +271,10 @@ void register_backends(py::module_& m) {
   m.def(
       "dequantize",
       [](const py::buffer& raw, const py::dict& spec, int64_t rows, int64_t cols) {
-        TensorSpec t = spec_of(spec, TensorSpec{});
+        TensorSpec t;
         t.shape = {rows, cols};
-        check(t.validate());
+        t = tensor_spec_arg(spec, "spec", t);
+        t.shape = {rows, cols};
         py::buffer_info info = raw.request();
         const size_t bytes = static_cast<size_t>(info.size) * static_cast<size_t>(info.itemsize);
         if (bytes != t.bytes()) throw_status(invalid_argument(backends::describe_size_mismatch(bytes, t)));
@@ -265,9 +288,10 @@ void register_backends(py::module_& m) {
       "quantize",
       [](const py::object& values, const py::dict& spec) {
         auto arr = as_float32(values, "values", 2);
-        TensorSpec t = spec_of(spec, TensorSpec{});
+        TensorSpec t;
         t.shape = {arr.shape(0), arr.shape(1)};
-        check(t.validate());
+        t = tensor_spec_arg(spec, "spec", t);
+        t.shape = {arr.shape(0), arr.shape(1)};
         std::string buf(t.bytes(), '\0');
         backends::quantize_from_float(arr.data(), arr.shape(0), arr.shape(1), t, buf.data());
         return py::bytes(buf);

@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "../src/backends/cpu/cpu_encoder.h"
-#include "numpy_interop.h"
+#include "convert.h"
 #include "whisper_genio/decoding.h"
 #include "whisper_genio/pipeline.h"
 
@@ -35,6 +35,32 @@ MelSource mel_source(const py::handle& obj, const ModelDims& d, py::object* keep
   }
   *keep = arr;
   return MelSource(arr.data());
+}
+
+// openai-whisper's decoding options from keyword arguments, each converted with an error that
+// names it; the token fields are filled in afterwards (whisper_genio/transcription/decoding.py).
+DecodingOptions decoding_options(const py::kwargs& kwargs) {
+  DecodingOptions o;
+  auto opt_int = [](const py::handle& v, const std::string& k) { return optional_arg<int>(v, [&](auto h) { return int_arg(h, k); }); };
+  auto opt_float = [](const py::handle& v, const std::string& k) {
+    return optional_arg<double>(v, [&](auto h) { return float_arg(h, k); });
+  };
+  for (const auto& item : kwargs) {
+    const std::string key = py::str(item.first);
+    const py::handle v = item.second;
+    if (key == "temperature") o.temperature = static_cast<float>(float_arg(v, key));
+    else if (key == "sample_len") o.sample_len = opt_int(v, key);
+    else if (key == "best_of") o.best_of = opt_int(v, key);
+    else if (key == "beam_size") o.beam_size = opt_int(v, key);
+    else if (key == "patience") o.patience = opt_float(v, key);
+    else if (key == "length_penalty") o.length_penalty = opt_float(v, key);
+    else if (key == "suppress_blank") o.suppress_blank = bool_arg(v, key);
+    else if (key == "without_timestamps") o.without_timestamps = bool_arg(v, key);
+    else if (key == "max_initial_timestamp") o.max_initial_timestamp = opt_float(v, key);
+    else if (key == "seed") o.seed = uint64_arg(v, key);
+    else throw_status(invalid_argument("unknown decoding option '" + key + "'"));
+  }
+  return o;
 }
 
 py::dict timings_dict(const WindowTimings& t) {
@@ -90,27 +116,47 @@ void register_model(py::module_& m) {
            py::arg("dims"), py::arg("tensors"), py::arg("pool"), py::arg("compute_type") = "float32")
       .def_property_readonly("weight_bytes", &backends::CpuEncoderBackend::weight_bytes);
 
-  py::class_<DecodingOptions>(m, "DecodingOptions", "Tokenised options of one decode call (see options.py).")
-      .def(py::init<>())
+  py::class_<DecodingOptions>(m, "DecodingOptions",
+                              "Options of one decode call: openai-whisper's (keyword arguments, validated by "
+                              "check()) and the tokenised ones Python's tokenizer fills in (see decoding.h).")
+      .def(py::init([](const py::kwargs& kwargs) { return decoding_options(kwargs); }))
+      .def_readonly("temperature", &DecodingOptions::temperature)
+      .def_readonly("sample_len", &DecodingOptions::sample_len)
+      .def_readonly("best_of", &DecodingOptions::best_of)
+      .def_readonly("beam_size", &DecodingOptions::beam_size)
+      .def_readonly("patience", &DecodingOptions::patience)
+      .def_readonly("length_penalty", &DecodingOptions::length_penalty)
+      .def_readonly("suppress_blank", &DecodingOptions::suppress_blank)
+      .def_readonly("without_timestamps", &DecodingOptions::without_timestamps)
+      .def_readonly("max_initial_timestamp", &DecodingOptions::max_initial_timestamp)
+      .def_readonly("seed", &DecodingOptions::seed)
       .def_readwrite("initial_tokens", &DecodingOptions::initial_tokens)
       .def_readwrite("sot_index", &DecodingOptions::sot_index)
-      .def_readwrite("sample_len", &DecodingOptions::sample_len)
-      .def_readwrite("temperature", &DecodingOptions::temperature)
-      .def_readwrite("beam_size", &DecodingOptions::beam_size)
-      .def_readwrite("best_of", &DecodingOptions::best_of)
-      .def_readwrite("patience", &DecodingOptions::patience)
-      .def_readwrite("length_penalty", &DecodingOptions::length_penalty)
       .def_readwrite("suppress_tokens", &DecodingOptions::suppress_tokens)
-      .def_readwrite("suppress_blank", &DecodingOptions::suppress_blank)
       .def_readwrite("blank_tokens", &DecodingOptions::blank_tokens)
-      .def_readwrite("timestamps", &DecodingOptions::timestamps)
-      .def_readwrite("max_initial_timestamp_index", &DecodingOptions::max_initial_timestamp_index)
-      .def_readwrite("seed", &DecodingOptions::seed)
       .def_readwrite("eot", &DecodingOptions::eot)
       .def_readwrite("no_speech", &DecodingOptions::no_speech)
       .def_readwrite("no_timestamps", &DecodingOptions::no_timestamps)
       .def_readwrite("timestamp_begin", &DecodingOptions::timestamp_begin)
+      .def("check", [](const DecodingOptions& o) { check(o.check()); },
+           "Raises InvalidOptionError naming the option when openai-whisper's options are out of range.")
       .def("__repr__", &DecodingOptions::to_string);
+
+  m.attr("COMPUTE_TYPES") = py::tuple(py::cast(compute_type_names()));
+  m.def("resolve_compute_type",
+        [](const py::handle& name) { return compute_type_name(unwrap(parse_compute_type(str_arg(name, "compute_type")))); },
+        py::arg("name"), "The compute type a name stands for ('auto' -> 'float32'); InvalidOptionError if unknown.");
+  m.def("check_dims", [](const py::dict& dims) { dims_from_dict(dims); }, py::arg("dims"),
+        "Raises ModelLoadError naming the dimension when these are not a Whisper model's.");
+  m.def("checkpoint_schema",
+        [](const py::dict& dims) {
+          py::list out;
+          for (const TensorSchema& t : checkpoint_schema(dims_from_dict(dims))) {
+            out.append(py::make_tuple(t.name, py::tuple(py::cast(t.shape))));
+          }
+          return out;
+        },
+        py::arg("dims"), "[(name, shape)] of every tensor of a checkpoint, in openai-whisper's state_dict order.");
 
   py::class_<DecodingResult>(m, "DecodingResult")
       .def_readonly("tokens", &DecodingResult::tokens)

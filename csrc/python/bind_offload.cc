@@ -11,7 +11,7 @@
 
 #include "../src/offload/decoder_offload.h"
 #include "../src/offload/neuron_subgraph.h"
-#include "numpy_interop.h"
+#include "convert.h"
 #include "whisper_genio/decoding.h"
 
 namespace py = pybind11;
@@ -134,10 +134,7 @@ void register_offload(py::module_& m) {
         const ModelDims& dims = dec.dims();
         const int64_t d = dims.n_text_state;
         offload::Mode mode = unwrap(offload::parse_mode(mode_name));
-        offload::NeuronSubgraphConfig::Api napi = offload::NeuronSubgraphConfig::Api::kAuto;
-        if (api == "v1") napi = offload::NeuronSubgraphConfig::Api::kV1;
-        else if (api == "v2") napi = offload::NeuronSubgraphConfig::Api::kV2;
-        else if (api != "auto") throw_status(invalid_argument("neuron_api must be auto, v1 or v2; got '" + api + "'"));
+        const offload::NeuronSubgraphConfig::Api napi = unwrap(neuron::parse_api_choice(api));
         std::vector<Candidate> cands;
         // Layer steps first: a layer whose step loads needs none of its linear subgraphs loaded.
         std::vector<std::pair<int, int>> stepped;  // (layer, batch)
@@ -238,6 +235,10 @@ void register_offload(py::module_& m) {
       "Loads decoder subgraphs (neuron DLA files or Python callbacks) and installs the dispatch plan; returns it. "
       "A subgraph that fails to load leaves its op on the CPU with the reason (strict=True raises instead).");
 
+  m.attr("DECODER_OFFLOAD_MODES") = py::tuple(py::cast(offload::mode_names()));
+  m.def("resolve_decoder_offload",
+        [](const py::handle& name) { return offload::mode_name(unwrap(offload::parse_mode(str_arg(name, "decoder_offload")))); },
+        py::arg("name"), "The decoder_offload mode (InvalidOptionError naming the modes if unknown).");
   m.def(
       "decoder_offload_plan",
       [](const Decoder& dec) { return dec.offload() ? plan_to_list(*dec.offload()) : py::list(); },

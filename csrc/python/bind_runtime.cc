@@ -8,7 +8,7 @@
 #include "../src/kernels/cpu/isa.h"
 #include "../src/kernels/cpu/ops.h"
 #include "../src/layers/weights.h"
-#include "numpy_interop.h"
+#include "convert.h"
 #include "whisper_genio/thread_pool.h"
 
 namespace py = pybind11;
@@ -18,9 +18,14 @@ namespace whisper_genio::python {
 void register_runtime(py::module_& m) {
   py::class_<ThreadPool, std::shared_ptr<ThreadPool>>(m, "ThreadPool",
                                                       "Persistent worker threads shared by one model's encoder and decoder.")
-      .def(py::init([](int threads, std::vector<int> cpus) {
-             if (threads < 1) throw py::value_error("threads must be >= 1");
-             return std::make_shared<ThreadPool>(threads, std::move(cpus));
+      .def(py::init([](const py::handle& threads, const py::handle& cpus) {
+             const int n = static_cast<int>(int_arg(threads, "threads", 1, kMaxThreads));
+             std::vector<int> ids;
+             if (!py::isinstance<py::list>(cpus) && !py::isinstance<py::tuple>(cpus)) {
+               throw_status(invalid_argument("cpu_affinity must be a list of CPU ids, got " + std::string(py::repr(cpus))));
+             }
+             for (const auto& c : cpus) ids.push_back(static_cast<int>(int_arg(c, "cpu_affinity", 0, 65535)));
+             return std::make_shared<ThreadPool>(n, std::move(ids));
            }),
            py::arg("threads"), py::arg("cpus") = std::vector<int>{})
       .def_property_readonly("num_threads", &ThreadPool::num_threads)

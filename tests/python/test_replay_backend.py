@@ -10,7 +10,7 @@ import whisper_genio
 from whisper_genio import _core
 from whisper_genio.audio import load_audio
 from whisper_genio.cli import main
-from whisper_genio.errors import InvalidOptionError, ModelLoadError
+from whisper_genio.errors import InvalidOptionError
 from whisper_genio.tools.device_files import compare_windows, window_mel, write_mel_files
 
 import standin

@@ -57,15 +57,15 @@ import pathlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional, Union
 
+from .. import _core
 from ..dims import ModelDims
 from ..errors import ModelLoadError, ModelNotFoundError
 
 MANIFEST = "manifest.json"
 FORMAT = "whisper_genio.bundle"
 FORMAT_VERSION = 1
-DTYPES = ("float32", "float16", "int8", "uint8", "int16")
-QUANTIZED = ("int8", "uint8", "int16")
-_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+DTYPES = _core.IO_DTYPES  # the device dtypes the native converters know (tensor_io.h)
+QUANTIZED = tuple(d for d in DTYPES if _core.io_dtype(d)["quantized"])
 LAYOUTS = ("nct", "ntc")
 ARTIFACTS = ("dla", "onnx", "tflite")
 
@@ -148,20 +148,9 @@ def default_tensor(dims: ModelDims, role: str, dtype: str = "float32", scale: Op
 
 def check_tensor(t: TensorInfo, dims: ModelDims, role: str, where: str) -> None:
     """Raises ModelLoadError naming the field when `t` cannot be this model's encoder `role`."""
-    if t.dtype not in DTYPES:
-        raise ModelLoadError(f"{where}.dtype: {t.dtype!r} is not one of {', '.join(DTYPES)}")
     if t.layout and t.layout not in LAYOUTS:
         raise ModelLoadError(f"{where}.layout: {t.layout!r} is not one of {', '.join(LAYOUTS)}")
-    if t.dtype in QUANTIZED:
-        if t.scale is None or not (float(t.scale) > 0.0) or float(t.scale) == float("inf"):
-            raise ModelLoadError(f"{where}: a {t.dtype} tensor needs a positive scale, got {t.scale!r}")
-        lo, hi = _RANGES[t.dtype]
-        zp = 0 if t.zero_point is None else t.zero_point
-        if not isinstance(zp, int) or not lo <= zp <= hi:
-            raise ModelLoadError(f"{where}.zero_point: {t.zero_point!r} is outside the {t.dtype} range [{lo}, {hi}]")
-    else:
-        if t.scale not in (None, 1, 1.0) or t.zero_point not in (None, 0):
-            raise ModelLoadError(f"{where}: scale/zero_point apply to int8/uint8/int16 tensors, not {t.dtype}")
+    _check_quantization(t, where)
     expected = default_tensor(dims, role, layout=t.layout).shape
     shape = tuple(t.shape)
     if shape != expected and shape != expected[1:]:
@@ -170,6 +159,17 @@ def check_tensor(t: TensorInfo, dims: ModelDims, role: str, where: str) -> None:
             f"{where}.shape: {list(shape)} is not this model's {what} {list(expected)} "
             f"(layout {t.layout or ('nct' if role == 'input' else 'ntc')}; dims n_mels={dims.n_mels}, "
             f"n_audio_ctx={dims.n_audio_ctx}, n_audio_state={dims.n_audio_state})")
+
+
+def _check_quantization(t: TensorInfo, where: str) -> None:
+    """dtype, scale and zero point: a quantized tensor states its scale, a float one has none;
+    the values are checked natively (the checks the backends apply)."""
+    if t.dtype in QUANTIZED and t.scale is None:
+        raise ModelLoadError(f"{where}: a {t.dtype} tensor needs a positive scale, got None")
+    if t.dtype in DTYPES and t.dtype not in QUANTIZED and (t.scale not in (None, 1, 1.0) or t.zero_point not in (None, 0)):
+        raise ModelLoadError(f"{where}: scale/zero_point apply to int8/uint8/int16 tensors, not {t.dtype}")
+    _core.check_tensor({"dtype": t.dtype, "shape": list(t.shape) or None, "scale": t.scale, "zero_point": t.zero_point},
+                       where)
 
 
 def _tensor(d: Any, where: str) -> TensorInfo:
@@ -266,14 +266,7 @@ def _decoder_subgraphs(decoder: Any, dims: ModelDims, root: pathlib.Path, where:
             if not isinstance(ts, list) or not ts:
                 raise ModelLoadError(f"{w}.{role}: expected a list of tensors")
             for j, t in enumerate(ts):
-                ti = _tensor(t, f"{w}.{role}[{j}]")
-                if ti.dtype not in DTYPES:
-                    raise ModelLoadError(f"{w}.{role}[{j}].dtype: {ti.dtype!r} is not one of {', '.join(DTYPES)}")
-                if ti.dtype in QUANTIZED:
-                    lo, hi = _RANGES[ti.dtype]
-                    if ti.scale is None or ti.scale <= 0 or not lo <= (ti.zero_point or 0) <= hi:
-                        raise ModelLoadError(f"{w}.{role}[{j}]: a {ti.dtype} tensor needs a positive scale and a "
-                                             f"zero point in [{lo}, {hi}]")
+                _check_quantization(_tensor(t, f"{w}.{role}[{j}]"), f"{w}.{role}[{j}]")
         out.append(dict(e))
     return tuple(out)
 

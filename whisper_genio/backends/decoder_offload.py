@@ -18,15 +18,13 @@ its op on the CPU, and the plan says why.
 
 from __future__ import annotations
 
-import os
 import pathlib
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from .. import _core
-from ..errors import InvalidOptionError
 
-MODES = ("none", "linear", "layer", "auto")
+MODES = _core.DECODER_OFFLOAD_MODES  # "none", "linear", "layer", "auto"
 LINEAR_OPS = ("self_qkv", "self_out", "cross_q", "cross_out", "fc1", "fc2")
 
 
@@ -53,8 +51,6 @@ def install(decoder: Any, mode: str, entries: Iterable[Mapping[str, Any]] = (), 
     An entry is a subgraph file ({"op", "layer"/"chunk"+"col0"+"cols", "batch", "file",
     "inputs", "outputs"}) or a Python callback ({..., "callback": f}) with f(x [B, in]) ->
     [B, out] (host numerics: LiteRT, ONNX Runtime, tests)."""
-    if mode not in MODES:
-        raise InvalidOptionError(f"decoder_offload must be one of {', '.join(MODES)}, got {mode!r}")
     entries = [dict(e) for e in entries]
     if batches is None:
         batches = sorted({int(e["batch"]) for e in entries}) or [1]
@@ -108,7 +104,3 @@ def format_plan(plan: Sequence[Mapping[str, Any]], mode: str = "") -> str:
             kinds = sorted({e["op"] for e in npu})
             lines.append(f"    npu: {', '.join(kinds)} ({npu[0]['runner'].split(' (')[0]} ...)")
     return "\n".join(lines)
-
-
-def default_library() -> Optional[str]:
-    return os.environ.get("WHISPER_GENIO_NEURON_LIB") or None

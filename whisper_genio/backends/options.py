@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from ..errors import InvalidOptionError
-from .neuron import NeuronQoS
+from .. import _core
+from .neuron import parse_qos
 from .replay import ReplayFormat
 
 
@@ -21,8 +21,8 @@ class EncoderOptions:
         (also one beside a bare ``.dla``/``.onnx``), else Whisper's float32 tensors are assumed.
     encoder_output: ``output.bin`` files written by ``neuronrt`` on a board, one per 30-second
         window in order (replay backend); ``encoder_output_format`` describes their bytes.
-    neuron_qos: QoS of the neuron backend (a :class:`whisper_genio.neuron.NeuronQoS`, a dict or
-        "preference=performance,priority=high,boost=100"); None leaves the runtime's defaults.
+    neuron_qos: QoS of the neuron backend, a dict or "preference=performance,priority=high,boost=100"
+        (see :func:`whisper_genio.backends.neuron.parse_qos`); None leaves the runtime's defaults.
     neuron_api: "auto" (V2 ``run`` where the runtime has it, else V1), "v1" or "v2".
     neuron_library: the Neuron runtime library to load (default: $WHISPER_GENIO_NEURON_LIB, then
         the standard names).
@@ -53,10 +53,9 @@ class EncoderOptions:
         if isinstance(outs, (str, os.PathLike)):
             outs = (outs,)
         object.__setattr__(self, "encoder_output", tuple(os.fspath(p) for p in (outs or ())))
-        if self.neuron_api not in ("auto", "v1", "v2"):
-            raise InvalidOptionError(f"neuron_api must be 'auto', 'v1' or 'v2', got {self.neuron_api!r}")
+        object.__setattr__(self, "neuron_api", _core.resolve_neuron_api(self.neuron_api))
         if self.neuron_qos is not None:
-            object.__setattr__(self, "neuron_qos", NeuronQoS.parse(self.neuron_qos))
+            object.__setattr__(self, "neuron_qos", parse_qos(self.neuron_qos))
         if self.encoder_output_format is not None:
             object.__setattr__(self, "encoder_output_format", ReplayFormat.parse(self.encoder_output_format))
         if self.providers is not None:

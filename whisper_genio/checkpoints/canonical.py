@@ -13,6 +13,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .. import _core
 from ..dims import KNOWN_SIZES, ModelDims
 from ..errors import ModelLoadError
 
@@ -43,52 +44,10 @@ class Checkpoint:
     files: Tuple[pathlib.Path, ...] = ()
 
 
-def _block_shapes(prefix: str, d: int, cross: bool) -> Dict[str, Shape]:
-    """Shapes of one ResidualAttentionBlock, in openai-whisper's state_dict order."""
-    shapes: Dict[str, Shape] = {}
-    attentions = ["attn"] + (["cross_attn"] if cross else [])
-    for attn in attentions:
-        # openai-whisper's key projection has no bias: a key bias adds the same q.b to every
-        # logit of a query row, which softmax cancels, so the model does without it.
-        shapes[f"{prefix}.{attn}.query.weight"] = (d, d)
-        shapes[f"{prefix}.{attn}.query.bias"] = (d,)
-        shapes[f"{prefix}.{attn}.key.weight"] = (d, d)
-        shapes[f"{prefix}.{attn}.value.weight"] = (d, d)
-        shapes[f"{prefix}.{attn}.value.bias"] = (d,)
-        shapes[f"{prefix}.{attn}.out.weight"] = (d, d)
-        shapes[f"{prefix}.{attn}.out.bias"] = (d,)
-        shapes[f"{prefix}.{attn}_ln.weight"] = (d,)
-        shapes[f"{prefix}.{attn}_ln.bias"] = (d,)
-    shapes[f"{prefix}.mlp.0.weight"] = (4 * d, d)
-    shapes[f"{prefix}.mlp.0.bias"] = (4 * d,)
-    shapes[f"{prefix}.mlp.2.weight"] = (d, 4 * d)
-    shapes[f"{prefix}.mlp.2.bias"] = (d,)
-    shapes[f"{prefix}.mlp_ln.weight"] = (d,)
-    shapes[f"{prefix}.mlp_ln.bias"] = (d,)
-    return shapes
-
-
 def expected_shapes(dims: ModelDims) -> Dict[str, Shape]:
-    """Every canonical tensor name with its exact shape, in openai-whisper's state_dict order."""
-    da, dt = dims.n_audio_state, dims.n_text_state
-    shapes: Dict[str, Shape] = {
-        "encoder.positional_embedding": (dims.n_audio_ctx, da),
-        "encoder.conv1.weight": (da, dims.n_mels, 3),
-        "encoder.conv1.bias": (da,),
-        "encoder.conv2.weight": (da, da, 3),
-        "encoder.conv2.bias": (da,),
-    }
-    for i in range(dims.n_audio_layer):
-        shapes.update(_block_shapes(f"encoder.blocks.{i}", da, cross=False))
-    shapes["encoder.ln_post.weight"] = (da,)
-    shapes["encoder.ln_post.bias"] = (da,)
-    shapes["decoder.positional_embedding"] = (dims.n_text_ctx, dt)
-    shapes["decoder.token_embedding.weight"] = (dims.n_vocab, dt)
-    for i in range(dims.n_text_layer):
-        shapes.update(_block_shapes(f"decoder.blocks.{i}", dt, cross=True))
-    shapes["decoder.ln.weight"] = (dt,)
-    shapes["decoder.ln.bias"] = (dt,)
-    return shapes
+    """Every canonical tensor name with its exact shape, in openai-whisper's state_dict order
+    (the native checkpoint schema, which the native loaders check each tensor against too)."""
+    return {name: tuple(shape) for name, shape in _core.checkpoint_schema(dims.to_dict())}
 
 
 def _name_list(names: Sequence[str], limit: int = 5) -> str:

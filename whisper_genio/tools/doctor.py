@@ -226,7 +226,7 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
 
     heaps = [p for p in (_path(root, "/dev/dma_heap/system"), _path(root, "/dev/dma_heap/system-uncached"))
              if os.path.exists(p)]
-    requested = env.get("WHISPER_GENIO_DMA_HEAP")
+    requested = env.get(_core.NEURON_ENV["dma_heap"])
     if heaps:
         add(Check("dma-heap", OK, ", ".join(heaps) + "; the neuron backend's I/O buffers are dma-bufs "
                   f"(from {requested or '/dev/dma_heap/system'})"))
@@ -306,7 +306,9 @@ def _describe_lib(path: str) -> str:
 
 def _with_env(env: Mapping[str, str], fn: Any) -> Any:
     """Runs fn with the Neuron-related variables of `env` in os.environ (the loader reads them)."""
-    keys = ("WHISPER_GENIO_NEURON_LIB", "WHISPER_GENIO_NEURON_LAYOUT")
+    from .. import _core
+
+    keys = (_core.NEURON_ENV["neuron_library"], _core.NEURON_ENV["neuron_layout"])
     saved = {k: os.environ.get(k) for k in keys}
     try:
         for k in keys:

@@ -36,7 +36,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import InvalidOptionError
-from .export_onnx import (INPUT_NAME, OUTPUT_NAME, _need, checkpoint_of, explicit_attention, export_encoder_onnx,
+from .export_onnx import (_need, checkpoint_of, explicit_attention, export_encoder_onnx,
                           torch_encoder)
 
 FORMATS = ("tflite", "onnx")

@@ -78,16 +78,10 @@ def read_output(path: PathLike, dims: Any, fmt: Any) -> np.ndarray:
     fmt = ReplayFormat.parse(fmt)
     t = fmt.tensor(dims)
     raw = pathlib.Path(path).read_bytes()
-    item = np.dtype("float16" if t.dtype == "float16" else t.dtype).itemsize
-    want = dims.n_audio_ctx * dims.n_audio_state * item
-    if len(raw) != want:
-        fits = [f"{dt}" for dt in ("float32", "float16", "int16", "int8")
-                if len(raw) == dims.n_audio_ctx * dims.n_audio_state * np.dtype(dt).itemsize]
-        hint = f" (that is the size of [1, {dims.n_audio_ctx}, {dims.n_audio_state}] {' or '.join(fits)})" if fits else \
-            f" ({len(raw) / want:.3f} of the expected size: truncated or another model?)"
-        raise ModelLoadError(f"{path}: {len(raw)} bytes, but [1, {dims.n_audio_ctx}, {dims.n_audio_state}] {t.dtype} "
-                             f"is {want} bytes{hint}")
-    return np.asarray(_core.dequantize(raw, t.native("output"), dims.n_audio_ctx, dims.n_audio_state), np.float32)
+    try:
+        return np.asarray(_core.dequantize(raw, t.native("output"), dims.n_audio_ctx, dims.n_audio_state), np.float32)
+    except InvalidOptionError as e:  # the size: what it has, and what it would fit
+        raise ModelLoadError(f"{path}: {e}") from None
 
 
 def run_model_file(path: PathLike, mel: np.ndarray) -> np.ndarray:

@@ -13,10 +13,7 @@ from typing import Optional
 from .. import _core
 from ..dims import ModelDims
 from ..tokenizer import Tokenizer
-from .options import DecodingOptions
-
-CHUNK_LENGTH = 30  # seconds per window
-
+from .options import DecodingOptions, suppress_token_ids
 
 def compression_ratio(text: str) -> float:
     """gzip-style compressibility: repetitive (hallucinated) text compresses well."""
@@ -65,13 +62,8 @@ def initial_tokens(options: DecodingOptions, tokenizer: Tokenizer, dims: ModelDi
 
 
 def suppress_tokens(options: DecodingOptions, tokenizer: Tokenizer) -> list[int]:
-    spec = options.suppress_tokens
-    if isinstance(spec, str):
-        ids = [int(t) for t in spec.split(",") if t.strip()]
-    elif spec is None:
-        ids = []
-    else:
-        ids = [int(t) for t in spec]
+    """The suppressed ids: the option's ("-1" = the non-speech symbols) and the special tokens."""
+    ids = suppress_token_ids(options.suppress_tokens)
     if -1 in ids:
         ids = [t for t in ids if t >= 0] + list(tokenizer.non_speech_tokens)
     ids += [tokenizer.transcribe, tokenizer.translate, tokenizer.sot, tokenizer.sot_prev, tokenizer.sot_lm]
@@ -81,27 +73,13 @@ def suppress_tokens(options: DecodingOptions, tokenizer: Tokenizer) -> list[int]
 
 
 def native_options(options: DecodingOptions, tokenizer: Tokenizer, dims: ModelDims) -> "_core.DecodingOptions":
-    """The tokenised options the native decode loop runs with."""
-    o = _core.DecodingOptions()
+    """The options the native decode loop runs with: the checked native ones plus the tokens."""
+    o = options.native()
     tokens = initial_tokens(options, tokenizer, dims)
     o.initial_tokens = tokens
     o.sot_index = tokens.index(tokenizer.sot)
-    o.sample_len = options.sample_len or dims.n_text_ctx // 2
-    o.temperature = float(options.temperature)
-    o.beam_size = options.beam_size or 0
-    o.best_of = options.best_of or 1
-    o.patience = float(options.patience or 1.0)
-    o.length_penalty = -1.0 if options.length_penalty is None else float(options.length_penalty)
     o.suppress_tokens = suppress_tokens(options, tokenizer) if options.suppress_tokens else []
-    o.suppress_blank = bool(options.suppress_blank)
     o.blank_tokens = tokenizer.encode(" ") + [tokenizer.eot]
-    o.timestamps = not options.without_timestamps
-    if options.max_initial_timestamp:
-        precision = CHUNK_LENGTH / dims.n_audio_ctx  # 0.02 s per audio position
-        o.max_initial_timestamp_index = round(options.max_initial_timestamp / precision)
-    else:
-        o.max_initial_timestamp_index = -1
-    o.seed = int(options.seed)
     o.eot = tokenizer.eot
     o.no_speech = tokenizer.no_speech if tokenizer.no_speech is not None else -1
     o.no_timestamps = tokenizer.no_timestamps

@@ -2,66 +2,98 @@
 
 ``DecodingOptions`` covers one 30-second window (openai-whisper's ``DecodingOptions``);
 ``TranscribeOptions`` adds the long-form policy of ``transcribe()``. Both validate on
-construction, so a bad value fails before any audio is touched. The native side receives
-an already-tokenised form built by :mod:`whisper_genio.decoding` and checks it again.
+construction, so a bad value fails before any audio is touched, with one message that names
+the option. The options the native decode loop reads (temperature, beam_size, ...) are defined
+and checked once, natively (csrc/include/whisper_genio/decoding.h): their defaults come from
+there and their check is the native one; the text options (task, language, prompt, prefix,
+suppress_tokens) and the long-form policy are defined here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence, Union
 
+from .. import _core
 from ..errors import InvalidOptionError
 
 TokensOrText = Union[str, Sequence[int], None]
 
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+TASKS = ("transcribe", "translate")
+
+_NATIVE = _core.DecodingOptions()  # the native defaults
+# DecodingOptions fields the native loop reads (checked by _core.DecodingOptions.check()).
+NATIVE_FIELDS = ("temperature", "sample_len", "best_of", "beam_size", "patience", "length_penalty", "suppress_blank",
+                 "without_timestamps", "max_initial_timestamp", "seed")
 
 
 @dataclass(frozen=True)
 class DecodingOptions:
     task: str = "transcribe"  # "transcribe" (X -> X) or "translate" (X -> English)
     language: Optional[str] = None  # None: detected from the audio
-    temperature: float = 0.0
-    sample_len: Optional[int] = None  # maximum sampled tokens; None: n_text_ctx // 2
-    best_of: Optional[int] = None  # independent samples when temperature > 0
-    beam_size: Optional[int] = None  # beam search when temperature == 0
-    patience: Optional[float] = None  # beam search patience (arxiv:2204.05424)
-    length_penalty: Optional[float] = None  # None: length normalisation; else alpha in [0, 1]
+    temperature: float = _NATIVE.temperature
+    sample_len: Optional[int] = _NATIVE.sample_len  # maximum sampled tokens; None: n_text_ctx // 2
+    best_of: Optional[int] = _NATIVE.best_of  # independent samples when temperature > 0
+    beam_size: Optional[int] = _NATIVE.beam_size  # beam search when temperature == 0
+    patience: Optional[float] = _NATIVE.patience  # beam search patience (arxiv:2204.05424)
+    length_penalty: Optional[float] = _NATIVE.length_penalty  # None: length normalisation; else alpha in [0, 1]
     prompt: TokensOrText = None  # previous context (text or token ids)
     prefix: TokensOrText = None  # forced start of this window's text
     suppress_tokens: Union[str, Iterable[int], None] = "-1"  # "-1": the non-speech symbol set
-    suppress_blank: bool = True
-    without_timestamps: bool = False
-    max_initial_timestamp: Optional[float] = 1.0
+    suppress_blank: bool = _NATIVE.suppress_blank
+    without_timestamps: bool = _NATIVE.without_timestamps
+    max_initial_timestamp: Optional[float] = _NATIVE.max_initial_timestamp
     fp16: bool = False  # accepted for openai-whisper compatibility; precision is the model's compute_type
-    seed: int = 0  # sampling seed (temperature > 0), for reproducible fallbacks
+    seed: int = _NATIVE.seed  # sampling seed (temperature > 0), for reproducible fallbacks
 
     def __post_init__(self) -> None:
-        if self.task not in ("transcribe", "translate"):
+        if self.task not in TASKS:
             raise InvalidOptionError(f"task must be 'transcribe' or 'translate', got {self.task!r}")
-        if not isinstance(self.temperature, (int, float)) or self.temperature < 0:
-            raise InvalidOptionError(f"temperature must be a number >= 0, got {self.temperature!r}")
-        for name in ("sample_len", "best_of", "beam_size"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}")
-        if self.beam_size is not None and self.best_of is not None:
-            raise InvalidOptionError("beam_size and best_of can't be given together")
-        if self.temperature == 0 and self.best_of is not None:
-            raise InvalidOptionError("best_of with greedy sampling (T=0) is not compatible")
-        if self.patience is not None and self.beam_size is None:
-            raise InvalidOptionError("patience requires beam_size to be given")
-        if self.patience is not None and self.patience <= 0:
-            raise InvalidOptionError(f"patience must be > 0, got {self.patience!r}")
-        if self.length_penalty is not None and not 0 <= self.length_penalty <= 1:
-            raise InvalidOptionError("length_penalty (alpha) should be a value between 0 and 1")
-        if self.max_initial_timestamp is not None and self.max_initial_timestamp < 0:
-            raise InvalidOptionError("max_initial_timestamp must be >= 0")
+        if self.language is not None and not isinstance(self.language, str):
+            raise InvalidOptionError(f"language must be a language code or name, got {self.language!r}")
+        for name in ("prompt", "prefix"):
+            _check_tokens_or_text(name, getattr(self, name))
+        suppress_token_ids(self.suppress_tokens)
+        if not isinstance(self.fp16, bool):
+            raise InvalidOptionError(f"fp16 must be True or False, got {self.fp16!r}")
+        self.native()
+
+    def native(self) -> "_core.DecodingOptions":
+        """The native options (token fields still empty), checked: InvalidOptionError names the option."""
+        native = _core.DecodingOptions(**{name: getattr(self, name) for name in NATIVE_FIELDS})
+        native.check()
+        return native
 
     def replace(self, **changes: Any) -> "DecodingOptions":
         return dataclasses.replace(self, **changes)
+
+
+def _check_tokens_or_text(name: str, value: Any) -> None:
+    if value is None or isinstance(value, str):
+        return
+    if isinstance(value, (list, tuple)) and all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+        return
+    raise InvalidOptionError(f"{name} must be text or a list of token ids, got {value!r}")
+
+
+def suppress_token_ids(spec: Union[str, Iterable[int], None]) -> list[int]:
+    """suppress_tokens as token ids: "-1" (the non-speech symbols, resolved by the tokenizer), a
+    comma-separated string or a sequence of ints; None or "" for none."""
+    if spec is None:
+        return []
+    try:
+        if isinstance(spec, str):
+            return [int(t) for t in spec.split(",") if t.strip()]
+        ids = list(spec)
+        if any(isinstance(t, bool) or not isinstance(t, int) for t in ids):
+            raise ValueError
+        return ids
+    except (ValueError, TypeError):
+        raise InvalidOptionError(f"suppress_tokens must be comma-separated token ids or a list of them, got {spec!r}") \
+            from None
 
 
 @dataclass(frozen=True)
@@ -82,16 +114,32 @@ class TranscribeOptions:
 
     def __post_init__(self) -> None:
         temps = self.temperatures
-        if not temps or any(not isinstance(t, (int, float)) or t < 0 for t in temps):
-            raise InvalidOptionError(f"temperature must be a number >= 0 or a sequence of them, got {self.temperature!r}")
+        if not temps:
+            raise InvalidOptionError("temperature: the schedule is empty")
+        for t in temps:  # each is one window's temperature: the native check
+            DecodingOptions(temperature=t)
+        if self.best_of is not None:
+            DecodingOptions(temperature=1.0, best_of=self.best_of)  # it applies at temperatures > 0
+        for name in ("compression_ratio_threshold", "logprob_threshold", "no_speech_threshold"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or math.isnan(value)):
+                raise InvalidOptionError(f"{name} must be a number or None, got {value!r}")
+        for name in ("condition_on_previous_text", "carry_initial_prompt"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidOptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.initial_prompt is not None and not isinstance(self.initial_prompt, str):
+            raise InvalidOptionError(f"initial_prompt must be text, got {self.initial_prompt!r}")
+        if self.verbose not in (None, True, False):
+            raise InvalidOptionError(f"verbose must be True, False or None, got {self.verbose!r}")
         self.clip_frames(10**12)  # validates clip_timestamps
-        if self.best_of is not None and (not isinstance(self.best_of, int) or self.best_of < 1):
-            raise InvalidOptionError(f"best_of must be a positive integer, got {self.best_of!r}")
 
     @property
-    def temperatures(self) -> tuple[float, ...]:
+    def temperatures(self) -> tuple[Any, ...]:
         t = self.temperature
-        return (float(t),) if isinstance(t, (int, float)) else tuple(float(x) for x in t)
+        if isinstance(t, (str, bytes)) or not isinstance(t, Iterable):
+            return (t,)
+        return tuple(t)
 
     def clip_frames(self, content_frames: int) -> list[tuple[int, int]]:
         """clip_timestamps as (start, end) mel-frame pairs within the audio; an odd count ends at
@@ -102,10 +150,10 @@ class TranscribeOptions:
                 seconds = [float(ts) for ts in spec.split(",")] if spec else []
             else:
                 seconds = [float(ts) for ts in spec]
-        except ValueError:
+        except (ValueError, TypeError):
             raise InvalidOptionError(f"clip_timestamps must be comma-separated seconds, got {spec!r}") from None
-        if any(s < 0 for s in seconds):
-            raise InvalidOptionError(f"clip_timestamps must be >= 0, got {spec!r}")
+        if any(not (0 <= s < 1e9) for s in seconds):  # also NaN; 1e9 s is 31 years of audio
+            raise InvalidOptionError(f"clip_timestamps must be finite seconds >= 0, got {spec!r}")
         points = [round(s * 100) for s in seconds]  # 100 mel frames per second
         if not points:
             points.append(0)

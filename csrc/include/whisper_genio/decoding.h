@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,35 +21,52 @@
 
 namespace whisper_genio {
 
-// Options of one decode call, already tokenised. Field-for-field the meaning of
-// openai-whisper's DecodingOptions; defaults live in Python (whisper_genio/options.py),
-// which fills every field. validate() rejects what openai-whisper rejects.
+// Options of one decode call. The first group is openai-whisper's DecodingOptions, with its
+// names, meanings and defaults (nullopt is Python's None); check() is their one validator:
+// Python's DecodingOptions calls it on construction and takes its defaults from here
+// (whisper_genio/transcription/options.py). The second group is what Python's tokenizer
+// builds from the text options (prompt, prefix, language, task, suppress_tokens).
 struct DecodingOptions {
+  float temperature = 0.0f;
+  std::optional<int> sample_len;            // maximum sampled tokens; None: n_text_ctx / 2
+  std::optional<int> best_of;               // independent samples when temperature > 0
+  std::optional<int> beam_size;             // beam search when temperature == 0
+  std::optional<double> patience;           // beam search: finished candidates = round(beam_size * patience)
+  std::optional<double> length_penalty;     // None: rank by logprob / length; else Google NMT's alpha
+  bool suppress_blank = true;
+  bool without_timestamps = false;
+  std::optional<double> max_initial_timestamp = 1.0;  // seconds
+  uint64_t seed = 0;                        // sampling RNG seed
+
   // [<|startofprev|> prompt...] <|startoftranscript|> [lang] [task] [<|notimestamps|>] [prefix...]
   std::vector<int> initial_tokens;
-  int sot_index = 0;           // position of <|startoftranscript|> (no-speech probability is read there)
-  int sample_len = 224;        // maximum number of sampled tokens
-  float temperature = 0.0f;
-  int beam_size = 0;           // > 0: beam search (temperature must be 0)
-  int best_of = 1;             // independent samples when temperature > 0
-  double patience = 1.0;       // beam search: finished candidates wanted = round(beam_size * patience)
-  float length_penalty = -1.0f;  // < 0: rank by logprob / length; else Google NMT penalty with this alpha
-  std::vector<int> suppress_tokens;  // always -inf
-  bool suppress_blank = true;
-  std::vector<int> blank_tokens;     // -inf at the first sampled position when suppress_blank
-  bool timestamps = true;            // apply the timestamp rules (openai's not without_timestamps)
-  int max_initial_timestamp_index = -1;  // < 0: no limit
-  uint64_t seed = 0;                 // sampling RNG seed
-
+  int sot_index = 0;                  // position of <|startoftranscript|> (no-speech probability is read there)
+  std::vector<int> suppress_tokens;   // always -inf
+  std::vector<int> blank_tokens;      // -inf at the first sampled position when suppress_blank
   // Vocabulary layout.
   int eot = -1;
   int no_speech = -1;       // < 0: the model has no <|nospeech|> token
   int no_timestamps = -1;
   int timestamp_begin = -1;
 
+  // The options of the first group, alone: what openai-whisper rejects, plus the bounds that
+  // keep the loop's memory and arithmetic finite. Messages name the option.
+  Status check() const;
+  // check(), and the token fields against the model.
   Status validate(const ModelDims& dims) const;
   std::string to_string() const;
+
+  // Sequences decoded side by side: beam_size beams, or best_of samples.
+  int group_size() const { return beam_size ? *beam_size : best_of.value_or(1); }
+  int sample_len_for(const ModelDims& dims) const { return sample_len.value_or(dims.n_text_ctx / 2); }
+  // Index of the latest timestamp token allowed first (< 0: no limit).
+  int max_initial_timestamp_index(const ModelDims& dims) const;
 };
+
+// Beams or samples decoded side by side at most: each costs a KV cache
+// (2 * n_text_layer * n_text_ctx * n_text_state floats: 147 MB for large-v3), and Whisper's
+// decoding gains nothing from more than a few.
+inline constexpr int kMaxDecodingGroup = 64;
 
 struct DecodingResult {
   std::vector<int> tokens;  // sampled tokens, without the initial tokens and the final <|endoftext|>

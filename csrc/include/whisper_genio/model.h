@@ -56,11 +56,23 @@ void release_mapped_pages(const void* data, size_t bytes);
 
 using TensorMap = std::unordered_map<std::string, TensorRef>;
 
+// One tensor of a checkpoint: its openai-whisper state_dict name and exact shape.
+struct TensorSchema {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// Every tensor of a Whisper checkpoint with these dimensions, in openai-whisper's state_dict
+// order: the one definition of the checkpoint layout (the loaders in Python read it too).
+std::vector<TensorSchema> checkpoint_schema(const ModelDims& dims);
+
 // Precision of the weights on the CPU (faster-whisper's compute_type): float32, float16
 // storage (computed in float32), or int8 (symmetric per output channel; the decoder's
 // per-token products run int8 x int8 with dynamically quantised activations).
 enum class ComputeType { kFloat32, kFloat16, kInt8 };
 
+// "auto", "float32", "float16", "int8". "auto" is float32, whose tokens are openai-whisper's.
+std::vector<std::string> compute_type_names();
 StatusOr<ComputeType> parse_compute_type(const std::string& name);
 const char* compute_type_name(ComputeType type);
 

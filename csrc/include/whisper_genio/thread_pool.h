@@ -18,6 +18,11 @@
 
 namespace whisper_genio {
 
+// Threads per pool at most. The kernels split work into at most a few hundred blocks and the
+// decoder is bound by memory bandwidth: threads beyond the cores only add contention, and
+// each costs a stack. 256 covers every board and server this runs on.
+inline constexpr int kMaxThreads = 256;
+
 class ThreadPool {
  public:
   // num_threads >= 1 (1 = everything runs on the caller). cpus: optional CPU ids to pin

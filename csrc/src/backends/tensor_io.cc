@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iomanip>
 #include <limits>
 #include <sstream>
 
@@ -43,9 +44,9 @@ StatusOr<IoDType> parse_io_dtype(const std::string& name) {
   return invalid_argument("unknown tensor dtype '" + name + "'; expected float32, float16, int8, uint8 or int16");
 }
 
-namespace {
+std::vector<std::string> io_dtype_names() { return {"float32", "float16", "int8", "uint8", "int16"}; }
 
-void range_of(IoDType t, int64_t* lo, int64_t* hi) {
+void io_dtype_range(IoDType t, int64_t* lo, int64_t* hi) {
   switch (t) {
     case IoDType::kInt8: *lo = -128; *hi = 127; return;
     case IoDType::kUInt8: *lo = 0; *hi = 255; return;
@@ -53,8 +54,6 @@ void range_of(IoDType t, int64_t* lo, int64_t* hi) {
     default: *lo = 0; *hi = 0; return;
   }
 }
-
-}  // namespace
 
 std::string shape_string(const std::vector<int64_t>& shape) {
   std::ostringstream s;
@@ -81,8 +80,13 @@ std::string TensorSpec::describe() const {
 
 Status TensorSpec::validate() const {
   if (shape.empty()) return invalid_argument("tensor " + name + " has no shape");
+  // Bounded so that element and byte counts stay far inside int64/size_t (2^40 elements = 4 TiB).
+  constexpr int64_t kMaxElements = int64_t{1} << 40;
+  int64_t n = 1;
   for (int64_t d : shape) {
     if (d <= 0) return invalid_argument("tensor " + name + " has a non-positive dimension: " + shape_string(shape));
+    if (d > kMaxElements / n) return invalid_argument("tensor " + name + " " + shape_string(shape) + " is too large");
+    n *= d;
   }
   if (io_dtype_is_quantized(dtype)) {
     if (!(scale > 0.0f) || !std::isfinite(scale)) {
@@ -92,7 +96,7 @@ Status TensorSpec::validate() const {
       return invalid_argument(s.str());
     }
     int64_t lo, hi;
-    range_of(dtype, &lo, &hi);
+    io_dtype_range(dtype, &lo, &hi);
     if (zero_point < lo || zero_point > hi) {
       return invalid_argument("tensor " + name + " has zero point " + std::to_string(zero_point) + ", outside the " +
                               io_dtype_name(dtype) + " range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
@@ -128,7 +132,12 @@ std::string describe_size_mismatch(size_t got_bytes, const TensorSpec& expected)
       return s.str();
     }
   }
-  s << ": not a whole number of " << shape_string(expected.shape) << " elements of any supported dtype";
+  if (got_bytes < expected.bytes()) {
+    s << ": " << std::fixed << std::setprecision(3) << static_cast<double>(got_bytes) / static_cast<double>(expected.bytes())
+      << " of the expected size (truncated, or another model?)";
+  } else {
+    s << ": not a whole number of " << shape_string(expected.shape) << " elements of any supported dtype";
+  }
   return s.str();
 }
 
@@ -137,7 +146,7 @@ namespace {
 template <typename Q>
 void quantize_t(const float* src, int64_t rows, int64_t cols, const TensorSpec& spec, Q* dst) {
   int64_t lo, hi;
-  range_of(spec.dtype, &lo, &hi);
+  io_dtype_range(spec.dtype, &lo, &hi);
   const float inv = 1.0f / spec.scale;
   const float zp = static_cast<float>(spec.zero_point);
   const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);

@@ -19,6 +19,9 @@ const char* io_dtype_name(IoDType t);
 size_t io_dtype_size(IoDType t);
 bool io_dtype_is_quantized(IoDType t);
 StatusOr<IoDType> parse_io_dtype(const std::string& name);  // "float32", "fp16", "int8", ...
+std::vector<std::string> io_dtype_names();                  // the canonical names, in IoDType's order
+// The integer range of a quantized dtype ([0, 0] for the float ones).
+void io_dtype_range(IoDType t, int64_t* lo, int64_t* hi);
 
 // A device tensor as a model bundle's manifest declares it.
 struct TensorSpec {

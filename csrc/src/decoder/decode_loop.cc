@@ -8,12 +8,69 @@
 #include "../layers/text_decoder.h"
 #include "logit_filters.h"
 #include "token_decoders.h"
+#include "whisper_genio/audio.h"
 #include "whisper_genio/decoding.h"
 #include "whisper_genio/kv_cache.h"
 
 namespace whisper_genio {
 
+namespace {
+
+template <typename T>
+std::string str(T v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+}  // namespace
+
+Status DecodingOptions::check() const {
+  if (!std::isfinite(temperature) || temperature < 0.0f) {
+    return invalid_argument("temperature must be a finite number >= 0, got " + str(temperature));
+  }
+  for (const auto& [name, value] : {std::pair<const char*, const std::optional<int>&>{"sample_len", sample_len},
+                                    {"best_of", best_of}, {"beam_size", beam_size}}) {
+    if (value && *value < 1) return invalid_argument(std::string(name) + " must be a positive integer, got " + str(*value));
+  }
+  if (best_of && *best_of > kMaxDecodingGroup) {
+    return invalid_argument("best_of must be at most " + str(kMaxDecodingGroup) + ", got " + str(*best_of));
+  }
+  if (beam_size && *beam_size > kMaxDecodingGroup) {
+    return invalid_argument("beam_size must be at most " + str(kMaxDecodingGroup) + ", got " + str(*beam_size));
+  }
+  if (beam_size && best_of) return invalid_argument("beam_size and best_of can't be given together");
+  if (temperature == 0.0f && best_of) return invalid_argument("best_of with greedy sampling (T=0) is not compatible");
+  if (beam_size && temperature > 0.0f) return invalid_argument("beam_size needs temperature 0 (beam search is greedy)");
+  if (patience && !beam_size) return invalid_argument("patience requires beam_size to be given");
+  if (patience && !(*patience > 0.0 && std::isfinite(*patience))) {
+    return invalid_argument("patience must be a finite number > 0, got " + str(*patience));
+  }
+  if (patience && std::nearbyint(*beam_size * *patience) < 1) {
+    return invalid_argument("beam_size * patience must be at least 1, got " + str(*beam_size * *patience));
+  }
+  if (patience && *beam_size * *patience > 1000.0) {
+    return invalid_argument("beam_size * patience (finished candidates to wait for) must be at most 1000, got " +
+                            str(*beam_size * *patience));
+  }
+  if (length_penalty && !(*length_penalty >= 0.0 && *length_penalty <= 1.0)) {
+    return invalid_argument("length_penalty (alpha) should be a value between 0 and 1, got " + str(*length_penalty));
+  }
+  if (max_initial_timestamp && !(std::isfinite(*max_initial_timestamp) && *max_initial_timestamp >= 0.0)) {
+    return invalid_argument("max_initial_timestamp must be a finite number >= 0, got " + str(*max_initial_timestamp));
+  }
+  return Status::Ok();
+}
+
+int DecodingOptions::max_initial_timestamp_index(const ModelDims& dims) const {
+  if (!max_initial_timestamp || *max_initial_timestamp == 0.0) return -1;  // openai-whisper: 0 means no limit
+  const double precision = static_cast<double>(kChunkSeconds) / dims.n_audio_ctx;  // seconds per timestamp token
+  // Python's round() (half to even); past the last timestamp token the limit no longer limits.
+  return static_cast<int>(std::min<double>(std::nearbyint(*max_initial_timestamp / precision), dims.n_audio_ctx));
+}
+
 Status DecodingOptions::validate(const ModelDims& dims) const {
+  WG_RETURN_IF_ERROR(check());
   const int V = dims.n_vocab;
   auto in_vocab = [V](int t) { return t >= 0 && t < V; };
   if (initial_tokens.empty()) return invalid_argument("initial_tokens is empty");
@@ -25,22 +82,13 @@ Status DecodingOptions::validate(const ModelDims& dims) const {
                             " tokens, n_text_ctx " + std::to_string(dims.n_text_ctx) + ")");
   }
   if (sot_index < 0 || sot_index >= static_cast<int>(initial_tokens.size())) return invalid_argument("sot_index out of range");
-  if (sample_len <= 0) return invalid_argument("sample_len must be positive");
-  if (!(temperature >= 0.0f) || !std::isfinite(temperature)) return invalid_argument("temperature must be >= 0");
-  if (beam_size < 0) return invalid_argument("beam_size must be positive");
-  if (beam_size > 0 && temperature > 0.0f) return invalid_argument("beam search needs temperature 0");
-  if (best_of < 1) return invalid_argument("best_of must be positive");
-  if (beam_size > 0 && best_of > 1) return invalid_argument("beam_size and best_of can't be given together");
-  if (temperature == 0.0f && best_of > 1) return invalid_argument("best_of with greedy sampling (T=0) is not compatible");
-  if (!(patience > 0.0)) return invalid_argument("patience must be positive");
-  if (beam_size > 0 && std::nearbyint(beam_size * patience) < 1) {
-    return invalid_argument("beam_size * patience must be at least 1");
-  }
-  if (length_penalty >= 0.0f && length_penalty > 1.0f) {
-    return invalid_argument("length_penalty (alpha) should be a value between 0 and 1");
+  for (const auto* list : {&suppress_tokens, &blank_tokens}) {
+    for (int t : *list) {
+      if (!in_vocab(t)) return invalid_argument("suppressed token " + std::to_string(t) + " outside the vocabulary");
+    }
   }
   if (!in_vocab(eot)) return invalid_argument("eot token outside the vocabulary");
-  if (timestamps && (!in_vocab(timestamp_begin) || !in_vocab(no_timestamps))) {
+  if (!without_timestamps && (!in_vocab(timestamp_begin) || !in_vocab(no_timestamps))) {
     return invalid_argument("timestamp tokens outside the vocabulary");
   }
   if (no_speech >= V) return invalid_argument("no_speech token outside the vocabulary");
@@ -48,13 +96,14 @@ Status DecodingOptions::validate(const ModelDims& dims) const {
 }
 
 std::string DecodingOptions::to_string() const {
+  auto opt = [](const auto& v) { return v ? str(*v) : std::string("None"); };
   std::ostringstream s;
-  s << "DecodingOptions(initial_tokens=" << initial_tokens.size() << " tokens, sot_index=" << sot_index
-    << ", sample_len=" << sample_len << ", temperature=" << temperature << ", beam_size=" << beam_size
-    << ", best_of=" << best_of << ", patience=" << patience << ", length_penalty=" << length_penalty
-    << ", suppress_tokens=" << suppress_tokens.size() << ", suppress_blank=" << suppress_blank
-    << ", timestamps=" << timestamps << ", max_initial_timestamp_index=" << max_initial_timestamp_index
-    << ", seed=" << seed << ")";
+  s << "DecodingOptions(temperature=" << temperature << ", sample_len=" << opt(sample_len) << ", best_of="
+    << opt(best_of) << ", beam_size=" << opt(beam_size) << ", patience=" << opt(patience)
+    << ", length_penalty=" << opt(length_penalty) << ", suppress_blank=" << suppress_blank
+    << ", without_timestamps=" << without_timestamps << ", max_initial_timestamp=" << opt(max_initial_timestamp)
+    << ", seed=" << seed << ", initial_tokens=" << initial_tokens.size() << " tokens, sot_index=" << sot_index
+    << ", suppress_tokens=" << suppress_tokens.size() << ")";
   return s.str();
 }
 
@@ -173,7 +222,7 @@ StatusOr<DecodingResult> Decoder::decode(const DecodingOptions& options) {
   const int V = dims().n_vocab;
   const int n_ctx = dims().n_text_ctx;
   const int sample_begin = static_cast<int>(options.initial_tokens.size());
-  const int n_group = options.beam_size > 0 ? options.beam_size : options.best_of;
+  const int n_group = options.group_size();
 
   std::vector<std::unique_ptr<decoding::LogitFilter>> filters;
   if (options.suppress_blank) {
@@ -182,13 +231,14 @@ StatusOr<DecodingResult> Decoder::decode(const DecodingOptions& options) {
   if (!options.suppress_tokens.empty()) {
     filters.push_back(std::make_unique<decoding::SuppressTokens>(options.suppress_tokens));
   }
-  if (options.timestamps) {
+  if (!options.without_timestamps) {
     filters.push_back(std::make_unique<decoding::ApplyTimestampRules>(
-        sample_begin, options.eot, options.no_timestamps, options.timestamp_begin, options.max_initial_timestamp_index));
+        sample_begin, options.eot, options.no_timestamps, options.timestamp_begin, options.max_initial_timestamp_index(dims())));
   }
   std::unique_ptr<decoding::TokenDecoder> token_decoder;
-  if (options.beam_size > 0) {
-    token_decoder = std::make_unique<decoding::BeamSearchDecoder>(options.beam_size, options.eot, options.patience);
+  if (options.beam_size) {
+    token_decoder = std::make_unique<decoding::BeamSearchDecoder>(*options.beam_size, options.eot,
+                                                                  options.patience.value_or(1.0));
   } else {
     token_decoder = std::make_unique<decoding::GreedyDecoder>(options.temperature, options.eot, options.seed);
   }
@@ -201,7 +251,8 @@ StatusOr<DecodingResult> Decoder::decode(const DecodingOptions& options) {
   std::vector<int> source;
   float no_speech_prob = std::numeric_limits<float>::quiet_NaN();
 
-  for (int i = 0; i < options.sample_len; ++i) {
+  const int sample_len = options.sample_len_for(dims());
+  for (int i = 0; i < sample_len; ++i) {
     WG_RETURN_IF_ERROR(inference.logits(tokens, options.sot_index, logits.data(), sot_logits.data()));
     if (i == 0 && options.no_speech >= 0) {
       no_speech_prob = std::exp(sot_logits[static_cast<size_t>(options.no_speech)] -
@@ -220,7 +271,8 @@ StatusOr<DecodingResult> Decoder::decode(const DecodingOptions& options) {
     auto begin = seq.begin() + std::min<size_t>(seq.size(), static_cast<size_t>(sample_begin));
     sampled.emplace_back(begin, std::find(begin, seq.end(), options.eot));
   }
-  const int best = decoding::rank_candidates(sampled, cands.sum_logprobs, options.length_penalty);
+  const float alpha = options.length_penalty ? static_cast<float>(*options.length_penalty) : -1.0f;
+  const int best = decoding::rank_candidates(sampled, cands.sum_logprobs, alpha);
   DecodingResult result;
   result.tokens = sampled[static_cast<size_t>(best)];
   result.sum_logprob = cands.sum_logprobs[static_cast<size_t>(best)];

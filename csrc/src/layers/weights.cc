@@ -16,18 +16,23 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return o.str();
 }
 
-// Checks tensors against their expected shapes and converts them, one row at a time, into
-// the compute layout. Mapped source tensors are given back to the kernel once converted.
+// Checks each tensor against the checkpoint schema (model.h) and converts it, one row at a
+// time, into the compute layout. Mapped source tensors are given back to the kernel once
+// converted.
 class Reader {
  public:
-  Reader(const TensorMap& t, cpu::WeightType type) : tensors_(t), type_(type) {}
+  Reader(const ModelDims& dims, const TensorMap& t, cpu::WeightType type) : tensors_(t), type_(type) {
+    for (TensorSchema& s : checkpoint_schema(dims)) expected_.emplace(std::move(s.name), std::move(s.shape));
+  }
 
-  StatusOr<const TensorRef*> find(const std::string& name, const std::vector<int64_t>& shape) const {
+  StatusOr<const TensorRef*> find(const std::string& name) const {
+    auto want = expected_.find(name);
+    if (want == expected_.end()) return internal_error("'" + name + "' is not in the checkpoint schema");
     auto it = tensors_.find(name);
     if (it == tensors_.end()) return bad_model("missing tensor '" + name + "'");
     const TensorRef& t = it->second;
-    if (t.shape != shape) {
-      return bad_model("tensor '" + name + "' has shape " + shape_str(t.shape) + ", expected " + shape_str(shape));
+    if (t.shape != want->second) {
+      return bad_model("tensor '" + name + "' has shape " + shape_str(t.shape) + ", expected " + shape_str(want->second));
     }
     if (t.data == nullptr) return bad_model("tensor '" + name + "' has no data");
     return &t;
@@ -53,39 +58,29 @@ class Reader {
     }
   }
 
-  Status alloc(Buffer<float>* b, int64_t n) const {
-    if (!b->reset(static_cast<size_t>(n))) return Status(StatusCode::kOutOfMemory, "allocating model weights");
-    return Status::Ok();
-  }
-
   // A float32 table kept as it is (biases, LayerNorm parameters, positional embeddings).
-  Status table(const std::string& name, const std::vector<int64_t>& shape, float* dst) const {
-    WG_ASSIGN_OR_RETURN(const TensorRef* t, find(name, shape));
-    read(*t, 0, t->numel(), dst);
+  Status table(const std::string& name, Buffer<float>* out, int64_t offset = 0) const {
+    WG_ASSIGN_OR_RETURN(const TensorRef* t, find(name));
+    if (out->empty() && !out->reset(static_cast<size_t>(t->numel()))) {
+      return Status(StatusCode::kOutOfMemory, "allocating model weights");
+    }
+    read(*t, 0, t->numel(), out->data() + offset);
     release(*t);
     return Status::Ok();
   }
 
-  Status vector(const std::string& name, int64_t d, Buffer<float>* out) const {
-    WG_RETURN_IF_ERROR(alloc(out, d));
-    return table(name, {d}, out->data());
+  Status layer_norm(const std::string& prefix, LayerNorm* ln) const {
+    WG_RETURN_IF_ERROR(table(prefix + ".weight", &ln->gamma));
+    ln->d = static_cast<int64_t>(ln->gamma.size());
+    return table(prefix + ".bias", &ln->beta);
   }
 
-  Status matrix(const std::string& name, int64_t rows, int64_t cols, Buffer<float>* out) const {
-    WG_RETURN_IF_ERROR(alloc(out, rows * cols));
-    return table(name, {rows, cols}, out->data());
-  }
-
-  Status layer_norm(const std::string& prefix, int64_t d, LayerNorm* ln) const {
-    ln->d = d;
-    WG_RETURN_IF_ERROR(vector(prefix + ".weight", d, &ln->gamma));
-    return vector(prefix + ".bias", d, &ln->beta);
-  }
-
-  // Row-major matrices stacked by rows into one Linear weight [sum of rows, k], stored as the
-  // model's weight type. Mapped sources are given back every few rows: the vocabulary alone
-  // is 53 MB of float16 in whisper-base.
-  Status stacked(const std::vector<const TensorRef*>& parts, int64_t rows_per_part, int64_t k, Linear* lin) const {
+  // Row-major matrices stacked by rows into one Linear weight [sum of rows, k] (a convolution
+  // [out, in, 3] is [out, in * 3]), stored as the model's weight type. Mapped sources are given
+  // back every few rows: the vocabulary alone is 53 MB of float16 in whisper-base.
+  Status stacked(const std::vector<const TensorRef*>& parts, Linear* lin) const {
+    const int64_t rows_per_part = parts[0]->shape[0];
+    const int64_t k = parts[0]->numel() / rows_per_part;
     lin->n = rows_per_part * static_cast<int64_t>(parts.size());
     lin->k = k;
     const int64_t release_rows = std::max<int64_t>(1, (int64_t{1} << 20) / (k * 4));
@@ -103,63 +98,58 @@ class Reader {
     return Status::Ok();
   }
 
-  // A weight matrix without bias, stored as the model's weight type.
-  Status weight(const std::string& name, const std::vector<int64_t>& shape, int64_t n, int64_t k, Linear* lin) const {
-    WG_ASSIGN_OR_RETURN(const TensorRef* t, find(name, shape));
-    return stacked({t}, n, k, lin);
+  // A weight matrix (or convolution) without bias, stored as the model's weight type.
+  Status weight(const std::string& name, Linear* lin) const {
+    WG_ASSIGN_OR_RETURN(const TensorRef* t, find(name));
+    return stacked({t}, lin);
   }
 
-  Status linear(const std::string& prefix, int64_t n, int64_t k, Linear* lin) const {
-    WG_RETURN_IF_ERROR(weight(prefix + ".weight", {n, k}, n, k, lin));
-    return vector(prefix + ".bias", n, &lin->b);
+  // A Linear or a convolution with its bias.
+  Status linear(const std::string& prefix, Linear* lin) const {
+    WG_RETURN_IF_ERROR(weight(prefix + ".weight", lin));
+    return table(prefix + ".bias", &lin->b);
   }
 
   // Rows of several [d, d] projections stacked into one [parts * d, d] Linear, so one GEMM
   // serves all of them. Projections without a bias (key) get zeros.
-  Status fused(const std::vector<std::pair<std::string, bool>>& parts, int64_t d, Linear* lin) const {
-    const int64_t p = static_cast<int64_t>(parts.size());
+  Status fused(const std::vector<std::pair<std::string, bool>>& parts, Linear* lin) const {
     std::vector<const TensorRef*> weights;
     for (const auto& part : parts) {
-      WG_ASSIGN_OR_RETURN(const TensorRef* t, find(part.first + ".weight", {d, d}));
+      WG_ASSIGN_OR_RETURN(const TensorRef* t, find(part.first + ".weight"));
       weights.push_back(t);
     }
-    WG_RETURN_IF_ERROR(alloc(&lin->b, p * d));
-    for (int64_t i = 0; i < p; ++i) {
-      const auto& [prefix, has_bias] = parts[static_cast<size_t>(i)];
-      if (has_bias) {
-        WG_RETURN_IF_ERROR(table(prefix + ".bias", {d}, lin->b.data() + i * d));
-      } else {
-        std::memset(lin->b.data() + i * d, 0, static_cast<size_t>(d) * sizeof(float));
-      }
+    const int64_t d = weights[0]->shape[0];
+    if (!lin->b.reset(static_cast<size_t>(d) * parts.size())) {
+      return Status(StatusCode::kOutOfMemory, "allocating model weights");
     }
-    return stacked(weights, d, d, lin);
+    lin->b.zero();
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (parts[i].second) WG_RETURN_IF_ERROR(table(parts[i].first + ".bias", &lin->b, static_cast<int64_t>(i) * d));
+    }
+    return stacked(weights, lin);
   }
 
-  Status conv(const std::string& prefix, int64_t out_ch, int64_t in_ch, Linear* lin) const {
-    WG_RETURN_IF_ERROR(weight(prefix + ".weight", {out_ch, in_ch, 3}, out_ch, in_ch * 3, lin));
-    return vector(prefix + ".bias", out_ch, &lin->b);
-  }
-
-  Status block(const std::string& p, int64_t d, bool cross, Block* b) const {
-    WG_RETURN_IF_ERROR(layer_norm(p + ".attn_ln", d, &b->attn_ln));
-    WG_RETURN_IF_ERROR(fused({{p + ".attn.query", true}, {p + ".attn.key", false}, {p + ".attn.value", true}}, d,
+  Status block(const std::string& p, bool cross, Block* b) const {
+    WG_RETURN_IF_ERROR(layer_norm(p + ".attn_ln", &b->attn_ln));
+    WG_RETURN_IF_ERROR(fused({{p + ".attn.query", true}, {p + ".attn.key", false}, {p + ".attn.value", true}},
                              &b->attn_qkv));
-    WG_RETURN_IF_ERROR(linear(p + ".attn.out", d, d, &b->attn_out));
+    WG_RETURN_IF_ERROR(linear(p + ".attn.out", &b->attn_out));
     b->has_cross = cross;
     if (cross) {
-      WG_RETURN_IF_ERROR(layer_norm(p + ".cross_attn_ln", d, &b->cross_ln));
-      WG_RETURN_IF_ERROR(linear(p + ".cross_attn.query", d, d, &b->cross_q));
-      WG_RETURN_IF_ERROR(fused({{p + ".cross_attn.key", false}, {p + ".cross_attn.value", true}}, d, &b->cross_kv));
-      WG_RETURN_IF_ERROR(linear(p + ".cross_attn.out", d, d, &b->cross_out));
+      WG_RETURN_IF_ERROR(layer_norm(p + ".cross_attn_ln", &b->cross_ln));
+      WG_RETURN_IF_ERROR(linear(p + ".cross_attn.query", &b->cross_q));
+      WG_RETURN_IF_ERROR(fused({{p + ".cross_attn.key", false}, {p + ".cross_attn.value", true}}, &b->cross_kv));
+      WG_RETURN_IF_ERROR(linear(p + ".cross_attn.out", &b->cross_out));
     }
-    WG_RETURN_IF_ERROR(layer_norm(p + ".mlp_ln", d, &b->mlp_ln));
-    WG_RETURN_IF_ERROR(linear(p + ".mlp.0", 4 * d, d, &b->fc1));
-    return linear(p + ".mlp.2", d, 4 * d, &b->fc2);
+    WG_RETURN_IF_ERROR(layer_norm(p + ".mlp_ln", &b->mlp_ln));
+    WG_RETURN_IF_ERROR(linear(p + ".mlp.0", &b->fc1));
+    return linear(p + ".mlp.2", &b->fc2);
   }
 
  private:
   const TensorMap& tensors_;
   cpu::WeightType type_;
+  std::unordered_map<std::string, std::vector<int64_t>> expected_;
 };
 
 size_t block_bytes(const Block& b) {
@@ -280,17 +270,16 @@ size_t DecoderWeights::bytes() const {
 
 StatusOr<EncoderWeights> load_encoder_weights(const ModelDims& dims, const TensorMap& tensors, ComputeType type) {
   WG_RETURN_IF_ERROR(dims.validate());
-  Reader r(tensors, weight_type(type));
+  Reader r(dims, tensors, weight_type(type));
   EncoderWeights w;
-  const int64_t d = dims.n_audio_state;
-  WG_RETURN_IF_ERROR(r.conv("encoder.conv1", d, dims.n_mels, &w.conv1));
-  WG_RETURN_IF_ERROR(r.conv("encoder.conv2", d, d, &w.conv2));
-  WG_RETURN_IF_ERROR(r.matrix("encoder.positional_embedding", dims.n_audio_ctx, d, &w.position));
+  WG_RETURN_IF_ERROR(r.linear("encoder.conv1", &w.conv1));
+  WG_RETURN_IF_ERROR(r.linear("encoder.conv2", &w.conv2));
+  WG_RETURN_IF_ERROR(r.table("encoder.positional_embedding", &w.position));
   w.blocks.resize(static_cast<size_t>(dims.n_audio_layer));
   for (int i = 0; i < dims.n_audio_layer; ++i) {
-    WG_RETURN_IF_ERROR(r.block("encoder.blocks." + std::to_string(i), d, false, &w.blocks[static_cast<size_t>(i)]));
+    WG_RETURN_IF_ERROR(r.block("encoder.blocks." + std::to_string(i), false, &w.blocks[static_cast<size_t>(i)]));
   }
-  WG_RETURN_IF_ERROR(r.layer_norm("encoder.ln_post", d, &w.ln_post));
+  WG_RETURN_IF_ERROR(r.layer_norm("encoder.ln_post", &w.ln_post));
   // Every encoder product has n_audio_ctx (or 2x) rows, so only the packed copy is kept.
   WG_RETURN_IF_ERROR(w.conv1.pack(false));
   WG_RETURN_IF_ERROR(w.conv2.pack(false));
@@ -302,16 +291,15 @@ StatusOr<EncoderWeights> load_encoder_weights(const ModelDims& dims, const Tenso
 
 StatusOr<DecoderWeights> load_decoder_weights(const ModelDims& dims, const TensorMap& tensors, ComputeType type) {
   WG_RETURN_IF_ERROR(dims.validate());
-  Reader r(tensors, weight_type(type));
+  Reader r(dims, tensors, weight_type(type));
   DecoderWeights w;
-  const int64_t d = dims.n_text_state;
-  WG_RETURN_IF_ERROR(r.weight("decoder.token_embedding.weight", {dims.n_vocab, d}, dims.n_vocab, d, &w.token_embedding));
-  WG_RETURN_IF_ERROR(r.matrix("decoder.positional_embedding", dims.n_text_ctx, d, &w.position));
+  WG_RETURN_IF_ERROR(r.weight("decoder.token_embedding.weight", &w.token_embedding));
+  WG_RETURN_IF_ERROR(r.table("decoder.positional_embedding", &w.position));
   w.blocks.resize(static_cast<size_t>(dims.n_text_layer));
   for (int i = 0; i < dims.n_text_layer; ++i) {
-    WG_RETURN_IF_ERROR(r.block("decoder.blocks." + std::to_string(i), d, true, &w.blocks[static_cast<size_t>(i)]));
+    WG_RETURN_IF_ERROR(r.block("decoder.blocks." + std::to_string(i), true, &w.blocks[static_cast<size_t>(i)]));
   }
-  WG_RETURN_IF_ERROR(r.layer_norm("decoder.ln", d, &w.ln));
+  WG_RETURN_IF_ERROR(r.layer_norm("decoder.ln", &w.ln));
   // The cross-attention K/V projection runs once per window over the encoder states.
   for (Block& b : w.blocks) WG_RETURN_IF_ERROR(b.cross_kv.pack(false));
   return w;

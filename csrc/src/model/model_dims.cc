@@ -17,12 +17,21 @@ Status ModelDims::validate() const {
       {"n_audio_head", n_audio_head}, {"n_audio_layer", n_audio_layer}, {"n_vocab", n_vocab},
       {"n_text_ctx", n_text_ctx},   {"n_text_state", n_text_state}, {"n_text_head", n_text_head},
       {"n_text_layer", n_text_layer}};
+  // The bound keeps every size computed from two dimensions (n_vocab x n_text_state, ...) far
+  // inside int64 and in reach of real memory; the largest released model has dimensions < 52000.
+  constexpr int kMaxDimension = 1 << 20;
   for (const auto& [name, value] : fields) {
-    if (value <= 0) return bad_model(std::string("model dimension ") + name + " must be positive");
+    if (value <= 0 || value > kMaxDimension) {
+      return bad_model(std::string("model dimension ") + name + " must be a positive integer <= " +
+                       std::to_string(kMaxDimension) + ", got " + std::to_string(value));
+    }
   }
   if (n_mels != 80 && n_mels != 128) return bad_model("n_mels must be 80 or 128, got " + std::to_string(n_mels));
-  if (n_audio_state % n_audio_head != 0) return bad_model("n_audio_state is not a multiple of n_audio_head");
-  if (n_text_state % n_text_head != 0) return bad_model("n_text_state is not a multiple of n_text_head");
+  if (n_audio_state % n_audio_head != 0 || n_text_state % n_text_head != 0) {
+    return bad_model("state width is not a multiple of the head count: n_audio_state " + std::to_string(n_audio_state) +
+                     " / n_audio_head " + std::to_string(n_audio_head) + ", n_text_state " +
+                     std::to_string(n_text_state) + " / n_text_head " + std::to_string(n_text_head));
+  }
   if (n_audio_state != n_text_state) {
     return bad_model("n_audio_state (" + std::to_string(n_audio_state) + ") differs from n_text_state (" +
                      std::to_string(n_text_state) + ")");
@@ -58,11 +67,13 @@ void release_mapped_pages(const void* data, size_t bytes) {
 #endif
 }
 
+std::vector<std::string> compute_type_names() { return {"auto", "float32", "float16", "int8"}; }
+
 StatusOr<ComputeType> parse_compute_type(const std::string& name) {
-  if (name == "float32") return ComputeType::kFloat32;
+  if (name == "float32" || name == "auto") return ComputeType::kFloat32;
   if (name == "float16") return ComputeType::kFloat16;
   if (name == "int8") return ComputeType::kInt8;
-  return invalid_argument("compute_type must be float32, float16 or int8, got '" + name + "'");
+  return invalid_argument("compute_type must be one of auto, float32, float16, int8; got '" + name + "'");
 }
 
 const char* compute_type_name(ComputeType type) {

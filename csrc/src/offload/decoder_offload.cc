@@ -31,20 +31,18 @@ StatusOr<OpKind> parse_op_kind(const std::string& name) {
                           "' (self_qkv, self_out, cross_q, cross_out, fc1, fc2, layer_step, vocab)");
 }
 
-const char* mode_name(Mode m) {
-  switch (m) {
-    case Mode::kNone: return "none";
-    case Mode::kLinear: return "linear";
-    case Mode::kLayer: return "layer";
-    default: return "auto";
-  }
-}
+namespace {
+const char* const kModeNames[] = {"none", "linear", "layer", "auto"};  // in Mode's order
+}  // namespace
+
+const char* mode_name(Mode m) { return kModeNames[static_cast<int>(m)]; }
+
+std::vector<std::string> mode_names() { return {std::begin(kModeNames), std::end(kModeNames)}; }
 
 StatusOr<Mode> parse_mode(const std::string& name) {
-  if (name == "none") return Mode::kNone;
-  if (name == "linear") return Mode::kLinear;
-  if (name == "layer") return Mode::kLayer;
-  if (name == "auto") return Mode::kAuto;
+  for (int i = 0; i < 4; ++i) {
+    if (name == kModeNames[i]) return static_cast<Mode>(i);
+  }
   return invalid_argument("decoder_offload must be one of none, linear, layer, auto; got '" + name + "'");
 }
 

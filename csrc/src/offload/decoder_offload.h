@@ -22,6 +22,7 @@ namespace whisper_genio::offload {
 
 enum class Mode { kNone, kLinear, kLayer, kAuto };
 const char* mode_name(Mode m);
+std::vector<std::string> mode_names();  // "none", "linear", "layer", "auto"
 StatusOr<Mode> parse_mode(const std::string& name);
 
 // What the bundle offers for one op at one batch: a loaded runner, or why there is none.

@@ -25,7 +25,7 @@ size_t round_up(size_t n) { return (n + kPage - 1) / kPage * kPage; }
 }  // namespace
 
 std::string default_dma_heap() {
-  const char* env = std::getenv("WHISPER_GENIO_DMA_HEAP");
+  const char* env = std::getenv(kDmaHeapEnv);
   if (env != nullptr) {
     std::string v(env);
     return v == "none" ? std::string() : v;

@@ -55,5 +55,6 @@ class DmaBuffer {
 // The heap to use: $WHISPER_GENIO_DMA_HEAP when set ("none" or "" = host memory only), else
 // /dev/dma_heap/system.
 std::string default_dma_heap();
+inline constexpr const char* kDmaHeapEnv = "WHISPER_GENIO_DMA_HEAP";
 
 }  // namespace whisper_genio::backends

@@ -1,5 +1,7 @@
 #include "neuron_library.h"
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -63,23 +65,95 @@ std::string call_failed(const char* function, int code) {
 
 Status QoS::validate() const {
   if (preference < abi::kPreferPerformance || preference > abi::kHintTurboBoost) {
-    return invalid_argument("QoS preference must be 0 (performance), 1 (power) or 2 (turbo boost), got " +
+    return invalid_argument("neuron_qos preference must be 0 (performance), 1 (power) or 2 (turbo), got " +
                             std::to_string(preference));
   }
   if (priority < abi::kPriorityLow || priority > abi::kPriorityHigh) {
-    return invalid_argument("QoS priority must be 0 (low), 1 (medium) or 2 (high), got " + std::to_string(priority));
+    return invalid_argument("neuron_qos priority must be 0 (low), 1 (medium) or 2 (high), got " + std::to_string(priority));
   }
   if (boost < abi::kBoostValueMin || boost > abi::kBoostValueProfiled) {
-    return invalid_argument("QoS boost must be 0..100, or 101 for the profiled value, got " + std::to_string(boost));
+    return invalid_argument("neuron_qos boost must be 0..100, or 101 (profiled), got " + std::to_string(boost));
   }
   if (deadline_ms < 0 || deadline_ms > 65535 || abort_time_ms < 0 || abort_time_ms > 65535) {
-    return invalid_argument("QoS deadline and abort time must be 0..65535 ms");
+    return invalid_argument("neuron_qos deadline_ms and abort_time_ms must be 0..65535");
   }
-  if (delayed_power_off_ms < -1) return invalid_argument("QoS delayed power-off time must be >= -1 (default)");
+  if (delayed_power_off_ms < -1) return invalid_argument("neuron_qos delayed_power_off_ms must be >= -1 (default)");
   if (power_policy < abi::kPowerPolicyDefault || power_policy > abi::kPowerPolicyPowerSaving) {
-    return invalid_argument("QoS power policy must be 0..3, got " + std::to_string(power_policy));
+    return invalid_argument("neuron_qos power_policy must be 0..3, got " + std::to_string(power_policy));
   }
   return Status::Ok();
+}
+
+namespace {
+
+// User-facing names of the QoS enums, in enum order.
+const std::vector<std::string> kPreferenceNames = {"performance", "power", "turbo"};
+const std::vector<std::string> kPriorityNames = {"low", "medium", "high"};
+const std::vector<std::string> kPowerPolicyNames = {"default", "sustainable", "performance", "power_saving"};
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+Status set_name(const std::string& field, const std::string& value, const std::vector<std::string>& names, int* out) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == value) {
+      *out = static_cast<int>(i);
+      return Status::Ok();
+    }
+  }
+  return invalid_argument("neuron_qos " + field + " must be one of " + joined(names) + ", got '" + value + "'");
+}
+
+Status set_int(const std::string& field, const std::string& value, int* out) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = value.empty() ? 0 : std::strtol(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || errno != 0 || v < INT32_MIN || v > INT32_MAX) {
+    return invalid_argument("neuron_qos " + field + " must be an integer, got '" + value + "'");
+  }
+  *out = static_cast<int>(v);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status QoS::set(const std::string& field, const std::string& value) {
+  if (field == "preference") return set_name(field, value, kPreferenceNames, &preference);
+  if (field == "priority") return set_name(field, value, kPriorityNames, &priority);
+  if (field == "power_policy") return set_name(field, value, kPowerPolicyNames, &power_policy);
+  if (field == "boost") {
+    if (value == "profiled") {
+      boost = abi::kBoostValueProfiled;
+      return Status::Ok();
+    }
+    WG_RETURN_IF_ERROR(set_int(field, value, &boost));
+    if (boost < abi::kBoostValueMin || boost > abi::kBoostValueMax) {
+      return invalid_argument("neuron_qos boost must be 0..100 or 'profiled', got '" + value + "'");
+    }
+    return Status::Ok();
+  }
+  if (field == "deadline_ms") return set_int(field, value, &deadline_ms);
+  if (field == "abort_time_ms") return set_int(field, value, &abort_time_ms);
+  if (field == "delayed_power_off_ms") return set_int(field, value, &delayed_power_off_ms);
+  return invalid_argument("neuron_qos: unknown field '" + field +
+                          "'; known: preference, priority, boost, deadline_ms, abort_time_ms, delayed_power_off_ms, "
+                          "power_policy");
+}
+
+std::vector<std::pair<std::string, std::string>> QoS::fields() const {
+  auto name = [](const std::vector<std::string>& names, int v) {
+    return v >= 0 && v < static_cast<int>(names.size()) ? names[static_cast<size_t>(v)] : std::to_string(v);
+  };
+  return {{"preference", name(kPreferenceNames, preference)},
+          {"priority", name(kPriorityNames, priority)},
+          {"boost", boost == abi::kBoostValueProfiled ? std::string("profiled") : std::to_string(boost)},
+          {"deadline_ms", std::to_string(deadline_ms)},
+          {"abort_time_ms", std::to_string(abort_time_ms)},
+          {"delayed_power_off_ms", std::to_string(delayed_power_off_ms)},
+          {"power_policy", name(kPowerPolicyNames, power_policy)}};
 }
 
 std::string QoS::to_string() const {

@@ -83,6 +83,13 @@ struct QoS {
   int power_policy = abi::kPowerPolicyDefault;
   Status validate() const;
   std::string to_string() const;
+
+  // Sets one field from its user-facing form: preference "performance" | "power" | "turbo",
+  // priority "low" | "medium" | "high", power_policy "default" | "sustainable" | "performance" |
+  // "power_saving", boost 0..100 or "profiled", the times in ms as integers.
+  Status set(const std::string& field, const std::string& value);
+  // Field -> user-facing value, the defaults included (the names set() takes).
+  std::vector<std::pair<std::string, std::string>> fields() const;
 };
 
 class NeuronLibrary {

@@ -7,6 +7,16 @@ namespace {
 std::string fn_name(bool v2, const char* suffix) { return std::string(v2 ? "NeuronRuntimeV2_" : "NeuronRuntime_") + suffix; }
 }  // namespace
 
+std::vector<std::string> api_choice_names() { return {"auto", "v1", "v2"}; }
+
+StatusOr<ApiChoice> parse_api_choice(const std::string& name) {
+  const std::vector<std::string> names = api_choice_names();
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) return static_cast<ApiChoice>(i);
+  }
+  return invalid_argument("neuron_api must be one of auto, v1, v2; got '" + name + "'");
+}
+
 abi::IOBuffer io_buffer(const backends::DmaBuffer& b) { return abi::IOBuffer{b.data(), b.size(), b.fd(), 0, 0, 0}; }
 
 StatusOr<std::unique_ptr<Runtime>> Runtime::open(std::shared_ptr<const NeuronLibrary> lib, const std::string& dla_path,

@@ -20,6 +20,8 @@ namespace whisper_genio::neuron {
 
 // kAuto: V2 where the library has the full V2 set, else V1.
 enum class ApiChoice { kAuto, kV1, kV2 };
+std::vector<std::string> api_choice_names();  // "auto", "v1", "v2"
+StatusOr<ApiChoice> parse_api_choice(const std::string& name);
 
 // A V2 IOBuffer over a device buffer (fd -1: ordinary memory).
 abi::IOBuffer io_buffer(const backends::DmaBuffer& b);
