@@ -149,13 +149,32 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
                decoder_subgraphs: Optional[str] = None, decoder_offload: str = "auto") -> Report:
     """Builds the report. `root` prefixes every absolute path looked at (tests use a fake tree);
     `library` overrides the Neuron runtime search (else $WHISPER_GENIO_NEURON_LIB and the names)."""
-    from .. import _core
-
     env = dict(os.environ if env is None else env)
     r = Report()
-    add = r.checks.append
+    _check_machine(r, root)
+    lib = _check_neuron_runtime(r, env, library)
+    _check_neuron_libraries(r, root)
+    _check_apu(r, root)
+    _check_dma_heap(r, root, env)
+    _check_tools(r, root, env, run_tools)
+    _check_onnxruntime(r)
+    # -- one round trip ----------------------------------------------------------------------
+    if dla is not None:
+        r.round_trip = _round_trip(dla, model, library, lib)
+        rt = r.round_trip
+        r.checks.append(Check("dla round trip", rt["status"], rt["detail"], rt.get("fix", "")))
+    # -- decoder subgraphs: load every one, print the dispatch plan ---------------------------
+    if decoder_subgraphs is not None:
+        r.checks.append(_decoder_plan_check(model, decoder_subgraphs, decoder_offload, library))
+    r.checklist = _checklist(r, dla)
+    return r
 
-    # -- this machine ----------------------------------------------------------------------
+
+def _check_machine(r: Report, root: str) -> None:
+    """This machine: the package, Python, the CPU kernels, and the SoC from the device tree."""
+    from .. import _core
+
+    add = r.checks.append
     try:
         from .. import __version__
     except ImportError:  # pragma: no cover
@@ -177,24 +196,38 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
         add(Check("soc", INFO, "no device tree (/proc/device-tree/compatible): not a Genio board",
                   "run doctor on the board to check the NPU; here the onnxruntime (CPU) and cpu backends run"))
 
-    # -- the Neuron runtime ----------------------------------------------------------------
+
+def _check_neuron_runtime(r: Report, env: Mapping[str, str], library: Optional[str]) -> dict[str, Any]:
+    """The Neuron runtime library: loads, version, API and struct layouts. Returns the probe."""
+    from .. import _core
+
     lib = _core.neuron_probe(library) if library else _with_env(env, lambda: _core.neuron_probe())
     if lib["ok"]:
         extra = [] if not lib["missing_optional"] else [f"optional symbols absent: {', '.join(lib['missing_optional'])}"]
-        add(Check("neuron runtime", OK, f"{lib['resolved_path']} version {lib['version']} ({'V1+V2' if lib['v2'] else 'V1 only'}"
-                  f" API, {lib['layout']} struct layouts: {lib['layout_reason']})" + (f"; {extra[0]}" if extra else "")))
+        r.checks.append(Check(
+            "neuron runtime", OK, f"{lib['resolved_path']} version {lib['version']} ({'V1+V2' if lib['v2'] else 'V1 only'}"
+            f" API, {lib['layout']} struct layouts: {lib['layout_reason']})" + (f"; {extra[0]}" if extra else "")))
     else:
-        add(Check("neuron runtime", MISSING, lib["reason"],
-                  "Genio Yocto: install packagegroup-rity-mtk-neuropilot (libneuronusdk_runtime.mtk.so); Ubuntu: "
-                  "apt install mediatek-libneuron (ppa:mediatek-genio/genio-public); or set WHISPER_GENIO_NEURON_LIB "
-                  "to the library"))
+        r.checks.append(Check(
+            "neuron runtime", MISSING, lib["reason"],
+            "Genio Yocto: install packagegroup-rity-mtk-neuropilot (libneuronusdk_runtime.mtk.so); Ubuntu: "
+            "apt install mediatek-libneuron (ppa:mediatek-genio/genio-public); or set WHISPER_GENIO_NEURON_LIB "
+            "to the library"))
+    return lib
 
+
+def _check_neuron_libraries(r: Report, root: str) -> None:
+    """The NeuroPilot libraries present in the usual folders (information only)."""
     found = sorted({p for d in ("/usr/lib", "/usr/lib64", "/lib", "/usr/lib/aarch64-linux-gnu")
                     for pat in ("libneuronusdk_*.so*", "libneuron_*.so*", "libapu_mdw*.so*")
                     for p in glob.glob(os.path.join(_path(root, d), pat))})
     if found:
-        add(Check("neuron libraries", INFO, ", ".join(_describe_lib(p) for p in found)))
+        r.checks.append(Check("neuron libraries", INFO, ", ".join(_describe_lib(p) for p in found)))
 
+
+def _check_apu(r: Report, root: str) -> None:
+    """What the APU needs to start: the nhw settings file, the /dev/apusys* nodes, the firmware."""
+    add = r.checks.append
     nhw = [p for p in [_path(root, "/etc/nhw")] + sorted(glob.glob(_path(root, "/etc/apusys/*/nhw"))) if os.path.exists(p)]
     if nhw:
         add(Check("nhw", OK, "hardware settings file: " + ", ".join(nhw)))
@@ -224,17 +257,26 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
             add(Check("apu firmware", WARN, f"no apusys.sig.img under /usr/lib/firmware/mediatek/{r.soc.soc.lower()} "
                       f"or /{r.soc.family}", "install the BSP's apusys firmware package"))
 
+
+def _check_dma_heap(r: Report, root: str, env: Mapping[str, str]) -> None:
+    """The dma-buf heap the neuron backend's I/O buffers come from."""
+    from .. import _core
+
     heaps = [p for p in (_path(root, "/dev/dma_heap/system"), _path(root, "/dev/dma_heap/system-uncached"))
              if os.path.exists(p)]
     requested = env.get(_core.NEURON_ENV["dma_heap"])
     if heaps:
-        add(Check("dma-heap", OK, ", ".join(heaps) + "; the neuron backend's I/O buffers are dma-bufs "
-                  f"(from {requested or '/dev/dma_heap/system'})"))
+        r.checks.append(Check("dma-heap", OK, ", ".join(heaps) + "; the neuron backend's I/O buffers are dma-bufs "
+                              f"(from {requested or '/dev/dma_heap/system'})"))
     else:
-        add(Check("dma-heap", WARN, "no /dev/dma_heap/system: the neuron backend uses ordinary memory for its I/O "
-                  "buffers (works; the runtime may copy them)", "a kernel with CONFIG_DMABUF_HEAPS_SYSTEM=y"))
+        r.checks.append(Check("dma-heap", WARN, "no /dev/dma_heap/system: the neuron backend uses ordinary memory for "
+                              "its I/O buffers (works; the runtime may copy them)",
+                              "a kernel with CONFIG_DMABUF_HEAPS_SYSTEM=y"))
 
-    # -- tools --------------------------------------------------------------------------------
+
+def _check_tools(r: Report, root: str, env: Mapping[str, str], run_tools: bool) -> None:
+    """The NeuroPilot command-line tools (ncc-tflite, neuronrt) and the compile flags for the SoC."""
+    add = r.checks.append
     for tool, args, what, fix in (
             ("ncc-tflite", ["--version"], "compiles .tflite to .dla",
              "it comes with the NeuroPilot packages (Yocto: neuropilot-bin, /usr/sbin/ncc-tflite); compiling can also "
@@ -250,30 +292,19 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
     if r.soc is not None and r.soc.arch:
         add(Check("compile flags", INFO, f"ncc-tflite {r.soc.compile_flags} -d encoder.dla encoder.tflite"))
 
-    # -- onnxruntime -----------------------------------------------------------------------
+
+def _check_onnxruntime(r: Report) -> None:
+    """onnxruntime and whether it has MediaTek's NeuronExecutionProvider."""
     try:
         import onnxruntime as ort
 
         providers = ort.get_available_providers()
         neuron_ep = "NeuronExecutionProvider" in providers
-        add(Check("onnxruntime", OK, f"{ort.__version__}, providers: {', '.join(providers)}"
-                  + ("" if neuron_ep else "; no NeuronExecutionProvider (MediaTek's onnxruntime build has it): the "
-                     "onnxruntime backend runs on the CPU")))
+        r.checks.append(Check("onnxruntime", OK, f"{ort.__version__}, providers: {', '.join(providers)}"
+                              + ("" if neuron_ep else "; no NeuronExecutionProvider (MediaTek's onnxruntime build has "
+                                 "it): the onnxruntime backend runs on the CPU")))
     except ImportError as e:
-        add(Check("onnxruntime", MISSING, f"not importable ({e})", "pip install 'whisper_genio[onnxruntime]'"))
-
-    # -- one round trip ----------------------------------------------------------------------
-    if dla is not None:
-        r.round_trip = _round_trip(dla, model, library, lib)
-        rt = r.round_trip
-        add(Check("dla round trip", rt["status"], rt["detail"], rt.get("fix", "")))
-
-    # -- decoder subgraphs: load every one, print the dispatch plan ---------------------------
-    if decoder_subgraphs is not None:
-        add(_decoder_plan_check(model, decoder_subgraphs, decoder_offload, library))
-
-    r.checklist = _checklist(r, dla)
-    return r
+        r.checks.append(Check("onnxruntime", MISSING, f"not importable ({e})", "pip install 'whisper_genio[onnxruntime]'"))
 
 
 def _decoder_plan_check(model: Any, bundle: str, mode: str, library: Optional[str]) -> Check:

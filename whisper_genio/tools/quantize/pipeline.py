@@ -23,6 +23,7 @@ import os
 import pathlib
 import shutil
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -141,10 +142,40 @@ def quantize_bundle(bundle_dir: PathLike, calibration: Sequence[PathLike], schem
     host_check: run every written artifact on the first calibration window with the host's integer
     kernels and record its SQNR against the float encoder (see _host_check)."""
     from ...backends.bundle import load_bundle, write_manifest
-    from ..ncc import ncc_command, run_ncc
 
     ws = Workspace(bundle_dir, log)
-    say = ws.log
+    sch, w, search = _scheme_and_calibration(ws, scheme, calibration, max_windows, calibration_files,
+                                             target_db=target_db, max_wer_vs_float=max_wer_vs_float,
+                                             search_windows=search_windows, threads=threads)
+    out = pathlib.Path(out_dir)
+    if out.resolve() == ws.root.resolve():
+        raise InvalidOptionError("write the quantized bundle to another folder than the float one")
+    out.mkdir(parents=True, exist_ok=True)
+    macs = mac_summary(sch, ws.dims)
+    job = _start_output(ws, sch, w, search, out, macs, threads=threads, host_check=host_check)
+    if "onnx" in formats and ws.path("onnx") is not None:
+        _write_onnx(job)
+    if "tflite" in formats and ws.path("tflite") is not None:
+        art, cmd = _write_tflite(job, soc)
+        if cmd:
+            _compile_tflite(job, art, cmd, run_compiler)
+    if not job.manifest["encoder"]:
+        raise InvalidOptionError(f"{ws.root} has none of the formats {list(formats)}")
+    job.manifest["quantized_from"] = os.path.relpath(ws.root, out)
+    write_manifest(out, job.manifest)
+    load_bundle(out)
+    job.summary["int8_mac_share"] = macs["int8_mac_share"]
+    if search is not None:
+        job.summary["search"] = search.to_json()
+    return job.summary
+
+
+def _scheme_and_calibration(ws: Workspace, scheme: Union[str, Scheme], calibration: Sequence[PathLike],
+                            max_windows: Optional[int], calibration_files: Optional[Sequence[PathLike]], *,
+                            target_db: float, max_wer_vs_float: float, search_windows: int,
+                            threads: int) -> tuple[Scheme, Optional[CalibrationWindows], Any]:
+    """The scheme to write (for "mixed" without overrides: the one the search chooses), the
+    calibration windows (static schemes only) and the search result (None without a search)."""
     sch = scheme if isinstance(scheme, Scheme) else parse_scheme(scheme)
     if sch.kind == "float":
         raise InvalidOptionError("scheme 'float' is the exported bundle itself")
@@ -156,12 +187,36 @@ def quantize_bundle(bundle_dir: PathLike, calibration: Sequence[PathLike], schem
         search = search_mixed(ws, w, target_db=target_db, max_wer_vs_float=max_wer_vs_float,
                               search_windows=search_windows, threads=threads)
         sch = search.scheme
-        say(f"mixed precision chosen: {sch.spec()}")
-    out = pathlib.Path(out_dir)
-    if out.resolve() == ws.root.resolve():
-        raise InvalidOptionError("write the quantized bundle to another folder than the float one")
-    out.mkdir(parents=True, exist_ok=True)
-    macs = mac_summary(sch, ws.dims)
+        ws.log(f"mixed precision chosen: {sch.spec()}")
+    return sch, w, search
+
+
+@dataclass
+class _Output:
+    """The quantized bundle being written: what each artifact writer reads and adds to."""
+    ws: Workspace
+    sch: Scheme
+    w: Optional[CalibrationWindows]
+    out: pathlib.Path
+    src_manifest: dict[str, Any]
+    manifest: dict[str, Any]        # the new bundle's manifest (encoder entries added per format)
+    quant_common: dict[str, Any]    # the part of every artifact's "quantization" record they share
+    summary: dict[str, Any]         # what quantize_bundle returns
+    threads: int
+    host_check: bool
+
+    def checked(self, art: dict[str, Any], kind: str, run: Callable[[np.ndarray], np.ndarray], name: str) -> None:
+        """Runs the host check of the written artifact (when asked and calibrated) and records it
+        in the manifest entry `art` and the summary."""
+        if self.host_check and self.w is not None:
+            art["quantization"]["host_check"] = self.summary["artifacts"][kind]["host_check"] = _host_check(
+                self.ws, self.w, run, name, self.threads)
+
+
+def _start_output(ws: Workspace, sch: Scheme, w: Optional[CalibrationWindows], search: Any, out: pathlib.Path,
+                  macs: dict[str, Any], *, threads: int, host_check: bool) -> _Output:
+    """The new bundle's manifest (the float one's, less the encoders), its checkpoint and tokenizer
+    (linked), and the quantization record every artifact shares."""
     src_manifest = json.loads((ws.root / "manifest.json").read_text())
     manifest: dict[str, Any] = {k: v for k, v in src_manifest.items() if k != "encoder"}
     manifest["encoder"] = {}
@@ -179,77 +234,83 @@ def quantize_bundle(bundle_dir: PathLike, calibration: Sequence[PathLike], schem
     if search is not None:
         quant_common["search"] = search.to_json()
     summary: dict[str, Any] = {"scheme": sch.spec(), "out": str(out), "artifacts": {}}
-    if "onnx" in formats and ws.path("onnx") is not None:
-        from . import onnx_qdq
+    return _Output(ws, sch, w, out, src_manifest, manifest, quant_common, summary, threads, host_check)
 
-        t0 = time.perf_counter()
-        ranges = ws.onnx_ranges(w) if w is not None else {}
-        path = onnx_qdq.quantize(ws.onnx_prepared(), out / "encoder.onnx", sch, ranges)
-        io = onnx_qdq.io_quantization(path)
-        art = dict(src_manifest["encoder"]["onnx"])
-        art["quantization"] = dict(quant_common, io=io, tool="onnxruntime.quantization (QDQ)")
-        manifest["encoder"]["onnx"] = art
-        summary["artifacts"]["onnx"] = {"file": str(path), "io": io, "seconds": round(time.perf_counter() - t0, 1)}
-        say(f"encoder.onnx ({sch.spec()}): {path.stat().st_size / 1e6:.1f} MB")
-        if host_check and w is not None:
-            art["quantization"]["host_check"] = summary["artifacts"]["onnx"]["host_check"] = _host_check(
-                ws, w, lambda m: onnx_qdq.run(path, m, threads=threads), "encoder.onnx", threads)
-    if "tflite" in formats and ws.path("tflite") is not None:
-        from . import tflite_quant
 
-        t0 = time.perf_counter()
-        qsvs = ws.tflite_qsvs(w) if w is not None else None
-        path = tflite_quant.quantize(ws.path("tflite"), out / "encoder.tflite", sch, qsvs)
-        io = tflite_quant.io_quantization(path)
-        floats = tflite_quant.float_ops(path)
-        art = dict(src_manifest["encoder"]["tflite"])
-        for role in ("input", "output"):
-            t = dict(art[role])
-            t["dtype"] = io[role]["dtype"]
-            for k in ("scale", "zero_point"):
-                t.pop(k, None)
-                if k in io[role]:
-                    t[k] = io[role][k]
-            art[role] = t
-        compute_floats = [f for f in floats if f[0] not in ("DEQUANTIZE", "QUANTIZE")]
-        cmd = ncc_command("encoder.tflite", "encoder.dla", soc=soc, float_ops=bool(compute_floats)) if soc else None
-        art["quantization"] = dict(quant_common, io=io, tool="ai-edge-quantizer",
-                                   float_ops=sorted({o for o, _ in compute_floats}), float_op_count=len(compute_floats))
-        if cmd:
-            art["compiler"] = {"tool": "ncc-tflite", "soc": soc, "command": cmd}
-        manifest["encoder"]["tflite"] = art
-        summary["artifacts"]["tflite"] = {"file": str(path), "io": io, "seconds": round(time.perf_counter() - t0, 1),
+def _write_onnx(job: _Output) -> None:
+    """encoder.onnx (QDQ), its manifest entry and summary, and its host check."""
+    from . import onnx_qdq
+
+    ws, sch, w = job.ws, job.sch, job.w
+    t0 = time.perf_counter()
+    ranges = ws.onnx_ranges(w) if w is not None else {}
+    path = onnx_qdq.quantize(ws.onnx_prepared(), job.out / "encoder.onnx", sch, ranges)
+    io = onnx_qdq.io_quantization(path)
+    art = dict(job.src_manifest["encoder"]["onnx"])
+    art["quantization"] = dict(job.quant_common, io=io, tool="onnxruntime.quantization (QDQ)")
+    job.manifest["encoder"]["onnx"] = art
+    job.summary["artifacts"]["onnx"] = {"file": str(path), "io": io, "seconds": round(time.perf_counter() - t0, 1)}
+    ws.log(f"encoder.onnx ({sch.spec()}): {path.stat().st_size / 1e6:.1f} MB")
+    job.checked(art, "onnx", lambda m: onnx_qdq.run(path, m, threads=job.threads), "encoder.onnx")
+
+
+def _write_tflite(job: _Output, soc: Optional[str]) -> tuple[dict[str, Any], Optional[list[str]]]:
+    """encoder.tflite (ai-edge-quantizer), its manifest entry (I/O dtypes, float ops, the
+    ncc-tflite command for `soc`) and summary, and its host check. Returns the entry and the command."""
+    from ..ncc import ncc_command
+    from . import tflite_quant
+
+    ws, sch, w = job.ws, job.sch, job.w
+    t0 = time.perf_counter()
+    qsvs = ws.tflite_qsvs(w) if w is not None else None
+    path = tflite_quant.quantize(ws.path("tflite"), job.out / "encoder.tflite", sch, qsvs)
+    io = tflite_quant.io_quantization(path)
+    floats = tflite_quant.float_ops(path)
+    art = dict(job.src_manifest["encoder"]["tflite"])
+    for role in ("input", "output"):
+        t = dict(art[role])
+        t["dtype"] = io[role]["dtype"]
+        for k in ("scale", "zero_point"):
+            t.pop(k, None)
+            if k in io[role]:
+                t[k] = io[role][k]
+        art[role] = t
+    compute_floats = [f for f in floats if f[0] not in ("DEQUANTIZE", "QUANTIZE")]
+    cmd = ncc_command("encoder.tflite", "encoder.dla", soc=soc, float_ops=bool(compute_floats)) if soc else None
+    art["quantization"] = dict(job.quant_common, io=io, tool="ai-edge-quantizer",
+                               float_ops=sorted({o for o, _ in compute_floats}), float_op_count=len(compute_floats))
+    if cmd:
+        art["compiler"] = {"tool": "ncc-tflite", "soc": soc, "command": cmd}
+    job.manifest["encoder"]["tflite"] = art
+    job.summary["artifacts"]["tflite"] = {"file": str(path), "io": io, "seconds": round(time.perf_counter() - t0, 1),
                                           "ncc": cmd}
-        say(f"encoder.tflite ({sch.spec()}): {path.stat().st_size / 1e6:.1f} MB; {len(compute_floats)} ops in float")
-        if host_check and w is not None:
-            art["quantization"]["host_check"] = summary["artifacts"]["tflite"]["host_check"] = _host_check(
-                ws, w, lambda m: tflite_quant.run(path, m, threads=threads), "encoder.tflite", threads)
-        if cmd:
-            say("compile for the NPU: (cd " + str(out) + " && " + " ".join(cmd) + ")")
-            if run_compiler and not art["quantization"].get("host_check", {}).get("pass", True):
-                say("not running ncc-tflite: encoder.tflite failed the host check")
-            elif run_compiler:
-                res = _in(out, lambda: run_ncc(cmd))
-                if res is None:
-                    say("ncc-tflite is not on PATH: run the command above on a machine with the NeuroPilot SDK")
-                else:
-                    summary["artifacts"]["tflite"]["ncc_result"] = res
-                    art["compiler"]["returncode"] = res["returncode"]
-                    if res["returncode"] == 0 and (out / "encoder.dla").is_file():
-                        manifest["encoder"]["dla"] = {"file": "encoder.dla", "input": art["input"],
-                                                      "output": art["output"], "compiler": art["compiler"],
-                                                      "quantization": art["quantization"]}
-                    else:
-                        say("ncc-tflite failed:\n" + res["output"])
-    if not manifest["encoder"]:
-        raise InvalidOptionError(f"{ws.root} has none of the formats {list(formats)}")
-    manifest["quantized_from"] = os.path.relpath(ws.root, out)
-    write_manifest(out, manifest)
-    load_bundle(out)
-    summary["int8_mac_share"] = macs["int8_mac_share"]
-    if search is not None:
-        summary["search"] = search.to_json()
-    return summary
+    ws.log(f"encoder.tflite ({sch.spec()}): {path.stat().st_size / 1e6:.1f} MB; {len(compute_floats)} ops in float")
+    job.checked(art, "tflite", lambda m: tflite_quant.run(path, m, threads=job.threads), "encoder.tflite")
+    return art, cmd
+
+
+def _compile_tflite(job: _Output, art: dict[str, Any], cmd: list[str], run_compiler: bool) -> None:
+    """Says the ncc-tflite command; runs it when asked, on PATH, and the host check passed; a
+    compiled encoder.dla joins the manifest."""
+    from ..ncc import run_ncc
+
+    say, out = job.ws.log, job.out
+    say("compile for the NPU: (cd " + str(out) + " && " + " ".join(cmd) + ")")
+    if run_compiler and not art["quantization"].get("host_check", {}).get("pass", True):
+        say("not running ncc-tflite: encoder.tflite failed the host check")
+    elif run_compiler:
+        res = _in(out, lambda: run_ncc(cmd))
+        if res is None:
+            say("ncc-tflite is not on PATH: run the command above on a machine with the NeuroPilot SDK")
+        else:
+            job.summary["artifacts"]["tflite"]["ncc_result"] = res
+            art["compiler"]["returncode"] = res["returncode"]
+            if res["returncode"] == 0 and (out / "encoder.dla").is_file():
+                job.manifest["encoder"]["dla"] = {"file": "encoder.dla", "input": art["input"],
+                                                  "output": art["output"], "compiler": art["compiler"],
+                                                  "quantization": art["quantization"]}
+            else:
+                say("ncc-tflite failed:\n" + res["output"])
 
 
 def _host_check(ws: Workspace, w: CalibrationWindows, run: Callable[[np.ndarray], np.ndarray], name: str,

@@ -26,7 +26,7 @@ import json
 import os
 import pathlib
 import re
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -73,113 +73,159 @@ class Graph:
 def tensor_roles(path_or_graph: Any, n_layer: Optional[int] = None) -> dict[str, Role]:
     """Role of every activation tensor (by name) of a float or quantized encoder TFLite."""
     g = path_or_graph if isinstance(path_or_graph, Graph) else Graph(path_or_graph)
-    roles: dict[int, Role] = {g.input: Role(-1, "mel")}
-    fc_of: dict[int, int] = {}  # tensor -> index of the FC op it comes from (through pass-through ops)
-    convs = gelus_stem = 0
-    ln_count = -1
-    block = -1
-    in_stem = True
-    pending_proj: list[int] = []
-    ln_role = "ln1"
-
-    def set_role(t: int, r: Role) -> None:
-        roles[int(t)] = r
-
-    def retag_fc(fc_index: int, r: Role) -> None:
-        for t, f in fc_of.items():
-            if f == fc_index:
-                roles[t] = r
-
     if n_layer is None:
         lns = sum(1 for o in g.ops if o["op_name"] == "SQUARED_DIFFERENCE")
         n_layer = max(0, (lns - 1) // 2)
+    walk = _RoleWalk(g, n_layer)
     for op in g.ops:
-        kind = op["op_name"]
-        ins = [int(i) for i in op["inputs"] if int(i) >= 0]
-        acts = [i for i in ins if not g.is_constant(i)]
+        walk.visit(op)
+    return {g.name(t): r for t, r in walk.roles.items()}
+
+
+class _Op(NamedTuple):
+    """One op as the role walk sees it."""
+    kind: str
+    index: int
+    acts: list[int]      # its non-constant inputs
+    out: int             # its first output
+    src: list[Role]      # the roles of its inputs that have one
+    stats_like: bool     # its output is a scalar or [..., 1] (LayerNorm statistics)
+
+
+class _RoleWalk:
+    """The walk of tensor_roles over the ops in execution order, and what it carries from op to op:
+    where it is (stem, block, which LayerNorm) and which FC op each projection tensor comes from."""
+
+    def __init__(self, g: Graph, n_layer: int) -> None:
+        self.g = g
+        self.n_layer = n_layer
+        self.roles: dict[int, Role] = {g.input: Role(-1, "mel")}
+        self.fc_of: dict[int, int] = {}  # tensor -> index of the FC op it comes from (through pass-through ops)
+        self.convs = self.gelus_stem = 0
+        self.ln_count = -1
+        self.block = -1
+        self.in_stem = True
+        self.ln_role = "ln1"
+
+    def set_role(self, t: int, r: Role) -> None:
+        self.roles[int(t)] = r
+
+    def retag_fc(self, fc_index: int, r: Role) -> None:
+        for t, f in self.fc_of.items():
+            if f == fc_index:
+                self.roles[t] = r
+
+    def visit(self, op: Mapping[str, Any]) -> None:
         if not len(op["outputs"]):
-            continue
+            return
+        ins = [int(i) for i in op["inputs"] if int(i) >= 0]
+        acts = [i for i in ins if not self.g.is_constant(i)]
         out = int(op["outputs"][0])
-        src = [roles[i] for i in acts if i in roles]
-        shape = g.shape(out)
-        stats_like = len(shape) <= 1 or shape[-1] == 1
-        if kind in _PASS:
-            if src:
-                set_role(out, src[0])
-            if acts and acts[0] in fc_of:
-                fc_of[out] = fc_of[acts[0]]
-            continue
-        if kind == "CONV_2D":
-            convs += 1
-            set_role(out, Role(-1, "conv1" if convs == 1 else "conv2"))
-            continue
-        if kind == "GELU":
-            if in_stem:
-                gelus_stem += 1
-                set_role(out, Role(-1, "gelu1" if gelus_stem == 1 else "gelu2"))
+        shape = self.g.shape(out)
+        o = _Op(op["op_name"], op["index"], acts, out, [self.roles[i] for i in acts if i in self.roles],
+                len(shape) <= 1 or shape[-1] == 1)
+        for step in (self._pass_through, self._stem_or_gelu, self._layer_norm, self._projection, self._attention):
+            if step(o):
+                return
+        self._rest(o)
+
+    def _pass_through(self, o: _Op) -> bool:
+        """Reshapes and the like keep their input's role (and FC origin)."""
+        if o.kind not in _PASS:
+            return False
+        if o.src:
+            self.set_role(o.out, o.src[0])
+        if o.acts and o.acts[0] in self.fc_of:
+            self.fc_of[o.out] = self.fc_of[o.acts[0]]
+        return True
+
+    def _stem_or_gelu(self, o: _Op) -> bool:
+        """The conv stem (two convolutions, two GELUs, the positional ADD that ends it) and the
+        blocks' GELUs."""
+        if o.kind == "CONV_2D":
+            self.convs += 1
+            self.set_role(o.out, Role(-1, "conv1" if self.convs == 1 else "conv2"))
+        elif o.kind == "GELU":
+            if self.in_stem:
+                self.gelus_stem += 1
+                self.set_role(o.out, Role(-1, "gelu1" if self.gelus_stem == 1 else "gelu2"))
             else:
-                set_role(out, Role(block, "gelu"))
-            continue
-        if in_stem and kind == "ADD":
-            set_role(out, Role(-1, "pos"))
-            in_stem = False
-            continue
+                self.set_role(o.out, Role(self.block, "gelu"))
+        elif self.in_stem and o.kind == "ADD":
+            self.set_role(o.out, Role(-1, "pos"))
+            self.in_stem = False
+        else:
+            return False
+        return True
+
+    def _layer_norm(self, o: _Op) -> bool:
+        """The split LayerNorm: a MEAN of a non-statistics tensor starts the next one (ln1, ln2 per
+        block, then ln_post); its statistics ops, its normalising op, its affine ops."""
+        kind, src = o.kind, o.src
         if kind == "MEAN" and src and src[0].role != LN_STATS:
-            ln_count += 1
-            block = ln_count // 2
-            ln_role = "ln_post" if ln_count >= 2 * n_layer else ("ln1" if ln_count % 2 == 0 else "ln2")
-            if ln_role == "ln_post":
-                block = n_layer
-            set_role(out, Role(block, LN_STATS))
-            continue
-        if kind in ("SQUARED_DIFFERENCE", "RSQRT", "MEAN") or (stats_like and kind in ("ADD", "SUB", "MUL", "DIV")):
-            set_role(out, Role(block, LN_STATS))
-            continue
-        if kind in ("MUL", "ADD", "SUB") and any(r.role == LN_STATS for r in src):
-            set_role(out, Role(block, ln_role))  # the normalising op
-            continue
-        if kind in ("MUL", "ADD") and src and all(r.role in ("ln1", "ln2", "ln_post") for r in src):
-            set_role(out, Role(src[0].block, src[0].role))  # the affine ops
-            continue
-        if kind == "FULLY_CONNECTED":
-            r0 = src[0].role if src else ""
-            if r0 == "ln1":
-                set_role(out, Role(block, "v"))  # provisional: q/k/v decided at the attention products
-                fc_of[out] = op["index"]
-                pending_proj.append(op["index"])
-            elif r0 == "pv":
-                set_role(out, Role(block, "attn_out"))
-            elif r0 == "ln2":
-                set_role(out, Role(block, "fc1"))
-            elif r0 == "gelu":
-                set_role(out, Role(block, "fc2"))
-            continue
-        if kind == "BATCH_MATMUL":
-            if src and src[0].role == "softmax":
-                set_role(out, Role(block, "pv"))
-                if len(acts) > 1 and acts[1] in fc_of:
-                    retag_fc(fc_of[acts[1]], Role(block, "v"))
+            self.ln_count += 1
+            self.block = self.ln_count // 2
+            self.ln_role = ("ln_post" if self.ln_count >= 2 * self.n_layer else
+                            ("ln1" if self.ln_count % 2 == 0 else "ln2"))
+            if self.ln_role == "ln_post":
+                self.block = self.n_layer
+            self.set_role(o.out, Role(self.block, LN_STATS))
+        elif kind in ("SQUARED_DIFFERENCE", "RSQRT", "MEAN") or (o.stats_like and kind in ("ADD", "SUB", "MUL", "DIV")):
+            self.set_role(o.out, Role(self.block, LN_STATS))
+        elif kind in ("MUL", "ADD", "SUB") and any(r.role == LN_STATS for r in src):
+            self.set_role(o.out, Role(self.block, self.ln_role))  # the normalising op
+        elif kind in ("MUL", "ADD") and src and all(r.role in ("ln1", "ln2", "ln_post") for r in src):
+            self.set_role(o.out, Role(src[0].block, src[0].role))  # the affine ops
+        else:
+            return False
+        return True
+
+    def _projection(self, o: _Op) -> bool:
+        """FULLY_CONNECTED: its role from its input's (q/k/v after ln1, attn_out, fc1, fc2)."""
+        if o.kind != "FULLY_CONNECTED":
+            return False
+        r0 = o.src[0].role if o.src else ""
+        if r0 == "ln1":
+            self.set_role(o.out, Role(self.block, "v"))  # provisional: q/k/v decided at the attention products
+            self.fc_of[o.out] = o.index
+        elif r0 == "pv":
+            self.set_role(o.out, Role(self.block, "attn_out"))
+        elif r0 == "ln2":
+            self.set_role(o.out, Role(self.block, "fc1"))
+        elif r0 == "gelu":
+            self.set_role(o.out, Role(self.block, "fc2"))
+        return True
+
+    def _attention(self, o: _Op) -> bool:
+        """q·kᵀ, softmax, ·v; the products name the projections that feed them q, k and v."""
+        if o.kind == "BATCH_MATMUL":
+            if o.src and o.src[0].role == "softmax":
+                self.set_role(o.out, Role(self.block, "pv"))
+                if len(o.acts) > 1 and o.acts[1] in self.fc_of:
+                    self.retag_fc(self.fc_of[o.acts[1]], Role(self.block, "v"))
             else:
-                set_role(out, Role(block, "qk"))
-                for t, name in zip(acts[:2], ("q", "k")):
-                    if t in fc_of:
-                        retag_fc(fc_of[t], Role(block, name))
-            continue
-        if kind == "SOFTMAX":
-            set_role(out, Role(block, "softmax"))
-            continue
-        if kind == "MUL" and src and len(acts) == 1:
-            set_role(out, src[0])  # scaling by a constant
-            if acts[0] in fc_of:
-                fc_of[out] = fc_of[acts[0]]
-            continue
-        if kind == "ADD" and len(src) == 2:
-            other = {r.role for r in src}
-            set_role(out, Role(block, "resid1" if "attn_out" in other else "resid2"))
-            continue
-        if src:
-            set_role(out, src[0])
-    return {g.name(t): r for t, r in roles.items()}
+                self.set_role(o.out, Role(self.block, "qk"))
+                for t, name in zip(o.acts[:2], ("q", "k")):
+                    if t in self.fc_of:
+                        self.retag_fc(self.fc_of[t], Role(self.block, name))
+        elif o.kind == "SOFTMAX":
+            self.set_role(o.out, Role(self.block, "softmax"))
+        else:
+            return False
+        return True
+
+    def _rest(self, o: _Op) -> None:
+        """Scaling by a constant keeps the role; an ADD of two roles is a residual; anything else
+        takes its first input's role."""
+        if o.kind == "MUL" and o.src and len(o.acts) == 1:
+            self.set_role(o.out, o.src[0])  # scaling by a constant
+            if o.acts[0] in self.fc_of:
+                self.fc_of[o.out] = self.fc_of[o.acts[0]]
+        elif o.kind == "ADD" and len(o.src) == 2:
+            other = {r.role for r in o.src}
+            self.set_role(o.out, Role(self.block, "resid1" if "attn_out" in other else "resid2"))
+        elif o.src:
+            self.set_role(o.out, o.src[0])
 
 
 # -- calibration ------------------------------------------------------------------------------
