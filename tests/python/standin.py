@@ -161,6 +161,10 @@ def linear_reference(mel: np.ndarray, out_elems: int, *, inp: Io = Io(), out: Io
 
 
 def _quantize(x: np.ndarray, io: Io) -> np.ndarray:
+    """The stand-in device's quantization (neuron_standin.cc: std::round(v / scale) + zero point,
+    clamped), written here independently of whisper_genio._core.quantize on purpose: the tests
+    check the host's native dequantization and its quantized input against these bytes, and an
+    emulator sharing that code would agree with it even where it is wrong."""
     if io.dtype == "float32":
         return x.astype(np.float32)
     if io.dtype == "float16":

@@ -16,7 +16,7 @@ from whisper_genio.tools.validate import Gate, calibrate_gate, validate
 def device_output(workspace, tflite_qsvs, heldout_window, tmp_path_factory):
     """(raw int16 [1, 1500, 512], scale, zero point, the a16w8 .tflite, folder)."""
     from whisper_genio.tools.quantize import tflite_quant
-    from whisper_genio.tools.quantize.litert import interpreter
+    from whisper_genio.tools.quantize.litert import interpreter, to_tensor
     from whisper_genio.tools.quantize.schemes import parse_scheme
 
     folder = tmp_path_factory.mktemp("device")
@@ -24,8 +24,7 @@ def device_output(workspace, tflite_qsvs, heldout_window, tmp_path_factory):
     it = interpreter(path)
     i, o = it.get_input_details()[0], it.get_output_details()[0]
     w, _ = heldout_window
-    s_in, z_in = i["quantization"]
-    it.set_tensor(i["index"], np.clip(np.round(w.mels[0][None] / s_in) + z_in, -32768, 32767).astype(np.int16))
+    it.set_tensor(i["index"], to_tensor(w.mels[0][None], i))  # int16, quantized as the host does
     it.invoke()
     raw = it.get_tensor(o["index"]).copy()
     assert raw.dtype == np.int16 and raw.shape == (1, 1500, 512)

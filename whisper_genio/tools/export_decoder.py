@@ -277,7 +277,8 @@ def litert_entries(entries: Sequence[Mapping[str, Any]], folder: PathLike, *, th
                    kind: str = "tflite") -> list[dict[str, Any]]:
     """Native offload entries whose runners are LiteRT interpreters over the exported TFLite
     files (host numerics of the quantized subgraphs inside the native decode loop). Integer I/O is
-    quantized / dequantized with the tensor's own scale and zero point."""
+    quantized / dequantized with the tensor's own scale and zero point by the native quantization
+    the device backends use (litert.run_float)."""
     from .quantize.litert import interpreter
 
     out = []
@@ -294,22 +295,12 @@ def litert_entries(entries: Sequence[Mapping[str, Any]], folder: PathLike, *, th
 
 
 def _litert_fn(it: Any, i: Mapping[str, Any], o: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-    in_dtype, out_dtype = np.dtype(i["dtype"]), np.dtype(o["dtype"])
-    in_scale, in_zp = i["quantization"]
-    out_scale, out_zp = o["quantization"]
+    from .quantize.litert import run_float
+
     shape = tuple(int(x) for x in i["shape"])
-    lo, hi = (np.iinfo(in_dtype).min, np.iinfo(in_dtype).max) if in_dtype != np.float32 else (0, 0)
 
     def fn(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float32).reshape(shape)
-        if in_dtype != np.float32:
-            x = np.clip(np.round(x / in_scale) + in_zp, lo, hi).astype(in_dtype)
-        it.set_tensor(i["index"], x)
-        it.invoke()
-        y = it.get_tensor(o["index"])
-        if out_dtype != np.float32:
-            y = (y.astype(np.float32) - out_zp) * out_scale
-        return y
+        return run_float(it, np.asarray(x, np.float32).reshape(shape), i, o)
 
     return fn
 

@@ -47,8 +47,12 @@ std::string shape_string(const std::vector<int64_t>& shape);
 std::string describe_size_mismatch(size_t got_bytes, const TensorSpec& expected);
 
 // src float [rows, cols] -> dst in spec.dtype, [rows, cols] or, when spec.transposed,
-// [cols, rows]. Quantized: q = clamp(round_half_away(x / scale) + zero_point); float16:
-// round to nearest even (overflow -> inf, NaN stays NaN).
+// [cols, rows]. Quantized: q = clamp(round(x * (1 / scale)) + zero_point) to the dtype's range
+// (NaN -> the lowest value), rounding half away from zero (std::round: 2.5 -> 3, -2.5 -> -3),
+// which is the rounding of TFLite's reference QUANTIZE kernel (not numpy's half-to-even; x times
+// the float reciprocal of scale may differ from TFLite's x / scale in the last bit). This is the one
+// quantization of device tensors: the Python tools use it too (whisper_genio._core.quantize).
+// float16: round to nearest even (overflow -> inf, NaN stays NaN).
 void quantize_from_float(const float* src, int64_t rows, int64_t cols, const TensorSpec& spec, void* dst);
 // src in spec.dtype ([rows, cols], or [cols, rows] when transposed) -> dst float [rows, cols].
 void dequantize_to_float(const void* src, int64_t rows, int64_t cols, const TensorSpec& spec, float* dst);

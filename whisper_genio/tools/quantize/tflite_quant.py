@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Optional, Union
 import numpy as np
 
 from ...errors import WhisperGenioError
-from .litert import interpreter
+from .litert import interpreter, run_float
 from .schemes import LN_STATS, Role, Scheme
 
 PathLike = Union[str, os.PathLike]
@@ -343,22 +343,12 @@ def quantize(path: PathLike, out: PathLike, scheme: Scheme,
 # -- running and inspecting ---------------------------------------------------------------------
 
 def run(path_or_interpreter: Any, mel: np.ndarray, *, threads: int = 2) -> np.ndarray:
-    """Encoder states [n_audio_ctx, d] (dequantized when the output is integer)."""
+    """Encoder states [n_audio_ctx, d] (an integer input quantized, an integer output dequantized,
+    natively: litert.run_float)."""
     it = path_or_interpreter if hasattr(path_or_interpreter, "invoke") else interpreter(path_or_interpreter,
                                                                                       threads=threads)
-    i, o = it.get_input_details()[0], it.get_output_details()[0]
     x = np.ascontiguousarray(mel, np.float32).reshape(1, *mel.shape[-2:])
-    if np.dtype(i["dtype"]) != np.float32:
-        scale, zp = i["quantization"]
-        info = np.iinfo(i["dtype"])
-        x = np.clip(np.round(x / scale) + zp, info.min, info.max).astype(i["dtype"])
-    it.set_tensor(i["index"], x)
-    it.invoke()
-    y = it.get_tensor(o["index"])
-    if np.dtype(o["dtype"]) != np.float32:
-        scale, zp = o["quantization"]
-        y = (y.astype(np.float32) - zp) * scale
-    return np.asarray(y[0], np.float32)
+    return np.asarray(run_float(it, x)[0], np.float32)
 
 
 def io_quantization(path: PathLike) -> dict[str, Any]:
