@@ -9,8 +9,9 @@
 #include <memory>
 #include <optional>
 
+#include "../src/layers/executor.h"
 #include "../src/offload/decoder_offload.h"
-#include "../src/offload/neuron_subgraph.h"
+#include "../src/offload/plan_loader.h"
 #include "convert.h"
 #include "whisper_genio/decoding.h"
 
@@ -19,27 +20,6 @@ namespace py = pybind11;
 namespace whisper_genio::python {
 
 namespace {
-
-using backends::TensorSpec;
-using offload::Candidate;
-using offload::OpKind;
-
-TensorSpec tensor_spec(const py::dict& d, const std::string& where) {
-  TensorSpec t;
-  if (!d.contains("shape")) throw_status(bad_model(where + ": tensor without a shape"));
-  if (d.contains("name") && !d["name"].is_none()) t.name = d["name"].cast<std::string>();
-  t.shape = d["shape"].cast<std::vector<int64_t>>();
-  if (d.contains("dtype") && !d["dtype"].is_none()) {
-    auto dt = backends::parse_io_dtype(d["dtype"].cast<std::string>());
-    if (!dt.ok()) throw_status(bad_model(where + ": " + dt.status().message()));
-    t.dtype = dt.value();
-  }
-  if (d.contains("scale") && !d["scale"].is_none()) t.scale = d["scale"].cast<float>();
-  if (d.contains("zero_point") && !d["zero_point"].is_none()) t.zero_point = d["zero_point"].cast<int32_t>();
-  Status s = t.validate();
-  if (!s.ok()) throw_status(bad_model(where + ": " + s.message()));
-  return t;
-}
 
 // The Python callable outlives nothing: released with the GIL held whoever drops the last ref.
 std::shared_ptr<py::function> keep_function(py::function fn) {
@@ -98,10 +78,47 @@ offload::CallbackLayerStep::Fn layer_step_fn(std::shared_ptr<py::function> fn, i
   };
 }
 
-// [out, in] of a linear op (vocab: cols) for width d.
-void linear_shape(OpKind k, int64_t d, int64_t cols, int64_t* out, int64_t* in) {
-  *in = k == OpKind::kFc2 ? 4 * d : d;
-  *out = k == OpKind::kSelfQkv ? 3 * d : k == OpKind::kFc1 ? 4 * d : k == OpKind::kVocab ? cols : d;
+// A subgraph entry from its dict: {"op", "layer" | "chunk" + "col0" + "cols", "batch", and "file" +
+// "inputs" + "outputs" (a DLA) or "callback"}; errors name the entry and the key.
+offload::SubgraphEntry subgraph_entry(const py::handle& item, size_t index, const ModelDims& dims) {
+  const std::string where = "decoder subgraph " + std::to_string(index);
+  if (!py::isinstance<py::dict>(item)) throw_status(invalid_argument(where + " must be a dict, got " + std::string(py::repr(item))));
+  const py::dict d = py::reinterpret_borrow<py::dict>(item);
+  auto get = [&](const char* key) -> py::object { return d.contains(key) ? d[key] : py::object(py::none()); };
+  auto require = [&](const char* key) -> py::object {
+    if (!d.contains(key)) throw_status(invalid_argument(where + " has no '" + key + "'"));
+    return d[key];
+  };
+  offload::SubgraphEntry e;
+  e.kind = unwrap(offload::parse_op_kind(str_arg(require("op"), where + ".op")));
+  e.batch = static_cast<int>(int_arg(require("batch"), where + ".batch"));
+  if (!get("layer").is_none()) e.layer = static_cast<int>(int_arg(get("layer"), where + ".layer"));
+  if (!get("chunk").is_none()) e.chunk = static_cast<int>(int_arg(get("chunk"), where + ".chunk"));
+  if (!get("col0").is_none()) e.col0 = int_arg(get("col0"), where + ".col0", 0, dims.n_vocab);
+  if (!get("cols").is_none()) e.cols = int_arg(get("cols"), where + ".cols", 0, dims.n_vocab);
+  const py::object callback = get("callback");
+  if (!callback.is_none()) {
+    if (!PyCallable_Check(callback.ptr())) throw_status(invalid_argument(where + ".callback must be callable"));
+    auto fn = keep_function(callback.cast<py::function>());
+    const int64_t D = dims.n_text_state;
+    int64_t out = 0, in = 0;
+    offload::linear_shape(e.kind, D, e.cols, &out, &in);
+    if (e.kind == offload::OpKind::kLayerStep) {
+      e.step_fn = layer_step_fn(fn, e.batch, D, dims.n_text_ctx, dims.n_audio_ctx, e.name());
+    } else {
+      e.dense_fn = callback_fn(fn, e.batch, in, out, e.name());
+    }
+    return e;
+  }
+  if (!get("file").is_none()) e.file = str_arg(get("file"), where + ".file");
+  for (const auto& [key, list] : {std::make_pair("inputs", &e.inputs), std::make_pair("outputs", &e.outputs)}) {
+    const py::object tensors = get(key);
+    if (tensors.is_none()) continue;
+    if (!py::isinstance<py::list>(tensors)) throw_status(invalid_argument(where + "." + key + " must be a list of tensors"));
+    size_t i = 0;
+    for (const auto& t : tensors) list->push_back(tensor_spec_arg(t, where + "." + key + "[" + std::to_string(i++) + "]"));
+  }
+  return e;
 }
 
 py::list plan_to_list(const offload::DecoderOffload& o) {
@@ -128,107 +145,26 @@ py::list plan_to_list(const offload::DecoderOffload& o) {
 void register_offload(py::module_& m) {
   m.def(
       "decoder_set_offload",
-      [](Decoder& dec, const std::string& mode_name, const std::vector<int>& batches, const py::list& subgraphs,
+      [](Decoder& dec, const py::handle& mode, const std::vector<int>& batches, const py::list& subgraphs,
          const std::optional<std::string>& library, const std::optional<std::string>& dma_heap,
-         const std::string& api, bool strict) {
+         const py::handle& api, bool strict) {
         const ModelDims& dims = dec.dims();
-        const int64_t d = dims.n_text_state;
-        offload::Mode mode = unwrap(offload::parse_mode(mode_name));
-        const offload::NeuronSubgraphConfig::Api napi = unwrap(neuron::parse_api_choice(api));
-        std::vector<Candidate> cands;
-        // Layer steps first: a layer whose step loads needs none of its linear subgraphs loaded.
-        std::vector<std::pair<int, int>> stepped;  // (layer, batch)
-        for (int pass = 0; pass < 2; ++pass) {
-          for (const auto& item : subgraphs) {
-            py::dict s = py::reinterpret_borrow<py::dict>(item);
-            const bool is_step = s["op"].cast<std::string>() == "layer_step";
-            if (is_step != (pass == 0)) continue;
-            Candidate c;
-            c.kind = unwrap(offload::parse_op_kind(s["op"].cast<std::string>()));
-            c.layer = s.contains("layer") ? s["layer"].cast<int>() : -1;
-            c.chunk = s.contains("chunk") ? s["chunk"].cast<int>() : -1;
-            c.batch = s["batch"].cast<int>();
-            c.col0 = s.contains("col0") ? s["col0"].cast<int64_t>() : 0;
-            c.cols = s.contains("cols") ? s["cols"].cast<int64_t>() : 0;
-            const std::string name = std::string(offload::op_kind_name(c.kind)) +
-                                     (c.kind == OpKind::kVocab ? " chunk " + std::to_string(c.chunk)
-                                                               : " layer " + std::to_string(c.layer)) +
-                                     " batch " + std::to_string(c.batch);
-            if (c.batch <= 0) throw_status(invalid_argument(name + ": batch must be positive"));
-            if (mode == offload::Mode::kNone) continue;
-            if (c.kind == OpKind::kLayerStep && mode == offload::Mode::kLinear) continue;
-            if (c.kind != OpKind::kVocab &&
-                std::find(stepped.begin(), stepped.end(), std::make_pair(c.layer, c.batch)) != stepped.end()) {
-              continue;
-            }
-            if (s.contains("callback") && c.kind == OpKind::kLayerStep) {
-              auto fn = keep_function(s["callback"].cast<py::function>());
-              auto r = offload::CallbackLayerStep::create(
-                  c.batch, d, dims.n_text_ctx, dims.n_audio_ctx,
-                  layer_step_fn(fn, c.batch, d, dims.n_text_ctx, dims.n_audio_ctx, name), name);
-              if (!r.ok()) throw_status(r.status());
-              c.step = std::shared_ptr<offload::LayerStepRunner>(std::move(r).value());
-              stepped.emplace_back(c.layer, c.batch);
-              cands.push_back(std::move(c));
-              continue;
-            }
-            if (s.contains("callback")) {
-              int64_t out, in;
-              linear_shape(c.kind, d, c.cols, &out, &in);
-              auto r = offload::CallbackSubgraph::create(
-                  c.batch, in, out, callback_fn(keep_function(s["callback"].cast<py::function>()), c.batch, in, out, name),
-                  name);
-              if (!r.ok()) throw_status(r.status());
-              c.dense = std::shared_ptr<offload::SubgraphRunner>(std::move(r).value());
-              cands.push_back(std::move(c));
-              continue;
-            }
-            if (!s.contains("file") || !s.contains("inputs") || !s.contains("outputs")) {
-              throw_status(invalid_argument(name + ": an entry needs 'file', 'inputs' and 'outputs' (or a 'callback')"));
-            }
-            offload::NeuronSubgraphConfig cfg;
-            cfg.name = name;
-            cfg.dla_path = s["file"].cast<std::string>();
-            for (auto t : s["inputs"].cast<py::list>()) cfg.inputs.push_back(tensor_spec(t.cast<py::dict>(), name));
-            for (auto t : s["outputs"].cast<py::list>()) cfg.outputs.push_back(tensor_spec(t.cast<py::dict>(), name));
-            cfg.api = napi;
-            cfg.dma_heap = dma_heap ? *dma_heap : backends::default_dma_heap();
-            cfg.library.path = library ? *library : std::string();
-            Status st;
-            {
-              py::gil_scoped_release release;
-              if (c.kind == OpKind::kLayerStep) {
-                auto r = offload::NeuronLayerStep::create(cfg, c.batch, d, dims.n_text_ctx, dims.n_audio_ctx);
-                if (r.ok()) c.step = std::shared_ptr<offload::LayerStepRunner>(std::move(r).value());
-                st = r.status();
-              } else {
-                int64_t out, in;
-                linear_shape(c.kind, d, c.cols, &out, &in);
-                auto r = offload::NeuronDense::create(cfg, c.batch, in, out);
-                if (r.ok()) c.dense = std::shared_ptr<offload::SubgraphRunner>(std::move(r).value());
-                st = r.status();
-              }
-            }
-            if (!st.ok()) {
-              if (strict) throw_status(st);
-              c.error = st.message();  // this op falls back to the CPU, with the reason in the plan
-            }
-            if (c.step) stepped.emplace_back(c.layer, c.batch);
-            cands.push_back(std::move(c));
-          }
-        }
-        std::shared_ptr<offload::DecoderOffload> plan;
+        const offload::Mode m = unwrap(offload::parse_mode(str_arg(mode, "decoder_offload")));
+        offload::PlanSettings settings;
+        settings.api = unwrap(neuron::parse_api_choice(str_arg(api, "neuron_api")));
+        settings.dma_heap = dma_heap ? *dma_heap : backends::default_dma_heap();
+        settings.library.path = library ? *library : std::string();
+        settings.strict = strict;
+        std::vector<offload::SubgraphEntry> entries;
+        size_t index = 0;
+        for (const auto& item : subgraphs) entries.push_back(subgraph_entry(item, index++, dims));
+        StatusOr<std::shared_ptr<offload::DecoderOffload>> plan = Status();
         {
-          py::gil_scoped_release release;
-          auto o = offload::DecoderOffload::create(dims, mode, batches, std::move(cands));
-          if (o.ok()) plan = std::move(o).value();
-          else {
-            py::gil_scoped_acquire gil;
-            throw_status(o.status());
-          }
+          py::gil_scoped_release release;  // loading DLAs takes a while; callbacks re-acquire the GIL
+          plan = offload::load_plan(dims, m, batches, entries, settings);
         }
-        dec.set_offload(plan);
-        return plan_to_list(*plan);
+        dec.set_offload(unwrap(std::move(plan)));
+        return plan_to_list(*dec.offload());
       },
       py::arg("decoder"), py::arg("mode"), py::arg("batches"), py::arg("subgraphs"), py::arg("library") = py::none(),
       py::arg("dma_heap") = py::none(), py::arg("neuron_api") = "auto", py::arg("strict") = false,
@@ -247,7 +183,7 @@ void register_offload(py::module_& m) {
   m.def(
       "decoder_offload_stats",
       [](const Decoder& dec) {
-        const offload::OffloadStats& s = dec.offload_stats();
+        const layers::ExecutionStats& s = dec.offload_stats();
         py::dict d;
         d["npu_calls"] = s.npu_calls;
         d["npu_macs"] = s.npu_macs;

@@ -79,11 +79,11 @@ struct DecodingResult {
 namespace layers {
 class TextDecoder;
 struct CrossKV;
+struct ExecutionStats;
 }  // namespace layers
 class KVCache;
 namespace offload {
 class DecoderOffload;
-struct OffloadStats;
 }  // namespace offload
 
 // The text decoder of one model plus the state of the window being decoded (cross-attention
@@ -116,7 +116,7 @@ class Decoder {
   // Takes effect at the next decode / language_probs call (the KV cache is reset there).
   void set_offload(std::shared_ptr<offload::DecoderOffload> plan);
   const offload::DecoderOffload* offload() const;
-  const offload::OffloadStats& offload_stats() const;
+  const layers::ExecutionStats& offload_stats() const;
   void reset_offload_stats();
 
  private:

@@ -1,6 +1,7 @@
 // Status and StatusOr: how every fallible C++ call reports failure.
 //
-// The core never throws across its public API and never exits the process. A failed call
+// The core never throws across its public API and never exits the process (but for a
+// programming error: StatusOr::value() without a value aborts). A failed call
 // returns a Status whose code says what kind of failure it was; only the Python binding
 // (csrc/python/errors.cc) turns it into an exception, one mapping for the whole library.
 #pragma once
@@ -47,6 +48,10 @@ inline Status unavailable(std::string m) { return {StatusCode::kUnavailable, std
 inline Status runtime_error(std::string m) { return {StatusCode::kRuntimeError, std::move(m)}; }
 inline Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
+namespace detail {
+[[noreturn]] void die_on_missing_value(const Status& status);
+}  // namespace detail
+
 // A value or the Status that explains why there is none.
 template <typename T>
 class [[nodiscard]] StatusOr {
@@ -56,11 +61,25 @@ class [[nodiscard]] StatusOr {
 
   bool ok() const { return has_value_; }
   const Status& status() const { return status_; }
-  T& value() & { return value_; }
-  T&& value() && { return std::move(value_); }
-  T* operator->() { return &value_; }
+  // The value; asking for it when there is none is a bug in the caller: it aborts, naming the
+  // status, rather than hand out a default-constructed value.
+  T& value() & {
+    check_has_value();
+    return value_;
+  }
+  T&& value() && {
+    check_has_value();
+    return std::move(value_);
+  }
+  T* operator->() {
+    check_has_value();
+    return &value_;
+  }
 
  private:
+  void check_has_value() const {
+    if (!has_value_) detail::die_on_missing_value(status_);
+  }
   Status status_;
   T value_{};
   bool has_value_ = false;

@@ -10,11 +10,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "whisper_genio/function_ref.h"
 
 namespace whisper_genio {
 
@@ -35,11 +36,11 @@ class ThreadPool {
   int num_threads() const { return num_threads_; }
 
   // Calls task(i) for every i in [0, n_tasks), spread over the pool; returns when all ran.
-  void run(int64_t n_tasks, const std::function<void(int64_t)>& task);
+  void run(int64_t n_tasks, FunctionRef<void(int64_t)> task);
 
   // Splits [0, n) into at most num_threads contiguous ranges of at least `grain` items and
   // calls body(begin, end) on each.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body);
+  void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> body);
 
   // Pins the calling thread to `cpus_` (first entry); workers pin themselves at start.
   // Returns a description of what happened (pinning can fail in containers).
@@ -47,7 +48,7 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
-  void work_on(const std::function<void(int64_t)>& task, int64_t n);
+  void work_on(FunctionRef<void(int64_t)> task, int64_t n);
 
   int num_threads_;
   std::vector<std::thread> workers_;
@@ -61,7 +62,7 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 
   // Current job; written under mutex_ by the (single, serialised) caller.
-  const std::function<void(int64_t)>* task_ = nullptr;
+  const FunctionRef<void(int64_t)>* task_ = nullptr;
   int64_t n_tasks_ = 0;
   std::atomic<int64_t> next_task_{0};
   std::atomic<int64_t> done_tasks_{0};

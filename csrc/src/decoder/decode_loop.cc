@@ -109,43 +109,29 @@ std::string DecodingOptions::to_string() const {
 
 // Decoder forward passes with a KV cache (openai-whisper's PyTorchInference): the first call
 // runs every initial token, once, and copies the cache to every sequence of the group; later
-// calls run only the newest token of each sequence.
+// calls run only the newest token of each sequence. Its buffers are sized once per decode.
 class Inference {
  public:
-  Inference(Decoder& owner, int n_group) : owner_(owner), n_group_(n_group) {}
+  Inference(Decoder& owner, int n_group) : owner_(owner), n_group_(n_group) {
+    last_.resize(static_cast<size_t>(n_group));
+    rows_.resize(static_cast<size_t>(n_group));
+    for (int b = 0; b < n_group; ++b) rows_[static_cast<size_t>(b)] = b;
+  }
 
   // logits [n_group, V] for the last position; on the first call also the logits at
   // `sot_index` (same for every sequence) into sot_logits [V].
   Status logits(const decoding::Sequences& tokens, int sot_index, float* out, float* sot_logits) {
-    layers::TextDecoder& dec = *owner_.decoder_;
-    KVCache& cache = *owner_.cache_;
-    const int V = dec.dims().n_vocab;
-    ThreadPool* pool = owner_.pool_.get();
     if (first_) {
       first_ = false;
-      const int L = static_cast<int>(tokens[0].size());
-      WG_RETURN_IF_ERROR(cache.reset(dec.dims().n_text_layer, n_group_, dec.dims().n_text_ctx, dec.dims().n_text_state,
-                                     dec.cache_storage(n_group_)));
-      WG_RETURN_IF_ERROR(cache.broadcast_first(1));
-      std::vector<float> two(2 * static_cast<size_t>(V));
-      WG_RETURN_IF_ERROR(dec.forward(tokens[0].data(), 1, L, &cache, *owner_.cross_, {sot_index, L - 1}, two.data(), pool));
-      WG_RETURN_IF_ERROR(cache.broadcast_first(n_group_));
-      std::copy(two.begin(), two.begin() + V, sot_logits);
-      for (int g = 0; g < n_group_; ++g) std::copy(two.begin() + V, two.end(), out + static_cast<size_t>(g) * V);
-      owner_.forward_calls_ += 1;
-      owner_.forward_tokens_ += L;
-      return Status::Ok();
+      return prompt(tokens[0], sot_index, out, sot_logits);
     }
     const int B = static_cast<int>(tokens.size());
-    std::vector<int> last(static_cast<size_t>(B));
-    std::vector<int> rows(static_cast<size_t>(B));
-    for (int b = 0; b < B; ++b) {
-      last[static_cast<size_t>(b)] = tokens[static_cast<size_t>(b)].back();
-      rows[static_cast<size_t>(b)] = b;
-    }
+    for (int b = 0; b < B; ++b) last_[static_cast<size_t>(b)] = tokens[static_cast<size_t>(b)].back();
+    rows_.resize(static_cast<size_t>(B));
     owner_.forward_calls_ += 1;
     owner_.forward_tokens_ += B;
-    return dec.forward(last.data(), B, 1, &cache, *owner_.cross_, rows, out, pool);
+    return owner_.decoder_->forward(last_.data(), B, 1, owner_.cache_.get(), *owner_.cross_, rows_, out,
+                                    owner_.pool_.get());
   }
 
   Status rearrange_kv_cache(const std::vector<int>& source) {
@@ -156,9 +142,32 @@ class Inference {
   }
 
  private:
+  // The initial tokens of one sequence, then the cache copied to the whole group.
+  Status prompt(const std::vector<int>& initial, int sot_index, float* out, float* sot_logits) {
+    layers::TextDecoder& dec = *owner_.decoder_;
+    KVCache& cache = *owner_.cache_;
+    const ModelDims& d = dec.dims();
+    const int V = d.n_vocab;
+    const int L = static_cast<int>(initial.size());
+    WG_RETURN_IF_ERROR(cache.reset(d.n_text_layer, n_group_, d.n_text_ctx, d.n_text_state, dec.cache_storage(n_group_)));
+    WG_RETURN_IF_ERROR(cache.broadcast_first(1));
+    // Scratch for the prompt's rows and every later step's, so no later step allocates.
+    WG_RETURN_IF_ERROR(dec.reserve(std::max(L, n_group_)));
+    std::vector<float> two(2 * static_cast<size_t>(V));
+    WG_RETURN_IF_ERROR(dec.forward(initial.data(), 1, L, &cache, *owner_.cross_, {sot_index, L - 1}, two.data(),
+                                   owner_.pool_.get()));
+    WG_RETURN_IF_ERROR(cache.broadcast_first(n_group_));
+    std::copy(two.begin(), two.begin() + V, sot_logits);
+    for (int g = 0; g < n_group_; ++g) std::copy(two.begin() + V, two.end(), out + static_cast<size_t>(g) * V);
+    owner_.forward_calls_ += 1;
+    owner_.forward_tokens_ += L;
+    return Status::Ok();
+  }
+
   Decoder& owner_;
   int n_group_;
   bool first_ = true;
+  std::vector<int> last_, rows_;
 };
 
 Decoder::Decoder() = default;
@@ -182,7 +191,7 @@ void Decoder::set_offload(std::shared_ptr<offload::DecoderOffload> plan) {
   has_audio_ = false;  // layer-step runners need this window's cross K/V: set_audio again
 }
 const offload::DecoderOffload* Decoder::offload() const { return decoder_->offload(); }
-const offload::OffloadStats& Decoder::offload_stats() const { return decoder_->stats(); }
+const layers::ExecutionStats& Decoder::offload_stats() const { return decoder_->stats(); }
 void Decoder::reset_offload_stats() { decoder_->reset_stats(); }
 size_t Decoder::weight_bytes() const { return decoder_->weight_bytes(); }
 
@@ -216,39 +225,70 @@ StatusOr<std::vector<float>> Decoder::language_probs(int sot, const std::vector<
   return probs;
 }
 
+namespace {
+
+// openai-whisper's logit filters for these options, in its order.
+std::vector<std::unique_ptr<decoding::LogitFilter>> logit_filters(const DecodingOptions& o, const ModelDims& dims) {
+  const int sample_begin = static_cast<int>(o.initial_tokens.size());
+  std::vector<std::unique_ptr<decoding::LogitFilter>> filters;
+  if (o.suppress_blank) filters.push_back(std::make_unique<decoding::SuppressBlank>(o.blank_tokens, sample_begin));
+  if (!o.suppress_tokens.empty()) filters.push_back(std::make_unique<decoding::SuppressTokens>(o.suppress_tokens));
+  if (!o.without_timestamps) {
+    filters.push_back(std::make_unique<decoding::ApplyTimestampRules>(
+        sample_begin, o.eot, o.no_timestamps, o.timestamp_begin, o.max_initial_timestamp_index(dims)));
+  }
+  return filters;
+}
+
+// The best finished candidate's sampled tokens (from sample_begin up to the first EOT).
+DecodingResult best_candidate(const decoding::Candidates& cands, const DecodingOptions& o) {
+  const size_t sample_begin = o.initial_tokens.size();
+  std::vector<std::vector<int>> sampled;
+  for (const auto& seq : cands.sequences) {
+    auto begin = seq.begin() + std::min(seq.size(), sample_begin);
+    sampled.emplace_back(begin, std::find(begin, seq.end(), o.eot));
+  }
+  const float alpha = o.length_penalty ? static_cast<float>(*o.length_penalty) : -1.0f;
+  const size_t best = static_cast<size_t>(decoding::rank_candidates(sampled, cands.sum_logprobs, alpha));
+  DecodingResult result;
+  result.tokens = sampled[best];
+  result.sum_logprob = cands.sum_logprobs[best];
+  result.avg_logprob = result.sum_logprob / static_cast<float>(result.tokens.size() + 1);
+  result.temperature = o.temperature;
+  return result;
+}
+
+}  // namespace
+
+// openai-whisper's DecodingTask._main_loop. Everything a step needs is sized before the loop
+// (sequences reserved for the longest decode, scratch by the first step): steps allocate nothing.
 StatusOr<DecodingResult> Decoder::decode(const DecodingOptions& options) {
   if (!has_audio_) return invalid_argument("no audio set: call set_audio first");
   WG_RETURN_IF_ERROR(options.validate(dims()));
   const int V = dims().n_vocab;
   const int n_ctx = dims().n_text_ctx;
-  const int sample_begin = static_cast<int>(options.initial_tokens.size());
   const int n_group = options.group_size();
+  const size_t max_length = static_cast<size_t>(n_ctx) + 2;  // the loop stops past n_ctx; finalize adds EOT
 
-  std::vector<std::unique_ptr<decoding::LogitFilter>> filters;
-  if (options.suppress_blank) {
-    filters.push_back(std::make_unique<decoding::SuppressBlank>(options.blank_tokens, sample_begin));
-  }
-  if (!options.suppress_tokens.empty()) {
-    filters.push_back(std::make_unique<decoding::SuppressTokens>(options.suppress_tokens));
-  }
-  if (!options.without_timestamps) {
-    filters.push_back(std::make_unique<decoding::ApplyTimestampRules>(
-        sample_begin, options.eot, options.no_timestamps, options.timestamp_begin, options.max_initial_timestamp_index(dims())));
-  }
+  const auto filters = logit_filters(options, dims());
   std::unique_ptr<decoding::TokenDecoder> token_decoder;
   if (options.beam_size) {
     token_decoder = std::make_unique<decoding::BeamSearchDecoder>(*options.beam_size, options.eot,
-                                                                  options.patience.value_or(1.0));
+                                                                  options.patience.value_or(1.0), max_length);
   } else {
     token_decoder = std::make_unique<decoding::GreedyDecoder>(options.temperature, options.eot, options.seed);
   }
-
   Inference inference(*this, n_group);
-  decoding::Sequences tokens(static_cast<size_t>(n_group), options.initial_tokens);
+  decoding::Sequences tokens(static_cast<size_t>(n_group));
+  for (auto& seq : tokens) {
+    seq.reserve(max_length);
+    seq.assign(options.initial_tokens.begin(), options.initial_tokens.end());
+  }
   std::vector<float> sum_logprobs(static_cast<size_t>(n_group), 0.0f);
   std::vector<float> logits(static_cast<size_t>(n_group) * V);
   std::vector<float> sot_logits(static_cast<size_t>(V));
   std::vector<int> source;
+  source.reserve(static_cast<size_t>(n_group));
   float no_speech_prob = std::numeric_limits<float>::quiet_NaN();
 
   const int sample_len = options.sample_len_for(dims());
@@ -263,22 +303,8 @@ StatusOr<DecodingResult> Decoder::decode(const DecodingOptions& options) {
     WG_RETURN_IF_ERROR(inference.rearrange_kv_cache(source));
     if (completed || static_cast<int>(tokens[0].size()) > n_ctx) break;
   }
-
-  decoding::Candidates cands = token_decoder->finalize(tokens, sum_logprobs);
-  // Sampled part of each candidate: from sample_begin up to the first EOT.
-  std::vector<std::vector<int>> sampled;
-  for (const auto& seq : cands.sequences) {
-    auto begin = seq.begin() + std::min<size_t>(seq.size(), static_cast<size_t>(sample_begin));
-    sampled.emplace_back(begin, std::find(begin, seq.end(), options.eot));
-  }
-  const float alpha = options.length_penalty ? static_cast<float>(*options.length_penalty) : -1.0f;
-  const int best = decoding::rank_candidates(sampled, cands.sum_logprobs, alpha);
-  DecodingResult result;
-  result.tokens = sampled[static_cast<size_t>(best)];
-  result.sum_logprob = cands.sum_logprobs[static_cast<size_t>(best)];
-  result.avg_logprob = result.sum_logprob / static_cast<float>(result.tokens.size() + 1);
+  DecodingResult result = best_candidate(token_decoder->finalize(tokens, sum_logprobs), options);
   result.no_speech_prob = no_speech_prob;
-  result.temperature = options.temperature;
   return result;
 }
 

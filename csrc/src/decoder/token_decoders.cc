@@ -33,7 +33,8 @@ int GreedyDecoder::sample(const float* logits, int n_vocab) {
   // Categorical(logits / T): softmax in double, then inverse-CDF with one uniform draw.
   double m = -std::numeric_limits<double>::infinity();
   for (int i = 0; i < n_vocab; ++i) m = std::max(m, static_cast<double>(logits[i]) / temperature_);
-  std::vector<double> p(static_cast<size_t>(n_vocab));
+  probs_.resize(static_cast<size_t>(n_vocab));
+  double* p = probs_.data();
   double sum = 0.0;
   for (int i = 0; i < n_vocab; ++i) {
     p[i] = std::exp(static_cast<double>(logits[i]) / temperature_ - m);
@@ -62,39 +63,42 @@ Candidates GreedyDecoder::finalize(const Sequences& tokens, const std::vector<fl
   return c;
 }
 
-BeamSearchDecoder::BeamSearchDecoder(int beam_size, int eot, double patience)
+BeamSearchDecoder::BeamSearchDecoder(int beam_size, int eot, double patience, size_t max_length)
     : beam_size_(beam_size),
       eot_(eot),
       // Python's round(): halves go to the even neighbour (nearbyint in the default rounding mode).
-      max_candidates_(static_cast<int>(std::nearbyint(beam_size * patience))) {}
+      max_candidates_(static_cast<int>(std::nearbyint(beam_size * patience))) {
+  // finalize() may add up to beam_size live beams on top of the finished candidates.
+  finished_.resize(static_cast<size_t>(std::max(max_candidates_, 0) + beam_size));
+  for (auto& f : finished_) f.reserve(max_length);
+  finished_scores_.resize(finished_.size());
+  next_.resize(static_cast<size_t>(beam_size));
+  for (auto& n : next_) n.reserve(max_length);
+  next_scores_.reserve(static_cast<size_t>(beam_size));
+}
 
-bool BeamSearchDecoder::update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
-                               std::vector<int>& source) {
-  struct Candidate {
-    int parent;
-    int token;
-    float score;
-  };
+// STEP 1: the beam_size + 1 best continuations of every beam. Identical sequences (beams are
+// identical at the first step) collapse into one entry that keeps its first position and takes
+// the later score and parent, like assigning into a Python dict.
+void BeamSearchDecoder::collect_candidates(const Sequences& tokens, const float* logits, int n_vocab,
+                                           const std::vector<float>& sum_logprobs) {
   logprobs_.resize(static_cast<size_t>(n_vocab));
-  // STEP 1: the beam_size + 1 best continuations of every beam. Identical sequences (beams
-  // are identical at the first step) collapse into one entry that keeps its first position
-  // and takes the later score and parent, like assigning into a Python dict.
-  std::vector<Candidate> cands;
-  std::vector<int> order(static_cast<size_t>(n_vocab));
+  order_.resize(static_cast<size_t>(n_vocab));
+  cands_.clear();
   for (int j = 0; j < static_cast<int>(tokens.size()); ++j) {
     const float* row = logits + static_cast<size_t>(j) * n_vocab;
     const float lse = logsumexp(row, n_vocab);
     for (int i = 0; i < n_vocab; ++i) logprobs_[static_cast<size_t>(i)] = row[i] - lse;
-    std::iota(order.begin(), order.end(), 0);
+    std::iota(order_.begin(), order_.end(), 0);
     const int k = std::min(beam_size_ + 1, n_vocab);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+    std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), [&](int a, int b) {
       return logprobs_[a] > logprobs_[b] || (logprobs_[a] == logprobs_[b] && a < b);
     });
     for (int t = 0; t < k; ++t) {
-      const int token = order[static_cast<size_t>(t)];
+      const int token = order_[static_cast<size_t>(t)];
       const float score = sum_logprobs[static_cast<size_t>(j)] + logprobs_[static_cast<size_t>(token)];
       bool merged = false;
-      for (Candidate& c : cands) {
+      for (Candidate& c : cands_) {
         if (c.token == token && tokens[static_cast<size_t>(c.parent)] == tokens[static_cast<size_t>(j)]) {
           c.score = score;
           c.parent = j;
@@ -102,45 +106,71 @@ bool BeamSearchDecoder::update(Sequences& tokens, const float* logits, int n_voc
           break;
         }
       }
-      if (!merged) cands.push_back({j, token, score});
+      if (!merged) cands_.push_back({j, token, score});
     }
   }
+}
+
+int BeamSearchDecoder::find_finished(const std::vector<int>& parent, int token) const {
+  for (int i = 0; i < n_finished_; ++i) {
+    const std::vector<int>& f = finished_[static_cast<size_t>(i)];
+    if (f.size() == parent.size() + 1 && f.back() == token && std::equal(parent.begin(), parent.end(), f.begin())) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+// The newly finished candidates (already in descending score order) join the finished ones.
+void BeamSearchDecoder::keep_finished(const Sequences& tokens) {
+  for (int ci : newly_finished_) {
+    if (n_finished_ >= max_candidates_) break;
+    const Candidate& c = cands_[static_cast<size_t>(ci)];
+    const std::vector<int>& parent = tokens[static_cast<size_t>(c.parent)];
+    const int found = find_finished(parent, c.token);
+    if (found >= 0) {
+      finished_scores_[static_cast<size_t>(found)] = c.score;
+      continue;
+    }
+    std::vector<int>& slot = finished_[static_cast<size_t>(n_finished_)];
+    slot.assign(parent.begin(), parent.end());
+    slot.push_back(c.token);
+    finished_scores_[static_cast<size_t>(n_finished_++)] = c.score;
+  }
+}
+
+bool BeamSearchDecoder::update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
+                               std::vector<int>& source) {
+  collect_candidates(tokens, logits, n_vocab, sum_logprobs);
   // STEP 2: keep the best beam_size unfinished sequences; collect the finished ones.
-  std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
-  Sequences next;
-  std::vector<float> next_scores;
+  std::stable_sort(cands_.begin(), cands_.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
   source.clear();
-  std::vector<std::pair<std::vector<int>, float>> newly_finished;
-  for (const Candidate& c : cands) {
-    std::vector<int> seq = tokens[static_cast<size_t>(c.parent)];
-    seq.push_back(c.token);
+  next_scores_.clear();
+  newly_finished_.clear();
+  for (int ci = 0; ci < static_cast<int>(cands_.size()); ++ci) {
+    const Candidate& c = cands_[static_cast<size_t>(ci)];
     if (c.token == eot_) {
-      newly_finished.emplace_back(std::move(seq), c.score);
-    } else {
-      next.push_back(std::move(seq));
-      next_scores.push_back(c.score);
-      source.push_back(c.parent);
-      if (static_cast<int>(next.size()) == beam_size_) break;
+      newly_finished_.push_back(ci);
+      continue;
     }
+    std::vector<int>& seq = next_[source.size()];
+    const std::vector<int>& parent = tokens[static_cast<size_t>(c.parent)];
+    seq.assign(parent.begin(), parent.end());
+    seq.push_back(c.token);
+    next_scores_.push_back(c.score);
+    source.push_back(c.parent);
+    if (static_cast<int>(source.size()) == beam_size_) break;
   }
-  tokens = std::move(next);
-  for (size_t i = 0; i < next_scores.size(); ++i) sum_logprobs[i] = next_scores[i];
-  // newly_finished is already in descending score order (stable).
-  for (auto& [seq, score] : newly_finished) {
-    if (static_cast<int>(finished_.size()) >= max_candidates_) break;
-    auto it = std::find(finished_.begin(), finished_.end(), seq);
-    if (it != finished_.end()) {
-      finished_scores_[static_cast<size_t>(it - finished_.begin())] = score;
-    } else {
-      finished_.push_back(seq);
-      finished_scores_.push_back(score);
-    }
-  }
-  return static_cast<int>(finished_.size()) >= max_candidates_;
+  keep_finished(tokens);  // before the swap: candidates point into the current sequences
+  tokens.swap(next_);
+  tokens.resize(source.size());  // every beam continues in practice (beam_size + 1 > finished per row)
+  next_.resize(static_cast<size_t>(beam_size_));
+  for (size_t i = 0; i < next_scores_.size(); ++i) sum_logprobs[i] = next_scores_[i];
+  return n_finished_ >= max_candidates_;
 }
 
 Candidates BeamSearchDecoder::finalize(const Sequences& tokens, const std::vector<float>& sum_logprobs) {
-  if (static_cast<int>(finished_.size()) < beam_size_) {
+  if (n_finished_ < beam_size_) {
     // Not enough finished: add the live beams, best first. Same order as openai-whisper's
     // np.argsort(scores)[::-1]: ascending (stable for these few beams), then reversed, so
     // equal scores come highest index first.
@@ -149,19 +179,23 @@ Candidates BeamSearchDecoder::finalize(const Sequences& tokens, const std::vecto
     std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return sum_logprobs[a] < sum_logprobs[b]; });
     std::reverse(idx.begin(), idx.end());
     for (int j : idx) {
-      std::vector<int> seq = tokens[static_cast<size_t>(j)];
-      seq.push_back(eot_);
-      auto it = std::find(finished_.begin(), finished_.end(), seq);
-      if (it != finished_.end()) {
-        finished_scores_[static_cast<size_t>(it - finished_.begin())] = sum_logprobs[static_cast<size_t>(j)];
+      const std::vector<int>& seq = tokens[static_cast<size_t>(j)];
+      const int found = find_finished(seq, eot_);
+      if (found >= 0) {
+        finished_scores_[static_cast<size_t>(found)] = sum_logprobs[static_cast<size_t>(j)];
       } else {
-        finished_.push_back(std::move(seq));
-        finished_scores_.push_back(sum_logprobs[static_cast<size_t>(j)]);
+        std::vector<int>& slot = finished_[static_cast<size_t>(n_finished_)];
+        slot.assign(seq.begin(), seq.end());
+        slot.push_back(eot_);
+        finished_scores_[static_cast<size_t>(n_finished_++)] = sum_logprobs[static_cast<size_t>(j)];
       }
-      if (static_cast<int>(finished_.size()) >= beam_size_) break;
+      if (n_finished_ >= beam_size_) break;
     }
   }
-  return Candidates{finished_, finished_scores_};
+  Candidates out;
+  out.sequences.assign(finished_.begin(), finished_.begin() + n_finished_);
+  out.sum_logprobs.assign(finished_scores_.begin(), finished_scores_.begin() + n_finished_);
+  return out;
 }
 
 int rank_candidates(const std::vector<std::vector<int>>& sampled, const std::vector<float>& sum_logprobs,

@@ -22,6 +22,8 @@ class TokenDecoder {
   // Appends one token to each sequence (possibly replacing the set of sequences, for beam
   // search) given filtered logits [n, n_vocab]. `source` receives, for each new sequence,
   // the index of the sequence it extends (to reorder the KV cache). Returns true when done.
+  // Allocation-free once the first call has sized the scratch, provided every sequence has
+  // capacity for the whole decode (Decoder::decode reserves it).
   virtual bool update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
                       std::vector<int>& source) = 0;
   virtual Candidates finalize(const Sequences& tokens, const std::vector<float>& sum_logprobs) = 0;
@@ -40,23 +42,44 @@ class GreedyDecoder final : public TokenDecoder {
   float temperature_;
   int eot_;
   std::mt19937_64 rng_;
+  std::vector<double> probs_;  // sampling scratch [n_vocab]
 };
 
 class BeamSearchDecoder final : public TokenDecoder {
  public:
-  BeamSearchDecoder(int beam_size, int eot, double patience);
+  // max_length: the longest sequence a decode can produce (initial tokens, sampled tokens and
+  // EOT): every sequence buffer is reserved for it here, so no step allocates.
+  BeamSearchDecoder(int beam_size, int eot, double patience, size_t max_length);
   bool update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
               std::vector<int>& source) override;
   Candidates finalize(const Sequences& tokens, const std::vector<float>& sum_logprobs) override;
 
  private:
+  struct Candidate {
+    int parent;
+    int token;
+    float score;
+  };
+  void collect_candidates(const Sequences& tokens, const float* logits, int n_vocab,
+                          const std::vector<float>& sum_logprobs);
+  void keep_finished(const Sequences& tokens);
+  int find_finished(const std::vector<int>& parent, int token) const;
+
   int beam_size_;
   int eot_;
   int max_candidates_;
-  // Finished sequences in the order they finished (openai keeps an insertion-ordered dict).
+  // Finished sequences in the order they finished (openai keeps an insertion-ordered dict):
+  // the first n_finished_ of finished_, whose buffers are reserved up front.
   std::vector<std::vector<int>> finished_;
   std::vector<float> finished_scores_;
+  int n_finished_ = 0;
+  // Per-step scratch, sized by the first step.
   std::vector<float> logprobs_;
+  std::vector<int> order_;
+  std::vector<Candidate> cands_;
+  std::vector<int> newly_finished_;  // indices into cands_, best first
+  Sequences next_;
+  std::vector<float> next_scores_;
 };
 
 // Index of the best candidate: highest sum_logprob / penalty, where penalty is the length

@@ -1,38 +1,22 @@
-// The Whisper text decoder on CPU kernels, one step at a time over a KV cache: openai-whisper's
-// TextDecoder with its kv_cache hooks, in float32.
+// The Whisper text decoder, one step at a time over a KV cache: openai-whisper's TextDecoder with
+// its kv_cache hooks. Its layers run on executors (executor.h): the CPU kernels unless a dispatch
+// plan (offload/decoder_offload.h) puts an op of a step of its batch on a subgraph.
 #pragma once
 
 #include <memory>
 #include <vector>
 
 #include "../offload/decoder_offload.h"
+#include "attention.h"
+#include "decoder_layer.h"
+#include "executor.h"
 #include "weights.h"
-#include "whisper_genio/buffer.h"
 #include "whisper_genio/encoder_backend.h"
 #include "whisper_genio/kv_cache.h"
 #include "whisper_genio/model.h"
 #include "whisper_genio/thread_pool.h"
 
 namespace whisper_genio::layers {
-
-// Cross-attention keys and values of one window. Per layer, K then V, each laid out per head
-// [n_head, n_ctx, head_dim] so that one head's keys are one contiguous block (the per-token
-// scores and weighted sums stream them). float32 for the float32 compute type, float16 for
-// float16, and int8 for int8 with one scale per (K|V, head, position) row: after the weights
-// they are the biggest per-token read (18 MB a token in float16 for whisper-base), and int8
-// rows changed no transcript of the 70 verified English items (openai-whisper with its K/V
-// rows quantized the same way). Computed once per window and shared by every beam and every
-// temperature retry.
-struct CrossKV {
-  enum class Type { kF32, kF16, kI8 };
-  Type type = Type::kF32;
-  std::vector<Buffer<float>> kv32;
-  std::vector<Buffer<uint16_t>> kv16;
-  std::vector<Buffer<int8_t>> kv8;
-  std::vector<Buffer<float>> scale8;  // int8: [(K|V), n_head, n_ctx] per layer
-  int64_t n_ctx = 0;
-  size_t layers() const;
-};
 
 class TextDecoder {
  public:
@@ -42,7 +26,12 @@ class TextDecoder {
   const ModelDims& dims() const { return dims_; }
   size_t weight_bytes() const { return w_.bytes(); }
 
+  // This window's cross-attention keys/values (and the layer-step subgraphs' copies of them).
   Status compute_cross_kv(const EncoderStates& states, CrossKV* out, ThreadPool* pool) const;
+
+  // Sizes the activations for steps of up to `rows` rows (beams x new tokens) now, so that no
+  // later step allocates.
+  Status reserve(int64_t rows);
 
   // Runs n_new tokens for each of `beams` sequences at positions [cache.length(),
   // cache.length() + n_new), appending their keys/values to the cache (beams must equal
@@ -52,29 +41,43 @@ class TextDecoder {
   Status forward(const int* tokens, int beams, int n_new, KVCache* cache, const CrossKV& cross,
                  const std::vector<int>& logit_rows, float* logits, ThreadPool* pool);
 
-  // The dispatch plan's runners (null: everything on the CPU). Single-token steps whose row
-  // count is a planned batch go to them; see offload/decoder_offload.h.
-  void set_offload(std::shared_ptr<offload::DecoderOffload> plan) { offload_ = std::move(plan); }
+  // Installs a dispatch plan (null: everything on the CPU): builds the executors of each of its
+  // batches. Single-token steps with a planned batch of rows run on those; every other step on the CPU.
+  void set_offload(std::shared_ptr<offload::DecoderOffload> plan);
   const offload::DecoderOffload* offload() const { return offload_.get(); }
-  // KV cache storage for `beams` beams: the cache inputs of the layer-step runners of that batch
+  // KV cache storage for `beams` beams: the cache inputs of the layer-step subgraphs of that batch
   // (empty when there are none), for KVCache::reset.
   std::vector<KVCache::External> cache_storage(int beams) const;
-  const offload::OffloadStats& stats() const { return stats_; }
-  void reset_stats() { stats_ = offload::OffloadStats(); }
+  const ExecutionStats& stats() const { return *stats_; }
+  void reset_stats() { *stats_ = ExecutionStats(); }
 
  private:
+  // Every op's executor for the steps of one batch (batch 0: the CPU executors, for every step
+  // no plan covers).
+  struct Executors {
+    int batch = 0;
+    std::vector<std::unique_ptr<LinearExecutor>> linears;
+    std::vector<std::unique_ptr<LayerExecutor>> layers;
+    std::unique_ptr<VocabularyExecutor> vocabulary;
+  };
   TextDecoder() = default;
-  Status ensure_scratch(int64_t rows);
-  Status run_runner(offload::SubgraphRunner* r, int64_t macs);
-  Status layer_step(offload::LayerStepRunner* r, int layer, int64_t M, float* x, KVCache* cache, const CrossKV& cross);
+  Executors cpu_executors();
+  Executors planned_executors(int batch);
+  LinearExecutor* planned_linear(Executors& ex, offload::OpKind kind, int layer, LinearExecutor* cpu);
+  const Executors& executors_for(const Step& step) const;
+  Status check_step(const int* tokens, const Step& step, const KVCache& cache, const CrossKV& cross,
+                    const std::vector<int>& logit_rows) const;
+  void embed(const int* tokens, const Step& step, float* x) const;
 
   ModelDims dims_;
   DecoderWeights w_;
   CrossKV::Type cross_type_ = CrossKV::Type::kF32;
-  int64_t scratch_rows_ = 0;
-  Buffer<float> x_, h_, qkv_, ctx_, hidden_, scores_;
+  // Heap-held so that executors keep valid references when the decoder moves.
+  std::unique_ptr<DecoderScratch> scratch_ = std::make_unique<DecoderScratch>();
+  std::unique_ptr<ExecutionStats> stats_ = std::make_unique<ExecutionStats>();
+  Executors cpu_;
+  std::vector<Executors> planned_;
   std::shared_ptr<offload::DecoderOffload> offload_;
-  offload::OffloadStats stats_;
 };
 
 }  // namespace whisper_genio::layers

@@ -22,6 +22,8 @@ namespace whisper_genio::offload {
 
 enum class Mode { kNone, kLinear, kLayer, kAuto };
 const char* mode_name(Mode m);
+// [out, in] of a linear op (a vocabulary chunk: [cols, d]) at model width d.
+void linear_shape(OpKind kind, int64_t d, int64_t cols, int64_t* out, int64_t* in);
 std::vector<std::string> mode_names();  // "none", "linear", "layer", "auto"
 StatusOr<Mode> parse_mode(const std::string& name);
 
@@ -68,8 +70,6 @@ class DecoderOffload {
   };
   // Chunks covering the vocabulary at this batch, or null if none is planned on the NPU.
   const std::vector<VocabChunk>* vocab(int rows) const;
-  // Every layer-step runner of a layer (each batch): cross K/V are written to all once per window.
-  std::vector<LayerStepRunner*> steps_of_layer(int layer) const;
 
   // Per-token MACs of the whole decoder at a batch, split by where the plan puts them
   // (projections and vocabulary; attention is counted by Stats at run time).
@@ -77,6 +77,11 @@ class DecoderOffload {
 
  private:
   DecoderOffload() = default;
+  static Candidate* find(std::vector<Candidate>& candidates, OpKind kind, int layer, int batch);
+  bool plan_layer_step(size_t bi, int layer, Candidate* step, std::string* why);
+  void plan_linear(size_t bi, int layer, OpKind kind, Candidate* c, const std::string& step_note);
+  Status plan_vocabulary(size_t bi, std::vector<Candidate>& candidates);
+  void plan_vocab_chunk(size_t bi, int64_t col0, int64_t cols, int chunk, Candidate* c, const std::string& why);
   Mode mode_ = Mode::kNone;
   ModelDims dims_;
   std::vector<int> batches_;
@@ -88,17 +93,6 @@ class DecoderOffload {
   std::vector<std::vector<VocabChunk>> vocab_;
   std::vector<bool> vocab_any_;
   int batch_index(int rows) const;
-};
-
-// Counters of the decoder's work by where it ran (reset by the caller).
-struct OffloadStats {
-  int64_t npu_calls = 0;          // runner invocations
-  int64_t npu_macs = 0;           // MACs done by runners (projections, vocab, attention inside layer steps)
-  int64_t cpu_macs = 0;           // MACs done by CPU kernels (projections, vocab, attention)
-  int64_t cpu_rows_other = 0;     // rows of steps no subgraph can take (prompt, other batch)
-  double runner_seconds = 0;      // wall time inside runners
-  double runner_cpu_seconds = 0;  // calling thread's CPU time inside runners (the stand-in computes here)
-  int64_t tokens = 0;             // rows of single-token steps
 };
 
 }  // namespace whisper_genio::offload

@@ -2,7 +2,7 @@
 // runner interfaces the text decoder calls.
 //
 // A runner has a FIXED batch (rows = B, the beam count it was compiled for) and fixed
-// features; its input and output are float32 host views. For a NeuronSubgraph with float32
+// features; its input and output are float32 host views. For a neuron::Subgraph with float32
 // device I/O the views ARE the device buffers (the decoder writes LayerNorm output straight
 // into them and reads results in place); for quantized I/O they are staging buffers that
 // run() quantizes / dequantizes (the only per-step conversion the math needs).

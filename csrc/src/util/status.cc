@@ -1,5 +1,8 @@
 #include "whisper_genio/status.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace whisper_genio {
 
 const char* status_code_name(StatusCode code) {
@@ -21,5 +24,12 @@ std::string Status::to_string() const {
   if (ok()) return "ok";
   return std::string(status_code_name(code_)) + ": " + message_;
 }
+
+namespace detail {
+void die_on_missing_value(const Status& status) {
+  std::fprintf(stderr, "whisper_genio: StatusOr::value() called without a value (%s)\n", status.to_string().c_str());
+  std::abort();
+}
+}  // namespace detail
 
 }  // namespace whisper_genio

@@ -80,7 +80,7 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::work_on(const std::function<void(int64_t)>& task, int64_t n) {
+void ThreadPool::work_on(FunctionRef<void(int64_t)> task, int64_t n) {
   for (;;) {
     int64_t i = next_task_.fetch_add(1, std::memory_order_relaxed);
     if (i >= n) break;
@@ -112,7 +112,7 @@ void ThreadPool::worker_loop(int index) {
     // Snapshot the job under the lock and register as active; the caller clears task_
     // under the same lock and then waits for active workers, so a late waker either
     // sees no job or is waited for.
-    const std::function<void(int64_t)>* task = nullptr;
+    const FunctionRef<void(int64_t)>* task = nullptr;
     int64_t n = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -127,7 +127,7 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
-void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& task) {
+void ThreadPool::run(int64_t n_tasks, FunctionRef<void(int64_t)> task) {
   if (n_tasks <= 0) return;
   if (num_threads_ == 1 || n_tasks == 1 || tl_inside_pool_worker) {
     for (int64_t i = 0; i < n_tasks; ++i) task(i);
@@ -155,8 +155,7 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& task) 
   wait_until([&] { return active_workers_.load(std::memory_order_acquire) == 0; });
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t)>& body) {
+void ThreadPool::parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> body) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   // Every chunk gets at least `grain` items.

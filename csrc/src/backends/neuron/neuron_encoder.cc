@@ -52,129 +52,39 @@ StatusOr<std::unique_ptr<NeuronEncoderBackend>> NeuronEncoderBackend::create(con
                      std::to_string(config.dims.n_audio_ctx) + ", " + std::to_string(config.dims.n_audio_state) +
                      "] this model's decoder takes");
   }
-  if (config.set_qos) WG_RETURN_IF_ERROR(config.qos.validate());
   struct stat st;
   if (config.dla_path.empty() || ::stat(config.dla_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return not_found("encoder DLA not found: '" + config.dla_path + "'");
   }
-
+  neuron::SubgraphConfig g;
+  g.dla_path = config.dla_path;
+  g.inputs = {config.input};
+  g.outputs = {config.output};
+  g.api = config.api;
+  g.dma_heap = config.dma_heap;
+  g.cpu_threads = config.cpu_threads;
+  g.rebind_each_run = config.rebind_each_run;
+  if (config.set_qos) g.qos = config.qos;
+  g.library = config.library;
+  auto subgraph = neuron::Subgraph::create(g);
+  if (!subgraph.ok()) {
+    const Status& s = subgraph.status();
+    if (s.code() != StatusCode::kBadModel || s.message().find("does not match the manifest") == std::string::npos) return s;
+    return bad_model(s.message() + ". Fix the manifest's dtype/shape (or pass them explicitly), or recompile the DLA");
+  }
   std::unique_ptr<NeuronEncoderBackend> b(new NeuronEncoderBackend());
   b->config_ = config;
-  auto lib = neuron::NeuronLibrary::load(config.library);
-  if (!lib.ok()) return lib.status();
-  auto rt = neuron::Runtime::open(std::move(lib).value(), config.dla_path, config.api, config.cpu_threads);
-  if (!rt.ok()) return rt.status();
-  b->rt_ = std::move(rt).value();
-  // From here on the runtime is released with `b`, whatever fails.
-  WG_RETURN_IF_ERROR(b->check_sizes());
-  WG_RETURN_IF_ERROR(b->allocate_and_bind());
-  if (config.set_qos) WG_RETURN_IF_ERROR(b->rt_->set_qos(config.qos));
+  b->g_ = std::move(subgraph).value();
   if (config.self_test) WG_RETURN_IF_ERROR(b->self_test());
   return b;
 }
 
 NeuronEncoderBackend::~NeuronEncoderBackend() = default;
 
-Status NeuronEncoderBackend::check_sizes() {
-  size_t n_in = 1, n_out = 1;
-  WG_RETURN_IF_ERROR(rt_->io_counts(&n_in, &n_out));
-  if (n_in != 1 || n_out != 1) {
-    return bad_model(config_.dla_path + " has " + std::to_string(n_in) + " input(s) and " + std::to_string(n_out) +
-                     " output(s); a Whisper encoder DLA has one of each (mel -> states)");
-  }
-  auto diffs = rt_->size_mismatches({config_.input}, {config_.output});
-  if (!diffs.ok()) return diffs.status();
-  if (!diffs.value().empty()) {
-    return bad_model(config_.dla_path + " does not match the model bundle's manifest: " + diffs.value() +
-                     ". Fix the manifest's dtype/shape (or pass them explicitly), or recompile the DLA");
-  }
-  return Status::Ok();
-}
-
-Status NeuronEncoderBackend::allocate_and_bind() {
-  const bool in_direct = config_.input.dtype == IoDType::kFloat32 && !config_.input.transposed;
-  const bool out_direct = config_.output.dtype == IoDType::kFloat32 && !config_.output.transposed;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const std::string heap = attempt == 0 ? config_.dma_heap : std::string();
-    auto in = DmaBuffer::allocate(config_.input.bytes(), heap);
-    if (!in.ok()) return in.status();
-    auto out = DmaBuffer::allocate(config_.output.bytes(), heap);
-    if (!out.ok()) return out.status();
-    input_ = std::move(in).value();
-    output_ = std::move(out).value();
-    if (rt_->v2()) break;  // V2 buffers are handed over per run
-    Status s = bind_v1();
-    if (s.ok()) break;
-    if (attempt == 0 && (input_.fd() >= 0 || output_.fd() >= 0)) {
-      notes_ += "the runtime refused the dma-buf fds (" + s.message() + "); using host memory. ";
-      continue;
-    }
-    return s;
-  }
-  if (!in_direct && !mel_staging_.reset(static_cast<size_t>(config_.input.numel()))) {
-    return Status(StatusCode::kOutOfMemory, "allocating the mel staging buffer");
-  }
-  if (!out_direct && !states_.reset(static_cast<size_t>(config_.output.numel()))) {
-    return Status(StatusCode::kOutOfMemory, "allocating the encoder states buffer");
-  }
-  mel_staging_.zero();
-  states_.zero();
-  v2_in_ = neuron::io_buffer(input_);
-  v2_out_ = neuron::io_buffer(output_);
-  return Status::Ok();
-}
-
-Status NeuronEncoderBackend::bind_v1() {
-  WG_RETURN_IF_ERROR(rt_->bind_input(0, input_));
-  return rt_->bind_output(0, output_);
-}
-
-float* NeuronEncoderBackend::mel_buffer() {
-  if (!mel_staging_.empty()) return mel_staging_.data();
-  if (!input_cpu_open_) {
-    Status s = input_.begin_cpu_access(true);
-    if (!s.ok() && pending_.ok()) pending_ = s;
-    input_cpu_open_ = true;
-  }
-  return static_cast<float*>(input_.data());
-}
-
 StatusOr<EncoderStates> NeuronEncoderBackend::run() {
-  if (rt_ == nullptr) return internal_error("the neuron encoder has no runtime");
-  if (!pending_.ok()) {
-    Status s = pending_;
-    pending_ = Status::Ok();
-    return s;
-  }
+  WG_RETURN_IF_ERROR(g_->run());
   const ModelDims& d = config_.dims;
-  const int64_t n_mels = d.n_mels, frames = 2 * static_cast<int64_t>(d.n_audio_ctx);
-  // Mel -> DLA input (in place, or one quantizing pass), then hand the pages to the device.
-  if (!mel_staging_.empty()) {
-    if (!input_cpu_open_) {
-      WG_RETURN_IF_ERROR(input_.begin_cpu_access(true));
-      input_cpu_open_ = true;
-    }
-    quantize_from_float(mel_staging_.data(), n_mels, frames, config_.input, input_.data());
-  }
-  if (input_cpu_open_) {
-    input_cpu_open_ = false;
-    WG_RETURN_IF_ERROR(input_.end_cpu_access(true));
-  }
-  if (output_cpu_open_) {
-    output_cpu_open_ = false;
-    WG_RETURN_IF_ERROR(output_.end_cpu_access(false));
-  }
-  if (!rt_->v2() && config_.rebind_each_run) WG_RETURN_IF_ERROR(bind_v1());
-  WG_RETURN_IF_ERROR(rt_->run(&v2_in_, &v2_out_));
-  ++runs_;
-  WG_RETURN_IF_ERROR(output_.begin_cpu_access(false));
-  output_cpu_open_ = true;
-  const float* states = static_cast<const float*>(output_.data());
-  if (!states_.empty()) {
-    dequantize_to_float(output_.data(), d.n_audio_ctx, d.n_audio_state, config_.output, states_.data());
-    states = states_.data();
-  }
-  return EncoderStates{states, d.n_audio_ctx, d.n_audio_state};
+  return EncoderStates{g_->output(0), d.n_audio_ctx, d.n_audio_state};
 }
 
 Status NeuronEncoderBackend::self_test() {
@@ -213,15 +123,15 @@ Status NeuronEncoderBackend::self_test() {
 
 std::string NeuronEncoderBackend::describe() const {
   std::ostringstream s;
-  const neuron::NeuronLibrary& lib = rt_->library();
+  const neuron::NeuronLibrary& lib = library();
   s << "neuron: " << config_.dla_path << " on " << lib.resolved_path() << " (runtime " << lib.version_string() << ", "
     << api_name() << " API, " << neuron::layout_name(lib.layout()) << " layouts); input "
-    << config_.input.describe() << " in " << input_.kind_name() << " memory"
+    << config_.input.describe() << " in " << input_buffer().kind_name() << " memory"
     << (input_zero_copy() ? " (the mel is written there in place)" : " (quantized from a float staging buffer per run)")
-    << "; output " << config_.output.describe() << " in " << output_.kind_name() << " memory"
+    << "; output " << config_.output.describe() << " in " << output_buffer().kind_name() << " memory"
     << (output_zero_copy() ? " (read by the decoder in place)" : " (dequantized once per run into float states)");
-  s << "; memory: " << input_.note();
-  if (!notes_.empty()) s << "; " << notes_;
+  s << "; memory: " << input_buffer().note();
+  if (!notes().empty()) s << "; " << notes();
   return s.str();
 }
 

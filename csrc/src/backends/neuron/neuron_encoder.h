@@ -1,5 +1,6 @@
 // "neuron" encoder backend: a Whisper encoder compiled to a DLA (ncc-tflite), run on the
-// MDLA through the Neuron runtime (V2 `run` where the runtime has it, else the V1 API).
+// MDLA through the Neuron runtime (V2 `run` where the runtime has it, else the V1 API): a
+// neuron::Subgraph (subgraph.h) with one input, the mel, and one output, the states.
 //
 // Memory: the DLA's input and output buffers are allocated once per model, from a dma-heap
 // when the board has one (the fd goes to the runtime) and from ordinary memory otherwise.
@@ -21,6 +22,7 @@
 #include "dma_buffer.h"
 #include "neuron_library.h"
 #include "runtime.h"
+#include "subgraph.h"
 #include "whisper_genio/buffer.h"
 #include "whisper_genio/encoder_backend.h"
 
@@ -54,44 +56,29 @@ class NeuronEncoderBackend final : public EncoderBackend {
 
   std::string name() const override { return "neuron"; }
   const ModelDims& dims() const override { return config_.dims; }
-  float* mel_buffer() override;
+  float* mel_buffer() override { return g_->input(0); }
   StatusOr<EncoderStates> run() override;
 
   // Two different inputs must give two different outputs (guards against a runtime that
   // latches its input at the first inference). Leaves the mel buffer zeroed.
   Status self_test();
 
-  const char* api_name() const { return rt_->api_name(); }
-  const neuron::NeuronLibrary& library() const { return rt_->library(); }
+  const char* api_name() const { return g_->api_name(); }
+  const neuron::NeuronLibrary& library() const { return g_->library(); }
   const NeuronEncoderConfig& config() const { return config_; }
-  const DmaBuffer& input_buffer() const { return input_; }
-  const DmaBuffer& output_buffer() const { return output_; }
-  bool input_zero_copy() const { return mel_staging_.empty(); }
-  bool output_zero_copy() const { return states_.empty(); }
-  const float* states_data() const { return output_zero_copy() ? static_cast<const float*>(output_.data()) : states_.data(); }
-  uint64_t runs() const { return runs_; }
-  const std::string& notes() const { return notes_; }
+  const DmaBuffer& input_buffer() const { return g_->input_buffer(0); }
+  const DmaBuffer& output_buffer() const { return g_->output_buffer(0); }
+  bool input_zero_copy() const { return g_->input_direct(0); }
+  bool output_zero_copy() const { return g_->output_direct(0); }
+  const float* states_data() const { return g_->output(0); }
+  uint64_t runs() const { return g_->runs(); }
+  const std::string& notes() const { return g_->notes(); }
   std::string describe() const;
 
  private:
   NeuronEncoderBackend() = default;
-  Status check_sizes();
-  Status allocate_and_bind();
-  Status bind_v1();
-
   NeuronEncoderConfig config_;
-  DmaBuffer input_;
-  DmaBuffer output_;
-  Buffer<float> mel_staging_;  // only when the input needs a conversion
-  Buffer<float> states_;       // only when the output needs a conversion
-  neuron::abi::IOBuffer v2_in_{};
-  neuron::abi::IOBuffer v2_out_{};
-  bool input_cpu_open_ = false;
-  bool output_cpu_open_ = false;
-  Status pending_;  // a failure of mel_buffer()'s cache bracket, reported by run()
-  uint64_t runs_ = 0;
-  std::string notes_;
-  std::unique_ptr<neuron::Runtime> rt_;  // declared last: released before the buffers bound to it
+  std::unique_ptr<neuron::Subgraph> g_;  // one input (mel), one output (states)
 };
 
 }  // namespace whisper_genio::backends

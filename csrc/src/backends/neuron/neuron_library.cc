@@ -286,7 +286,16 @@ StatusOr<std::shared_ptr<const NeuronLibrary>> NeuronLibrary::load(const LoadOpt
   return unavailable("this build has no dlopen: the Neuron runtime cannot be loaded on this platform");
 #else
   std::shared_ptr<NeuronLibrary> lib(new NeuronLibrary());
-  // 1. Which file.
+  WG_RETURN_IF_ERROR(lib->open(options));   // which file
+  WG_RETURN_IF_ERROR(lib->bind_api());      // which functions
+  WG_RETURN_IF_ERROR(lib->read_version());  // which struct layouts
+  return std::shared_ptr<const NeuronLibrary>(std::move(lib));
+#endif
+}
+
+#if defined(WG_HAVE_DLOPEN)
+// The explicit path (or $WHISPER_GENIO_NEURON_LIB) alone, else the first of the names that loads.
+Status NeuronLibrary::open(const LoadOptions& options) {
   std::string explicit_path = options.path;
   std::string explicit_from = "the path given";
   if (explicit_path.empty() && options.use_env) {
@@ -305,46 +314,46 @@ StatusOr<std::shared_ptr<const NeuronLibrary>> NeuronLibrary::load(const LoadOpt
   for (const std::string& name : names) {
     void* h = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (h != nullptr) {
-      lib->handle_ = h;
-      lib->path_ = name;
-      lib->attempts_.push_back(name + ": loaded");
+      handle_ = h;
+      path_ = name;
+      attempts_.push_back(name + ": loaded");
       break;
     }
     std::string err = last_dlerror();
     if (err.compare(0, name.size() + 2, name + ": ") == 0) err = err.substr(name.size() + 2);  // dlerror repeats the name
-    lib->attempts_.push_back(name + ": " + err);
+    attempts_.push_back(name + ": " + err);
   }
-  if (lib->handle_ == nullptr) {
+  if (handle_ == nullptr) {
     std::ostringstream msg;
     if (!explicit_path.empty()) {
-      msg << explicit_from << " names " << explicit_path << ", which could not be loaded (" << lib->attempts_.back()
+      msg << explicit_from << " names " << explicit_path << ", which could not be loaded (" << attempts_.back()
           << "); fix the path or unset " << kLibraryEnv << " to search the default names";
     } else {
       msg << "no Neuron runtime library could be loaded; tried, in order: ";
-      for (size_t i = 0; i < lib->attempts_.size(); ++i) msg << (i ? "; " : "") << lib->attempts_[i];
+      for (size_t i = 0; i < attempts_.size(); ++i) msg << (i ? "; " : "") << attempts_[i];
       msg << ". Install the NeuroPilot runtime (Genio Yocto: packagegroup-rity-mtk-neuropilot; Ubuntu: "
              "mediatek-libneuron) or set "
           << kLibraryEnv << " to the library's path";
     }
     return unavailable(msg.str());
   }
-  {
-    Dl_info info;
-    std::memset(&info, 0, sizeof(info));
-    void* any = dlsym(lib->handle_, "NeuronRuntime_getVersion");
-    if (any != nullptr && dladdr(any, &info) != 0 && info.dli_fname != nullptr) lib->resolved_ = info.dli_fname;
-    if (lib->resolved_.empty()) lib->resolved_ = lib->path_;
-  }
+  Dl_info info;
+  std::memset(&info, 0, sizeof(info));
+  void* any = dlsym(handle_, "NeuronRuntime_getVersion");
+  if (any != nullptr && dladdr(any, &info) != 0 && info.dli_fname != nullptr) resolved_ = info.dli_fname;
+  if (resolved_.empty()) resolved_ = path_;
+  return Status::Ok();
+}
 
-  // 2. Symbols.
-  Api& a = lib->api_;
-  void* h = lib->handle_;
+// Every required V1 function, and the optional V1 and V2 ones the library has.
+Status NeuronLibrary::bind_api() {
+  Api& a = api_;
   std::vector<std::string> missing;
   auto need = [&](const char* name, auto* slot) {
-    if (!bind(h, name, slot)) missing.push_back(name);
+    if (!bind(handle_, name, slot)) missing.push_back(name);
   };
   auto want = [&](const char* name, auto* slot) {
-    if (!bind(h, name, slot)) lib->missing_optional_.push_back(name);
+    if (!bind(handle_, name, slot)) missing_optional_.push_back(name);
   };
   need("NeuronRuntime_getVersion", &a.getVersion);
   need("NeuronRuntime_create", &a.create);
@@ -378,25 +387,27 @@ StatusOr<std::shared_ptr<const NeuronLibrary>> NeuronLibrary::load(const LoadOpt
   want("NeuronRuntimeV2_setQoSOption", &a.v2_setQoSOption);
   if (!missing.empty()) {
     std::ostringstream msg;
-    msg << lib->resolved_ << " lacks the required symbol" << (missing.size() > 1 ? "s " : " ");
+    msg << resolved_ << " lacks the required symbol" << (missing.size() > 1 ? "s " : " ");
     for (size_t i = 0; i < missing.size(); ++i) msg << (i ? ", " : "") << missing[i];
     msg << ": it is not a Neuron runtime, or one too old for the V1 API";
     return unavailable(msg.str());
   }
+  return Status::Ok();
+}
 
-  // 3. Version -> layouts.
+Status NeuronLibrary::read_version() {
   abi::NeuronVersion v{0, 0, 0};
-  const int rc = a.getVersion(&v);
+  const int rc = api_.getVersion(&v);
   if (rc != abi::kNoError) {
     return Status(StatusCode::kVersionMismatch,
-                  lib->resolved_ + ": " + call_failed("NeuronRuntime_getVersion", rc) + "; cannot pick struct layouts");
+                  resolved_ + ": " + call_failed("NeuronRuntime_getVersion", rc) + "; cannot pick struct layouts");
   }
-  lib->version_ = v;
-  auto layout = layout_for_version(v, &lib->layout_reason_);
-  if (!layout.ok()) return Status(layout.status().code(), lib->resolved_ + ": " + layout.status().message());
-  lib->layout_ = layout.value();
-  return std::shared_ptr<const NeuronLibrary>(std::move(lib));
-#endif
+  version_ = v;
+  auto layout = layout_for_version(v, &layout_reason_);
+  if (!layout.ok()) return Status(layout.status().code(), resolved_ + ": " + layout.status().message());
+  layout_ = layout.value();
+  return Status::Ok();
 }
+#endif
 
 }  // namespace whisper_genio::neuron

@@ -117,6 +117,9 @@ class NeuronLibrary {
 
  private:
   NeuronLibrary() = default;
+  Status open(const LoadOptions& options);
+  Status bind_api();
+  Status read_version();
   void* handle_ = nullptr;
   Api api_;
   std::string path_, resolved_;
