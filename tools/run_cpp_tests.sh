@@ -6,7 +6,14 @@
 #   tools/run_cpp_tests.sh aarch64   aarch64-linux-gnu-g++, Release, NEON kernels,
 #                                    tests run under qemu-aarch64               -> build/aarch64
 #
-# Extra arguments go to ctest (e.g. `-R kernels`, `-V`). Builds are incremental (Ninja): a
+# The tests are GoogleTest tests, built from Debian's sources with each toolchain (apt-get
+# install googletest, or WG_CMAKE_ARGS=-DWG_GTEST_SOURCE_DIR=<a googletest checkout>). CTest
+# runs each TEST() as a test of its own (Suite.Name, discovered when ctest starts) in
+# `native`, and each suite as one test (Suite) in `asan` and `aarch64`, where every process
+# costs more start-up time; WG_CMAKE_ARGS=-DWG_CTEST_PER_TEST=ON|OFF overrides that. The
+# re-run on the portable kernels is prefixed generic_isa.
+#
+# Extra arguments go to ctest (e.g. `-R Kernels`, `-V`). Builds are incremental (Ninja): a
 # second run with nothing changed only re-runs the tests. Exit status: 0 when every test
 # passed, non-zero otherwise; `aarch64` alone exits 0 with a SKIP line when the cross
 # compiler or qemu-aarch64 is not installed (apt-get install g++-aarch64-linux-gnu qemu-user).

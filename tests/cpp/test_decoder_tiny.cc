@@ -12,10 +12,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <gtest/gtest.h>
 
 #include "backends/cpu/cpu_encoder.h"
 #include "decoder/logit_filters.h"
@@ -23,7 +26,6 @@
 #include "layers/text_decoder.h"
 #include "offload/decoder_offload.h"
 #include "test_util.h"
-#include "wg_test.h"
 #include "whisper_genio/decoding.h"
 #include "whisper_genio/kv_cache.h"
 #include "whisper_genio/model.h"
@@ -407,7 +409,7 @@ std::unique_ptr<Decoder> make_decoder(const TinyModel& m, std::shared_ptr<Thread
 
 // ---------------------------------------------------------------------------------------
 
-TEST(tiny_model_loads) {
+TEST(DecoderTiny, TinyModelLoads) {
   TinyModel m(1);
   EXPECT_OK(m.dims().validate());
   auto d = Decoder::create(m.dims(), m.map(), nullptr);
@@ -423,7 +425,7 @@ TEST(tiny_model_loads) {
 
 // A model is never half-built: a missing tensor, a wrong shape, or no data is kBadModel, and
 // the message names the tensor.
-TEST(missing_or_misshapen_tensor_is_bad_model) {
+TEST(DecoderTiny, MissingOrMisshapenTensorIsBadModel) {
   TinyModel m(2);
   for (const std::string name : {"decoder.token_embedding.weight", "decoder.positional_embedding",
                                  "decoder.blocks.1.cross_attn.key.weight", "decoder.blocks.0.attn.query.bias",
@@ -475,7 +477,7 @@ TEST(missing_or_misshapen_tensor_is_bad_model) {
 
 // float16 weights are converted exactly: the same (exactly representable) weights given as
 // float16 produce bit-identical logits and decodes.
-TEST(float16_weights_equal_float32) {
+TEST(DecoderTiny, Float16WeightsEqualFloat32) {
   TinyModel m(3);
   const std::vector<float> states = random_states(30);
   std::map<std::string, std::vector<uint16_t>> storage_all, storage_half;
@@ -521,7 +523,7 @@ TEST(float16_weights_equal_float32) {
 // Weights read from a read-only file mapping at odd (unaligned) offsets, as CTranslate2's
 // unpadded records lie, with the loader giving the pages back after converting each tensor:
 // the same model as from memory, and the mapping still reads the same afterwards.
-TEST(mapped_unaligned_weights_load_the_same) {
+TEST(DecoderTiny, MappedUnalignedWeightsLoadTheSame) {
   TinyModel m(5);
   std::map<std::string, std::vector<uint16_t>> storage;
   const TensorMap halves = m.map_f16(storage);
@@ -581,7 +583,7 @@ long rss_file_kib() {
 
 // release_mapped_pages drops the pages of a read-only file mapping from this process (RssFile
 // falls) and they read back unchanged from the file.
-TEST(released_mapped_pages_leave_the_process_and_read_back) {
+TEST(DecoderTiny, ReleasedMappedPagesLeaveTheProcessAndReadBack) {
   const size_t size = size_t{8} << 20;
   std::string path = "/tmp/wg_test_release_XXXXXX";
   const int fd = mkstemp(path.data());
@@ -604,7 +606,7 @@ TEST(released_mapped_pages_leave_the_process_and_read_back) {
 #endif
 
 // The layers against the double reference of model.py.
-TEST(text_decoder_matches_reference) {
+TEST(DecoderTiny, TextDecoderMatchesReference) {
   TinyModel m(4);
   const std::vector<float> states = random_states(40);
   auto dec = layers::TextDecoder::create(m.dims(), m.map(), ComputeType::kFloat32);
@@ -625,7 +627,7 @@ TEST(text_decoder_matches_reference) {
     for (int v = 0; v < 64; ++v) {
       EXPECT_NEAR(logits[t * 64 + v], ref[t][v], 2e-5 * scale) << "position " << t << " token " << v;
     }
-    if (WG_TEST_FAILURES() > 10) return;
+    if (wg_test::failure_count() > 10) return;
   }
   // The context is full now: one more token is an error, not an overflow.
   const int one = 1;
@@ -635,7 +637,7 @@ TEST(text_decoder_matches_reference) {
 
 // Greedy decoding's incremental steps over the KV cache give the logits of recomputing the
 // whole prefix without a cache; batched beams and multi-token steps too.
-TEST(kv_cache_steps_equal_full_recompute) {
+TEST(DecoderTiny, KvCacheStepsEqualFullRecompute) {
   TinyModel m(5);
   const std::vector<float> states = random_states(50);
   ThreadPool pool(3);
@@ -670,7 +672,7 @@ TEST(kv_cache_steps_equal_full_recompute) {
         EXPECT_NEAR(inc[t * 64 + v], full[t * 64 + v], 1e-5 * scale) << "position " << t << " token " << v;
         EXPECT_NEAR(inc[t * 64 + v], ref[t][v], 2e-5 * scale) << "position " << t << " token " << v;
       }
-      if (WG_TEST_FAILURES() > 10) return;
+      if (wg_test::failure_count() > 10) return;
     }
 
     // Three beams with different histories, two tokens per step, logits of selected rows only.
@@ -690,7 +692,7 @@ TEST(kv_cache_steps_equal_full_recompute) {
   }
 }
 
-TEST(encoder_matches_reference) {
+TEST(DecoderTiny, EncoderMatchesReference) {
   TinyModel m(6);
   ThreadPool pool(2);
   auto enc = backends::CpuEncoderBackend::create(m.dims(), m.map(), std::shared_ptr<ThreadPool>(&pool, [](ThreadPool*) {}));
@@ -710,7 +712,7 @@ TEST(encoder_matches_reference) {
   }
 }
 
-TEST(decode_is_deterministic) {
+TEST(DecoderTiny, DecodeIsDeterministic) {
   TinyModel m(7);
   const std::vector<float> states = random_states(70);
   auto a = make_decoder(m);
@@ -755,7 +757,7 @@ TEST(decode_is_deterministic) {
 }
 
 // Decoder::decode (KV cache, first-call broadcast, beam reorders) against the brute-force loop.
-TEST(decode_matches_brute_force) {
+TEST(DecoderTiny, DecodeMatchesBruteForce) {
   for (uint64_t seed : {8, 9, 10}) {
     TinyModel m(seed);
     const std::vector<float> states = random_states(seed * 10);
@@ -797,7 +799,7 @@ TEST(decode_matches_brute_force) {
 
 // With EOT suppressed, decoding runs until the context is full and stops there (openai:
 // `if completed or tokens.shape[-1] > self.n_ctx: break`), without a status error.
-TEST(decode_stops_at_the_end_of_the_context) {
+TEST(DecoderTiny, DecodeStopsAtTheEndOfTheContext) {
   TinyModel m(11);
   const std::vector<float> states = random_states(110);
   auto dec = make_decoder(m);
@@ -820,7 +822,7 @@ TEST(decode_stops_at_the_end_of_the_context) {
   EXPECT_OK(r);
 }
 
-TEST(language_probs_match_reference) {
+TEST(DecoderTiny, LanguageProbsMatchReference) {
   TinyModel m(12);
   const std::vector<float> states = random_states(120);
   auto dec = make_decoder(m);
@@ -849,7 +851,7 @@ TEST(language_probs_match_reference) {
 }
 
 // Misuse returns a status; it never crashes or decodes garbage.
-TEST(errors_are_statuses) {
+TEST(DecoderTiny, ErrorsAreStatuses) {
   TinyModel m(13);
   auto dec = make_decoder(m);
   ASSERT_TRUE(dec != nullptr);
@@ -906,7 +908,7 @@ TEST(errors_are_statuses) {
 // prepare_window writes a [n_mels, 3000] window into the encoder's mel buffer, which holds
 // [n_mels, 2 n_audio_ctx]: an encoder whose context is not 1500 must be refused, not
 // overrun. Disabled until pipeline.cc checks it (see the test report: a heap overflow today).
-TEST(prepare_window_rejects_a_short_encoder) {
+TEST(DecoderTiny, PrepareWindowRejectsAShortEncoder) {
   TinyModel m(14);
   auto enc = backends::CpuEncoderBackend::create(m.dims(), m.map(), nullptr);
   ASSERT_OK(enc);
@@ -922,7 +924,7 @@ TEST(prepare_window_rejects_a_short_encoder) {
 
 // IEEE half -> float for all 65536 bit patterns, against the definition:
 // (-1)^s * 2^-14 * m / 1024 (subnormal), (-1)^s * 2^(e-15) * (1 + m / 1024), inf, NaN.
-TEST(half_to_float_exhaustive) {
+TEST(DecoderTiny, HalfToFloatExhaustive) {
   int bad = 0;
   for (uint32_t h = 0; h <= 0xffff; ++h) {
     const int s = (h >> 15) & 1, e = (h >> 10) & 0x1f, mant = h & 0x3ff;
@@ -944,7 +946,9 @@ TEST(half_to_float_exhaustive) {
     std::memcpy(&gb, &got, 4);
     std::memcpy(&wb, &want, 4);
     if (gb != wb) {  // bit patterns: -0 and +0 differ
-      if (++bad <= 5) EXPECT_EQ(got, want) << "half 0x" << h << " (bits 0x" << gb << " vs 0x" << wb << ")";
+      if (++bad <= 5) {
+        EXPECT_EQ(got, want) << "half 0x" << h << " (bits 0x" << gb << " vs 0x" << wb << ")";
+      }
     }
   }
   EXPECT_EQ(bad, 0);
@@ -1018,7 +1022,7 @@ constexpr offload::OpKind kLinearKinds[] = {offload::OpKind::kSelfQkv, offload::
 
 }  // namespace
 
-TEST(offload_callbacks_give_the_cpu_tokens) {
+TEST(DecoderTiny, OffloadCallbacksGiveTheCpuTokens) {
   TinyModel m(21);
   const ModelDims& dims = m.dims();
   const std::vector<float> states = random_states(5);
@@ -1091,7 +1095,7 @@ TEST(offload_callbacks_give_the_cpu_tokens) {
   }
 }
 
-TEST(offload_plan_reasons_and_bad_chunks) {
+TEST(DecoderTiny, OffloadPlanReasonsAndBadChunks) {
   TinyModel m(22);
   const ModelDims& dims = m.dims();
   int calls = 0;

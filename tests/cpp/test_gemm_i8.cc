@@ -16,14 +16,16 @@
 #include <cstring>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/ops.h"
 #include "layers/weights.h"
 #include "test_util.h"
-#include "wg_test.h"
 #include "whisper_genio/model.h"
 #include "whisper_genio/thread_pool.h"
 
@@ -126,14 +128,14 @@ void check_case(const Variant& v, const Case& c, const std::vector<float>& A, in
                                        << " n=" << n;
       EXPECT_NEAR(got, fsum + bn, bound * 1.001 + eps_tol + 1e-6 * std::fabs(fsum))
           << v.name << " vs float: M=" << M << " N=" << N << " K=" << K << " m=" << m << " n=" << n;
-      if (WG_TEST_FAILURES() > 10) return;
+      if (wg_test::failure_count() > 10) return;
     }
   }
 }
 
 }  // namespace
 
-TEST(quantize_row_i8_same_numbers_on_every_table) {
+TEST(GemmI8, QuantizeRowI8SameNumbersOnEveryTable) {
   wg_test::Rng rng(71);
   for (const Variant& v : variants()) {
     for (int64_t n : {1, 7, 8, 15, 16, 17, 31, 33, 240, 517}) {
@@ -167,7 +169,7 @@ TEST(quantize_row_i8_same_numbers_on_every_table) {
   }
 }
 
-TEST(gemm_i8_matches_exact_integer_sums_and_float_within_quantisation_bound) {
+TEST(GemmI8, GemmI8MatchesExactIntegerSumsAndFloatWithinQuantisationBound) {
   wg_test::Rng rng(72);
   ThreadPool pool(3);
   // M = 1..300, K not a multiple of any k-group (and some that are), odd N for edge panels.
@@ -190,7 +192,7 @@ TEST(gemm_i8_matches_exact_integer_sums_and_float_within_quantisation_bound) {
       const std::vector<float> bias = rng.floats(static_cast<size_t>(N));
       for (const Variant& v : variants()) {
         check_case(v, {M, N, K}, A, lda, W, wq, ws, bias, (M + j) % 2 == 0, (M + j) % 3 == 0 ? nullptr : &pool);
-        if (WG_TEST_FAILURES() > 10) return;
+        if (wg_test::failure_count() > 10) return;
       }
     }
   }
@@ -198,7 +200,7 @@ TEST(gemm_i8_matches_exact_integer_sums_and_float_within_quantisation_bound) {
 
 // Every product at +-127 * 127 with one sign, long K: the int16 stages (vpmaddwd pairs on
 // AVX2, vmull/vmlal pairs on NEON) must not saturate and the int32 sums must be exact.
-TEST(gemm_i8_extreme_values_do_not_saturate) {
+TEST(GemmI8, GemmI8ExtremeValuesDoNotSaturate) {
   ThreadPool pool(2);
   const int64_t M = 13, N = 19, K = 4099;
   std::vector<float> A(static_cast<size_t>(M * K));
@@ -231,7 +233,7 @@ TEST(gemm_i8_extreme_values_do_not_saturate) {
 
 // The layer path: an int8 Linear packed with and without its row-major copy, through
 // Linear::forward, for the small-M rows (GEMV or packed GEMM) and the large-M rows.
-TEST(linear_packed_int8_every_row_count) {
+TEST(GemmI8, LinearPackedInt8EveryRowCount) {
   wg_test::Rng rng(73);
   ThreadPool pool(2);
   const int64_t N = 37, K = 70;
@@ -266,14 +268,14 @@ TEST(linear_packed_int8_every_row_count) {
               << "keep_rows=" << keep_rows << " M=" << M << " n=" << n;
         }
       }
-      if (WG_TEST_FAILURES() > 10) return;
+      if (wg_test::failure_count() > 10) return;
     }
   }
 }
 
 // A float32 Linear packed once at load (Linear::pack) gives the unpacked Linear's results bit
 // for bit, with and without its row-major copy, for every row count.
-TEST(linear_packed_float32_equals_unpacked) {
+TEST(GemmI8, LinearPackedFloat32EqualsUnpacked) {
   wg_test::Rng rng(75);
   ThreadPool pool(2);
   const int64_t N = 37, K = 300;  // K spans two K blocks of the float GEMM
@@ -310,7 +312,7 @@ TEST(linear_packed_float32_equals_unpacked) {
 
 // sgemm with B packed once (the encoder's per-head keys and values) equals sgemm packing B
 // itself, bit for bit: K across several K blocks (256), N across several N blocks (512).
-TEST(sgemm_prepacked_equals_sgemm) {
+TEST(GemmI8, SgemmPrepackedEqualsSgemm) {
   wg_test::Rng rng(74);
   ThreadPool pool(2);
   for (const auto& [M, N, K] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
@@ -333,7 +335,7 @@ TEST(sgemm_prepacked_equals_sgemm) {
 
 // The vectorised float -> half conversion (cross-attention K/V of float16/int8 models) gives
 // float_to_half's bits on every table: ties to even, subnormals, overflow to infinity.
-TEST(floats_to_half_same_bits_as_float_to_half) {
+TEST(GemmI8, FloatsToHalfSameBitsAsFloatToHalf) {
   wg_test::Rng rng(75);
   std::vector<float> x = rng.floats(1000, -70000.0, 70000.0);
   for (size_t i = 0; i < 200; ++i) x[i] = static_cast<float>(rng.uniform(-1e-4, 1e-4));  // subnormal halves
@@ -351,7 +353,7 @@ TEST(floats_to_half_same_bits_as_float_to_half) {
       t->floats_to_half(x.data() + off, n - off, y.data());
       for (int64_t i = 0; i < n - off; ++i) {
         EXPECT_EQ(y[i], float_to_half(x[i + off])) << cpu::isa_name(t->isa) << " x=" << x[i + off];
-        if (WG_TEST_FAILURES() > 10) return;
+        if (wg_test::failure_count() > 10) return;
       }
     }
   }

@@ -9,15 +9,17 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <limits>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/ops.h"
 #include "test_util.h"
-#include "wg_test.h"
 #include "whisper_genio/model.h"
 #include "whisper_genio/thread_pool.h"
 
@@ -112,7 +114,7 @@ void check_sgemm(const GemmCase& g, ThreadPool* pool, wg_test::Rng& rng) {
 
 }  // namespace
 
-TEST(active_isa_is_the_best_available) {
+TEST(Kernels, ActiveIsaIsTheBestAvailable) {
   const char* forced = std::getenv("WHISPER_GENIO_ISA");
   const bool force_generic = forced != nullptr && std::string(forced) == "generic";
   cpu::Isa best = cpu::Isa::kGeneric;
@@ -130,7 +132,7 @@ TEST(active_isa_is_the_best_available) {
   std::cout << ", cpu features: \"" << cpu::cpu_features() << "\"" << std::endl;
 }
 
-TEST(tables_have_sane_tile_sizes) {
+TEST(Kernels, TablesHaveSaneTileSizes) {
   for (const KernelTable* t : tables()) {
     EXPECT_GE(t->mr, 1) << name(t);
     EXPECT_GE(t->nr, 1) << name(t);
@@ -140,7 +142,7 @@ TEST(tables_have_sane_tile_sizes) {
 }
 
 // The micro-tile of each table, on packed panels, against a double reference.
-TEST(gemm_tile_every_table) {
+TEST(Kernels, GemmTileEveryTable) {
   wg_test::Rng rng(11);
   for (const KernelTable* t : tables()) {
     const int mr = t->mr, nr = t->nr;
@@ -167,7 +169,7 @@ TEST(gemm_tile_every_table) {
                 << name(t) << " kc=" << kc << " accumulate=" << accumulate << " (" << i << ", " << j << ")";
           }
         }
-        if (WG_TEST_FAILURES() > 10) return;
+        if (wg_test::failure_count() > 10) return;
       }
     }
   }
@@ -176,7 +178,7 @@ TEST(gemm_tile_every_table) {
 // cpu::sgemm (active table) for odd sizes: each dimension swept over 1..70 with the others
 // fixed, random triples, K beyond the 256 block, and products large enough to be split over
 // the pool's threads. Both B layouts, accumulate on/off, with and without a 3-thread pool.
-TEST(sgemm_odd_sizes) {
+TEST(Kernels, SgemmOddSizes) {
   wg_test::Rng rng(12);
   ThreadPool pool(3);
   std::vector<GemmCase> cases;
@@ -192,11 +194,11 @@ TEST(sgemm_odd_sizes) {
   for (const GemmCase& g : cases) {
     check_sgemm(g, nullptr, rng);
     check_sgemm(g, &pool, rng);
-    if (WG_TEST_FAILURES() > 10) return;
+    if (wg_test::failure_count() > 10) return;
   }
 }
 
-TEST(sgemm_split_over_threads) {
+TEST(Kernels, SgemmSplitOverThreads) {
   wg_test::Rng rng(13);
   ThreadPool pool(3);
   // M * N * K >= 2^18 and more than one (M block x N block) task, so the pool does run:
@@ -205,11 +207,11 @@ TEST(sgemm_split_over_threads) {
                             GemmCase{241, 97, 61}}) {
     check_sgemm(g, &pool, rng);
     check_sgemm(g, nullptr, rng);
-    if (WG_TEST_FAILURES() > 10) return;
+    if (wg_test::failure_count() > 10) return;
   }
 }
 
-TEST(sgemm_degenerate_sizes) {
+TEST(Kernels, SgemmDegenerateSizes) {
   float c[6] = {1, 2, 3, 4, 5, 6};
   const float a[1] = {0}, b[1] = {0};
   cpu::sgemm(2, 3, 0, a, 1, b, 1, false, c, 3, /*accumulate=*/true, nullptr);
@@ -222,7 +224,7 @@ TEST(sgemm_degenerate_sizes) {
   EXPECT_EQ(c[0], 9.0f) << "M = 0 or N = 0 touches nothing";
 }
 
-TEST(gemv_nk_every_table) {
+TEST(Kernels, GemvNkEveryTable) {
   wg_test::Rng rng(14);
   const int64_t N = 13, n0 = 2, n1 = 11;
   for (const KernelTable* t : tables()) {
@@ -258,14 +260,14 @@ TEST(gemv_nk_every_table) {
               EXPECT_EQ(y[m * ldy + n], alone[n]) << name(t) << " M=" << M << " K=" << K << " m=" << m;
             }
           }
-          if (WG_TEST_FAILURES() > 10) return;
+          if (wg_test::failure_count() > 10) return;
         }
       }
     }
   }
 }
 
-TEST(dot_every_table) {
+TEST(Kernels, DotEveryTable) {
   wg_test::Rng rng(15);
   for (const KernelTable* t : tables()) {
     for (int64_t n = 0; n <= 1100; n += (n < 70 ? 1 : 343)) {
@@ -277,12 +279,14 @@ TEST(dot_every_table) {
         abs_sum += std::fabs(static_cast<double>(a[i]) * b[i]);
       }
       EXPECT_NEAR(t->dot(a.data(), b.data(), n), s, dot_tol(n, abs_sum)) << name(t) << " n=" << n;
-      if (t == &cpu::kernels()) EXPECT_NEAR(cpu::dot(a.data(), b.data(), n), s, dot_tol(n, abs_sum)) << "ops n=" << n;
+      if (t == &cpu::kernels()) {
+        EXPECT_NEAR(cpu::dot(a.data(), b.data(), n), s, dot_tol(n, abs_sum)) << "ops n=" << n;
+      }
     }
   }
 }
 
-TEST(axpy_every_table) {
+TEST(Kernels, AxpyEveryTable) {
   wg_test::Rng rng(16);
   for (const KernelTable* t : tables()) {
     for (int64_t n = 0; n <= 70; ++n) {
@@ -310,7 +314,7 @@ TEST(axpy_every_table) {
   }
 }
 
-TEST(max_every_table) {
+TEST(Kernels, MaxEveryTable) {
   wg_test::Rng rng(17);
   for (const KernelTable* t : tables()) {
     EXPECT_EQ(t->max(nullptr, 0), -kInf) << name(t);
@@ -331,7 +335,7 @@ TEST(max_every_table) {
   }
 }
 
-TEST(exp_shift_sum_every_table) {
+TEST(Kernels, ExpShiftSumEveryTable) {
   wg_test::Rng rng(18);
   for (const KernelTable* t : tables()) {
     for (int64_t n : {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 100, 1001}) {
@@ -365,7 +369,7 @@ TEST(exp_shift_sum_every_table) {
   }
 }
 
-TEST(gelu_every_table) {
+TEST(Kernels, GeluEveryTable) {
   for (const KernelTable* t : tables()) {
     std::vector<float> x;
     for (int i = -1000; i <= 1000; ++i) x.push_back(static_cast<float>(i) * 0.0081f);  // [-8.1, 8.1]
@@ -382,12 +386,12 @@ TEST(gelu_every_table) {
       const double ref = gelu_ref(x[i]);
       EXPECT_NEAR(y[i], ref, 2e-6 * std::max(1.0, std::fabs(static_cast<double>(x[i]))) * 1.0)
           << name(t) << " gelu(" << x[i] << ")";
-      if (WG_TEST_FAILURES() > 10) return;
+      if (wg_test::failure_count() > 10) return;
     }
   }
 }
 
-TEST(ops_gelu_parallel) {
+TEST(Kernels, OpsGeluParallel) {
   wg_test::Rng rng(19);
   ThreadPool pool(3);
   const int64_t n = (1 << 15) + 77;  // large enough for the pool path
@@ -404,7 +408,7 @@ TEST(ops_gelu_parallel) {
   }
 }
 
-TEST(softmax_rows) {
+TEST(Kernels, SoftmaxRows) {
   wg_test::Rng rng(20);
   for (int64_t n : {1, 2, 3, 5, 8, 9, 17, 64, 100, 1500}) {
     std::vector<float> x = rng.floats(static_cast<size_t>(n), -20.0, 20.0);
@@ -423,7 +427,9 @@ TEST(softmax_rows) {
       sum += x[i];
     }
     EXPECT_NEAR(sum, 1.0, 1e-5) << "n=" << n;
-    if (n > 2) EXPECT_EQ(x[1], 0.0f) << "-inf must become 0";
+    if (n > 2) {
+      EXPECT_EQ(x[1], 0.0f) << "-inf must become 0";
+    }
   }
   // All -inf (a fully masked row): zeros, not NaN.
   for (int64_t n : {1, 4, 7, 33}) {
@@ -439,7 +445,7 @@ TEST(softmax_rows) {
   EXPECT_EQ(big[2], 0.0f);
 }
 
-TEST(layer_norm_matches_double_reference) {
+TEST(Kernels, LayerNormMatchesDoubleReference) {
   wg_test::Rng rng(21);
   ThreadPool pool(3);
   for (int64_t rows : {1, 3, 40}) {
@@ -475,7 +481,7 @@ TEST(layer_norm_matches_double_reference) {
                   << "rows=" << rows << " d=" << d << " offset=" << offset << " variant=" << variant;
             }
           }
-          if (WG_TEST_FAILURES() > 10) return;
+          if (wg_test::failure_count() > 10) return;
         }
       }
     }
@@ -484,7 +490,7 @@ TEST(layer_norm_matches_double_reference) {
 
 // linear(): the small-M weight-streaming path (M <= 8) and the sgemm path, with bias and an
 // output row stride wider than N.
-TEST(linear_both_paths) {
+TEST(Kernels, LinearBothPaths) {
   wg_test::Rng rng(22);
   ThreadPool pool(3);
   for (int64_t M : {1, 2, 5, 8, 9, 31}) {
@@ -516,7 +522,7 @@ TEST(linear_both_paths) {
                 EXPECT_NEAR(y[m * ldy + n], s, dot_tol(K + 1, a)) << "M=" << M << " N=" << N << " K=" << K;
               }
             }
-            if (WG_TEST_FAILURES() > 10) return;
+            if (wg_test::failure_count() > 10) return;
           }
         }
       }
@@ -526,7 +532,7 @@ TEST(linear_both_paths) {
 
 // ---- stored weight types: float16 and int8 -------------------------------------------------
 
-TEST(float_to_half_round_trips_and_rounds_to_nearest_even) {
+TEST(Kernels, FloatToHalfRoundTripsAndRoundsToNearestEven) {
   for (uint32_t h = 0; h < 65536; ++h) {
     const float f = half_to_float(static_cast<uint16_t>(h));
     if (std::isnan(f)) {
@@ -544,7 +550,7 @@ TEST(float_to_half_round_trips_and_rounds_to_nearest_even) {
   EXPECT_EQ(float_to_half(5.9604645e-8f), 0x0001);                   // smallest subnormal
 }
 
-TEST(quantize_row_i8_is_symmetric_and_bounded) {
+TEST(Kernels, QuantizeRowI8IsSymmetricAndBounded) {
   wg_test::Rng rng(31);
   for (int64_t n : {1, 5, 64, 513}) {
     const std::vector<float> x = rng.floats(static_cast<size_t>(n), -3.0, 3.0);
@@ -597,13 +603,13 @@ bool check_widened_gemv(const KernelTable* t, const char* what, wg_test::Rng& rn
         gemv(t, 1, K, x.data() + m * ldx, ldx, w.data(), ldw, n0, n1, alone.data(), ldy);
         for (int64_t n = n0; n < n1; ++n) EXPECT_EQ(y[m * ldy + n], alone[n]) << name(t) << " " << what << " M=" << M;
       }
-      if (WG_TEST_FAILURES() > 10) return false;
+      if (wg_test::failure_count() > 10) return false;
     }
   }
   return true;
 }
 
-TEST(gemv_nk_f16_every_table) {
+TEST(Kernels, GemvNkF16EveryTable) {
   wg_test::Rng rng(41);
   for (const KernelTable* t : tables()) {
     const bool ok = check_widened_gemv<uint16_t>(
@@ -615,7 +621,7 @@ TEST(gemv_nk_f16_every_table) {
 
 // int8 rows widened to float (the int8 cross-attention keys and values): against double
 // sums, and every row the same whatever block of rows it is computed in.
-TEST(int8_rows_widened_to_float_every_table) {
+TEST(Kernels, Int8RowsWidenedToFloatEveryTable) {
   wg_test::Rng rng(45);
   for (const KernelTable* t : tables()) {
     const bool ok = check_widened_gemv<int8_t>(
@@ -638,13 +644,13 @@ TEST(int8_rows_widened_to_float_every_table) {
           }
           EXPECT_NEAR(y[c], s, dot_tol(T, a)) << name(t) << " weighted_rows_i8 T=" << T << " n=" << n;
         }
-        if (WG_TEST_FAILURES() > 10) return;
+        if (wg_test::failure_count() > 10) return;
       }
     }
   }
 }
 
-TEST(gemv_nk_i8_every_table_is_exact) {
+TEST(Kernels, GemvNkI8EveryTableIsExact) {
   wg_test::Rng rng(43);
   const int64_t N = 9, n0 = 2, n1 = 8;
   for (const KernelTable* t : tables()) {
@@ -678,13 +684,13 @@ TEST(gemv_nk_i8_every_table_is_exact) {
             EXPECT_EQ(y[m * ldy + n], want) << name(t) << " i8 M=" << M << " K=" << K << " m=" << m << " n=" << n;
           }
         }
-        if (WG_TEST_FAILURES() > 10) return;
+        if (wg_test::failure_count() > 10) return;
       }
     }
   }
 }
 
-TEST(linear_with_stored_weight_types) {
+TEST(Kernels, LinearWithStoredWeightTypes) {
   wg_test::Rng rng(47);
   ThreadPool pool(3);
   for (int64_t M : {1, 3, 8, 9, 40}) {
@@ -734,7 +740,7 @@ TEST(linear_with_stored_weight_types) {
                 EXPECT_NEAR(stored, exact, type == 0 ? 1e-3 * (a + 1) : 0.02 * (a + 1));
               }
             }
-            if (WG_TEST_FAILURES() > 10) return;
+            if (wg_test::failure_count() > 10) return;
           }
         }
       }
@@ -742,7 +748,7 @@ TEST(linear_with_stored_weight_types) {
   }
 }
 
-TEST(weighted_rows_every_table) {
+TEST(Kernels, WeightedRowsEveryTable) {
   wg_test::Rng rng(53);
   for (const KernelTable* t : tables()) {
     for (int64_t T : {1, 7, 1500}) {
@@ -767,7 +773,7 @@ TEST(weighted_rows_every_table) {
           EXPECT_NEAR(y[c], s, dot_tol(T, a)) << name(t) << " T=" << T << " n=" << n << " c=" << c;
           EXPECT_NEAR(y16[c], s16, dot_tol(T, a)) << name(t) << " f16 T=" << T << " n=" << n << " c=" << c;
         }
-        if (WG_TEST_FAILURES() > 10) return;
+        if (wg_test::failure_count() > 10) return;
       }
     }
   }

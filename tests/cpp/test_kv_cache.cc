@@ -4,8 +4,9 @@
 #include <numeric>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "test_util.h"
-#include "wg_test.h"
 #include "whisper_genio/kv_cache.h"
 
 using namespace whisper_genio;
@@ -49,7 +50,7 @@ int count_mismatches(const KVCache& c, const std::vector<int>& origin) {
 
 }  // namespace
 
-TEST(reset_shapes_and_rejects_bad_arguments) {
+TEST(KvCache, ResetShapesAndRejectsBadArguments) {
   KVCache c;
   ASSERT_OK(c.reset(2, 3, 10, 4));
   EXPECT_EQ(c.n_layer(), 2);
@@ -71,7 +72,7 @@ TEST(reset_shapes_and_rejects_bad_arguments) {
 
 // Per layer: K then V, each [beams, capacity, d]; a beam's history is contiguous and no two
 // (layer, kv, beam) regions overlap.
-TEST(layout) {
+TEST(KvCache, Layout) {
   KVCache c;
   ASSERT_OK(c.reset(3, 4, 7, 5));
   const ptrdiff_t beam_stride = 7 * 5;
@@ -81,7 +82,9 @@ TEST(layout) {
       EXPECT_EQ(c.values(l, b + 1) - c.values(l, b), beam_stride);
     }
     EXPECT_EQ(c.values(l, 0) - c.keys(l, 0), 4 * beam_stride) << "V follows the K of all beams";
-    if (l + 1 < 3) EXPECT_EQ(c.keys(l + 1, 0) - c.keys(l, 0), 2 * 4 * beam_stride);
+    if (l + 1 < 3) {
+      EXPECT_EQ(c.keys(l + 1, 0) - c.keys(l, 0), 2 * 4 * beam_stride);
+    }
   }
   const KVCache& cc = c;
   EXPECT_EQ(cc.keys(1, 2), c.keys(1, 2));
@@ -93,7 +96,7 @@ TEST(layout) {
   EXPECT_EQ(count_mismatches(c, id), 0);
 }
 
-TEST(reorder_with_duplicates) {
+TEST(KvCache, ReorderWithDuplicates) {
   KVCache c;
   ASSERT_OK(c.reset(2, 4, 12, 6));
   fill(c, 12);
@@ -106,7 +109,7 @@ TEST(reorder_with_duplicates) {
   EXPECT_EQ(count_mismatches(c, {1, 2, 2, 0}), 0);
 }
 
-TEST(reorder_every_permutation_of_four) {
+TEST(KvCache, ReorderEveryPermutationOfFour) {
   std::vector<int> perm = {0, 1, 2, 3};
   int checked = 0;
   do {
@@ -115,13 +118,13 @@ TEST(reorder_every_permutation_of_four) {
     fill(c, 5);
     c.set_length(5);
     ASSERT_OK(c.reorder(perm));
-    EXPECT_EQ(count_mismatches(c, perm), 0) << "permutation " << perm;
+    EXPECT_EQ(count_mismatches(c, perm), 0) << "permutation " << testing::PrintToString(perm);
     ++checked;
   } while (std::next_permutation(perm.begin(), perm.end()));
   EXPECT_EQ(checked, 24);
 }
 
-TEST(reorder_random_sequences_track_a_model) {
+TEST(KvCache, ReorderRandomSequencesTrackAModel) {
   wg_test::Rng rng(5);
   KVCache c;
   ASSERT_OK(c.reset(1, 5, 8, 4));
@@ -135,11 +138,11 @@ TEST(reorder_random_sequences_track_a_model) {
     std::vector<int> next(5);
     for (int b = 0; b < 5; ++b) next[b] = origin[static_cast<size_t>(source[b])];
     origin = next;
-    ASSERT_EQ(count_mismatches(c, origin), 0) << "step " << step << " source " << source;
+    ASSERT_EQ(count_mismatches(c, origin), 0) << "step " << step << " source " << testing::PrintToString(source);
   }
 }
 
-TEST(identity_reorder_is_a_no_op) {
+TEST(KvCache, IdentityReorderIsANoOp) {
   KVCache c;
   ASSERT_OK(c.reset(2, 3, 6, 4));
   fill(c, 6);
@@ -150,7 +153,7 @@ TEST(identity_reorder_is_a_no_op) {
   EXPECT_TRUE(before == after) << "identity reorder changed the cache";
 }
 
-TEST(reorder_argument_errors_leave_the_cache_alone) {
+TEST(KvCache, ReorderArgumentErrorsLeaveTheCacheAlone) {
   KVCache c;
   ASSERT_OK(c.reset(2, 3, 6, 4));
   fill(c, 6);
@@ -166,7 +169,7 @@ TEST(reorder_argument_errors_leave_the_cache_alone) {
   EXPECT_OK(c.reorder({2, 2, 2}));
 }
 
-TEST(broadcast_first) {
+TEST(KvCache, BroadcastFirst) {
   KVCache c;
   ASSERT_OK(c.reset(2, 4, 10, 3));
   ASSERT_OK(c.broadcast_first(1));  // the prompt runs once, for beam 0
@@ -184,7 +187,7 @@ TEST(broadcast_first) {
 }
 
 // Windows reuse the cache: a reset with the same shape and no more beams keeps the memory.
-TEST(reset_reuses_memory) {
+TEST(KvCache, ResetReusesMemory) {
   KVCache c;
   ASSERT_OK(c.reset(2, 4, 16, 8));
   const float* p = c.keys(0, 0);
@@ -220,7 +223,7 @@ TEST(reset_reuses_memory) {
 
 // Layers in memory owned elsewhere (a layer-step subgraph's bound input buffers): reads and
 // writes go there, reorder and broadcast move rows inside it, the pointers never change.
-TEST(external_storage_is_used_in_place) {
+TEST(KvCache, ExternalStorageIsUsedInPlace) {
   const int L = 3, B = 4, C = 8, d = 5;
   std::vector<float> k1(static_cast<size_t>(B) * C * d, -1.0f), v1(k1.size(), -1.0f);
   std::vector<KVCache::External> ext(L);

@@ -6,8 +6,9 @@
 #include <memory>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "test_util.h"
-#include "wg_test.h"
 #include "whisper_genio/audio.h"
 #include "whisper_genio/thread_pool.h"
 
@@ -132,18 +133,18 @@ std::vector<float> test_signal(int64_t n, uint64_t seed) {
 
 }  // namespace
 
-TEST(mel_filters_80_match_librosa) { check_filters(kGolden80); }
+TEST(LogMel, MelFilters80MatchLibrosa) { check_filters(kGolden80); }
 
-TEST(mel_filters_128_match_librosa) { check_filters(kGolden128); }
+TEST(LogMel, MelFilters128MatchLibrosa) { check_filters(kGolden128); }
 
-TEST(mel_filters_reject_other_sizes) {
+TEST(LogMel, MelFiltersRejectOtherSizes) {
   for (int n : {-1, 0, 1, 40, 79, 81, 127, 129, 256}) {
     EXPECT_STATUS(mel_filters(n), StatusCode::kInvalidArgument) << "n_mels " << n;
     EXPECT_NOT_OK(MelFrontEnd::create(n)) << "n_mels " << n;
   }
 }
 
-TEST(frame_count_is_samples_over_hop) {
+TEST(LogMel, FrameCountIsSamplesOverHop) {
   auto fe = front_end(80);
   ASSERT_TRUE(fe != nullptr);
   for (int64_t n : {0, 1, 159, 160, 161, 399, 400, 401, 1000, 16000, 16159}) {
@@ -167,7 +168,7 @@ TEST(frame_count_is_samples_over_hop) {
 
 // The FFT, the reflect padding (first and last frames, with and without trailing zeros) and
 // the filters, against a direct DFT.
-TEST(mel_power_matches_direct_dft) {
+TEST(LogMel, MelPowerMatchesDirectDft) {
   for (int n_mels : {80, 128}) {
     auto fe = front_end(n_mels);
     ASSERT_TRUE(fe != nullptr);
@@ -185,7 +186,7 @@ TEST(mel_power_matches_direct_dft) {
           EXPECT_NEAR(out[static_cast<size_t>(m) * frames + f], ref[m], 1e-5 * ref[m] + 1e-7 * scale)
               << "n_mels " << n_mels << " pad " << zero_pad << " frame " << f << " mel " << m;
         }
-        if (WG_TEST_FAILURES() > 10) return;
+        if (wg_test::failure_count() > 10) return;
       }
     }
   }
@@ -195,7 +196,7 @@ TEST(mel_power_matches_direct_dft) {
 // bins k-1, k, k+1, in the ratio 1 : 4 : 1, with |X[k]| = a * N / 4. So every full frame has
 // mel power 2500 a^2 (w[m][k] + (w[m][k-1] + w[m][k+1]) / 4) exactly, and the log-mel
 // spectrogram peaks in the row where that is largest.
-TEST(sine_peaks_in_the_right_mel_bin) {
+TEST(LogMel, SinePeaksInTheRightMelBin) {
   const double a = 0.5;
   for (int n_mels : {80, 128}) {
     auto fe = front_end(n_mels);
@@ -233,7 +234,7 @@ TEST(sine_peaks_in_the_right_mel_bin) {
           }
         }
         EXPECT_EQ(got_bin, expected_bin) << "n_mels " << n_mels << " k " << k << " frame " << f;
-        if (WG_TEST_FAILURES() > 10) return;
+        if (wg_test::failure_count() > 10) return;
       }
       // Normalisation: the peak is log10(max power), and nothing is below max - 8.
       const float top = *std::max_element(log_mel.value().begin(), log_mel.value().end());
@@ -245,7 +246,7 @@ TEST(sine_peaks_in_the_right_mel_bin) {
   }
 }
 
-TEST(mel_windows_equal_slices_of_the_full_spectrogram) {
+TEST(LogMel, MelWindowsEqualSlicesOfTheFullSpectrogram) {
   auto fe = front_end(80);
   ASSERT_TRUE(fe != nullptr);
   ThreadPool pool(2);
@@ -299,7 +300,7 @@ TEST(mel_windows_equal_slices_of_the_full_spectrogram) {
 
 // An empty signal, and out-of-range windows. No frames without padding; with openai's 30 s of padding every value is
 // the floor, (log10(1e-10) + 4) / 4 = -1.5.
-TEST(empty_signal_and_window_errors) {
+TEST(LogMel, EmptySignalAndWindowErrors) {
   auto fe = front_end(80);
   ASSERT_TRUE(fe != nullptr);
   auto none = log_mel_spectrogram(*fe, nullptr, 0, 0, nullptr);

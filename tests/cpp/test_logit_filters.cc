@@ -11,9 +11,10 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "decoder/logit_filters.h"
 #include "test_util.h"
-#include "wg_test.h"
 
 using namespace whisper_genio::decoding;
 
@@ -65,7 +66,7 @@ std::vector<float> apply_ts(const std::vector<int>& sampled, std::vector<float> 
 
 // SuppressBlank: `if tokens.shape[1] == self.sample_begin: logits[:, encode(" ") + [eot]] = -inf`
 // -- only at the first sampled position, on every row; later positions untouched.
-TEST(suppress_blank_only_at_sample_begin) {
+TEST(LogitFilters, SuppressBlankOnlyAtSampleBegin) {
   SuppressBlank f({5, kEot}, kSampleBegin);
   std::vector<float> logits(2 * V, 1.0f);
   f.apply(logits.data(), V, {seq({}), seq({})});
@@ -85,7 +86,7 @@ TEST(suppress_blank_only_at_sample_begin) {
 }
 
 // SuppressTokens: `logits[:, self.suppress_tokens] = -inf` at every position, every row.
-TEST(suppress_tokens_everywhere) {
+TEST(LogitFilters, SuppressTokensEverywhere) {
   SuppressTokens f({1, 3, 19, kNoTs});
   for (const auto& tokens : {Sequences{seq({}), seq({})}, Sequences{seq({14, 2, 16}), seq({5, 6})}}) {
     std::vector<float> logits(2 * V, 0.5f);
@@ -101,7 +102,7 @@ TEST(suppress_tokens_everywhere) {
 // sampled token is a timestamp; with max_initial_timestamp_index set,
 // `logits[:, timestamp_begin + max_initial_timestamp_index + 1:] = -inf`. <|notimestamps|>
 // is always -inf ("handled by without_timestamps").
-TEST(timestamp_rules_first_token) {
+TEST(LogitFilters, TimestampRulesFirstToken) {
   EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f))), range(kTb, V));
   EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f), /*max_initial=*/2)), "13,14,15");
   EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f), /*max_initial=*/0)), "13");
@@ -112,7 +113,7 @@ TEST(timestamp_rules_first_token) {
 
 // Timestamps in the prompt (before sample_begin) are not "sampled tokens": only
 // `tokens[k, self.sample_begin:]` feeds the pairing and monotonicity rules.
-TEST(timestamp_rules_ignore_prompt_tokens) {
+TEST(LogitFilters, TimestampRulesIgnorePromptTokens) {
   ApplyTimestampRules f(kSampleBegin, kEot, kNoTs, kTb, -1);
   std::vector<float> row = text_heavy_row();
   f.apply(row.data(), V, {{kSot, 18, 17, 14, 2}});  // prompt holds 18, 17
@@ -121,14 +122,14 @@ TEST(timestamp_rules_ignore_prompt_tokens) {
 
 // seq = [14] (sampled): last_was_timestamp and penultimate_was_timestamp (`len(seq) < 2`)
 // -> `logits[k, timestamp_begin:] = -inf`: the opening timestamp is followed by text.
-TEST(timestamp_rules_after_opening_timestamp) {
+TEST(LogitFilters, TimestampRulesAfterOpeningTimestamp) {
   EXPECT_EQ(allowed(apply_ts({14}, text_heavy_row())), range(0, kNoTs));
 }
 
 // seq = [14, 2, 16]: the last timestamp follows text (an unpaired timestamp) ->
 // `logits[k, :eot] = -inf`: no text, the pair must close (or EOT). Timestamps before it are
 // forbidden, but it may repeat: `timestamp_last = timestamps[-1]` (not + 1).
-TEST(timestamp_rules_single_timestamp_after_text_forbids_text) {
+TEST(LogitFilters, TimestampRulesSingleTimestampAfterTextForbidsText) {
   std::vector<float> row(V, 0.0f);
   row[kEot] = 5.0f;  // keeps the forced-timestamp rule out of the way
   EXPECT_EQ(allowed(apply_ts({14, 2, 16}, row)), "10,11,16,17,18,19");
@@ -138,7 +139,7 @@ TEST(timestamp_rules_single_timestamp_after_text_forbids_text) {
 }
 
 // seq = [14, 2, 16, 16]: a pair of timestamps just closed -> `logits[k, timestamp_begin:] = -inf`.
-TEST(timestamp_rules_after_pair_forbids_timestamps) {
+TEST(LogitFilters, TimestampRulesAfterPairForbidsTimestamps) {
   EXPECT_EQ(allowed(apply_ts({14, 2, 16, 16}, text_heavy_row())), range(0, kNoTs));
   EXPECT_EQ(allowed(apply_ts({14, 2, 15, 17}, text_heavy_row())), range(0, kNoTs));
 }
@@ -146,7 +147,7 @@ TEST(timestamp_rules_after_pair_forbids_timestamps) {
 // Mid-segment (last token text): `timestamp_last = timestamps[-1] + 1` and
 // `logits[k, timestamp_begin:timestamp_last] = -inf` -- timestamps never decrease and a
 // segment has non-zero length.
-TEST(timestamp_rules_monotonic) {
+TEST(LogitFilters, TimestampRulesMonotonic) {
   EXPECT_EQ(allowed(apply_ts({14, 2}, text_heavy_row())), range(0, kNoTs) + "," + range(15, V));
   EXPECT_EQ(allowed(apply_ts({13, 2, 15, 15, 3}, text_heavy_row())), range(0, kNoTs) + "," + range(16, V));
   EXPECT_EQ(allowed(apply_ts({19, 2}, text_heavy_row())), range(0, kNoTs)) << "after the last timestamp: none";
@@ -155,7 +156,7 @@ TEST(timestamp_rules_monotonic) {
 // `if timestamp_logprob > max_text_token_logprob: logits[k, :timestamp_begin] = -inf` where
 // timestamp_logprob is the logsumexp over the (already masked) timestamp log-probabilities
 // and the max runs over every token below timestamp_begin (EOT and specials included).
-TEST(timestamp_rules_forced_timestamp) {
+TEST(LogitFilters, TimestampRulesForcedTimestamp) {
   // seq [14, 2] masks 13 and 14; 15..19 have logit 2 each: logsumexp = 2 + ln 5 = 3.609.
   auto row_with_best_text = [](float best_text) {
     std::vector<float> r(V, 0.0f);
@@ -176,10 +177,10 @@ TEST(timestamp_rules_forced_timestamp) {
 }
 
 // <|notimestamps|> is -inf at every position; with no such token (id < 0) nothing breaks.
-TEST(timestamp_rules_no_timestamps_always_suppressed) {
+TEST(LogitFilters, TimestampRulesNoTimestampsAlwaysSuppressed) {
   for (const auto& sampled : {std::vector<int>{}, {14}, {14, 2}, {14, 2, 16}, {14, 2, 16, 16}}) {
     std::vector<float> row = apply_ts(sampled, std::vector<float>(V, 0.0f));
-    EXPECT_EQ(row[kNoTs], kNegInf) << "sampled " << sampled;
+    EXPECT_EQ(row[kNoTs], kNegInf) << "sampled " << testing::PrintToString(sampled);
   }
   ApplyTimestampRules f(kSampleBegin, kEot, /*no_timestamps=*/-1, kTb, -1);
   std::vector<float> row = text_heavy_row();
@@ -188,7 +189,7 @@ TEST(timestamp_rules_no_timestamps_always_suppressed) {
 }
 
 // Rows of a batch follow their own histories.
-TEST(timestamp_rules_per_row) {
+TEST(LogitFilters, TimestampRulesPerRow) {
   ApplyTimestampRules f(kSampleBegin, kEot, kNoTs, kTb, -1);
   std::vector<float> logits;
   for (int r = 0; r < 3; ++r) {
@@ -203,7 +204,7 @@ TEST(timestamp_rules_per_row) {
   EXPECT_EQ(allowed(row(2)), range(0, kNoTs) + "," + range(15, V));
 }
 
-TEST(log_softmax_matches_double_reference) {
+TEST(LogitFilters, LogSoftmaxMatchesDoubleReference) {
   wg_test::Rng rng(3);
   for (int n : {1, 2, 7, 51865}) {
     std::vector<float> x = rng.floats(static_cast<size_t>(n), -30.0, 30.0);
@@ -220,7 +221,7 @@ TEST(log_softmax_matches_double_reference) {
         continue;
       }
       EXPECT_NEAR(out[i], x[i] - m - std::log(z), 1e-5) << "n " << n << " i " << i;
-      if (WG_TEST_FAILURES() > 5) return;
+      if (wg_test::failure_count() > 5) return;
     }
   }
   std::vector<float> masked(5, kNegInf), out(5);

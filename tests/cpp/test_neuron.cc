@@ -16,7 +16,10 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "backends/neuron/dma_buffer.h"
 #include "backends/neuron/neuron_encoder.h"
@@ -26,7 +29,6 @@
 #include "backends/tensor_io.h"
 #include "offload/neuron_subgraph.h"
 #include "test_util.h"
-#include "wg_test.h"
 
 using namespace whisper_genio;
 using namespace whisper_genio::backends;
@@ -193,13 +195,13 @@ void fill_mel(float* mel, int k) {
 
 // ============================== loader ======================================================
 
-TEST(default_search_order) {
+TEST(Neuron, DefaultSearchOrder) {
   const std::vector<std::string> want = {"libneuronusdk_runtime.mtk.so", "libneuronusdk_runtime.mtk.so.8",
                                          "libneuronusdk_runtime.mtk.so.6", "libneuron_runtime.so"};
   EXPECT_EQ(neuron::default_library_names(), want);
 }
 
-TEST(search_order_stops_at_the_first_that_loads) {
+TEST(Neuron, SearchOrderStopsAtTheFirstThatLoads) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   unsetenv(neuron::kLibraryEnv);
@@ -214,7 +216,7 @@ TEST(search_order_stops_at_the_first_that_loads) {
   EXPECT_FALSE(lib.value()->has_v2());  // the V1-only variant
 }
 
-TEST(nothing_loads_lists_every_attempt_and_the_fix) {
+TEST(Neuron, NothingLoadsListsEveryAttemptAndTheFix) {
   unsetenv(neuron::kLibraryEnv);
   neuron::LoadOptions o;
   o.names = {"/nonexistent/a.so", "/nonexistent/b.so"};
@@ -226,7 +228,7 @@ TEST(nothing_loads_lists_every_attempt_and_the_fix) {
   EXPECT_TRUE(contains(m, "WHISPER_GENIO_NEURON_LIB")) << m;
 }
 
-TEST(environment_override_comes_first) {
+TEST(Neuron, EnvironmentOverrideComesFirst) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   setenv(neuron::kLibraryEnv, WG_STANDIN_FULL, 1);
@@ -252,7 +254,7 @@ TEST(environment_override_comes_first) {
   unsetenv(neuron::kLibraryEnv);
 }
 
-TEST(missing_required_symbol_is_named) {
+TEST(Neuron, MissingRequiredSymbolIsNamed) {
   neuron::LoadOptions o;
   o.path = WG_STANDIN_NOINFER;
   auto lib = neuron::NeuronLibrary::load(o);
@@ -261,7 +263,7 @@ TEST(missing_required_symbol_is_named) {
   EXPECT_TRUE(contains(lib.status().message(), "required")) << lib.status().message();
 }
 
-TEST(optional_symbols_are_recorded) {
+TEST(Neuron, OptionalSymbolsAreRecorded) {
   Standin s(WG_STANDIN_NOQOS);
   ASSERT_TRUE(s.ok());
   neuron::LoadOptions o;
@@ -274,7 +276,7 @@ TEST(optional_symbols_are_recorded) {
   EXPECT_TRUE(lib.value()->api().getInputNumber != nullptr);
 }
 
-TEST(version_picks_layouts) {
+TEST(Neuron, VersionPicksLayouts) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   neuron::LoadOptions o;
@@ -333,7 +335,7 @@ TEST(version_picks_layouts) {
   s.reset();
 }
 
-TEST(every_error_code_has_a_message) {
+TEST(Neuron, EveryErrorCodeHasAMessage) {
   const char* names[] = {"NEURONRUNTIME_NO_ERROR",        "NEURONRUNTIME_OUT_OF_MEMORY", "NEURONRUNTIME_INCOMPLETE",
                          "NEURONRUNTIME_UNEXPECTED_NULL", "NEURONRUNTIME_BAD_DATA",      "NEURONRUNTIME_BAD_STATE",
                          "NEURONRUNTIME_RUNTIME_ERROR"};
@@ -349,7 +351,7 @@ TEST(every_error_code_has_a_message) {
 
 // ============================== neuron encoder ==============================================
 
-TEST(v1_zero_copy_and_call_order) {
+TEST(Neuron, V1ZeroCopyAndCallOrder) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   auto enc = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_FULL, NeuronEncoderConfig::Api::kV1));
@@ -391,7 +393,7 @@ TEST(v1_zero_copy_and_call_order) {
   EXPECT_EQ(s.calls("NeuronRuntime_release"), 1);
 }
 
-TEST(v1_create_sequence_and_env_bytes) {
+TEST(Neuron, V1CreateSequenceAndEnvBytes) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   auto c = config_for(float_model(), WG_STANDIN_FULL, NeuronEncoderConfig::Api::kV1);
@@ -419,7 +421,7 @@ TEST(v1_create_sequence_and_env_bytes) {
   EXPECT_EQ(s.calls("NeuronRuntime_inference"), 2);
 }
 
-TEST(legacy_runtime_gets_legacy_structs) {
+TEST(Neuron, LegacyRuntimeGetsLegacyStructs) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   s.set_version(4, 1, 0);
@@ -436,7 +438,7 @@ TEST(legacy_runtime_gets_legacy_structs) {
   s.reset();
 }
 
-TEST(v2_zero_copy) {
+TEST(Neuron, V2ZeroCopy) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   auto enc = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_FULL));
@@ -463,7 +465,7 @@ TEST(v2_zero_copy) {
   EXPECT_EQ(s.live(), 0);
 }
 
-TEST(v2_requested_from_a_v1_only_runtime) {
+TEST(Neuron, V2RequestedFromAV1OnlyRuntime) {
   Standin s(WG_STANDIN_NOV2);
   ASSERT_TRUE(s.ok());
   auto enc = NeuronEncoderBackend::create(config_for(float_model(), WG_STANDIN_NOV2, NeuronEncoderConfig::Api::kV2));
@@ -474,7 +476,7 @@ TEST(v2_requested_from_a_v1_only_runtime) {
   EXPECT_EQ(std::string(v1.value()->api_name()), std::string("v1"));
 }
 
-TEST(size_mismatch_says_what_differs) {
+TEST(Neuron, SizeMismatchSaysWhatDiffers) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   // The model's output is float32, the "manifest" says int8.
@@ -504,7 +506,7 @@ TEST(size_mismatch_says_what_differs) {
   EXPECT_EQ(s.live(), 0);
 }
 
-TEST(failures_at_every_step_release_the_runtime) {
+TEST(Neuron, FailuresAtEveryStepReleaseTheRuntime) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   struct Case {
@@ -538,7 +540,7 @@ TEST(failures_at_every_step_release_the_runtime) {
   s.reset();
 }
 
-TEST(inference_failure_mid_stream_raises_and_recovers) {
+TEST(Neuron, InferenceFailureMidStreamRaisesAndRecovers) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   for (auto api : {NeuronEncoderConfig::Api::kV1, NeuronEncoderConfig::Api::kV2}) {
@@ -561,7 +563,7 @@ TEST(inference_failure_mid_stream_raises_and_recovers) {
   s.reset();
 }
 
-TEST(self_test_catches_input_latching) {
+TEST(Neuron, SelfTestCatchesInputLatching) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   s.set_latch(1);  // the stand-in's V1 keeps the first inference's input
@@ -586,7 +588,7 @@ TEST(self_test_catches_input_latching) {
   s.reset();
 }
 
-TEST(quantized_io_converts_natively) {
+TEST(Neuron, QuantizedIoConvertsNatively) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   struct Case {
@@ -631,7 +633,7 @@ TEST(quantized_io_converts_natively) {
   }
 }
 
-TEST(two_models_in_two_threads) {
+TEST(Neuron, TwoModelsInTwoThreads) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   const std::string m1 = write_model("t1.dla", kMel, kStates, Io{}, Io{}, 1.0f, 1.0f);
@@ -666,7 +668,7 @@ TEST(two_models_in_two_threads) {
 
 // neuron::Runtime on its own: the one owner of a runtime handle, for the encoder and the
 // decoder subgraphs alike.
-TEST(runtime_owns_one_handle_v1_and_v2) {
+TEST(Neuron, RuntimeOwnsOneHandleV1AndV2) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   neuron::LoadOptions o;
@@ -728,12 +730,12 @@ TEST(runtime_owns_one_handle_v1_and_v2) {
   s.reset();
 }
 
-TEST(missing_dla_is_not_found) {
+TEST(Neuron, MissingDlaIsNotFound) {
   auto enc = NeuronEncoderBackend::create(config_for(scratch() + "/absent.dla", WG_STANDIN_FULL));
   ASSERT_STATUS(enc, StatusCode::kNotFound);
 }
 
-TEST(qos_without_the_symbol_is_refused) {
+TEST(Neuron, QosWithoutTheSymbolIsRefused) {
   Standin s(WG_STANDIN_NOQOS);
   ASSERT_TRUE(s.ok());
   auto c = config_for(float_model(), WG_STANDIN_NOQOS);
@@ -748,7 +750,7 @@ TEST(qos_without_the_symbol_is_refused) {
 
 // ============================== dma buffer ==================================================
 
-TEST(dma_buffer_falls_back_to_host_memory) {
+TEST(Neuron, DmaBufferFallsBackToHostMemory) {
   auto b = DmaBuffer::allocate(10000, "/nonexistent/dma_heap/system");
   ASSERT_OK(b);
   EXPECT_TRUE(b.value().kind() == DmaBuffer::Kind::kHost);
@@ -765,7 +767,7 @@ TEST(dma_buffer_falls_back_to_host_memory) {
   EXPECT_TRUE(b.value().data() == nullptr);
 }
 
-TEST(dma_buffer_from_the_heap_when_there_is_one) {
+TEST(Neuron, DmaBufferFromTheHeapWhenThereIsOne) {
   if (access("/dev/dma_heap/system", R_OK) != 0) {
     std::printf("  (no /dev/dma_heap/system here: the dma-buf path runs on boards only)\n");
     return;
@@ -782,7 +784,7 @@ TEST(dma_buffer_from_the_heap_when_there_is_one) {
 
 // ============================== tensor I/O ==================================================
 
-TEST(float16_io_round_trips_every_value) {
+TEST(Neuron, Float16IoRoundTripsEveryValue) {
   TensorSpec t;
   t.shape = {1, 65536};
   t.dtype = IoDType::kFloat16;
@@ -810,7 +812,7 @@ TEST(float16_io_round_trips_every_value) {
   EXPECT_EQ(int(q[3]), 0x8000);  // underflow -> -0
 }
 
-TEST(quantize_rounds_half_away_and_saturates) {
+TEST(Neuron, QuantizeRoundsHalfAwayAndSaturates) {
   TensorSpec t;
   t.shape = {1, 6};
   t.dtype = IoDType::kInt8;
@@ -831,7 +833,7 @@ TEST(quantize_rounds_half_away_and_saturates) {
   EXPECT_NEAR(back[2], 63.0f, 0);
 }
 
-TEST(transposed_layouts) {
+TEST(Neuron, TransposedLayouts) {
   TensorSpec t;
   t.shape = {1, 3, 2};
   t.dtype = IoDType::kFloat32;
@@ -846,7 +848,7 @@ TEST(transposed_layouts) {
   for (int i = 0; i < 6; ++i) EXPECT_EQ(round[i], host[i]);
 }
 
-TEST(size_mismatch_messages) {
+TEST(Neuron, SizeMismatchMessages) {
   TensorSpec t;
   t.shape = {1, 1500, 512};
   t.dtype = IoDType::kFloat32;
@@ -864,7 +866,7 @@ TEST(size_mismatch_messages) {
 
 // ============================== replay ======================================================
 
-TEST(replay_reads_windows_and_checks_sizes) {
+TEST(Neuron, ReplayReadsWindowsAndChecksSizes) {
   const ModelDims d = small_dims();
   std::vector<int8_t> q(static_cast<size_t>(kStates));
   for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<int8_t>(static_cast<int>(i % 200) - 100);
@@ -965,7 +967,7 @@ offload::NeuronSubgraphConfig dense_config(const std::string& path, int64_t rows
 
 }  // namespace
 
-TEST(decoder_subgraph_binds_once_and_computes_the_dense_op) {
+TEST(Neuron, DecoderSubgraphBindsOnceAndComputesTheDenseOp) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   const int rows = 3, in = 5, out = 4;
@@ -1000,7 +1002,9 @@ TEST(decoder_subgraph_binds_once_and_computes_the_dense_op) {
       EXPECT_EQ(s.calls(v1 ? "NeuronRuntime_inference" : "NeuronRuntimeV2_run"), 4);
       if (!v1) {
         for (const auto& l : s.lines_of("NeuronRuntimeV2_run")) {
-          if (io.dtype == 0) EXPECT_EQ(field(l, "in"), hexptr(d.input())) << l;
+          if (io.dtype == 0) {
+            EXPECT_EQ(field(l, "in"), hexptr(d.input())) << l;
+          }
         }
       }
       g.value().reset();
@@ -1009,7 +1013,7 @@ TEST(decoder_subgraph_binds_once_and_computes_the_dense_op) {
   }
 }
 
-TEST(decoder_subgraph_refuses_what_does_not_match) {
+TEST(Neuron, DecoderSubgraphRefusesWhatDoesNotMatch) {
   Standin s(WG_STANDIN_FULL);
   ASSERT_TRUE(s.ok());
   std::vector<float> w(4 * 5, 0.5f), b(4, 0.0f);

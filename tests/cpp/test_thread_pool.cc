@@ -9,12 +9,14 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "test_util.h"
-#include "wg_test.h"
 #include "whisper_genio/thread_pool.h"
 
 using whisper_genio::ThreadPool;
@@ -50,7 +52,7 @@ constexpr double kDeadline = 120.0;
 
 }  // namespace
 
-TEST(thread_counts) {
+TEST(ThreadPool, ThreadCounts) {
   EXPECT_EQ(ThreadPool(1).num_threads(), 1);
   EXPECT_EQ(ThreadPool(3).num_threads(), 3);
   EXPECT_EQ(ThreadPool(0).num_threads(), 1);   // clamped: the caller always takes part
@@ -60,7 +62,7 @@ TEST(thread_counts) {
   EXPECT_LE(d, 4);
 }
 
-TEST(run_covers_every_index_exactly_once) {
+TEST(ThreadPool, RunCoversEveryIndexExactlyOnce) {
   with_deadline(kDeadline, "run() coverage", [] {
     for (int threads = 1; threads <= 4; ++threads) {
       ThreadPool pool(threads);
@@ -80,7 +82,7 @@ TEST(run_covers_every_index_exactly_once) {
 }
 
 // The results of tasks are visible to the caller when run() returns (no missing writes).
-TEST(run_results_visible_after_return) {
+TEST(ThreadPool, RunResultsVisibleAfterReturn) {
   with_deadline(kDeadline, "run() visibility", [] {
     ThreadPool pool(4);
     std::vector<int64_t> out(4096);
@@ -95,7 +97,7 @@ TEST(run_results_visible_after_return) {
 
 // A loop submitted from inside a task runs inline on that thread, to completion, without
 // deadlocking on the pool it is already part of.
-TEST(nested_run_runs_inline) {
+TEST(ThreadPool, NestedRunRunsInline) {
   with_deadline(kDeadline, "nested run()", [] {
     ThreadPool pool(3);
     const int outer = 12, inner = 9;
@@ -122,7 +124,7 @@ TEST(nested_run_runs_inline) {
 
 // Two threads submitting to one pool: every job is complete and jobs never overlap (the
 // caller of one job is not running while tasks of another are).
-TEST(concurrent_callers_are_serialised) {
+TEST(ThreadPool, ConcurrentCallersAreSerialised) {
   with_deadline(kDeadline, "concurrent callers", [] {
     ThreadPool pool(3);
     std::atomic<int> running[2];
@@ -159,7 +161,7 @@ TEST(concurrent_callers_are_serialised) {
 }
 
 // parallel_for splits [0, n) into at most num_threads contiguous, disjoint, non-empty ranges.
-TEST(parallel_for_partitions_the_range) {
+TEST(ThreadPool, ParallelForPartitionsTheRange) {
   with_deadline(kDeadline, "parallel_for", [] {
     for (int threads = 1; threads <= 4; ++threads) {
       ThreadPool pool(threads);
@@ -181,7 +183,9 @@ TEST(parallel_for_partitions_the_range) {
           ok = ok && next == n;
           EXPECT_TRUE(ok) << "threads " << threads << " n " << n << " grain " << grain << " ranges " << ranges.size();
           EXPECT_LE(ranges.size(), static_cast<size_t>(threads));
-          if (n == 0) EXPECT_EQ(ranges.size(), 0u);
+          if (n == 0) {
+            EXPECT_EQ(ranges.size(), 0u);
+          }
         }
       }
     }
@@ -191,7 +195,7 @@ TEST(parallel_for_partitions_the_range) {
 // thread_pool.h promises ranges "of at least `grain` items"; the chunk count is computed as
 // ceil(n / grain), which makes chunks smaller than grain (n = 100, grain = 64 -> 2 x 50).
 // Disabled until thread_pool.cc uses floor(n / grain) (see the test report).
-TEST(parallel_for_respects_grain) {
+TEST(ThreadPool, ParallelForRespectsGrain) {
   ThreadPool pool(4);
   for (int64_t n : {65, 100, 127, 128, 1001}) {
     for (int64_t grain : {7, 64}) {
@@ -206,7 +210,7 @@ TEST(parallel_for_respects_grain) {
   }
 }
 
-TEST(destructor_joins_cleanly) {
+TEST(ThreadPool, DestructorJoinsCleanly) {
   with_deadline(kDeadline, "pool destruction", [] {
     for (int rep = 0; rep < 40; ++rep) {
       for (int threads = 1; threads <= 4; ++threads) {
@@ -221,7 +225,7 @@ TEST(destructor_joins_cleanly) {
   });
 }
 
-TEST(many_small_jobs_back_to_back) {
+TEST(ThreadPool, ManySmallJobsBackToBack) {
   with_deadline(kDeadline, "1000 small jobs", [] {
     ThreadPool pool(4);
     int64_t expected = 0;
@@ -238,7 +242,7 @@ TEST(many_small_jobs_back_to_back) {
 
 // Pinning may fail in containers; either way the pool reports it and still works. Done on a
 // helper thread so that the test process's own affinity is untouched.
-TEST(pinned_pool_still_runs) {
+TEST(ThreadPool, PinnedPoolStillRuns) {
   with_deadline(kDeadline, "pinned pool", [] {
     ThreadPool pool(2, {0, 0});
     const std::string report = pool.affinity_report();

@@ -1,4 +1,5 @@
-// whisper_genio-specific helpers for the C++ tests: Status checks and deterministic random data.
+// whisper_genio-specific helpers for the C++ tests (GoogleTest): Status checks, the running
+// test's failure count, and deterministic random data.
 #pragma once
 
 #include <cmath>
@@ -7,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "wg_test.h"
+#include <gtest/gtest.h>
+
 #include "whisper_genio/status.h"
 
 namespace wg_test {
@@ -23,24 +25,38 @@ bool is_ok(const whisper_genio::StatusOr<T>& s) {
 }
 inline bool is_ok(const whisper_genio::Status& s) { return s.ok(); }
 
+// Predicate-formatters for EXPECT_PRED_FORMAT*: the expression's text and its status in the
+// failure message.
 template <typename S>
-Result check_ok(const S& s, const char* expr) {
-  if (is_ok(s)) return Result::pass();
-  return Result::fail(std::string("  ") + expr + " is not ok: " + status_of(s).to_string());
+::testing::AssertionResult check_ok(const char* expr, const S& s) {
+  if (is_ok(s)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr << " is not ok: " << status_of(s).to_string();
 }
 
 template <typename S>
-Result check_code(const S& s, whisper_genio::StatusCode code, const char* expr) {
-  if (!is_ok(s) && status_of(s).code() == code) return Result::pass();
-  return Result::fail(std::string("  ") + expr + " returned " +
-                      (is_ok(s) ? std::string("ok") : status_of(s).to_string()) + ", expected status '" +
-                      whisper_genio::status_code_name(code) + "'");
+::testing::AssertionResult check_code(const char* expr, const char* /*code_expr*/, const S& s,
+                                      whisper_genio::StatusCode code) {
+  if (!is_ok(s) && status_of(s).code() == code) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr << " returned "
+                                       << (is_ok(s) ? std::string("ok") : status_of(s).to_string())
+                                       << ", expected status '" << whisper_genio::status_code_name(code) << "'";
 }
 
 template <typename S>
-Result check_not_ok(const S& s, const char* expr) {
-  if (!is_ok(s)) return Result::pass();
-  return Result::fail(std::string("  ") + expr + " returned ok, expected an error status");
+::testing::AssertionResult check_not_ok(const char* expr, const S& s) {
+  if (!is_ok(s)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr << " returned ok, expected an error status";
+}
+
+// The number of failed checks so far in the running test (to stop a loop after the first
+// few failures instead of printing thousands).
+inline int failure_count() {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  if (info == nullptr) return 0;
+  const ::testing::TestResult* result = info->result();
+  int n = 0;
+  for (int i = 0; i < result->total_part_count(); ++i) n += result->GetTestPartResult(i).failed() ? 1 : 0;
+  return n;
 }
 
 // Deterministic pseudo-random data (the tests must give the same numbers on every platform:
@@ -68,9 +84,9 @@ class Rng {
 
 }  // namespace wg_test
 
-#define EXPECT_OK(s) WG_TEST_EXPECT_(::wg_test::check_ok((s), #s))
-#define ASSERT_OK(s) WG_TEST_ASSERT_(::wg_test::check_ok((s), #s))
-#define EXPECT_NOT_OK(s) WG_TEST_EXPECT_(::wg_test::check_not_ok((s), #s))
-#define ASSERT_NOT_OK(s) WG_TEST_ASSERT_(::wg_test::check_not_ok((s), #s))
-#define EXPECT_STATUS(s, code) WG_TEST_EXPECT_(::wg_test::check_code((s), (code), #s))
-#define ASSERT_STATUS(s, code) WG_TEST_ASSERT_(::wg_test::check_code((s), (code), #s))
+#define EXPECT_OK(s) EXPECT_PRED_FORMAT1(::wg_test::check_ok, s)
+#define ASSERT_OK(s) ASSERT_PRED_FORMAT1(::wg_test::check_ok, s)
+#define EXPECT_NOT_OK(s) EXPECT_PRED_FORMAT1(::wg_test::check_not_ok, s)
+#define ASSERT_NOT_OK(s) ASSERT_PRED_FORMAT1(::wg_test::check_not_ok, s)
+#define EXPECT_STATUS(s, code) EXPECT_PRED_FORMAT2(::wg_test::check_code, s, code)
+#define ASSERT_STATUS(s, code) ASSERT_PRED_FORMAT2(::wg_test::check_code, s, code)
