@@ -8,7 +8,8 @@
 // simd_neon.h, the kernel files), so every instantiation of a template here has internal
 // linkage. Two files compiled with different flags therefore never share one copy (a merged
 // inline copy built with -mavx2 could run before the CPUID check). Keep it that way: every
-// function here takes such a type, or a lambda, as a template parameter.
+// function here takes such a type, or a lambda, as a template parameter, and scalar code
+// uses scalar.h rather than std::min and friends.
 //
 // A vector type V provides (all static):
 //   F, kWidth                       float vector of kWidth lanes
@@ -24,8 +25,6 @@
 // NaN, so swapping them changes results.
 #pragma once
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -33,6 +32,7 @@
 #include "kernel_table.h"
 #include "math_approx.h"
 #include "row_blocks.h"
+#include "scalar.h"
 #include "whisper_genio/model.h"
 
 namespace whisper_genio::cpu::simd {
@@ -163,7 +163,7 @@ inline float abs_max(const float* x, int64_t n) {
   int64_t i = 0;
   for (; i + V::kWidth <= n; i += V::kWidth) mv = V::max(mv, V::abs(V::load(x + i)));
   float amax = V::hmax(mv);
-  for (; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  for (; i < n; ++i) amax = scalar::max(amax, scalar::abs(x[i]));
   return amax;
 }
 
@@ -197,8 +197,8 @@ float quantize_row(const float* x, int64_t n, float qmax, Q* q) {
   int64_t i = 0;
   if constexpr (V::kWidth > 1) i = quantize_vectors<V>(x, n, inv, qmax, q);
   for (; i < n; ++i) {
-    const float v = std::nearbyint(x[i] * inv);
-    q[i] = static_cast<Q>(std::max(-qmax, std::min(qmax, v)));
+    const float v = scalar::round_even(x[i] * inv);
+    q[i] = static_cast<Q>(scalar::max(-qmax, scalar::min(qmax, v)));
   }
   return amax / qmax;
 }
@@ -223,7 +223,7 @@ template <class V, typename W>
 void weighted_rows(const float* p, int64_t T, const W* rows, int64_t ldv, int64_t n, float* y) {
   constexpr int kW = V::kWidth, kAcc = V::kRowAcc;
   for (int64_t c0 = 0; c0 + kW <= n; c0 += kW * kAcc) {
-    const int64_t nv = std::min<int64_t>(kAcc, (n - c0) / kW);
+    const int64_t nv = scalar::min(int64_t{kAcc}, (n - c0) / kW);
     typename V::F acc[kAcc];
     for (int i = 0; i < kAcc; ++i) acc[i] = V::zero();
     for (int64_t t = 0; t < T; ++t) {
@@ -274,7 +274,7 @@ float max(const float* x, int64_t n) {
     for (i = V::kWidth; i + V::kWidth <= n; i += V::kWidth) mv = V::max(mv, V::load(x + i));
     m = V::hmax(mv);
   }
-  for (; i < n; ++i) m = std::max(m, x[i]);
+  for (; i < n; ++i) m = scalar::max(m, x[i]);
   return m;
 }
 
