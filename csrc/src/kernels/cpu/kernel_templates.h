@@ -347,7 +347,7 @@ void gelu(float* x, int64_t n) {
 // A table's GEMM tiles and their layouts. Tile: kMr, kNr, run (gemm_tile); I8Tile: kMr, kNr,
 // kKg, kWideA, run (gemm_i8_tile).
 template <class Tile, class I8Tile>
-void set_tiles(KernelTable& t) {
+constexpr void set_tiles(KernelTable& t) {
   t.mr = Tile::kMr;
   t.nr = Tile::kNr;
   t.gemm_tile = Tile::run;
@@ -361,7 +361,7 @@ void set_tiles(KernelTable& t) {
 // Every entry of a SIMD table that these templates provide; the ISA file adds its GEMM tiles
 // and their layout.
 template <class V, class I8>
-KernelTable vector_table(Isa isa) {
+constexpr KernelTable vector_table(Isa isa) {
   KernelTable t{};
   t.isa = isa;
   t.gemv_nk = gemv_nk<V, float>;
