@@ -238,53 +238,53 @@ struct I8Scratch {
   Buffer<float> scales;  // per packed row
 };
 
-// Quantises rows [p*mr, p*mr + mr) of A and writes panel p (rows past M are zero, scale 0).
+// Row m of A quantised to qmax levels into q[0, Kp), zero past K; a row past M is all zero
+// with scale 0. Returns the scale.
+float quantize_padded_row(const KernelTable& kt, const float* A, int64_t lda, int64_t M, int64_t K, int64_t Kp,
+                          int64_t m, float qmax, int16_t* q) {
+  if (m >= M) {
+    std::memset(q, 0, static_cast<size_t>(Kp) * sizeof(int16_t));
+    return 0.0f;
+  }
+  const float scale = kt.quantize_row_i16(A + m * lda, K, qmax, q);
+  for (int64_t k = K; k < Kp; ++k) q[k] = 0;
+  return scale;
+}
+
+// Group g of a row (group_bytes long) goes to dst + g * stride bytes. One copy per group runs
+// once per activation element per GEMM, so the usual 4-byte group gets a constant size.
+void scatter_groups(const void* src, int64_t groups, size_t group_bytes, int64_t stride, void* dst) {
+  const char* s = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  if (group_bytes == 4) {
+    for (int64_t g = 0; g < groups; ++g) std::memcpy(d + g * stride, s + g * 4, 4);
+  } else {
+    for (int64_t g = 0; g < groups; ++g) std::memcpy(d + g * stride, s + g * group_bytes, group_bytes);
+  }
+}
+
+// Quantises rows [p*mr, p*mr + mr) of A and writes panel p (rows past M are zero, scale 0):
+// int16 (i8_a_wide), or split q = 128 hi + lo into a hi panel then a lo panel, each laid out
+// like an int8 panel.
 void pack_a_panel(const KernelTable& kt, const float* A, int64_t lda, int64_t M, int64_t K, int64_t Kp, int64_t p,
                   void* panel, float* scales) {
   const int mr = kt.i8_mr, kg = kt.i8_kg;
   const int64_t groups = Kp / kg;
-  if (kt.i8_a_wide) {
-    const float qmax = static_cast<float>(gemm_i8_a_qmax(kt, K));
-    thread_local Buffer<int16_t> row16;
-    if (static_cast<int64_t>(row16.size()) < Kp) row16.reset(static_cast<size_t>(Kp));
-    int16_t* q = row16.data();
-    for (int r = 0; r < mr; ++r) {
-      const int64_t m = p * mr + r;
-      if (m < M) {
-        scales[r] = kt.quantize_row_i16(A + m * lda, K, qmax, q);
-        for (int64_t k = K; k < Kp; ++k) q[k] = 0;
-      } else {
-        scales[r] = 0.0f;
-        std::memset(q, 0, static_cast<size_t>(Kp) * sizeof(int16_t));
-      }
-      int16_t* dst = static_cast<int16_t*>(panel) + r * kg;
-      // One kg * 2-byte copy per group: this runs once per activation element per GEMM.
-      if (kg == 2) {
-        for (int64_t g = 0; g < groups; ++g) std::memcpy(dst + g * mr * 2, q + g * 2, 4);
-      } else {
-        for (int64_t g = 0; g < groups; ++g) std::memcpy(dst + g * mr * kg, q + g * kg, static_cast<size_t>(kg) * 2);
-      }
-    }
-    return;
-  }
-  // Split: q = 128 hi + lo, hi panel then lo panel, each laid out like an int8 panel.
   const float qmax = static_cast<float>(gemm_i8_a_qmax(kt, K));
   thread_local Buffer<int16_t> row16;
   thread_local Buffer<int8_t> parts;
   if (static_cast<int64_t>(row16.size()) < Kp) row16.reset(static_cast<size_t>(Kp));
-  if (static_cast<int64_t>(parts.size()) < 2 * Kp) parts.reset(static_cast<size_t>(2 * Kp));
+  if (!kt.i8_a_wide && static_cast<int64_t>(parts.size()) < 2 * Kp) parts.reset(static_cast<size_t>(2 * Kp));
   int16_t* q = row16.data();
-  int8_t* hi = parts.data();
-  int8_t* lo = parts.data() + Kp;
   for (int r = 0; r < mr; ++r) {
-    const int64_t m = p * mr + r;
-    if (m < M) {
-      scales[r] = kt.quantize_row_i16(A + m * lda, K, qmax, q);
-      for (int64_t k = K; k < Kp; ++k) q[k] = 0;
-    } else {
-      scales[r] = 0.0f;
-      std::memset(q, 0, static_cast<size_t>(Kp) * sizeof(int16_t));
+    scales[r] = quantize_padded_row(kt, A, lda, M, K, Kp, p * mr + r, qmax, q);
+    if (kt.i8_a_wide) {
+      scatter_groups(q, groups, static_cast<size_t>(kg) * 2, int64_t{mr} * kg * 2,
+                     static_cast<int16_t*>(panel) + r * kg);
+      continue;
     }
+    int8_t* hi = parts.data();
+    int8_t* lo = parts.data() + Kp;
     for (int64_t k = 0; k < Kp; ++k) {
       const int32_t t = static_cast<int32_t>(q[k]) + 64;
       const int32_t h = t / 128 - (t % 128 < 0 ? 1 : 0);  // floor(t / 128): lo in [-64, 63]
@@ -292,13 +292,8 @@ void pack_a_panel(const KernelTable& kt, const float* A, int64_t lda, int64_t M,
       lo[k] = static_cast<int8_t>(q[k] - h * 128);
     }
     for (int half = 0; half < 2; ++half) {
-      const int8_t* src = half == 0 ? hi : lo;
-      int8_t* dst = static_cast<int8_t*>(panel) + half * mr * Kp + r * kg;
-      if (kg == 4) {
-        for (int64_t g = 0; g < groups; ++g) std::memcpy(dst + g * mr * 4, src + g * 4, 4);
-      } else {
-        for (int64_t g = 0; g < groups; ++g) std::memcpy(dst + g * mr * kg, src + g * kg, static_cast<size_t>(kg));
-      }
+      scatter_groups(half == 0 ? hi : lo, groups, static_cast<size_t>(kg), int64_t{mr} * kg,
+                     static_cast<int8_t*>(panel) + half * mr * Kp + r * kg);
     }
   }
 }

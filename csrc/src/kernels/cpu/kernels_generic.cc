@@ -1,33 +1,38 @@
 // Portable C++ kernels: the reference every SIMD variant is tested against, and the
-// fallback on CPUs without a SIMD variant.
+// fallback on CPUs without a SIMD variant. The float kernels are plain loops of their own
+// (the reference numerics); the int8 GEMV, the quantisation and the conversion to half run
+// the loops of kernel_templates.h with one-element steps.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "kernel_table.h"
+#include "kernel_templates.h"
 #include "math_approx.h"
 #include "whisper_genio/model.h"
 
 namespace whisper_genio::cpu {
 namespace {
 
-constexpr int kMr = 4;
-constexpr int kNr = 8;
-
-void gemm_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
-  float acc[kMr][kNr] = {};
-  for (int64_t k = 0; k < kc; ++k) {
+// Float GEMM micro-tile (kernel_table.h gemm_tile): 4 rows x 8 columns.
+struct GenericTile {
+  static constexpr int kMr = 4;
+  static constexpr int kNr = 8;
+  static void run(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+    float acc[kMr][kNr] = {};
+    for (int64_t k = 0; k < kc; ++k) {
+      for (int i = 0; i < kMr; ++i) {
+        const float ai = a[k * kMr + i];
+        for (int j = 0; j < kNr; ++j) acc[i][j] += ai * b[k * kNr + j];
+      }
+    }
     for (int i = 0; i < kMr; ++i) {
-      const float ai = a[k * kMr + i];
-      for (int j = 0; j < kNr; ++j) acc[i][j] += ai * b[k * kNr + j];
+      for (int j = 0; j < kNr; ++j) {
+        c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+      }
     }
   }
-  for (int i = 0; i < kMr; ++i) {
-    for (int j = 0; j < kNr; ++j) {
-      c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
-    }
-  }
-}
+};
 
 float dot(const float* a, const float* b, int64_t n) {
   // Four partial sums: keeps rounding comparable to the SIMD variants.
@@ -74,87 +79,64 @@ void weighted_rows_widened(const float* p, int64_t T, const W* V, int64_t ldv, i
   }
 }
 
-void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float* xs, const int8_t* w,
-                int64_t ldw, const float* ws, int64_t n0, int64_t n1, float* y, int64_t ldy) {
-  for (int64_t n = n0; n < n1; ++n) {
-    const int8_t* wn = w + n * ldw;
-    for (int64_t m = 0; m < M; ++m) {
-      const int8_t* xm = xq + m * ldx;
-      int32_t s = 0;
-      for (int64_t k = 0; k < K; ++k) s += static_cast<int32_t>(xm[k]) * wn[k];
-      y[m * ldy + n] = static_cast<float>(s) * xs[m] * ws[n];
-    }
-  }
-}
+// The one-element int8 step of the shared small-M GEMV loop (kernel_templates.h gemv_nk_i8).
+struct ScalarI8 {
+  using Acc = int32_t;
+  using Bytes = int8_t;
+  static constexpr int kStep = 1;
+  static Acc zero() { return 0; }
+  static Bytes load(const int8_t* p) { return *p; }
+  static Acc madd(Acc acc, Bytes x, Bytes w) { return acc + static_cast<int32_t>(x) * w; }
+  static int32_t hsum(Acc v) { return v; }
+  template <int MB>
+  static void stream(const int8_t*) {}
+};
 
-constexpr int kI8Mr = 4;
-constexpr int kI8Nr = 8;
-constexpr int kI8Kg = 4;
+// The one-lane vector of the shared quantisation and conversion loops. With one lane,
+// quantize_row skips its clamp-then-round vector stage: the generic table keeps the scalar
+// round-then-clamp loop.
+struct Scalar {
+  using F = float;
+  static constexpr int kWidth = 1;
+  static F zero() { return 0.0f; }
+  static F load(const float* p) { return *p; }
+  static F abs(F v) { return std::fabs(v); }
+  static F max(F a, F b) { return std::max(a, b); }
+  static float hmax(F v) { return v; }
+  static void store_half(uint16_t* y, F v) { *y = float_to_half(v); }
+};
 
-// A arrives split (kernel_table.h): the hi panel, then the lo panel; sum = 128 * hi.w + lo.w.
-void gemm_i8_tile(int64_t kgroups, const void* ap, const int8_t* b0, const float* as, const float* ws,
+// int8 GEMM tile (kernel_table.h gemm_i8_tile): 4 rows x 8 columns, k in groups of 4.
+struct GenericI8Tile {
+  static constexpr int kMr = 4;
+  static constexpr int kNr = 8;
+  static constexpr int kKg = 4;
+  static constexpr bool kWideA = false;
+  static void run(int64_t kgroups, const void* ap, const int8_t* b, const float* as, const float* ws,
                   const float* bias, float* out, int64_t ldo) {
-  const int8_t* a = static_cast<const int8_t*>(ap);
-  int32_t acc[kI8Mr][kI8Nr] = {};
-  for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1) {
-      for (auto& row : acc) {
-        for (int32_t& v : row) v *= 128;
-      }
-    }
-    const int8_t* b = b0;
-    for (int64_t g = 0; g < kgroups; ++g) {
-      for (int i = 0; i < kI8Mr; ++i) {
-        for (int j = 0; j < kI8Nr; ++j) {
+    int32_t acc[kMr][kNr] = {};
+    auto step = [&](const int8_t* a, const int8_t* bg) {
+      for (int i = 0; i < kMr; ++i) {
+        for (int j = 0; j < kNr; ++j) {
           int32_t s = 0;
-          for (int t = 0; t < kI8Kg; ++t) s += static_cast<int32_t>(a[i * kI8Kg + t]) * b[j * kI8Kg + t];
+          for (int t = 0; t < kKg; ++t) s += static_cast<int32_t>(a[i * kKg + t]) * bg[j * kKg + t];
           acc[i][j] += s;
         }
       }
-      a += kI8Mr * kI8Kg;
-      b += kI8Nr * kI8Kg;
+    };
+    auto times128 = [&] {
+      for (auto& row : acc) {
+        for (int32_t& v : row) v *= 128;
+      }
+    };
+    simd::split_a_passes(kgroups, static_cast<const int8_t*>(ap), kMr * kKg, b, kNr * kKg, step, times128);
+    for (int i = 0; i < kMr; ++i) {
+      for (int j = 0; j < kNr; ++j) {
+        out[i * ldo + j] = static_cast<float>(acc[i][j]) * as[i] * ws[j] + (bias != nullptr ? bias[j] : 0.0f);
+      }
     }
   }
-  for (int i = 0; i < kI8Mr; ++i) {
-    for (int j = 0; j < kI8Nr; ++j) {
-      out[i * ldo + j] = static_cast<float>(acc[i][j]) * as[i] * ws[j] + (bias != nullptr ? bias[j] : 0.0f);
-    }
-  }
-}
-
-float quantize_row_i8(const float* x, int64_t n, int8_t* q) {
-  float amax = 0.0f;
-  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  if (amax == 0.0f) {
-    for (int64_t i = 0; i < n; ++i) q[i] = 0;
-    return 0.0f;
-  }
-  const float inv = 127.0f / amax;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = std::nearbyint(x[i] * inv);
-    q[i] = static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, v)));
-  }
-  return amax / 127.0f;
-}
-
-float quantize_row_i16(const float* x, int64_t n, float qmax, int16_t* q) {
-  float amax = 0.0f;
-  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  if (amax == 0.0f) {
-    for (int64_t i = 0; i < n; ++i) q[i] = 0;
-    return 0.0f;
-  }
-  const float inv = qmax / amax;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = std::nearbyint(x[i] * inv);
-    q[i] = static_cast<int16_t>(std::max(-qmax, std::min(qmax, v)));
-  }
-  return amax / qmax;
-}
-
-void floats_to_half(const float* x, int64_t n, uint16_t* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = float_to_half(x[i]);
-}
+};
 
 void axpy(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
@@ -185,21 +167,14 @@ const KernelTable& generic_kernels() {
   static const KernelTable table = [] {
     KernelTable t{};
     t.isa = Isa::kGeneric;
-    t.mr = kMr;
-    t.nr = kNr;
-    t.gemm_tile = gemm_tile;
+    simd::set_tiles<GenericTile, GenericI8Tile>(t);
     t.gemv_nk = gemv_nk;
     t.gemv_nk_f16 = gemv_nk_widened<uint16_t>;
     t.gemv_nk_i8w = gemv_nk_widened<int8_t>;
-    t.gemv_nk_i8 = gemv_nk_i8;
-    t.i8_mr = kI8Mr;
-    t.i8_nr = kI8Nr;
-    t.i8_kg = kI8Kg;
-    t.i8_a_wide = false;
-    t.gemm_i8_tile = gemm_i8_tile;
-    t.quantize_row_i8 = quantize_row_i8;
-    t.quantize_row_i16 = quantize_row_i16;
-    t.floats_to_half = floats_to_half;
+    t.gemv_nk_i8 = simd::gemv_nk_i8<ScalarI8>;
+    t.quantize_row_i8 = simd::quantize_row_i8<Scalar>;
+    t.quantize_row_i16 = simd::quantize_row<Scalar, int16_t>;
+    t.floats_to_half = simd::floats_to_half<Scalar>;
     t.weighted_rows = weighted_rows_widened<float>;
     t.weighted_rows_f16 = weighted_rows_widened<uint16_t>;
     t.weighted_rows_i8 = weighted_rows_widened<int8_t>;

@@ -3,11 +3,16 @@
 // versions (same constants, same steps).
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "scalar.h"
+
 namespace whisper_genio::cpu::approx {
+// Internal linkage: every kernel file gets its own copy, built with that file's ISA flags.
+// Plain inline functions are merged across files where the compiler does not inline them
+// (Debug builds), and the copy kept could be the one built with -mavx2 -mfma.
+namespace {
 
 // Cody-Waite range reduction + degree-6 polynomial (Cephes expf coefficients).
 // Relative error about 1e-7 over the float range; returns 0 below -87.3 (including -inf).
@@ -17,7 +22,7 @@ inline float expf_fast(float x) {
   const bool underflow = x < kLo;  // also true for -inf
   x = x > kHi ? kHi : x;
   x = x < kLo ? kLo : x;
-  float n = std::nearbyint(x * 1.44269504088896341f);
+  float n = scalar::round_even(x * 1.44269504088896341f);
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500E-4f;
@@ -38,7 +43,7 @@ inline float expf_fast(float x) {
 // erf(x) by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7).
 inline float erf_fast(float x) {
   const float sign = x < 0.0f ? -1.0f : 1.0f;
-  const float a = std::fabs(x);
+  const float a = scalar::abs(x);
   const float t = 1.0f / (1.0f + 0.3275911f * a);
   float p = 1.061405429f;
   p = p * t - 1.453152027f;
@@ -50,4 +55,5 @@ inline float erf_fast(float x) {
 
 inline float gelu(float x) { return 0.5f * x * (1.0f + erf_fast(x * 0.70710678118654752f)); }
 
+}  // namespace
 }  // namespace whisper_genio::cpu::approx

@@ -1,9 +1,10 @@
 // Compile-time row blocks for the small-M GEMVs of the per-ISA tables.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <type_traits>
+
+#include "scalar.h"
 
 namespace whisper_genio::cpu {
 
@@ -17,7 +18,7 @@ inline constexpr int kGemvMaxRows = 8;
 template <typename F>
 inline void for_row_blocks(int64_t M, F&& f) {
   for (int64_t m0 = 0; m0 < M; m0 += kGemvMaxRows) {
-    switch (std::min<int64_t>(kGemvMaxRows, M - m0)) {
+    switch (scalar::min(int64_t{kGemvMaxRows}, M - m0)) {
       case 1: f(std::integral_constant<int, 1>{}, m0); break;
       case 2: f(std::integral_constant<int, 2>{}, m0); break;
       case 3: f(std::integral_constant<int, 3>{}, m0); break;
