@@ -26,140 +26,16 @@
 #include "layers/text_decoder.h"
 #include "offload/decoder_offload.h"
 #include "test_util.h"
+#include "tiny_model.h"
 #include "whisper_genio/decoding.h"
 #include "whisper_genio/kv_cache.h"
 #include "whisper_genio/model.h"
 #include "whisper_genio/pipeline.h"
 
 using namespace whisper_genio;
+using namespace whisper_genio::testing;
 
 namespace {
-
-// Vocabulary layout of the tiny model: 0..47 text, then the specials, then 10 timestamps.
-constexpr int kEot = 48, kSot = 49, kLang = 50, kTranscribe = 51, kNoTimestamps = 52, kNoSpeech = 53,
-              kTimestampBegin = 54;
-
-ModelDims tiny_dims() {
-  ModelDims d;
-  d.n_mels = 80;
-  d.n_audio_ctx = 16;
-  d.n_audio_state = 8;
-  d.n_audio_head = 2;
-  d.n_audio_layer = 1;
-  d.n_vocab = 64;
-  d.n_text_ctx = 16;
-  d.n_text_state = 8;
-  d.n_text_head = 2;
-  d.n_text_layer = 2;  // two layers: per-layer cache indexing is exercised
-  return d;
-}
-
-struct Tensor {
-  std::vector<int64_t> shape;
-  std::vector<float> data;
-};
-
-// Weights are multiples of 1/256 (of 1/128 for embeddings) small enough to be exact in
-// float16, so a float16 copy of the model is the same model.
-class TinyModel {
- public:
-  explicit TinyModel(uint64_t seed, ModelDims dims = tiny_dims()) : dims_(dims), rng_(seed) {
-    const int64_t d = dims.n_text_state, da = dims.n_audio_state;
-    add("encoder.conv1.weight", {da, dims.n_mels, 3}, kMatrix);
-    add("encoder.conv1.bias", {da}, kBias);
-    add("encoder.conv2.weight", {da, da, 3}, kMatrix);
-    add("encoder.conv2.bias", {da}, kBias);
-    add("encoder.positional_embedding", {dims.n_audio_ctx, da}, kBias);
-    for (int i = 0; i < dims.n_audio_layer; ++i) block("encoder.blocks." + std::to_string(i), da, false);
-    add("encoder.ln_post.weight", {da}, kGamma);
-    add("encoder.ln_post.bias", {da}, kBias);
-    add("decoder.token_embedding.weight", {dims.n_vocab, d}, kEmbedding);
-    add("decoder.positional_embedding", {dims.n_text_ctx, d}, kBias);
-    for (int i = 0; i < dims.n_text_layer; ++i) block("decoder.blocks." + std::to_string(i), d, true);
-    add("decoder.ln.weight", {d}, kGamma);
-    add("decoder.ln.bias", {d}, kBias);
-  }
-
-  const ModelDims& dims() const { return dims_; }
-  const std::vector<float>& w(const std::string& name) const { return tensors_.at(name).data; }
-  std::map<std::string, Tensor>& tensors() { return tensors_; }
-
-  TensorMap map() const {
-    TensorMap m;
-    for (const auto& [name, t] : tensors_) m[name] = TensorRef{DType::kFloat32, t.shape, t.data.data()};
-    return m;
-  }
-
-  // The same weights as IEEE half; `every` = 2 converts every other tensor only (mixed dtypes).
-  TensorMap map_f16(std::map<std::string, std::vector<uint16_t>>& storage, int every = 1) const {
-    TensorMap m = map();
-    int i = 0;
-    for (const auto& [name, t] : tensors_) {
-      if (i++ % every != 0) continue;
-      std::vector<uint16_t>& h = storage[name];
-      h.clear();
-      for (float v : t.data) h.push_back(exact_half(v));
-      m[name] = TensorRef{DType::kFloat16, t.shape, h.data()};
-    }
-    return m;
-  }
-
-  // float -> half for values known to be exactly representable (normal range or zero).
-  static uint16_t exact_half(float v) {
-    if (v == 0.0f) return std::signbit(v) ? 0x8000 : 0;
-    int e = 0;
-    const double m = std::frexp(std::fabs(static_cast<double>(v)), &e);  // |v| = m 2^e, m in [0.5, 1)
-    const int exponent = e - 1 + 15;
-    const double mant = (2.0 * m - 1.0) * 1024.0;
-    if (exponent < 1 || exponent > 30 || mant != std::floor(mant)) std::abort();  // test bug: not exact
-    return static_cast<uint16_t>((v < 0 ? 0x8000 : 0) | (exponent << 10) | static_cast<int>(mant));
-  }
-
- private:
-  enum Kind { kMatrix, kBias, kGamma, kEmbedding };
-
-  void add(const std::string& name, std::vector<int64_t> shape, Kind kind) {
-    int64_t n = 1;
-    for (int64_t s : shape) n *= s;
-    Tensor t{std::move(shape), std::vector<float>(static_cast<size_t>(n))};
-    for (float& v : t.data) {
-      switch (kind) {
-        case kMatrix: v = rng_.uniform_int(-128, 128) / 256.0f; break;
-        case kBias: v = rng_.uniform_int(-64, 64) / 256.0f; break;
-        case kGamma: v = 1.0f + rng_.uniform_int(-64, 64) / 256.0f; break;
-        case kEmbedding: v = rng_.uniform_int(-128, 128) / 128.0f; break;
-      }
-    }
-    tensors_[name] = std::move(t);
-  }
-
-  void block(const std::string& p, int64_t d, bool cross) {
-    add(p + ".attn_ln.weight", {d}, kGamma);
-    add(p + ".attn_ln.bias", {d}, kBias);
-    for (const char* proj : {"query", "key", "value", "out"}) {
-      add(p + ".attn." + proj + ".weight", {d, d}, kMatrix);
-      if (std::string(proj) != "key") add(p + ".attn." + proj + ".bias", {d}, kBias);
-    }
-    if (cross) {
-      add(p + ".cross_attn_ln.weight", {d}, kGamma);
-      add(p + ".cross_attn_ln.bias", {d}, kBias);
-      for (const char* proj : {"query", "key", "value", "out"}) {
-        add(p + ".cross_attn." + proj + ".weight", {d, d}, kMatrix);
-        if (std::string(proj) != "key") add(p + ".cross_attn." + proj + ".bias", {d}, kBias);
-      }
-    }
-    add(p + ".mlp_ln.weight", {d}, kGamma);
-    add(p + ".mlp_ln.bias", {d}, kBias);
-    add(p + ".mlp.0.weight", {4 * d, d}, kMatrix);
-    add(p + ".mlp.0.bias", {4 * d}, kBias);
-    add(p + ".mlp.2.weight", {d, 4 * d}, kMatrix);
-    add(p + ".mlp.2.bias", {d}, kBias);
-  }
-
-  ModelDims dims_;
-  wg_test::Rng rng_;
-  std::map<std::string, Tensor> tensors_;
-};
 
 // ---------------------------------------------------------------------------------------
 // Double-precision reference of openai-whisper's model.py (no cache, no fusion).
@@ -341,7 +217,8 @@ DecodingOptions base_options() {
   o.suppress_blank = true;
   o.blank_tokens = {0, kEot};
   o.suppress_tokens = {kSot, kLang, kTranscribe, kNoSpeech};
-  o.timestamps = false;
+  o.without_timestamps = true;
+  o.max_initial_timestamp = std::nullopt;  // no limit unless a test sets one
   o.eot = kEot;
   o.no_speech = kNoSpeech;
   o.no_timestamps = kNoTimestamps;
@@ -354,17 +231,17 @@ DecodingOptions base_options() {
 DecodingResult brute_force_decode(const TinyModel& m, const std::vector<float>& states, const DecodingOptions& o) {
   const int V = m.dims().n_vocab;
   const int sample_begin = static_cast<int>(o.initial_tokens.size());
-  const int n_group = o.beam_size > 0 ? o.beam_size : o.best_of;
+  const int n_group = o.group_size();
   std::vector<std::unique_ptr<decoding::LogitFilter>> filters;
   if (o.suppress_blank) filters.push_back(std::make_unique<decoding::SuppressBlank>(o.blank_tokens, sample_begin));
   if (!o.suppress_tokens.empty()) filters.push_back(std::make_unique<decoding::SuppressTokens>(o.suppress_tokens));
-  if (o.timestamps) {
+  if (!o.without_timestamps) {
     filters.push_back(std::make_unique<decoding::ApplyTimestampRules>(sample_begin, o.eot, o.no_timestamps,
                                                                        o.timestamp_begin,
-                                                                       o.max_initial_timestamp_index));
+                                                                       o.max_initial_timestamp_index(m.dims())));
   }
   std::unique_ptr<decoding::TokenDecoder> dec;
-  if (o.beam_size > 0) dec = std::make_unique<decoding::BeamSearchDecoder>(o.beam_size, o.eot, o.patience);
+  if (o.beam_size) dec = std::make_unique<decoding::BeamSearchDecoder>(*o.beam_size, o.eot, o.patience.value_or(1.0));
   else dec = std::make_unique<decoding::GreedyDecoder>(o.temperature, o.eot, o.seed);
   decoding::Sequences tokens(static_cast<size_t>(n_group), o.initial_tokens);
   std::vector<float> sums(static_cast<size_t>(n_group), 0.0f);
@@ -377,7 +254,7 @@ DecodingResult brute_force_decode(const TinyModel& m, const std::vector<float>& 
     decoding::log_softmax(row.data(), V, lp.data());
     result.no_speech_prob = std::exp(lp[static_cast<size_t>(o.no_speech)]);
   }
-  for (int i = 0; i < o.sample_len; ++i) {
+  for (int i = 0; i < o.sample_len_for(m.dims()); ++i) {
     std::vector<float> logits;
     for (const auto& seq : tokens) {
       const Rows all = ref_decoder_logits(m, seq, states);
@@ -393,7 +270,8 @@ DecodingResult brute_force_decode(const TinyModel& m, const std::vector<float>& 
     auto begin = seq.begin() + sample_begin;
     sampled.emplace_back(begin, std::find(begin, seq.end(), o.eot));
   }
-  const int best = decoding::rank_candidates(sampled, c.sum_logprobs, o.length_penalty);
+  const float alpha = o.length_penalty ? static_cast<float>(*o.length_penalty) : -1.0f;
+  const int best = decoding::rank_candidates(sampled, c.sum_logprobs, alpha);
   result.tokens = sampled[static_cast<size_t>(best)];
   result.sum_logprob = c.sum_logprobs[static_cast<size_t>(best)];
   result.avg_logprob = result.sum_logprob / static_cast<float>(result.tokens.size() + 1);
@@ -727,7 +605,7 @@ TEST(DecoderTiny, DecodeIsDeterministic) {
   sampled.seed = 42;
   DecodingOptions beam = base_options();
   beam.beam_size = 3;
-  beam.timestamps = true;
+  beam.without_timestamps = false;
   for (const DecodingOptions& o : {greedy, sampled, beam}) {
     auto r1 = a->decode(o);
     auto r2 = a->decode(o);  // same instance, state reused
@@ -768,15 +646,15 @@ TEST(DecoderTiny, DecodeMatchesBruteForce) {
     DecodingOptions greedy = base_options();
     cases.push_back(greedy);
     DecodingOptions greedy_ts = base_options();
-    greedy_ts.timestamps = true;
-    greedy_ts.max_initial_timestamp_index = 4;
+    greedy_ts.without_timestamps = false;
+    greedy_ts.max_initial_timestamp = 4 * 30.0 / tiny_dims().n_audio_ctx;  // the fourth timestamp token
     cases.push_back(greedy_ts);
     for (int beam : {2, 3, 5}) {
       DecodingOptions b = base_options();
       b.beam_size = beam;
       b.sample_len = 9;
       cases.push_back(b);
-      b.timestamps = true;
+      b.without_timestamps = false;
       b.patience = 2.0f;
       b.length_penalty = 0.6f;
       cases.push_back(b);
@@ -808,7 +686,7 @@ TEST(DecoderTiny, DecodeStopsAtTheEndOfTheContext) {
   for (int beam : {0, 2}) {
     DecodingOptions o = base_options();
     o.sample_len = 100;
-    o.beam_size = beam;
+    if (beam > 0) o.beam_size = beam;
     o.suppress_tokens.push_back(kEot);
     auto r = dec->decode(o);
     ASSERT_OK(r) << "beam " << beam;
@@ -892,8 +770,8 @@ TEST(DecoderTiny, ErrorsAreStatuses) {
       {"length_penalty > 1", [](DecodingOptions& o) { o.length_penalty = 1.5f; }},
       {"eot outside the vocabulary", [](DecodingOptions& o) { o.eot = 64; }},
       {"no eot", [](DecodingOptions& o) { o.eot = -1; }},
-      {"timestamp_begin outside the vocabulary", [](DecodingOptions& o) { o.timestamps = true; o.timestamp_begin = 64; }},
-      {"no_timestamps outside the vocabulary", [](DecodingOptions& o) { o.timestamps = true; o.no_timestamps = -1; }},
+      {"timestamp_begin outside the vocabulary", [](DecodingOptions& o) { o.without_timestamps = false; o.timestamp_begin = 64; }},
+      {"no_timestamps outside the vocabulary", [](DecodingOptions& o) { o.without_timestamps = false; o.no_timestamps = -1; }},
       {"no_speech outside the vocabulary", [](DecodingOptions& o) { o.no_speech = 64; }},
   };
   for (const Bad& b : bad) {
@@ -1072,7 +950,7 @@ TEST(DecoderTiny, OffloadCallbacksGiveTheCpuTokens) {
 
   for (int beams : {0, 4}) {
     DecodingOptions o = base_options();
-    o.beam_size = beams;
+    if (beams > 0) o.beam_size = beams;
     auto cpu = make_decoder(m);
     auto npu = make_decoder(m);
     ASSERT_TRUE(cpu != nullptr && npu != nullptr);
@@ -1091,7 +969,7 @@ TEST(DecoderTiny, OffloadCallbacksGiveTheCpuTokens) {
     EXPECT_EQ(calls, steps * (6 * dims.n_text_layer + 2));
     EXPECT_EQ(npu->offload_stats().npu_calls, calls);
     EXPECT_EQ(npu->offload_stats().cpu_rows_other, 3);  // the three prompt tokens
-    EXPECT_EQ(npu->offload_stats().tokens, steps * (o.beam_size > 0 ? 4 : 1));
+    EXPECT_EQ(npu->offload_stats().tokens, steps * (o.beam_size ? 4 : 1));
   }
 }
 

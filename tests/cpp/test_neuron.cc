@@ -27,7 +27,7 @@
 #include "backends/neuron/runtime.h"
 #include "backends/replay/replay_encoder.h"
 #include "backends/tensor_io.h"
-#include "offload/neuron_subgraph.h"
+#include "offload/neuron_runners.h"
 #include "test_util.h"
 
 using namespace whisper_genio;
@@ -892,11 +892,13 @@ TEST(Neuron, ReplayReadsWindowsAndChecksSizes) {
   auto s0 = r.value()->run();
   ASSERT_OK(s0);
   EXPECT_NEAR(s0.value().data[5], (5 - 100 + 2) * 0.5f, 0);
-  ASSERT_OK(r.value()->select(1));
+  const int64_t stride = r.value()->window_stride();  // one file per 30 s window
+  ASSERT_OK(r.value()->seek(stride));
   auto s1 = r.value()->run();
   ASSERT_OK(s1);
   EXPECT_NEAR(s1.value().data[5], (-(5 - 100) + 2) * 0.5f, 0);
-  EXPECT_STATUS(r.value()->select(2), StatusCode::kInvalidArgument);
+  EXPECT_STATUS(r.value()->seek(2 * stride), StatusCode::kInvalidArgument);
+  EXPECT_STATUS(r.value()->seek(stride / 2), StatusCode::kInvalidArgument);  // windows cannot start inside one
 
   // float32 declared, int8 bytes given: the message says what the size would mean.
   ReplayConfig wrong = c;
@@ -945,9 +947,9 @@ std::string write_dense(const std::string& name, uint32_t rows, uint32_t in, uin
   return path;
 }
 
-offload::NeuronSubgraphConfig dense_config(const std::string& path, int64_t rows, int64_t in, int64_t out, Io io_in,
-                                           Io io_out, offload::NeuronSubgraphConfig::Api api) {
-  offload::NeuronSubgraphConfig c;
+neuron::SubgraphConfig dense_config(const std::string& path, int64_t rows, int64_t in, int64_t out, Io io_in,
+                                           Io io_out, neuron::ApiChoice api) {
+  neuron::SubgraphConfig c;
   c.dla_path = path;
   c.name = "test dense";
   TensorSpec ti, to;
@@ -974,14 +976,14 @@ TEST(Neuron, DecoderSubgraphBindsOnceAndComputesTheDenseOp) {
   std::vector<float> w(out * in), b(out);
   for (int i = 0; i < out * in; ++i) w[i] = 0.125f * static_cast<float>((i * 7) % 11 - 5);
   for (int i = 0; i < out; ++i) b[i] = 0.25f * static_cast<float>(i);
-  for (auto api : {offload::NeuronSubgraphConfig::Api::kV1, offload::NeuronSubgraphConfig::Api::kV2}) {
+  for (auto api : {neuron::ApiChoice::kV1, neuron::ApiChoice::kV2}) {
     for (Io io : {Io{}, Io{4, 1.0f / 1024, 0}}) {  // float32 I/O in place; int16 I/O through staging
       s.reset();
       const std::string path = write_dense("dense.dla", rows, in, out, io, io, w, b);
       auto g = offload::NeuronDense::create(dense_config(path, rows, in, out, io, io, api), rows, in, out);
       ASSERT_OK(g);
       offload::NeuronDense& d = *g.value();
-      const bool v1 = api == offload::NeuronSubgraphConfig::Api::kV1;
+      const bool v1 = api == neuron::ApiChoice::kV1;
       EXPECT_EQ(s.calls("NeuronRuntime_setInput"), v1 ? 1 : 0);
       EXPECT_EQ(d.subgraph().input_direct(0), io.dtype == 0);
       s.clear_log();
@@ -1019,7 +1021,7 @@ TEST(Neuron, DecoderSubgraphRefusesWhatDoesNotMatch) {
   std::vector<float> w(4 * 5, 0.5f), b(4, 0.0f);
   const std::string path = write_dense("dense2.dla", 2, 5, 4, Io{}, Io{}, w, b);
   // the manifest says batch 3, the file was made for batch 2: sizes disagree, the message says so
-  auto g = offload::NeuronDense::create(dense_config(path, 3, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1),
+  auto g = offload::NeuronDense::create(dense_config(path, 3, 5, 4, Io{}, Io{}, neuron::ApiChoice::kV1),
                                         3, 5, 4);
   ASSERT_FALSE(g.ok());
   EXPECT_TRUE(g.status().code() == StatusCode::kBadModel);
@@ -1028,22 +1030,22 @@ TEST(Neuron, DecoderSubgraphRefusesWhatDoesNotMatch) {
   // a runtime failure names the subgraph and the call
   s.fail("NeuronRuntime_loadNetworkFromFile", 0, 4);
   auto unloadable = offload::NeuronDense::create(
-      dense_config(path, 2, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1), 2, 5, 4);
+      dense_config(path, 2, 5, 4, Io{}, Io{}, neuron::ApiChoice::kV1), 2, 5, 4);
   ASSERT_FALSE(unloadable.ok());
   EXPECT_TRUE(contains(unloadable.status().message(), "test dense: loading " + path)) << unloadable.status().message();
   EXPECT_TRUE(contains(unloadable.status().message(), "NeuronRuntime_loadNetworkFromFile failed"));
   EXPECT_EQ(s.live(), 0);
   s.reset();
   // a manifest entry of the wrong shape for the op is refused before loading
-  auto h = offload::NeuronDense::create(dense_config(path, 2, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1),
+  auto h = offload::NeuronDense::create(dense_config(path, 2, 5, 4, Io{}, Io{}, neuron::ApiChoice::kV1),
                                         2, 5, 6);
   ASSERT_FALSE(h.ok());
   EXPECT_TRUE(contains(h.status().message(), "this model needs")) << h.status().message();
   auto missing = offload::NeuronDense::create(
-      dense_config(scratch() + "/nope.dla", 2, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1), 2, 5, 4);
+      dense_config(scratch() + "/nope.dla", 2, 5, 4, Io{}, Io{}, neuron::ApiChoice::kV1), 2, 5, 4);
   EXPECT_TRUE(missing.status().code() == StatusCode::kNotFound);
   // a layer step whose cache inputs are not float32 cannot be the decoder's cache
-  offload::NeuronSubgraphConfig c = dense_config(path, 2, 5, 4, Io{}, Io{}, offload::NeuronSubgraphConfig::Api::kV1);
+  neuron::SubgraphConfig c = dense_config(path, 2, 5, 4, Io{}, Io{}, neuron::ApiChoice::kV1);
   TensorSpec t;
   c.inputs.clear();
   c.outputs.clear();

@@ -82,7 +82,7 @@ def _availability(source: Any) -> Availability:
     art = source.artifact("onnx") if isinstance(source, BackendSource) else None
     if art is None and isinstance(source, BackendSource):
         # Choosing a backend for a model without an ONNX encoder: say so without importing
-        # onnxruntime, whose libraries would stay resident (~30 MB) for nothing.
+        # onnxruntime, whose libraries would stay resident for nothing.
         installed = importlib.util.find_spec("onnxruntime") is not None
         return Availability("onnxruntime", False, ("onnxruntime is installed" if installed else "onnxruntime is not installed")
                             + ", but no ONNX encoder was given (encoder_model='encoder.onnx' or a bundle folder with one)")

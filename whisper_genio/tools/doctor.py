@@ -6,8 +6,8 @@ With ``--dla`` it also loads an encoder DLA through the neuron backend and runs 
 plus the input-latching self-test. ``--checklist`` prints the steps of docs/on-device.md with
 pass/fail where this machine can tell.
 
-The SoC table (board, SoC, MDLA, ncc-tflite ``--arch``) is from the NeuroPilot facts in
-../shared/docs/neuron-runtime.md (§3.1, §4).
+The SoC table (board, SoC, MDLA, ncc-tflite ``--arch``) is from MediaTek's NeuroPilot
+documentation.
 """
 
 from __future__ import annotations

@@ -132,11 +132,11 @@ std::string describe_size_mismatch(size_t got_bytes, const TensorSpec& expected)
       return s.str();
     }
   }
+  s << ": not a whole number of " << shape_string(expected.shape) << " elements of any supported dtype";
   if (got_bytes < expected.bytes()) {
-    s << ": " << std::fixed << std::setprecision(3) << static_cast<double>(got_bytes) / static_cast<double>(expected.bytes())
-      << " of the expected size (truncated, or another model?)";
-  } else {
-    s << ": not a whole number of " << shape_string(expected.shape) << " elements of any supported dtype";
+    s << " (" << std::fixed << std::setprecision(3)
+      << static_cast<double>(got_bytes) / static_cast<double>(expected.bytes())
+      << " of the expected size: truncated, or another model?)";
   }
   return s.str();
 }

@@ -143,7 +143,14 @@ bool BeamSearchDecoder::update(Sequences& tokens, const float* logits, int n_voc
                                std::vector<int>& source) {
   collect_candidates(tokens, logits, n_vocab, sum_logprobs);
   // STEP 2: keep the best beam_size unfinished sequences; collect the finished ones.
-  std::stable_sort(cands_.begin(), cands_.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+  // Stable by score, best first: an insertion sort, because std::stable_sort takes a temporary
+  // buffer from the heap at every call and there are at most beam_size * (beam_size + 1) candidates.
+  for (size_t i = 1; i < cands_.size(); ++i) {
+    const Candidate c = cands_[i];
+    size_t j = i;
+    for (; j > 0 && cands_[j - 1].score < c.score; --j) cands_[j] = cands_[j - 1];
+    cands_[j] = c;
+  }
   source.clear();
   next_scores_.clear();
   newly_finished_.clear();

@@ -48,8 +48,8 @@ class GreedyDecoder final : public TokenDecoder {
 class BeamSearchDecoder final : public TokenDecoder {
  public:
   // max_length: the longest sequence a decode can produce (initial tokens, sampled tokens and
-  // EOT): every sequence buffer is reserved for it here, so no step allocates.
-  BeamSearchDecoder(int beam_size, int eot, double patience, size_t max_length);
+  // EOT): every sequence buffer is reserved for it here, so no step allocates (0: reserve nothing).
+  BeamSearchDecoder(int beam_size, int eot, double patience, size_t max_length = 0);
   bool update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
               std::vector<int>& source) override;
   Candidates finalize(const Sequences& tokens, const std::vector<float>& sum_logprobs) override;

@@ -1,5 +1,5 @@
 // Our own minimal declarations of the MediaTek Neuron runtime C ABI (V1 "RuntimeAPI" and V2
-// "RuntimeV2"), written from the facts in ../shared/docs/neuron-runtime.md (§1.2-1.5, 1.8).
+// "RuntimeV2"), written from MediaTek's published NeuroPilot runtime API documentation.
 // No MediaTek header is included or needed: the library is dlopen'ed at run time
 // (neuron_library.h) and every struct whose layout changed between runtime versions exists
 // here once per layout, each pinned by static_asserts of its size and field offsets on LP64
