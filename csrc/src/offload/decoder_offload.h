@@ -27,25 +27,24 @@ void linear_shape(OpKind kind, int64_t d, int64_t cols, int64_t* out, int64_t* i
 std::vector<std::string> mode_names();  // "none", "linear", "layer", "auto"
 StatusOr<Mode> parse_mode(const std::string& name);
 
-// What the bundle offers for one op at one batch: a loaded runner, or why there is none.
-struct Candidate {
+// Which op, where in the model, at which batch.
+struct OpSlot {
   OpKind kind = OpKind::kFc1;
   int layer = -1;          // -1 for the vocabulary
   int chunk = -1;          // vocabulary chunk index, else -1
   int batch = 1;
   int64_t col0 = 0;        // vocabulary chunk: first logit column
   int64_t cols = 0;        // vocabulary chunk: columns
+};
+
+// What the bundle offers for one op at one batch: a loaded runner, or why there is none.
+struct Candidate : OpSlot {
   std::shared_ptr<SubgraphRunner> dense;
   std::shared_ptr<LayerStepRunner> step;
   std::string error;       // load failure, when neither runner is set
 };
 
-struct PlanEntry {
-  OpKind kind = OpKind::kFc1;
-  int layer = -1;
-  int chunk = -1;
-  int batch = 1;
-  int64_t col0 = 0, cols = 0;
+struct PlanEntry : OpSlot {
   bool npu = false;
   std::string runner;  // what runs it: "neuron <file> ..." / "callback ..." / "cpu"
   std::string reason;  // for CPU entries: why not the NPU

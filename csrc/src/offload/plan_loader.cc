@@ -71,12 +71,7 @@ StatusOr<std::shared_ptr<DecoderOffload>> load_plan(const ModelDims& dims, Mode 
         return invalid_argument(e.name() + ": an entry needs 'file', 'inputs' and 'outputs' (or a 'callback')");
       }
       Candidate c;
-      c.kind = e.kind;
-      c.layer = e.layer;
-      c.chunk = e.chunk;
-      c.batch = e.batch;
-      c.col0 = e.col0;
-      c.cols = e.cols;
+      static_cast<OpSlot&>(c) = e;
       const Status s = load_runner(dims, e, settings, &c);
       if (!s.ok() && (settings.strict || callback)) return s;  // a callback that cannot be built is a caller's bug
       if (!s.ok()) c.error = s.message();

@@ -16,12 +16,7 @@ namespace whisper_genio::offload {
 // One subgraph offered for the plan: the op it computes (a layer's op, or vocabulary columns
 // [col0, col0 + cols)), its fixed batch, and either a DLA with the manifest's tensors or host
 // numerics (a callback: LiteRT, ONNX Runtime, a test).
-struct SubgraphEntry {
-  OpKind kind = OpKind::kFc1;
-  int layer = -1;
-  int chunk = -1;
-  int batch = 1;
-  int64_t col0 = 0, cols = 0;
+struct SubgraphEntry : OpSlot {
   std::string file;
   std::vector<backends::TensorSpec> inputs, outputs;
   CallbackSubgraph::Fn dense_fn;  // host numerics of a projection or vocabulary chunk
