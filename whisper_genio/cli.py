@@ -74,7 +74,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="onnxruntime: execution providers in order (default: NeuronExecutionProvider if present, else CPU)")
     o = p.add_argument_group("decoder offload (NPU subgraphs)")
     o.add_argument("--decoder-offload", default="none", choices=_core.DECODER_OFFLOAD_MODES,
-                   help="which decoder ops run on NPU subgraphs (see whisper_genio/offload.py)")
+                   help="which decoder ops run on NPU subgraphs (see whisper_genio/backends/decoder_offload.py)")
     o.add_argument("--decoder-subgraphs", default=None, metavar="BUNDLE",
                    help="bundle folder with decoder subgraphs (default: --encoder-model when it is a bundle)")
 

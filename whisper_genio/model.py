@@ -96,7 +96,7 @@ class Model:
     def set_decoder_offload(self, mode: str, subgraphs: Any = None, *, strict: bool = False,
                             library: Optional[str] = None, dma_heap: Optional[str] = None,
                             neuron_api: str = "auto") -> list[dict[str, Any]]:
-        """Installs a decoder dispatch plan (see :mod:`whisper_genio.offload`) and returns it.
+        """Installs a decoder dispatch plan (see :mod:`whisper_genio.backends.decoder_offload`) and returns it.
 
         subgraphs: a model-bundle folder (its manifest's ``decoder.subgraphs``), a loaded
         Bundle, or a list of native entries (files or callbacks)."""
@@ -227,7 +227,7 @@ def load_model(
     compute_type: precision of the CPU weights ("auto" = "float32").
     threads: CPU threads for this model (default min(4, cores)).
     decoder_offload: which decoder ops run on NPU subgraphs: "none", "linear", "layer" or "auto"
-        (see :mod:`whisper_genio.offload`); the plan is ``Model.decoder_plan``.
+        (see :mod:`whisper_genio.backends.decoder_offload`); the plan is ``Model.decoder_plan``.
     decoder_subgraphs: the bundle holding the decoder subgraphs (default: encoder_model when it
         is a bundle folder). A subgraph that is missing or fails to load leaves its op on the CPU
         with the reason in the plan; decoder_offload_strict=True raises instead.

@@ -512,7 +512,7 @@ def format_checklist(r: Report) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:  # pragma: no cover - `python -m whisper_genio.doctor`
+def main() -> int:  # pragma: no cover - `python -m whisper_genio.tools.doctor`
     print(format_report(run_doctor()))
     return 0
 

@@ -17,7 +17,7 @@ Both encoders take the fixed input ``mel`` [1, n_mels, 3000] float32 and give ``
 * ONNX (opset >= 17, torch.onnx) has the fused ``LayerNormalization`` op.
 * The bundle also holds the full checkpoint in openai-whisper's ``.pt`` layout (float16; the
   decoder runs from it on the CPU and the encoder weights are the float reference) and the
-  tokenizer, described by ``manifest.json`` (``whisper_genio/bundle.py``):
+  tokenizer, described by ``manifest.json`` (``whisper_genio/backends/bundle.py``):
   ``load_model("bundle/model.pt", encoder_model="bundle/")``.
 
 torch, litert-torch, onnx and openai-whisper are needed at export time only
@@ -123,7 +123,7 @@ def write_checkpoint(ckpt: Any, path: PathLike, dtype: str = "float16") -> pathl
 def export_bundle(model: Any, out_dir: PathLike, *, formats: Sequence[str] = FORMATS, opset: int = 17,
                   checkpoint: bool = True, soc: Optional[str] = None, log: Any = None) -> Any:
     """Exports the encoder in `formats` into `out_dir` and writes the bundle manifest; returns the
-    loaded :class:`whisper_genio.bundle.Bundle`."""
+    loaded :class:`whisper_genio.backends.bundle.Bundle`."""
     from ..backends.bundle import default_tensor, load_bundle, make_manifest, write_manifest
     from ..checkpoints import find_tokenizer
 
