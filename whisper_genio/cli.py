@@ -378,24 +378,30 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         output_dir = args.output_dir or "."
         os.makedirs(output_dir, exist_ok=True)
         writer = get_writer(args.output_format or "all", output_dir)
-    if model.backend == "replay":
-        return _replay(args, model, _transcribe_options(args, temps), writer)
-    for path in args.audio:
+    # A backend that replays a device's outputs holds one recording: its files (and the audio they
+    # encode, if given, to compare each window with the CPU encoder's).
+    replaying = model.pipeline.window_count >= 0
+    if replaying and len(args.audio) > 1:
+        raise InvalidOptionError("replay takes at most one audio file: the recording the --encoder-output files encode")
+    for path in args.audio or [None]:
         result = _transcribe_file(model, path, args, _transcribe_options(args, temps))
         if writer is not None:
-            writer(result, path)
+            writer(result, path or args.encoder_output[0])
+        if replaying and not args.quiet:
+            _print_window_report(args, model, path)
         if not args.quiet and not args.verbose:
             for seg in result["segments"]:
                 print(segment_line(seg))
     return 0
 
 
-def _transcribe_file(model, path: str, args: argparse.Namespace, options: dict) -> dict:
-    """One file, with a progress bar on stderr for audio longer than a window."""
+def _transcribe_file(model, path: Optional[str], args: argparse.Namespace, options: dict) -> dict:
+    """One file (None: the replayed windows alone), with a progress bar on stderr for audio longer
+    than a window."""
     from .audio import SAMPLE_RATE, load_audio
 
-    samples = load_audio(path)
-    if args.quiet or args.verbose or len(samples) <= 30 * SAMPLE_RATE:
+    samples = None if path is None else load_audio(path)
+    if samples is None or args.quiet or args.verbose or len(samples) <= 30 * SAMPLE_RATE:
         return model.transcribe(samples, **options)
     import tqdm
 
@@ -403,34 +409,21 @@ def _transcribe_file(model, path: str, args: argparse.Namespace, options: dict) 
         return model.transcribe(samples, progress=lambda done, total: bar.update(done - bar.n), **options)
 
 
-def _replay(args: argparse.Namespace, model, options: dict, writer) -> int:
-    """Transcribes device output files (one per window); with the audio, compares each window's
-    states with the CPU encoder's and prints the cosine similarity."""
+def _print_window_report(args: argparse.Namespace, model, audio: Optional[str]) -> None:
+    """Each replayed window's file and span; with the audio, its cosine against the CPU encoder."""
     from . import load_model
     from .tools.device_files import compare_windows
 
-    if len(args.audio) > 1:
-        raise InvalidOptionError("replay takes at most one audio file: the recording the --encoder-output files encode")
-    audio = args.audio[0] if args.audio else None
-    result = model.transcribe(audio, **options)
     reference = None
     if audio is not None:
         reference = load_model(args.model, backend="cpu", threads=args.threads, cpu_affinity=args.cpu_affinity)
-    windows = compare_windows(model, audio, reference)
-    if writer is not None:
-        writer(result, audio or args.encoder_output[0])
-    if not args.quiet:
-        for w in windows:
-            line = f"window {w['window']} ({w['file']}): {format_timestamp(w['start'])} --> {format_timestamp(w['end'])}"
-            if "cosine" in w:
-                verdict = "matches" if w["cosine"] >= 0.99 else "DIFFERS FROM"
-                line += (f", cosine {w['cosine']:.5f} vs the CPU encoder ({verdict} it; max |diff| "
-                         f"{w['max_abs_diff']:.3g}; mel convention: {w['mel_convention']})")
-            print(line, file=sys.stderr)
-        if not args.verbose:
-            for seg in result["segments"]:
-                print(segment_line(seg))
-    return 0
+    for w in compare_windows(model, audio, reference):
+        line = f"window {w['window']} ({w['file']}): {format_timestamp(w['start'])} --> {format_timestamp(w['end'])}"
+        if "cosine" in w:
+            verdict = "matches" if w["cosine"] >= 0.99 else "DIFFERS FROM"
+            line += (f", cosine {w['cosine']:.5f} vs the CPU encoder ({verdict} it; max |diff| "
+                     f"{w['max_abs_diff']:.3g}; mel convention: {w['mel_convention']})")
+        print(line, file=sys.stderr)
 
 
 def _frange(start: float, stop: float, step: float):
