@@ -191,7 +191,7 @@ def tokens():
 @pytest.mark.benchmark(group="decoder-step")
 def test_decoder_step_ours(benchmark, ours_ct, window_states, tokens):
     sot, langs = tokens
-    dec = ours_ct._decoder
+    dec = ours_ct.pipeline.decoder
     dec.set_audio(window_states[0].numpy())
     benchmark.pedantic(dec.language_probs, args=(sot, langs), rounds=20, warmup_rounds=3)
     record("decoder step (1 token, cross K/V cached)", f"whisper_genio {ours_ct.compute_type}", _best(benchmark))
@@ -231,7 +231,7 @@ def test_decoder_step_openai(benchmark, reference, window_states, tokens):
 @pytest.mark.benchmark(group="cross-kv")
 def test_cross_kv_ours(benchmark, ours_ct, window_states):
     states = window_states[0].numpy()
-    benchmark.pedantic(ours_ct._decoder.set_audio, args=(states,), rounds=5, warmup_rounds=1)
+    benchmark.pedantic(ours_ct.pipeline.decoder.set_audio, args=(states,), rounds=5, warmup_rounds=1)
     record("cross-attention K/V (one window)", f"whisper_genio {ours_ct.compute_type}", _best(benchmark))
 
 
