@@ -73,7 +73,12 @@ class Model:
             decoder_subgraphs = opts.encoder_model  # the encoder's bundle may carry the decoder's subgraphs too
         self.set_decoder_offload(decoder_offload, decoder_subgraphs, strict=decoder_offload_strict,
                                  library=opts.neuron_library, dma_heap=opts.dma_heap, neuron_api=opts.neuron_api)
-        self.alignment_heads = checkpoint.alignment_heads
+        if checkpoint.alignment_heads is not None:
+            heads = tuple((int(layer), int(head)) for layer, head in zip(*np.nonzero(checkpoint.alignment_heads)))
+        else:
+            heads = self.dims.alignment_heads(checkpoint.path.name)
+        self.alignment_heads = heads  # (decoder layer, head) pairs whose cross-attention word timestamps read
+        self.pipeline.alignment_heads = heads
 
     # -- facts -----------------------------------------------------------------------------
 

@@ -214,7 +214,38 @@ void register_model(py::module_& m) {
              }
              return unwrap(std::move(r));
            },
-           py::arg("sot"), py::arg("language_tokens"));
+           py::arg("sot"), py::arg("language_tokens"))
+      .def("alignment",
+           [](Decoder& dec, const std::vector<int>& tokens, const std::vector<std::pair<int, int>>& heads, int n_frames,
+              int text_vocab) {
+             StatusOr<Alignment> r = Status();
+             {
+               py::gil_scoped_release release;
+               r = dec.alignment(tokens, heads, n_frames, text_vocab);
+             }
+             Alignment a = unwrap(std::move(r));
+             py::array_t<float> qk({a.n_heads, a.n_tokens, a.n_frames});
+             std::copy(a.qk.begin(), a.qk.end(), qk.mutable_data());
+             py::array_t<float> probs(static_cast<py::ssize_t>(a.token_probs.size()));
+             std::copy(a.token_probs.begin(), a.token_probs.end(), probs.mutable_data());
+             return py::make_tuple(qk, probs);
+           },
+           py::arg("tokens"), py::arg("heads"), py::arg("n_frames"), py::arg("text_vocab"),
+           "(qk [heads, tokens, n_frames], next-token probabilities [tokens - 1]) of a forced pass (see decoding.h).");
+
+  m.def(
+      "dtw",
+      [](const py::object& cost) {
+        auto x = as_float32(cost, "cost", 2);
+        std::vector<int> rows, cols;
+        {
+          py::gil_scoped_release release;
+          dtw(x.data(), static_cast<int>(x.shape(0)), static_cast<int>(x.shape(1)), &rows, &cols);
+        }
+        return py::make_tuple(py::array_t<int>(static_cast<py::ssize_t>(rows.size()), rows.data()),
+                              py::array_t<int>(static_cast<py::ssize_t>(cols.size()), cols.data()));
+      },
+      py::arg("cost"), "The least-cost monotonic path through cost [n, m]: (row indices, column indices).");
 
   m.def("prepare_window",
         [](const py::object& source, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,

@@ -25,9 +25,11 @@ from ..tokenizer import LANGUAGES, Tokenizer
 from .decoding import DecodingResult
 from .options import DecodingOptions, TranscribeOptions
 from .pipeline import STAGES, Pipeline, Recording
+from .timing import add_word_timestamps, first_with_words, is_anomalous, last_word_end
 from .writers import segment_line
 
 ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # mel frames: 100
 
 
 def needs_fallback(result: DecodingResult, opts: TranscribeOptions) -> bool:
@@ -187,6 +189,7 @@ class _SeekLoop:
             self.initial_prompt_tokens = self.tokenizer.encode(" " + opts.initial_prompt.strip())
             self.all_tokens.extend(self.initial_prompt_tokens)
         self.remaining_prompt_length = pipeline.dims.n_text_ctx // 2 - 1 - len(self.initial_prompt_tokens)
+        self.last_speech_timestamp = 0.0
 
     def _resolve_language(self, tokenizer: Tokenizer, decode_opts: DecodingOptions) -> tuple[Tokenizer, DecodingOptions]:
         """The language to decode in: given, English for English-only models, or detected on the
@@ -252,8 +255,68 @@ class _SeekLoop:
         if self.stride:
             clip = (clip_start * HOP_LENGTH / SAMPLE_RATE, clip_end * HOP_LENGTH / SAMPLE_RATE)
             segments = [s for s in segments if s["end"] > clip[0] and s["start"] < clip[1]]
-        self._keep(segments, result)
-        return start + advance
+        next_seek, keep = start + advance, True
+        if self.opts.word_timestamps:
+            single_ending = [t >= self.tokenizer.timestamp_begin for t in result.tokens[-2:]] == [False, True]
+            next_seek, keep = self._time_words(segments, start, size, next_seek, single_ending)
+        if keep:
+            self._keep(segments, result)
+        return max(next_seek, start + 1)  # always forward, whatever the words say
+
+    def _time_words(self, segments: list[dict], start: int, size: int, next_seek: int,
+                    single_ending: bool) -> tuple[int, bool]:
+        """Adds each segment's words; returns the next seek as the words place it, and whether to keep
+        the window's segments. Fixed windows keep their next window."""
+        add_word_timestamps(segments, self.pipeline.decoder, self.tokenizer, self.pipeline.alignment_heads, size,
+                            prepend_punctuations=self.opts.prepend_punctuations,
+                            append_punctuations=self.opts.append_punctuations,
+                            last_speech_timestamp=self.last_speech_timestamp)
+        time_offset = start * HOP_LENGTH / SAMPLE_RATE
+        end = last_word_end(segments)
+        if not self.stride and not single_ending and end is not None and end > time_offset:
+            next_seek = round(end * FRAMES_PER_SECOND)  # resume after the last word, not the last timestamp
+        if self.opts.hallucination_silence_threshold is not None and not self.stride:
+            next_seek, keep = self._skip_hallucinations(segments, start, size, next_seek, single_ending)
+            if not keep:
+                return next_seek, False
+        end = last_word_end(segments)
+        if end is not None:
+            self.last_speech_timestamp = end
+        return next_seek, True
+
+    def _skip_hallucinations(self, segments: list[dict], start: int, size: int, next_seek: int,
+                             single_ending: bool) -> tuple[int, bool]:
+        """openai-whisper's hallucination_silence_threshold: resume after the last word only when a
+        long silence follows it; skip the window when it opens with an anomalous segment after a long
+        silence; drop an anomalous segment that silence surrounds, and everything after it."""
+        threshold = self.opts.hallucination_silence_threshold
+        time_offset = start * HOP_LENGTH / SAMPLE_RATE
+        window_end = (start + N_FRAMES) * HOP_LENGTH / SAMPLE_RATE
+        end = last_word_end(segments)
+        if not single_ending and end is not None and end > time_offset:
+            next_seek = round(end * FRAMES_PER_SECOND) if window_end - end > threshold else start + size
+        first = first_with_words(segments)
+        if is_anomalous(first) and first["start"] - time_offset > threshold:
+            return start + round((first["start"] - time_offset) * FRAMES_PER_SECOND), False
+        previous_end = self.last_speech_timestamp
+        for i, segment in enumerate(segments):
+            if not segment["words"]:
+                continue
+            if is_anomalous(segment):
+                following = first_with_words(segments[i + 1:])
+                next_start = following["words"][0]["start"] if following else time_offset + size * HOP_LENGTH / SAMPLE_RATE
+                silence_before = (segment["start"] - previous_end > threshold or segment["start"] < threshold
+                                  or segment["start"] - time_offset < 2.0)
+                silence_after = (next_start - segment["end"] > threshold or is_anomalous(following)
+                                 or window_end - segment["end"] < 2.0)
+                if silence_before and silence_after:
+                    next_seek = round(max(time_offset + 1, segment["start"]) * FRAMES_PER_SECOND)
+                    if self.recording.seconds - segment["end"] < threshold:
+                        next_seek = self.recording.content_frames
+                    del segments[i:]
+                    break
+            previous_end = segment["end"]
+        return next_seek, True
 
     def _decode_options(self) -> DecodingOptions:
         if self.opts.carry_initial_prompt:
@@ -287,6 +350,8 @@ class _SeekLoop:
             if s["start"] == s["end"] or s["text"].strip() == "":
                 s["text"] = ""
                 s["tokens"] = []
+                if "words" in s:
+                    s["words"] = []
         self.all_segments.extend({"id": i, **s} for i, s in enumerate(segments, start=len(self.all_segments)))
         self.all_tokens.extend(t for s in segments for t in s["tokens"])
         if not self.opts.condition_on_previous_text or result.temperature > 0.5:

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 from .. import _core
 from ..errors import InvalidOptionError
+from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS
 
 TokensOrText = Union[str, Sequence[int], None]
 
@@ -110,6 +111,12 @@ class TranscribeOptions:
     clip_timestamps: Union[str, Sequence[float]] = "0"
     verbose: Optional[bool] = None  # True: print segments; False: progress bar; None: silent
     best_of: Optional[int] = None  # samples per temperature > 0 (the t == 0 pass ignores it)
+    word_timestamps: bool = False  # segments[i]["words"]: word, start, end, probability
+    prepend_punctuations: str = PREPEND_PUNCTUATIONS  # join the word after them (word timestamps)
+    append_punctuations: str = APPEND_PUNCTUATIONS  # join the word before them (word timestamps)
+    # With word timestamps: skip silent stretches longer than this (seconds) around a segment that
+    # looks like a hallucination.
+    hallucination_silence_threshold: Optional[float] = None
     decode: DecodingOptions = field(default_factory=DecodingOptions)
 
     def __post_init__(self) -> None:
@@ -125,7 +132,14 @@ class TranscribeOptions:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or math.isnan(value)):
                 raise InvalidOptionError(f"{name} must be a number or None, got {value!r}")
-        for name in ("condition_on_previous_text", "carry_initial_prompt"):
+        threshold = self.hallucination_silence_threshold
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not math.isfinite(threshold) or threshold < 0):
+            raise InvalidOptionError(f"hallucination_silence_threshold must be a number of seconds >= 0, got {threshold!r}")
+        for name in ("prepend_punctuations", "append_punctuations"):
+            if not isinstance(getattr(self, name), str):
+                raise InvalidOptionError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in ("condition_on_previous_text", "carry_initial_prompt", "word_timestamps"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidOptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.initial_prompt is not None and not isinstance(self.initial_prompt, str):
@@ -165,8 +179,6 @@ class TranscribeOptions:
 # Keyword arguments of transcribe() that belong to TranscribeOptions; the rest are decoding options.
 _TRANSCRIBE_FIELDS = {f.name for f in dataclasses.fields(TranscribeOptions)} - {"decode"}
 _DECODE_FIELDS = {f.name for f in dataclasses.fields(DecodingOptions)}
-# openai-whisper options that need cross-attention timings, which whisper_genio does not compute yet.
-_UNSUPPORTED = {"word_timestamps", "hallucination_silence_threshold", "prepend_punctuations", "append_punctuations"}
 
 
 def split_transcribe_kwargs(kwargs: dict[str, Any]) -> TranscribeOptions:
@@ -180,9 +192,6 @@ def split_transcribe_kwargs(kwargs: dict[str, Any]) -> TranscribeOptions:
             if key == "temperature":
                 continue
             decode_args[key] = value
-        elif key in _UNSUPPORTED:
-            if value not in (None, False) and key in ("word_timestamps", "hallucination_silence_threshold"):
-                raise InvalidOptionError(f"{key} is not supported by whisper_genio yet (segment timestamps are)")
         else:
             raise InvalidOptionError(f"unknown transcribe option {key!r}")
     if "temperature" in kwargs:

@@ -32,6 +32,8 @@ class Pipeline:
         self.encoder = encoder
         self.decoder = decoder
         self.lock = threading.RLock()
+        # (decoder layer, head) pairs whose cross-attention follows the words (word timestamps).
+        self.alignment_heads: tuple[tuple[int, int], ...] = ()
 
     # -- what the backend can encode -----------------------------------------------------------
 

@@ -76,6 +76,20 @@ struct DecodingResult {
   float temperature = 0.0f;
 };
 
+// What word timestamps read off the decoder for one window (openai-whisper's find_alignment):
+// a token sequence run once as a forced prompt.
+struct Alignment {
+  int n_heads = 0, n_tokens = 0, n_frames = 0;
+  std::vector<float> qk;           // [heads, tokens, frames]: pre-softmax cross-attention scores q K^T / sqrt(dh)
+  std::vector<float> token_probs;  // [tokens - 1]: P(tokens[i + 1] | tokens[0..i]) among the ids < text_vocab
+                                   // (NaN where tokens[i + 1] is not one of them)
+};
+
+// Dynamic time warping through cost [n, m] (lower is better): the monotonic path of least total
+// cost from (0, 0) to (n - 1, m - 1), as row and column indices in order (openai-whisper's
+// dtw_cpu, ties broken the same way).
+void dtw(const float* cost, int n, int m, std::vector<int>* rows, std::vector<int>* columns);
+
 namespace layers {
 class TextDecoder;
 struct CrossKV;
@@ -107,6 +121,11 @@ class Decoder {
   // Probabilities of each of `language_tokens` after <|startoftranscript|> (openai-whisper's
   // detect_language), in the given order.
   StatusOr<std::vector<float>> language_probs(int sot, const std::vector<int>& language_tokens);
+
+  // `tokens` run through the decoder on the window set, recording the cross-attention scores of
+  // the (layer, head) pairs for the first n_frames audio positions (see Alignment).
+  StatusOr<Alignment> alignment(const std::vector<int>& tokens, const std::vector<std::pair<int, int>>& heads,
+                                int n_frames, int text_vocab);
 
   // Cumulative decoder work, for benchmarks: forward calls and tokens run through the decoder.
   int64_t forward_calls() const { return forward_calls_; }

@@ -146,6 +146,10 @@ void CrossAttention::attend(const float* q, int64_t M, const CrossKV& cross, flo
     for (int64_t r = 0; r < M; ++r) {
       float* row = s + r * T;
       for (int64_t j = 0; j < T; ++j) row[j] *= k_scale != nullptr ? scale * k_scale[j] : scale;
+    }
+    if (!probes_.empty()) record(h, s, M, T);
+    for (int64_t r = 0; r < M; ++r) {
+      float* row = s + r * T;
       cpu::softmax(row, T);
       float* o = ctx + r * d + h * dh;
       switch (cross.type) {
@@ -160,6 +164,14 @@ void CrossAttention::attend(const float* q, int64_t M, const CrossKV& cross, flo
   };
   if (pool) pool->run(n_head_, task); else for (int64_t h = 0; h < n_head_; ++h) task(h);
   stats_.cpu_macs += M * 2 * T * d;
+}
+
+void CrossAttention::record(int64_t head, const float* scores, int64_t rows, int64_t n_ctx) const {
+  for (const AttentionProbe& p : probes_) {
+    if (p.head != head) continue;
+    const int64_t frames = std::min(p.frames, n_ctx);
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(p.out + r * p.frames, scores + r * n_ctx, frames * sizeof(float));
+  }
 }
 
 }  // namespace whisper_genio::layers

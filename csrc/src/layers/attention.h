@@ -66,6 +66,15 @@ class SelfAttention {
   ExecutionStats& stats_;
 };
 
+// Where the cross-attention scores of one head are recorded (openai-whisper's alignment hook):
+// the pre-softmax q K^T / sqrt(dh) of each row, first `frames` audio positions, into
+// out [rows, frames] (row stride `frames`).
+struct AttentionProbe {
+  int head = -1;
+  int64_t frames = 0;
+  float* out = nullptr;
+};
+
 // Cross-attention over the window's encoder states:
 //   x += out(softmax(q(ln(x)) K^T / sqrt(dh)) V)   with K, V from CrossKV
 class CrossAttention {
@@ -74,11 +83,15 @@ class CrossAttention {
                  DecoderScratch& scratch, ExecutionStats& stats)
       : ln_(ln), layer_(layer), n_head_(dims.n_text_head), q_(q), out_(out), scratch_(scratch), stats_(stats) {}
   Status forward(float* x, int64_t rows, const CrossKV& cross, ThreadPool* pool) const;
+  // Heads whose scores the next forward passes record (empty: none).
+  void set_probes(std::vector<AttentionProbe> probes) { probes_ = std::move(probes); }
 
  private:
   void attend(const float* q, int64_t rows, const CrossKV& cross, float* ctx, ThreadPool* pool) const;
+  void record(int64_t head, const float* scores, int64_t rows, int64_t n_ctx) const;
   const LayerNorm& ln_;
   int layer_, n_head_;
+  std::vector<AttentionProbe> probes_;
   LinearExecutor& q_;
   LinearExecutor& out_;
   DecoderScratch& scratch_;

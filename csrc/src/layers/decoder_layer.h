@@ -62,6 +62,7 @@ class DecoderLayer final : public LayerExecutor {
   DecoderLayer(const Block& weights, int layer, const ModelDims& dims, const LayerLinears& linears,
                DecoderScratch& scratch, ExecutionStats& stats);
   Status forward(float* x, const Step& step, KVCache* cache, const CrossKV& cross, ThreadPool* pool) override;
+  CrossAttention& cross_attention() { return cross_; }
 
  private:
   SelfAttention self_;

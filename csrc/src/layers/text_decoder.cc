@@ -36,7 +36,9 @@ TextDecoder::Executors TextDecoder::cpu_executors() {
       l6[k] = ex.linears.back().get();
     }
     const LayerLinears linears{l6[0], l6[1], l6[2], l6[3], l6[4], l6[5]};
-    ex.layers.push_back(std::make_unique<DecoderLayer>(b, static_cast<int>(l), dims_, linears, s, *stats_));
+    auto layer = std::make_unique<DecoderLayer>(b, static_cast<int>(l), dims_, linears, s, *stats_);
+    cpu_layers_.push_back(layer.get());
+    ex.layers.push_back(std::move(layer));
   }
   ex.vocabulary = std::make_unique<CpuVocabulary>(w_.token_embedding, *stats_);
   return ex;
@@ -131,8 +133,8 @@ Status TextDecoder::compute_cross_kv(const EncoderStates& states, CrossKV* out, 
 
 Status TextDecoder::reserve(int64_t rows) { return scratch_->reserve(rows, dims_); }
 
-Status TextDecoder::check_step(const int* tokens, const Step& step, const KVCache& cache, const CrossKV& cross,
-                               const std::vector<int>& logit_rows) const {
+Status TextDecoder::check_step(const int* tokens, const Step& step, const KVCache& cache,
+                               const CrossKV& cross) const {
   if (step.beams != cache.beams()) return invalid_argument("token batch does not match the KV cache's beams");
   if (step.n_new <= 0) return invalid_argument("no tokens to decode");
   if (step.offset + step.n_new > std::min(cache.capacity(), dims_.n_text_ctx)) {
@@ -144,9 +146,6 @@ Status TextDecoder::check_step(const int* tokens, const Step& step, const KVCach
     if (tokens[r] < 0 || tokens[r] >= dims_.n_vocab) {
       return invalid_argument("token id " + std::to_string(tokens[r]) + " outside the vocabulary");
     }
-  }
-  for (int r : logit_rows) {
-    if (r < 0 || r >= step.rows()) return invalid_argument("logit row out of range");
   }
   return Status::Ok();
 }
@@ -162,26 +161,58 @@ void TextDecoder::embed(const int* tokens, const Step& step, float* x) const {
   }
 }
 
-Status TextDecoder::forward(const int* tokens, int beams, int n_new, KVCache* cache, const CrossKV& cross,
-                            const std::vector<int>& logit_rows, float* logits, ThreadPool* pool) {
+Status TextDecoder::run_layers(const int* tokens, int beams, int n_new, KVCache* cache, const CrossKV& cross,
+                               ThreadPool* pool) {
   const Step step{beams, n_new, cache->length()};
-  WG_RETURN_IF_ERROR(check_step(tokens, step, *cache, cross, logit_rows));
-  const int64_t M = step.rows(), d = dims_.n_text_state, n_rows = static_cast<int64_t>(logit_rows.size());
-  WG_RETURN_IF_ERROR(reserve(std::max(M, n_rows)));
+  WG_RETURN_IF_ERROR(check_step(tokens, step, *cache, cross));
+  WG_RETURN_IF_ERROR(reserve(step.rows()));
   const Executors& ex = executors_for(step);
-  if (offload_ && offload_->mode() != offload::Mode::kNone) (ex.batch ? stats_->tokens : stats_->cpu_rows_other) += M;
-
+  if (offload_ && offload_->mode() != offload::Mode::kNone) (ex.batch ? stats_->tokens : stats_->cpu_rows_other) += step.rows();
+  last_ = nullptr;
   float* x = scratch_->x.data();
   embed(tokens, step, x);
   for (const auto& layer : ex.layers) WG_RETURN_IF_ERROR(layer->forward(x, step, cache, cross, pool));
   cache->set_length(step.offset + n_new);
+  last_ = &ex;
+  last_step_ = step;
+  return Status::Ok();
+}
 
-  // The final LayerNorm and the output projection (tied to the token embedding), only for the
-  // rows whose logits were asked for.
+// The final LayerNorm and the output projection (tied to the token embedding), only for the
+// rows whose logits were asked for.
+Status TextDecoder::project(const std::vector<int>& rows, float* logits, ThreadPool* pool) {
+  if (last_ == nullptr) return invalid_argument("no decoder step to project: run the layers first");
+  const int64_t d = dims_.n_text_state, n_rows = static_cast<int64_t>(rows.size());
+  for (int r : rows) {
+    if (r < 0 || r >= last_step_.rows()) return invalid_argument("logit row out of range");
+  }
+  WG_RETURN_IF_ERROR(reserve(n_rows));
+  const float* x = scratch_->x.data();
   float* h = scratch_->h.data();
-  for (int64_t i = 0; i < n_rows; ++i) w_.ln.forward(x + logit_rows[static_cast<size_t>(i)] * d, 1, h + i * d, nullptr);
-  VocabularyExecutor& vocabulary = ex.vocabulary && n_rows == M ? *ex.vocabulary : *cpu_.vocabulary;
+  for (int64_t i = 0; i < n_rows; ++i) w_.ln.forward(x + rows[static_cast<size_t>(i)] * d, 1, h + i * d, nullptr);
+  VocabularyExecutor& vocabulary = last_->vocabulary && n_rows == last_step_.rows() ? *last_->vocabulary
+                                                                                    : *cpu_.vocabulary;
   return vocabulary.forward(h, n_rows, logits, pool);
+}
+
+Status TextDecoder::forward(const int* tokens, int beams, int n_new, KVCache* cache, const CrossKV& cross,
+                            const std::vector<int>& logit_rows, float* logits, ThreadPool* pool) {
+  for (int r : logit_rows) {  // before the cache changes
+    if (r < 0 || r >= static_cast<int64_t>(beams) * n_new) return invalid_argument("logit row out of range");
+  }
+  WG_RETURN_IF_ERROR(reserve(std::max<int64_t>(static_cast<int64_t>(beams) * n_new, logit_rows.size())));
+  WG_RETURN_IF_ERROR(run_layers(tokens, beams, n_new, cache, cross, pool));
+  return project(logit_rows, logits, pool);
+}
+
+void TextDecoder::set_attention_probes(const std::vector<std::pair<int, AttentionProbe>>& probes) {
+  for (size_t l = 0; l < cpu_layers_.size(); ++l) {
+    std::vector<AttentionProbe> mine;
+    for (const auto& [layer, probe] : probes) {
+      if (layer == static_cast<int>(l)) mine.push_back(probe);
+    }
+    cpu_layers_[l]->cross_attention().set_probes(std::move(mine));
+  }
 }
 
 }  // namespace whisper_genio::layers

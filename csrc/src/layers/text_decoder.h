@@ -41,6 +41,15 @@ class TextDecoder {
   Status forward(const int* tokens, int beams, int n_new, KVCache* cache, const CrossKV& cross,
                  const std::vector<int>& logit_rows, float* logits, ThreadPool* pool);
 
+  // forward() in two halves: the layers over a step (the rows' states stay in the scratch), then
+  // the final LayerNorm and the vocabulary for some of that step's rows (any number of calls).
+  Status run_layers(const int* tokens, int beams, int n_new, KVCache* cache, const CrossKV& cross, ThreadPool* pool);
+  Status project(const std::vector<int>& rows, float* logits, ThreadPool* pool);
+
+  // Records the pre-softmax cross-attention scores of (layer, head) pairs during the following
+  // steps on the CPU (prompt-like steps: several tokens of one sequence); empty: stop.
+  void set_attention_probes(const std::vector<std::pair<int, AttentionProbe>>& probes);
+
   // Installs a dispatch plan (null: everything on the CPU): builds the executors of each of its
   // batches. Single-token steps with a planned batch of rows run on those; every other step on the CPU.
   void set_offload(std::shared_ptr<offload::DecoderOffload> plan);
@@ -65,8 +74,7 @@ class TextDecoder {
   Executors planned_executors(int batch);
   LinearExecutor* planned_linear(Executors& ex, offload::OpKind kind, int layer, LinearExecutor* cpu);
   const Executors& executors_for(const Step& step) const;
-  Status check_step(const int* tokens, const Step& step, const KVCache& cache, const CrossKV& cross,
-                    const std::vector<int>& logit_rows) const;
+  Status check_step(const int* tokens, const Step& step, const KVCache& cache, const CrossKV& cross) const;
   void embed(const int* tokens, const Step& step, float* x) const;
 
   ModelDims dims_;
@@ -76,7 +84,10 @@ class TextDecoder {
   std::unique_ptr<DecoderScratch> scratch_ = std::make_unique<DecoderScratch>();
   std::unique_ptr<ExecutionStats> stats_ = std::make_unique<ExecutionStats>();
   Executors cpu_;
+  std::vector<DecoderLayer*> cpu_layers_;  // cpu_.layers as what they are, for probes
   std::vector<Executors> planned_;
+  const Executors* last_ = nullptr;  // the executors of the last run_layers
+  Step last_step_;
   std::shared_ptr<offload::DecoderOffload> offload_;
 };
 
