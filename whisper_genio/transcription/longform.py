@@ -19,9 +19,12 @@ import sys
 import time
 from typing import Any, Callable, Optional
 
+import numpy as np
+
 from ..audio import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, load_audio
 from ..errors import InvalidOptionError
 from ..tokenizer import LANGUAGES, Tokenizer
+from ..vad import SpeechMap, get_speech_timestamps
 from .decoding import DecodingResult
 from .options import DecodingOptions, TranscribeOptions
 from .pipeline import STAGES, Pipeline, Recording
@@ -140,6 +143,9 @@ def transcribe(pipeline: Pipeline, tokenizer: Tokenizer, opts: TranscribeOptions
     `audio` may be None only for backends that read no mel (replay): their windows say how long
     the recording is. `progress(done_frames, total_frames)` is called after every window."""
     samples = None if audio is None else load_audio(audio)
+    speech = None
+    if opts.vad_filter:
+        samples, speech, vad_seconds = _speech_only(pipeline, samples, opts)
     with pipeline.lock:
         t0, c0 = time.perf_counter(), time.process_time()
         recording = pipeline.recording(samples)
@@ -149,7 +155,24 @@ def transcribe(pipeline: Pipeline, tokenizer: Tokenizer, opts: TranscribeOptions
         _check_window_count(pipeline, recording, samples is not None)
         loop = _SeekLoop(pipeline, tokenizer, opts, recording, timings, progress)
         result = loop.run()
+    if speech is not None:
+        speech.restore(result["segments"])
+        timings["vad"] = vad_seconds
+        timings["audio_seconds"] = speech.recording_seconds
+        timings["speech_seconds"] = recording.seconds
     return result, timings
+
+
+def _speech_only(pipeline: Pipeline, samples: Any, opts: TranscribeOptions) -> tuple[Any, SpeechMap, float]:
+    """The speech chunks of the recording back to back, and the map back to its clock."""
+    if samples is None or not pipeline.reads_mel:
+        raise InvalidOptionError(f"vad_filter needs the audio and a backend that encodes it; the "
+                                 f"{pipeline.encoder.name} backend's windows are fixed")
+    t0 = time.perf_counter()
+    chunks = get_speech_timestamps(samples, opts.vad_parameters)
+    speech = SpeechMap(chunks, len(samples))
+    kept = [samples[c["start"]:c["end"]] for c in chunks]
+    return (np.concatenate(kept) if kept else np.zeros(0, np.float32)), speech, time.perf_counter() - t0
 
 
 def _check_window_count(pipeline: Pipeline, recording: Recording, have_audio: bool) -> None:

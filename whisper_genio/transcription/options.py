@@ -18,6 +18,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 from .. import _core
 from ..errors import InvalidOptionError
+from ..vad import VadOptions
 from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS
 
 TokensOrText = Union[str, Sequence[int], None]
@@ -117,6 +118,8 @@ class TranscribeOptions:
     # With word timestamps: skip silent stretches longer than this (seconds) around a segment that
     # looks like a hallucination.
     hallucination_silence_threshold: Optional[float] = None
+    vad_filter: bool = False  # transcribe only the speech voice activity detection finds (whisper_genio.vad)
+    vad_parameters: Any = None  # VadOptions or a dict of its fields (faster-whisper's names and defaults)
     decode: DecodingOptions = field(default_factory=DecodingOptions)
 
     def __post_init__(self) -> None:
@@ -139,7 +142,11 @@ class TranscribeOptions:
         for name in ("prepend_punctuations", "append_punctuations"):
             if not isinstance(getattr(self, name), str):
                 raise InvalidOptionError(f"{name} must be a string, got {getattr(self, name)!r}")
-        for name in ("condition_on_previous_text", "carry_initial_prompt", "word_timestamps"):
+        object.__setattr__(self, "vad_parameters", VadOptions.parse(self.vad_parameters))
+        if self.vad_filter is True and self.clip_timestamps not in ("0", "", [0], (0,), [], ()):
+            raise InvalidOptionError("vad_filter and clip_timestamps can't be given together: the speech the VAD "
+                                     "keeps has a clock of its own")
+        for name in ("condition_on_previous_text", "carry_initial_prompt", "word_timestamps", "vad_filter"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidOptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.initial_prompt is not None and not isinstance(self.initial_prompt, str):
