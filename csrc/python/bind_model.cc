@@ -58,6 +58,9 @@ DecodingOptions decoding_options(const py::kwargs& kwargs) {
     else if (key == "without_timestamps") o.without_timestamps = bool_arg(v, key);
     else if (key == "max_initial_timestamp") o.max_initial_timestamp = opt_float(v, key);
     else if (key == "seed") o.seed = uint64_arg(v, key);
+    else if (key == "repetition_penalty") o.repetition_penalty = float_arg(v, key);
+    else if (key == "no_repeat_ngram_size") o.no_repeat_ngram_size = static_cast<int>(int_arg(v, key));
+    else if (key == "repetition_cutoff") o.repetition_cutoff = opt_int(v, key);
     else throw_status(invalid_argument("unknown decoding option '" + key + "'"));
   }
   return o;
@@ -130,6 +133,9 @@ void register_model(py::module_& m) {
       .def_readonly("without_timestamps", &DecodingOptions::without_timestamps)
       .def_readonly("max_initial_timestamp", &DecodingOptions::max_initial_timestamp)
       .def_readonly("seed", &DecodingOptions::seed)
+      .def_readonly("repetition_penalty", &DecodingOptions::repetition_penalty)
+      .def_readonly("no_repeat_ngram_size", &DecodingOptions::no_repeat_ngram_size)
+      .def_readonly("repetition_cutoff", &DecodingOptions::repetition_cutoff)
       .def_readwrite("initial_tokens", &DecodingOptions::initial_tokens)
       .def_readwrite("sot_index", &DecodingOptions::sot_index)
       .def_readwrite("suppress_tokens", &DecodingOptions::suppress_tokens)
@@ -163,7 +169,8 @@ void register_model(py::module_& m) {
       .def_readonly("sum_logprob", &DecodingResult::sum_logprob)
       .def_readonly("avg_logprob", &DecodingResult::avg_logprob)
       .def_readonly("no_speech_prob", &DecodingResult::no_speech_prob)
-      .def_readonly("temperature", &DecodingResult::temperature);
+      .def_readonly("temperature", &DecodingResult::temperature)
+      .def_readonly("looped", &DecodingResult::looped);
 
   py::class_<Decoder, std::shared_ptr<Decoder>>(m, "Decoder", "Native text decoder with KV cache and the decode loop.")
       .def(py::init([](const py::dict& dims, const py::dict& tensors, std::shared_ptr<ThreadPool> pool,

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "decoder/logit_filters.h"
+#include "whisper_genio/decoding.h"
 #include "test_util.h"
 
 using namespace whisper_genio::decoding;
@@ -227,4 +228,86 @@ TEST(LogitFilters, LogSoftmaxMatchesDoubleReference) {
   std::vector<float> masked(5, kNegInf), out(5);
   log_softmax(masked.data(), 5, out.data());
   for (float v : out) EXPECT_EQ(v, kNegInf) << "a fully masked row stays -inf (no NaN)";
+}
+
+// RepetitionPenalty (CTRL's, as CTranslate2 applies it for faster-whisper): each distinct token
+// sampled so far has its logit divided by the penalty where positive, multiplied where negative;
+// prompt tokens (before sample_begin) and tokens never sampled are untouched.
+TEST(LogitFilters, RepetitionPenaltyOncePerDistinctSampledToken) {
+  RepetitionPenalty f(2.0f, kSampleBegin);
+  std::vector<float> row(V, 0.0f);
+  row[0] = 4.0f;   // sampled twice: divided once
+  row[1] = -3.0f;  // sampled: multiplied
+  row[4] = 6.0f;   // in the prompt only: untouched
+  row[5] = 1.0f;   // never sampled
+  f.apply(row.data(), V, {seq({0, 1, 0})});
+  EXPECT_EQ(row[0], 2.0f);
+  EXPECT_EQ(row[1], -6.0f);
+  EXPECT_EQ(row[4], 6.0f);
+  EXPECT_EQ(row[5], 1.0f);
+}
+
+// NoRepeatNgram: the token that would repeat an n-gram of the sampled tokens is forbidden.
+TEST(LogitFilters, NoRepeatNgramForbidsTheCompletingToken) {
+  // Sampled 1 2 3 1 2: the 3-gram "1 2 3" would repeat with 3 next.
+  NoRepeatNgram trigram(3, kSampleBegin);
+  std::vector<float> row(V, 0.0f);
+  trigram.apply(row.data(), V, {seq({1, 2, 3, 1, 2})});
+  EXPECT_EQ(allowed(row), range(0, 3) + "," + range(4, V));
+  // n = 1 forbids every token sampled so far; the prompt's tokens (4, 7) stay allowed.
+  NoRepeatNgram unigram(1, kSampleBegin);
+  std::vector<float> row1(V, 0.0f);
+  unigram.apply(row1.data(), V, {seq({1, 2})});
+  EXPECT_EQ(row1[1], kNegInf);
+  EXPECT_EQ(row1[2], kNegInf);
+  EXPECT_EQ(row1[4], 0.0f);
+  EXPECT_EQ(row1[7], 0.0f);
+  // Fewer sampled tokens than n: nothing to repeat.
+  std::vector<float> row2(V, 0.0f);
+  trigram.apply(row2.data(), V, {seq({1, 2})});
+  EXPECT_EQ(allowed(row2), range(0, V));
+}
+
+// loop_start: where the text tokens end with one block repeated `repeats` times, the position
+// just past the first copy; timestamps in between are not text and do not break a loop.
+TEST(LoopCutoff, LoopStartFindsTheFirstCopy) {
+  using whisper_genio::loop_start;
+  // 5 6 7 | 5 6 7 (two copies of a 3-token block) after 2 prompt tokens 8 9.
+  const std::vector<int> two = {8, 9, 5, 6, 7, 5, 6, 7};
+  EXPECT_EQ(loop_start(two, 2, kEot, 2), 5);
+  EXPECT_EQ(loop_start(two, 2, kEot, 3), -1) << "only two copies";
+  EXPECT_EQ(loop_start(two, 5, kEot, 2), -1) << "the prompt is not searched";
+  // Timestamps (>= EOT) between the copies: the copies are compared on text alone.
+  const std::vector<int> ts = {kTb, 5, 6, kTb + 2, kTb + 2, 5, 6, kTb + 4, kTb + 4, 5, 6};
+  EXPECT_EQ(loop_start(ts, 0, kEot, 3), 3);
+  // The same token repeated: a block of one.
+  EXPECT_EQ(loop_start({1, 2, 2, 2}, 0, kEot, 3), 2);
+  // No repetition at the end (it repeated earlier): no loop.
+  EXPECT_EQ(loop_start({5, 6, 5, 6, 1}, 0, kEot, 2), -1);
+  EXPECT_EQ(loop_start({}, 0, kEot, 2), -1);
+  EXPECT_EQ(loop_start({5, 5}, 0, kEot, 1), -1) << "fewer than two repeats is not a loop";
+  // A block of distinct tokens, repeated: found up to kMaxLoopBlock tokens long, not beyond
+  // (text_end 1000: every id below it is text here).
+  for (int n : {whisper_genio::kMaxLoopBlock, whisper_genio::kMaxLoopBlock + 1}) {
+    std::vector<int> block_twice;
+    for (int c = 0; c < 2; ++c)
+      for (int i = 0; i < n; ++i) block_twice.push_back(i);
+    EXPECT_EQ(loop_start(block_twice, 0, 1000, 2), n <= whisper_genio::kMaxLoopBlock ? n : -1) << "block of " << n;
+  }
+}
+
+// LoopCutoff: a looping row may only end (EOT at log-probability 0); other rows are untouched.
+TEST(LoopCutoff, OnlyEndOfTextAfterALoop) {
+  LoopCutoff f(2, kSampleBegin, kEot);
+  std::vector<float> logits;
+  for (int r = 0; r < 2; ++r) {
+    const auto row = text_heavy_row();
+    logits.insert(logits.end(), row.begin(), row.end());
+  }
+  f.apply(logits.data(), V, {seq({5, 6, 5, 6}), seq({5, 6, 5})});
+  const std::vector<float> looped(logits.begin(), logits.begin() + V);
+  const std::vector<float> fine(logits.begin() + V, logits.end());
+  EXPECT_EQ(allowed(looped), std::to_string(kEot));
+  EXPECT_EQ(looped[kEot], 0.0f);
+  EXPECT_EQ(fine, text_heavy_row());
 }

@@ -25,6 +25,10 @@ NATIVE_BAD = [
     ("suppress_blank", "yes"), ("without_timestamps", 1),
     ("max_initial_timestamp", -1.0), ("max_initial_timestamp", math.nan), ("max_initial_timestamp", math.inf),
     ("seed", -1), ("seed", 2**64), ("seed", 0.5),
+    ("repetition_penalty", 0.0), ("repetition_penalty", -1.0), ("repetition_penalty", math.nan),
+    ("repetition_penalty", 1e300), ("repetition_penalty", "x"),
+    ("no_repeat_ngram_size", -1), ("no_repeat_ngram_size", 449), ("no_repeat_ngram_size", 1.5),
+    ("repetition_cutoff", 1), ("repetition_cutoff", 449), ("repetition_cutoff", "x"),
 ]
 # Options that only exist together with another (the combination names both).
 COMBINED_BAD = [

@@ -134,7 +134,9 @@ def test_invalid_options_raise_before_work(base_model):
     with pytest.raises(InvalidOptionError):
         base_model.transcribe(str(row["path"]), no_such_option=1)
     with pytest.raises(InvalidOptionError):
-        base_model.transcribe(str(row["path"]), word_timestamps=True)
+        base_model.transcribe(str(row["path"]), hallucination_silence_threshold=-1.0)
+    with pytest.raises(InvalidOptionError):
+        base_model.transcribe(str(row["path"]), vad_parameters={"threshold": 2.0})
     with pytest.raises(InvalidOptionError):
         whisper_genio.load_model("base", compute_type="int3")
 

@@ -33,6 +33,7 @@ class DecodingResult:
     no_speech_prob: float = float("nan")
     temperature: float = float("nan")
     compression_ratio: float = float("nan")
+    looped: bool = False  # repetition_cutoff stopped it: tokens keep the repeated block once
 
 
 def _tokens_of(value, tokenizer: Tokenizer) -> list[int]:
@@ -115,4 +116,5 @@ def decode_window(decoder: "_core.Decoder", options: DecodingOptions, tokenizer:
         no_speech_prob=result.no_speech_prob,
         temperature=result.temperature,
         compression_ratio=compression_ratio(text),
+        looped=result.looped,
     )

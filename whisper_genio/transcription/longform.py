@@ -36,8 +36,9 @@ FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # mel frames: 100
 
 
 def needs_fallback(result: DecodingResult, opts: TranscribeOptions) -> bool:
-    """openai-whisper's retry rule: too repetitive or too improbable, unless it is silence."""
-    failed = False
+    """openai-whisper's retry rule: too repetitive or too improbable, unless it is silence; and a
+    window the loop cut-off stopped (repetition_cutoff) is retried like a too repetitive one."""
+    failed = result.looped
     if opts.compression_ratio_threshold is not None and result.compression_ratio > opts.compression_ratio_threshold:
         failed = True  # too repetitive
     if opts.logprob_threshold is not None and result.avg_logprob < opts.logprob_threshold:

@@ -29,7 +29,8 @@ TASKS = ("transcribe", "translate")
 _NATIVE = _core.DecodingOptions()  # the native defaults
 # DecodingOptions fields the native loop reads (checked by _core.DecodingOptions.check()).
 NATIVE_FIELDS = ("temperature", "sample_len", "best_of", "beam_size", "patience", "length_penalty", "suppress_blank",
-                 "without_timestamps", "max_initial_timestamp", "seed")
+                 "without_timestamps", "max_initial_timestamp", "seed", "repetition_penalty", "no_repeat_ngram_size",
+                 "repetition_cutoff")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class DecodingOptions:
     max_initial_timestamp: Optional[float] = _NATIVE.max_initial_timestamp
     fp16: bool = False  # accepted for openai-whisper compatibility; precision is the model's compute_type
     seed: int = _NATIVE.seed  # sampling seed (temperature > 0), for reproducible fallbacks
+    # Loop guards (faster-whisper's first two): > 1 penalises tokens already sampled in the window;
+    # > 0 forbids sampling any n-gram of that size twice; a number of repeats after which a
+    # window whose text ends in one repeated block (up to 32 tokens) stops (looped: fallback).
+    repetition_penalty: float = _NATIVE.repetition_penalty
+    no_repeat_ngram_size: int = _NATIVE.no_repeat_ngram_size
+    repetition_cutoff: Optional[int] = _NATIVE.repetition_cutoff
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -37,6 +37,14 @@ struct DecodingOptions {
   bool without_timestamps = false;
   std::optional<double> max_initial_timestamp = 1.0;  // seconds
   uint64_t seed = 0;                        // sampling RNG seed
+  // Guards against the loops Whisper falls into on silence, noise and music. The first two are
+  // faster-whisper's (CTranslate2's), over the tokens sampled in this window:
+  double repetition_penalty = 1.0;          // logit of each token sampled so far: / p where > 0, * p where < 0
+  int no_repeat_ngram_size = 0;             // > 0: no n-gram of this many tokens is sampled twice
+  // The loop cut-off: a sequence whose text (timestamps aside) ends with one block of at most
+  // kMaxLoopBlock tokens repeated this many times in a row ends there, and the result keeps the
+  // first copy (DecodingResult::looped). None: never.
+  std::optional<int> repetition_cutoff;
 
   // [<|startofprev|> prompt...] <|startoftranscript|> [lang] [task] [<|notimestamps|>] [prefix...]
   std::vector<int> initial_tokens;
@@ -67,6 +75,14 @@ struct DecodingOptions {
 // (2 * n_text_layer * n_text_ctx * n_text_state floats: 147 MB for large-v3), and Whisper's
 // decoding gains nothing from more than a few.
 inline constexpr int kMaxDecodingGroup = 64;
+// The longest block (in text tokens) repetition_cutoff looks for.
+inline constexpr int kMaxLoopBlock = 32;
+
+// Where the text tokens of tokens[begin:] (ids below text_end, the EOT id: timestamps and other
+// special tokens aside) end with one block of at most kMaxLoopBlock text tokens repeated
+// `repeats` times in a row: the position in `tokens` just past the block's first copy; -1 when
+// they don't.
+int loop_start(const std::vector<int>& tokens, size_t begin, int text_end, int repeats);
 
 struct DecodingResult {
   std::vector<int> tokens;  // sampled tokens, without the initial tokens and the final <|endoftext|>
@@ -74,6 +90,9 @@ struct DecodingResult {
   float avg_logprob = 0.0f;  // sum_logprob / (len(tokens) + 1), as openai-whisper
   float no_speech_prob = 0.0f;
   float temperature = 0.0f;
+  // repetition_cutoff stopped this sequence: `tokens` keep the repeated block's first copy
+  // (sum_logprob and avg_logprob are those of every token decoded, the repeats included).
+  bool looped = false;
 };
 
 // What word timestamps read off the decoder for one window (openai-whisper's find_alignment):

@@ -16,6 +16,11 @@ namespace whisper_genio {
 
 namespace {
 
+// no_repeat_ngram_size and repetition_cutoff beyond a window's tokens would mean nothing.
+constexpr int kMaxNgram = 448;
+// Far beyond any useful penalty, and within float range (the filter works in float).
+constexpr double kMaxRepetitionPenalty = 1000.0;
+
 template <typename T>
 std::string str(T v) {
   std::ostringstream s;
@@ -58,6 +63,18 @@ Status DecodingOptions::check() const {
   }
   if (max_initial_timestamp && !(std::isfinite(*max_initial_timestamp) && *max_initial_timestamp >= 0.0)) {
     return invalid_argument("max_initial_timestamp must be a finite number >= 0, got " + str(*max_initial_timestamp));
+  }
+  if (!(repetition_penalty > 0.0 && repetition_penalty <= kMaxRepetitionPenalty)) {
+    return invalid_argument("repetition_penalty must be a number > 0 and <= " + str(kMaxRepetitionPenalty) +
+                            " (1: none), got " + str(repetition_penalty));
+  }
+  if (no_repeat_ngram_size < 0 || no_repeat_ngram_size > kMaxNgram) {
+    return invalid_argument("no_repeat_ngram_size must be between 0 (off) and " + str(kMaxNgram) + ", got " +
+                            str(no_repeat_ngram_size));
+  }
+  if (repetition_cutoff && (*repetition_cutoff < 2 || *repetition_cutoff > kMaxNgram)) {
+    return invalid_argument("repetition_cutoff must be a number of repeats between 2 and " + str(kMaxNgram) + ", got " +
+                            str(*repetition_cutoff));
   }
   return Status::Ok();
 }
@@ -102,7 +119,9 @@ std::string DecodingOptions::to_string() const {
     << opt(best_of) << ", beam_size=" << opt(beam_size) << ", patience=" << opt(patience)
     << ", length_penalty=" << opt(length_penalty) << ", suppress_blank=" << suppress_blank
     << ", without_timestamps=" << without_timestamps << ", max_initial_timestamp=" << opt(max_initial_timestamp)
-    << ", seed=" << seed << ", initial_tokens=" << initial_tokens.size() << " tokens, sot_index=" << sot_index
+    << ", seed=" << seed << ", repetition_penalty=" << repetition_penalty
+    << ", no_repeat_ngram_size=" << no_repeat_ngram_size << ", repetition_cutoff=" << opt(repetition_cutoff)
+    << ", initial_tokens=" << initial_tokens.size() << " tokens, sot_index=" << sot_index
     << ", suppress_tokens=" << suppress_tokens.size() << ")";
   return s.str();
 }
@@ -227,15 +246,26 @@ StatusOr<std::vector<float>> Decoder::language_probs(int sot, const std::vector<
 
 namespace {
 
-// openai-whisper's logit filters for these options, in its order.
+// The logit filters for these options: faster-whisper's repetition guards first (as CTranslate2
+// applies them), then openai-whisper's filters in its order, then the loop cut-off, which may
+// leave only EOT.
 std::vector<std::unique_ptr<decoding::LogitFilter>> logit_filters(const DecodingOptions& o, const ModelDims& dims) {
   const int sample_begin = static_cast<int>(o.initial_tokens.size());
   std::vector<std::unique_ptr<decoding::LogitFilter>> filters;
+  if (o.repetition_penalty != 1.0) {
+    filters.push_back(std::make_unique<decoding::RepetitionPenalty>(static_cast<float>(o.repetition_penalty), sample_begin));
+  }
+  if (o.no_repeat_ngram_size > 0) {
+    filters.push_back(std::make_unique<decoding::NoRepeatNgram>(o.no_repeat_ngram_size, sample_begin));
+  }
   if (o.suppress_blank) filters.push_back(std::make_unique<decoding::SuppressBlank>(o.blank_tokens, sample_begin));
   if (!o.suppress_tokens.empty()) filters.push_back(std::make_unique<decoding::SuppressTokens>(o.suppress_tokens));
   if (!o.without_timestamps) {
     filters.push_back(std::make_unique<decoding::ApplyTimestampRules>(
         sample_begin, o.eot, o.no_timestamps, o.timestamp_begin, o.max_initial_timestamp_index(dims)));
+  }
+  if (o.repetition_cutoff) {
+    filters.push_back(std::make_unique<decoding::LoopCutoff>(*o.repetition_cutoff, sample_begin, o.eot));
   }
   return filters;
 }
@@ -255,6 +285,13 @@ DecodingResult best_candidate(const decoding::Candidates& cands, const DecodingO
   result.sum_logprob = cands.sum_logprobs[best];
   result.avg_logprob = result.sum_logprob / static_cast<float>(result.tokens.size() + 1);
   result.temperature = o.temperature;
+  if (o.repetition_cutoff) {
+    const int first_copy_end = loop_start(result.tokens, 0, o.eot, *o.repetition_cutoff);
+    if (first_copy_end >= 0) {
+      result.tokens.resize(static_cast<size_t>(first_copy_end));
+      result.looped = true;
+    }
+  }
   return result;
 }
 

@@ -57,6 +57,39 @@ class ApplyTimestampRules final : public LogitFilter {
   int sample_begin_, eot_, no_timestamps_, timestamp_begin_, max_initial_timestamp_index_;
 };
 
+// faster-whisper's repetition_penalty (CTRL's): the logit of each token sampled so far is divided
+// by the penalty where positive and multiplied where negative, once per distinct token.
+class RepetitionPenalty final : public LogitFilter {
+ public:
+  RepetitionPenalty(float penalty, int sample_begin) : penalty_(penalty), sample_begin_(sample_begin) {}
+  void apply(float* logits, int n_vocab, const Sequences& tokens) const override;
+
+ private:
+  float penalty_;
+  int sample_begin_;
+};
+
+// faster-whisper's no_repeat_ngram_size: a token that would complete an n-gram already among the
+// sampled tokens is forbidden (n = 1: every token sampled so far).
+class NoRepeatNgram final : public LogitFilter {
+ public:
+  NoRepeatNgram(int n, int sample_begin) : n_(n), sample_begin_(sample_begin) {}
+  void apply(float* logits, int n_vocab, const Sequences& tokens) const override;
+
+ private:
+  int n_, sample_begin_;
+};
+
+// repetition_cutoff: a sequence whose text ends in a loop (loop_start in decoding.h) may only end.
+class LoopCutoff final : public LogitFilter {
+ public:
+  LoopCutoff(int repeats, int sample_begin, int eot) : repeats_(repeats), sample_begin_(sample_begin), eot_(eot) {}
+  void apply(float* logits, int n_vocab, const Sequences& tokens) const override;
+
+ private:
+  int repeats_, sample_begin_, eot_;
+};
+
 // log(sum(exp(x))) of n values (-inf entries contribute nothing; all -inf gives -inf), with
 // the vectorised exp kernel. A token's log-probability is then logits[t] - logsumexp: one
 // exp pass per row instead of a full log_softmax.
