@@ -4,11 +4,16 @@
     model = whisper_genio.load_model("base")          # threads=, backend=, compute_type=
     result = model.transcribe("audio.wav")            # openai-whisper's result shape
     states = model.encode("audio.wav")                # float32 [1500, d]: the validation reference
+
+openai-whisper's module-level functions are here too (load_audio, pad_or_trim,
+log_mel_spectrogram, get_tokenizer, decode, detect_language), on numpy arrays.
 """
 
 from __future__ import annotations
 
 from . import errors
+from .api import decode, detect_language, get_tokenizer, log_mel_spectrogram
+from .audio import load_audio, pad_or_trim
 from .dims import ModelDims
 from .errors import (
     AudioDecodeError,
@@ -59,6 +64,12 @@ __all__ = [
     "TranscribeOptions",
     "WhisperGenioError",
     "available_models",
+    "decode",
+    "detect_language",
+    "get_tokenizer",
+    "load_audio",
+    "log_mel_spectrogram",
+    "pad_or_trim",
     "errors",
     "load_model",
     "transcribe",

@@ -90,6 +90,12 @@ class Model:
     def num_languages(self) -> int:
         return self.dims.num_languages
 
+    @property
+    def device(self) -> str:
+        """Where the decoder runs (openai-whisper's ``model.device``): always the CPU; the
+        encoder's place is ``backend`` / ``backend_info``."""
+        return "cpu"
+
     def __repr__(self) -> str:
         return (
             f"Model(source={self.source!r}, format={self.source_format!r}, backend={self.backend!r}, "

@@ -662,12 +662,17 @@ def test_tokenizer_not_found(tmp_path, tiny_state, monkeypatch) -> None:
     )
 
 
+def _vocabulary(size: str) -> tuple[bool, int]:
+    dims = ModelDims.for_size(size)
+    return dims.is_multilingual, dims.n_vocab
+
+
 def test_large_v3_never_gets_the_99_language_tokenizer(monkeypatch) -> None:
     """base's tokenizer.json would shift large-v3's special tokens by one (its 100th language)."""
     monkeypatch.setattr(locate, "_package_dir", lambda name: None if name == "whisper" else pathlib.Path("/pkg"))
-    candidates = locate.tokenizer_candidates([pathlib.Path("/m")], ModelDims.for_size("large-v3"))
+    candidates = locate.tokenizer_candidates([pathlib.Path("/m")], *_vocabulary("large-v3"))
     assert candidates == [pathlib.Path("/m/tokenizer.json")]
-    candidates = locate.tokenizer_candidates([pathlib.Path("/m")], ModelDims.for_size("small"))
+    candidates = locate.tokenizer_candidates([pathlib.Path("/m")], *_vocabulary("small"))
     assert candidates[-1] == pathlib.Path("/pkg/data/tokenizer.json")
 
 

