@@ -205,6 +205,7 @@ class _SeekLoop:
         if recording.content_frames == 0 and decode_opts.language is None:
             decode_opts = decode_opts.replace(language="en")  # nothing to detect from
         self.tokenizer, self.decode_opts = self._resolve_language(tokenizer, decode_opts)
+        self.language = self.decode_opts.language  # the recording's; multilingual=True may switch per window
         self.all_tokens: list[int] = []
         self.all_segments: list[dict] = []
         self.prompt_reset_since = 0
@@ -223,13 +224,30 @@ class _SeekLoop:
             if not tokenizer.multilingual:
                 language = "en"
             else:
-                self._set_window(0, N_FRAMES)
-                probs = self.pipeline.language_probs(tokenizer)
-                language = max(probs, key=probs.get)
+                language = self._detect_language(tokenizer)
                 if self.opts.verbose is not None:
                     print(f"Detected language: {LANGUAGES[language].title()}")
         tokenizer = tokenizer.with_options(language=language, task=decode_opts.task)
         return tokenizer, decode_opts.replace(language=tokenizer.language or "en")
+
+    def _detect_language(self, tokenizer: Tokenizer, first: int = 0, size: int = N_FRAMES) -> str:
+        """The language of the window (first, size); when it is no surer than
+        language_detection_threshold, of up to language_detection_segments windows from there
+        (the most probable over them all)."""
+        threshold = self.opts.language_detection_threshold
+        total: dict[str, float] = {}
+        for i in range(self.opts.language_detection_segments):
+            seek = first + i * N_FRAMES
+            if i > 0 and seek >= self.recording.content_frames:
+                break
+            self._set_window(seek, size if i == 0 else N_FRAMES)
+            probs = self.pipeline.language_probs(tokenizer)
+            best = max(probs, key=probs.get)
+            if threshold is None or probs[best] > threshold:
+                return best
+            for code, p in probs.items():
+                total[code] = total.get(code, 0.0) + p
+        return max(total, key=total.get)
 
     def _set_window(self, seek: int, size: int) -> None:
         if self.current != (seek, size):  # e.g. language detection already encoded this window
@@ -240,7 +258,7 @@ class _SeekLoop:
         content_frames = self.recording.content_frames
         clips = self.opts.clip_frames(content_frames)
         bar = None
-        if self.opts.verbose is False:
+        if self.opts.verbose is False or self.opts.log_progress:
             import tqdm
 
             bar = tqdm.tqdm(total=content_frames, unit="frames", file=sys.stderr)
@@ -259,7 +277,7 @@ class _SeekLoop:
             if bar is not None:
                 bar.close()
         text = self.tokenizer.decode(self.all_tokens[len(self.initial_prompt_tokens):])
-        return {"text": text, "segments": self.all_segments, "language": self.decode_opts.language}
+        return {"text": text, "segments": self.all_segments, "language": self.language}
 
     def _window(self, seek: int, clip_start: int, clip_end: int) -> int:
         """Decodes the window at `seek`, keeps its segments; returns the next seek."""
@@ -268,6 +286,8 @@ class _SeekLoop:
             size = min(N_FRAMES, self.recording.content_frames - start)
         else:
             size = min(N_FRAMES, self.recording.content_frames - start, clip_end - start)
+        if self.opts.multilingual and self.opts.decode.language is None and self.tokenizer.multilingual:
+            self._switch_language(start, size)
         self._set_window(start, size)
         result = decode_with_fallback(self.pipeline, self._decode_options(), self.opts, self.tokenizer, start,
                                       self.timings)
@@ -286,6 +306,13 @@ class _SeekLoop:
         if keep:
             self._keep(segments, result)
         return max(next_seek, start + 1)  # always forward, whatever the words say
+
+    def _switch_language(self, start: int, size: int) -> None:
+        """multilingual=True: each window is decoded in the language detected on it."""
+        language = self._detect_language(self.tokenizer, start, size)
+        if language != self.tokenizer.language:
+            self.tokenizer = self.tokenizer.with_options(language=language)
+            self.decode_opts = self.decode_opts.replace(language=language)
 
     def _time_words(self, segments: list[dict], start: int, size: int, next_seek: int,
                     single_ending: bool) -> tuple[int, bool]:
@@ -362,6 +389,7 @@ class _SeekLoop:
                 "text": self.tokenizer.decode([t for t in part if t < self.tokenizer.eot]), "tokens": list(part),
                 "temperature": result.temperature, "avg_logprob": result.avg_logprob,
                 "compression_ratio": result.compression_ratio, "no_speech_prob": result.no_speech_prob,
+                **({"language": self.tokenizer.language} if self.opts.multilingual else {}),
             })
         return out
 

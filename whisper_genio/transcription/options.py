@@ -105,6 +105,11 @@ def suppress_token_ids(spec: Union[str, Iterable[int], None]) -> list[int]:
             from None
 
 
+MAX_DETECTION_WINDOWS = 1000  # language_detection_segments: 8 h 20 min of windows
+# faster-whisper's names for openai-whisper's options.
+ALIASES = {"max_new_tokens": "sample_len"}
+
+
 @dataclass(frozen=True)
 class TranscribeOptions:
     """The long-form policy of openai-whisper's ``transcribe()`` (same defaults)."""
@@ -127,6 +132,13 @@ class TranscribeOptions:
     hallucination_silence_threshold: Optional[float] = None
     vad_filter: bool = False  # transcribe only the speech voice activity detection finds (whisper_genio.vad)
     vad_parameters: Any = None  # VadOptions or a dict of its fields (faster-whisper's names and defaults)
+    # faster-whisper's language detection: a language is taken once its probability on a window is
+    # above the threshold, trying up to this many windows; else the most probable over them all.
+    # The defaults (one window) are openai-whisper's rule.
+    language_detection_threshold: Optional[float] = 0.5
+    language_detection_segments: int = 1
+    multilingual: bool = False  # detect the language of every window (recordings that switch languages)
+    log_progress: bool = False  # a progress bar on stderr (as verbose=False gives)
     decode: DecodingOptions = field(default_factory=DecodingOptions)
 
     def __post_init__(self) -> None:
@@ -153,7 +165,17 @@ class TranscribeOptions:
         if self.vad_filter is True and self.clip_timestamps not in ("0", "", [0], (0,), [], ()):
             raise InvalidOptionError("vad_filter and clip_timestamps can't be given together: the speech the VAD "
                                      "keeps has a clock of its own")
-        for name in ("condition_on_previous_text", "carry_initial_prompt", "word_timestamps", "vad_filter"):
+        threshold = self.language_detection_threshold
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not 0.0 <= threshold <= 1.0):
+            raise InvalidOptionError(f"language_detection_threshold must be a probability in [0, 1] or None, "
+                                     f"got {threshold!r}")
+        windows = self.language_detection_segments
+        if isinstance(windows, bool) or not isinstance(windows, int) or not 1 <= windows <= MAX_DETECTION_WINDOWS:
+            raise InvalidOptionError(f"language_detection_segments must be a number of windows between 1 and "
+                                     f"{MAX_DETECTION_WINDOWS}, got {windows!r}")
+        for name in ("condition_on_previous_text", "carry_initial_prompt", "word_timestamps", "vad_filter",
+                     "multilingual", "log_progress"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidOptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.initial_prompt is not None and not isinstance(self.initial_prompt, str):
@@ -196,7 +218,23 @@ _DECODE_FIELDS = {f.name for f in dataclasses.fields(DecodingOptions)}
 
 
 def split_transcribe_kwargs(kwargs: dict[str, Any]) -> TranscribeOptions:
-    """Build TranscribeOptions from transcribe()'s flat keyword arguments (openai-whisper style)."""
+    """Build TranscribeOptions from transcribe()'s flat keyword arguments (openai-whisper style;
+    faster-whisper's names for the same options too)."""
+    aliased = [(alias, name) for alias, name in ALIASES.items() if alias in kwargs]
+    for alias, name in aliased:
+        if name in kwargs:
+            raise InvalidOptionError(f"{alias} and {name} are the same option: give one of them")
+        kwargs = {(name if k == alias else k): v for k, v in kwargs.items()}
+    try:
+        return _split(kwargs)
+    except InvalidOptionError as e:
+        for alias, name in aliased:
+            if name in str(e):
+                raise InvalidOptionError(f"{alias} (faster-whisper's name for {name}): {e}") from None
+        raise
+
+
+def _split(kwargs: dict[str, Any]) -> TranscribeOptions:
     transcribe_args: dict[str, Any] = {}
     decode_args: dict[str, Any] = {}
     for key, value in kwargs.items():
