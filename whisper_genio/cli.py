@@ -641,7 +641,8 @@ def _message(error: BaseException, path: Optional[str] = None) -> str:
     """The error for the user: an OSError without its errno, and the path once."""
     if isinstance(error, OSError) and error.strerror:
         message = error.strerror
-        path = path if path is not None else (None if error.filename is None else str(error.filename))
+        if error.filename is not None and str(error.filename) not in message:
+            message = f"{error.filename}: {message}"
     else:
         message = str(error) or type(error).__name__
     if path is not None and path not in message:

@@ -20,7 +20,7 @@ import pytest
 import whisper_genio
 from whisper_genio import cli
 from whisper_genio.cli import main, output_stems
-from whisper_genio.transcription.writers import OUTPUT_FORMATS
+from whisper_genio.transcription.writers import OUTPUT_FORMATS, get_writer
 
 from testdata import SPEECH
 
@@ -257,6 +257,17 @@ def test_output_stems_never_collide():
     assert output_stems(["x.wav", "x.wav"]) == ["x", "x-2"]
 
 
+def test_an_output_that_cannot_be_written_skips_that_input(fake_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("whisper_genio.audio.load_audio", lambda path: path)
+    out_dir = tmp_path / "out"
+    (out_dir / "one.txt").mkdir(parents=True)  # in the way of one.wav's transcript
+    rc, _, err = _run(["transcribe", "one.wav", "two.wav", "-o", str(out_dir), "-f", "txt", "--quiet"], capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert f"one.wav: can't write {out_dir / 'one.txt'}" in err and "1 of 2 input(s) failed" in err
+    assert (out_dir / "two.txt").read_text(encoding="utf-8") == "Hello there.\n"
+    assert len(fake_model.calls) == 2
+
+
 # --- real transcriptions ------------------------------------------------------------------------
 
 
@@ -287,23 +298,37 @@ def test_batch_skips_bad_inputs_and_keeps_same_name_outputs(base_cli, clips, tmp
 
 
 def test_default_output_is_every_format_in_the_current_directory_as_openai_writes_it(
-        base_cli, clips, tmp_path, capsys, monkeypatch):
+        base_cli, tmp_path, capsys, monkeypatch):
     utils = pytest.importorskip("whisper.utils", reason="openai-whisper is not installed")
+    clip = SPEECH / "en_jfk_inaugural_1961.wav"  # 11 s, two segments: cues flow across them
+    if not clip.is_file():
+        pytest.skip(f"{clip} is absent")
     monkeypatch.chdir(tmp_path)
     word_options = {"highlight_words": True, "max_line_width": 16, "max_line_count": 2}
-    argv = ["transcribe", str(clips[0]), "--beam_size", "None", "--language", "en", "--threads", "2",
+    argv = ["transcribe", str(clip), "--beam_size", "None", "--language", "en", "--threads", "2",
             "--word_timestamps", "True"] + [x for k, v in word_options.items() for x in (f"--{k}", str(v))]
     rc, _, err = _run(argv, capsys)
     assert rc == 0, err
-    stem = clips[0].stem
+    stem = clip.stem
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{stem}.{ext}" for ext in FORMATS)
     result = json.loads((tmp_path / f"{stem}.json").read_text(encoding="utf-8"))
-    assert result["segments"] and all(s["words"] for s in result["segments"])
+    assert len(result["segments"]) >= 2 and all(s["words"] for s in result["segments"])
     # openai-whisper's writers on the very result we wrote: the same bytes.
     reference = tmp_path / "openai"
     reference.mkdir()
-    utils.get_writer("all", str(reference))(result, str(clips[0]), **word_options)
+    utils.get_writer("all", str(reference))(result, str(clip), **word_options)
     for ext in ("txt", "vtt", "srt", "tsv"):
         assert (tmp_path / f"{stem}.{ext}").read_bytes() == (reference / f"{stem}.{ext}").read_bytes(), ext
     assert "<u>" in (tmp_path / f"{stem}.srt").read_text(encoding="utf-8")
+    # The other subtitle options on the same real word timings.
+    for i, options in enumerate([{}, {"max_words_per_line": 2}, {"max_line_width": 10},
+                                 {"max_line_width": 12, "max_line_count": 1, "highlight_words": True},
+                                 {"max_words_per_line": 3, "highlight_words": True}]):
+        ours_dir, ref_dir = tmp_path / f"ours{i}", tmp_path / f"ref{i}"
+        ours_dir.mkdir()
+        ref_dir.mkdir()
+        for fmt in ("srt", "vtt"):
+            get_writer(fmt, ours_dir)(result, str(clip), **options)
+            utils.get_writer(fmt, str(ref_dir))(result, str(clip), **options)
+            assert (ours_dir / f"{stem}.{fmt}").read_bytes() == (ref_dir / f"{stem}.{fmt}").read_bytes(), (fmt, options)
     assert set(OUTPUT_FORMATS) - {"all"} == set(FORMATS)

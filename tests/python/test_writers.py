@@ -188,3 +188,10 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path: Path) -> None:
         writer(broken, "talk.wav")
     assert (tmp_path / "talk.srt").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.srt"]  # no temporary file left behind
+
+
+def test_an_output_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    (tmp_path / "talk.txt").mkdir()
+    with pytest.raises(OSError, match=r"can't write .*talk\.txt"):
+        get_writer("txt", tmp_path)(RESULTS["ascii"], "talk.wav")
+    assert [p.name for p in tmp_path.iterdir()] == ["talk.txt"]

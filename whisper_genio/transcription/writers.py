@@ -78,9 +78,11 @@ class ResultWriter:
             with open(partial, "w", encoding="utf-8") as f:
                 self.write_result(result, f, options, **kwargs)
             os.replace(partial, path)
-        except BaseException:
-            if os.path.lexists(partial):
+        except BaseException as e:
+            if os.path.lexists(partial) and not os.path.isdir(partial):
                 os.remove(partial)
+            if isinstance(e, OSError) and e.strerror:  # name the output, not its temporary name
+                raise type(e)(e.errno, f"can't write {path}: {e.strerror}") from e
             raise
 
     def write_result(
