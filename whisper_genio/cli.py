@@ -190,6 +190,8 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="whisper-genio", description="OpenAI Whisper for MediaTek Genio boards")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (before the command: "
+                        "whisper-genio --debug transcribe ...)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("transcribe", help="transcribe or translate audio files (openai-whisper's `whisper` options)",
@@ -650,7 +652,11 @@ def _message(error: BaseException, path: Optional[str] = None) -> str:
     return message
 
 
-def _failure(path: Optional[str], error: BaseException) -> None:
+def _failure(args: argparse.Namespace, path: Optional[str], error: BaseException) -> None:
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
     print(f"whisper-genio: error: {_message(error, path)} (skipped)", file=sys.stderr)
 
 
@@ -685,7 +691,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         try:
             samples = None if path is None else load_audio(path)
         except (WhisperGenioError, OSError) as e:
-            _failure(path, e)
+            _failure(args, path, e)
             failed += 1
             continue
         if model is None:  # loaded once the first input is read: a batch of bad inputs fails fast
@@ -697,7 +703,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             result = model.transcribe(samples, **options)
             writer(result, path or args.encoder_output[0], output_name=stem, **writer_options)
         except (WhisperGenioError, OSError) as e:
-            _failure(path, e)
+            _failure(args, path, e)
             failed += 1
             continue
         if model.pipeline.window_count >= 0 and not args.quiet:  # a backend replaying a device's outputs
@@ -738,9 +744,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except (WhisperGenioError, FileNotFoundError) as e:
+        if args.debug:
+            raise
         print(f"whisper-genio: error: {_message(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # what finished is written (whole); the rest is not started
+        print("whisper-genio: interrupted", file=sys.stderr)
         return 130
 
 

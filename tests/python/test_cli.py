@@ -249,6 +249,8 @@ def test_output_dir_naming_a_file(tmp_path, capsys, fake_model):
     rc, _, err = _run(["transcribe", str(tmp_path / "a.wav"), "--output-dir", str(existing)], capsys)
     assert rc == 2 and "--output_dir" in err and "not a directory" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and existing.read_text() == "keep me"
+    with pytest.raises(whisper_genio.InvalidOptionError, match="not a directory"):  # --debug: the exception
+        main(["--debug", "transcribe", str(tmp_path / "a.wav"), "--output-dir", str(existing)])
 
 
 def test_output_stems_never_collide():
@@ -266,6 +268,21 @@ def test_an_output_that_cannot_be_written_skips_that_input(fake_model, tmp_path,
     assert f"one.wav: can't write {out_dir / 'one.txt'}" in err and "1 of 2 input(s) failed" in err
     assert (out_dir / "two.txt").read_text(encoding="utf-8") == "Hello there.\n"
     assert len(fake_model.calls) == 2
+
+
+def test_ctrl_c_keeps_the_finished_outputs(fake_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("whisper_genio.audio.load_audio", lambda path: path)
+    transcribe = fake_model.transcribe
+
+    def interrupted_on_the_second(audio, **options):
+        if fake_model.calls:
+            raise KeyboardInterrupt
+        return transcribe(audio, **options)
+
+    monkeypatch.setattr(fake_model, "transcribe", interrupted_on_the_second)
+    rc, _, err = _run(["transcribe", "one.wav", "two.wav", "-o", str(tmp_path), "--quiet"], capsys)
+    assert rc == 130 and "Traceback" not in err and err.strip() == "whisper-genio: interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"one.{ext}" for ext in FORMATS)
 
 
 # --- real transcriptions ------------------------------------------------------------------------
