@@ -9,21 +9,46 @@ with status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Optional, Sequence
 
 from . import _core
 from .errors import InvalidOptionError, WhisperGenioError
-from .transcription.writers import OUTPUT_FORMATS, format_timestamp, get_writer, segment_line
+from .transcription.writers import OUTPUT_FORMATS, format_timestamp, get_writer
 
 
 def _optional_float(value: str) -> Optional[float]:
-    return None if value.lower() == "none" else float(value)
+    if value.lower() == "none":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or None, got {value!r}") from None
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
 
 
 def _optional_int(value: str) -> Optional[int]:
-    return None if value.lower() == "none" else int(value)
+    if value.lower() == "none":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or None, got {value!r}") from None
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
 
 
 def _bool(value: str) -> bool:
@@ -42,77 +67,139 @@ def _cpu_list(value: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated CPU ids, got {value!r}") from None
 
 
+def _key_values(value: str) -> dict:
+    """``k=v,k=v`` (numbers, None, inf) or a JSON object: the fields of an options dataclass."""
+    import json
+
+    if value.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"invalid JSON ({e})") from None
+        if not isinstance(parsed, dict):
+            raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r}")
+        return parsed
+    out: dict = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected name=value[,name=value...], got {item!r}")
+        raw = raw.strip()
+        if raw.lower() == "none":
+            out[key.strip()] = None
+            continue
+        for kind in (int, float):
+            try:
+                out[key.strip()] = kind(raw)
+                break
+            except ValueError:
+                continue
+        else:
+            raise argparse.ArgumentTypeError(f"{key.strip()}: expected a number or None, got {raw!r}")
+    return out
+
+
+def _spellings(*names: str) -> list[str]:
+    """Each long option in our spelling (``--output-dir``) and openai-whisper's (``--output_dir``)."""
+    out: list[str] = []
+    for name in names:
+        out.append(name)
+        if name.startswith("--") and "-" in name[2:]:
+            out.append("--" + name[2:].replace("-", "_"))
+    return out
+
+
+_METAVARS = {_bool: "BOOL", _optional_int: "N", _int: "N", _optional_float: "X", _float: "X"}
+
+
+def _add(p, *names: str, **kwargs):
+    if "metavar" not in kwargs and "choices" not in kwargs and kwargs.get("type") in _METAVARS:
+        kwargs["metavar"] = _METAVARS[kwargs["type"]]
+    return p.add_argument(*_spellings(*names), **kwargs)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors in one line (``whisper-genio transcribe: error: argument --x: ...``), status 2; both
+    spellings of an option count as one when abbreviated (``--beam`` is ``--beam-size``)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _get_option_tuples(self, option_string):  # noqa: D401 - argparse hook
+        unique = {}
+        for option_tuple in super()._get_option_tuples(option_string):
+            unique.setdefault(id(option_tuple[0]), option_tuple)
+        return list(unique.values())
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every spelling of an option on one line with its value named once, and the default added
+    once, unless the help text already gives it (or there is none to give)."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        value = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return f"{', '.join(action.option_strings)} {value}"
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("%(default)" in text or "default" in text or action.default is None
+                or action.default is argparse.SUPPRESS or action.nargs == 0 or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="base", help="size name (base, small, large-v3, ...) or a path to a .pt file, "
+    _add(p, "--model", default="base", help="size name (base, small, large-v3, ...) or a path to a .pt file, "
                    "Hugging Face folder or CTranslate2 folder (default: base)")
-    p.add_argument("--backend", default="auto",
+    _add(p, "--backend", default="auto",
                    help="encoder backend: auto (neuron, then onnxruntime, then cpu), neuron, onnxruntime, replay, cpu "
                    "(default: auto)")
-    p.add_argument("--compute-type", default="auto", choices=_core.COMPUTE_TYPES,
+    _add(p, "--compute-type", default="auto", choices=_core.COMPUTE_TYPES,
                    help="weight precision on the CPU (default: auto = float32)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: min(4, cores))")
-    p.add_argument("--cpu-affinity", type=_cpu_list, default=None,
+    _add(p, "--threads", type=_optional_int, default=None,
+         help="CPU threads; 0 or None: the default, min(4, cores)")
+    _add(p, "--cpu-affinity", type=_cpu_list, default=None,
                    help="pin threads to these CPU ids, e.g. the big cores: 4,5,6,7")
     e = p.add_argument_group("encoder backends (NPU, ONNX Runtime, replay)")
-    e.add_argument("--encoder-model", default=None,
+    _add(e, "--encoder-model", default=None,
                    help="encoder.dla (neuron), encoder.onnx (onnxruntime) or a model-bundle folder with manifest.json")
-    e.add_argument("--encoder-output", nargs="+", action="extend", default=None, metavar="BIN",
+    _add(e, "--encoder-output", nargs="+", action="extend", default=None, metavar="BIN",
                    help="replay: output.bin file(s) written by neuronrt, one per 30-second window in order "
                    "(put the audio, if any, before this option)")
-    e.add_argument("--encoder-output-dtype", default=None, choices=_core.IO_DTYPES,
+    _add(e, "--encoder-output-dtype", default=None, choices=_core.IO_DTYPES,
                    help="replay: dtype of the output.bin bytes (default: the bundle manifest's, else float32)")
-    e.add_argument("--scale", type=float, default=None, help="replay: quantization scale of the output tensor")
-    e.add_argument("--zero-point", type=int, default=None, help="replay: quantization zero point of the output tensor")
-    e.add_argument("--layout", default=None, choices=["ntc", "nct"],
+    _add(e, "--scale", type=_float, default=None, help="replay: quantization scale of the output tensor")
+    _add(e, "--zero-point", type=_int, default=None, help="replay: quantization zero point of the output tensor")
+    _add(e, "--layout", default=None, choices=["ntc", "nct"],
                    help="replay: ntc = [1, 1500, d] (Whisper's), nct = [1, d, 1500]")
-    e.add_argument("--neuron-qos", default=None, metavar="K=V,...",
+    _add(e, "--neuron-qos", default=None, metavar="K=V,...",
                    help="neuron: QoS, e.g. preference=performance,priority=high,boost=100")
-    e.add_argument("--neuron-api", default="auto", choices=_core.NEURON_APIS, help="neuron: runtime API")
-    e.add_argument("--no-self-test", action="store_true",
+    _add(e, "--neuron-api", default="auto", choices=_core.NEURON_APIS, help="neuron: runtime API")
+    _add(e, "--no-self-test", action="store_true",
                    help="neuron: skip the load-time check that a changed input changes the output")
-    e.add_argument("--providers", default=None, metavar="NAME,...",
+    _add(e, "--providers", default=None, metavar="NAME,...",
                    help="onnxruntime: execution providers in order (default: NeuronExecutionProvider if present, else CPU)")
     o = p.add_argument_group("decoder offload (NPU subgraphs)")
-    o.add_argument("--decoder-offload", default="none", choices=_core.DECODER_OFFLOAD_MODES,
+    _add(o, "--decoder-offload", default="none", choices=_core.DECODER_OFFLOAD_MODES,
                    help="which decoder ops run on NPU subgraphs (see whisper_genio/backends/decoder_offload.py)")
-    o.add_argument("--decoder-subgraphs", default=None, metavar="BUNDLE",
+    _add(o, "--decoder-subgraphs", default=None, metavar="BUNDLE",
                    help="bundle folder with decoder subgraphs (default: --encoder-model when it is a bundle)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="whisper-genio", description="OpenAI Whisper for MediaTek Genio boards")
+    parser = _Parser(prog="whisper-genio", description="OpenAI Whisper for MediaTek Genio boards")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (before the command: "
+                        "whisper-genio --debug transcribe ...)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("transcribe", help="transcribe or translate audio files",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("audio", nargs="*", help="audio files (any format ffmpeg or libsndfile reads); with "
-                   "--encoder-output: the recording the device encoded (optional; adds a comparison with the CPU encoder)")
-    _add_model_arguments(t)
-    t.add_argument("--language", default=None, help="spoken language (code or name); detected when omitted")
-    t.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
-    t.add_argument("--temperature", type=float, default=0.0, help="first sampling temperature")
-    t.add_argument("--temperature-increment-on-fallback", type=_optional_float, default=0.2,
-                   help="temperature step for the fallback; None disables the fallback")
-    t.add_argument("--best-of", type=_optional_int, default=5, help="samples per temperature > 0")
-    t.add_argument("--beam-size", type=_optional_int, default=5, help="beams at temperature 0; None: greedy")
-    t.add_argument("--patience", type=float, default=None)
-    t.add_argument("--length-penalty", type=float, default=None)
-    t.add_argument("--suppress-tokens", default="-1")
-    t.add_argument("--initial-prompt", default=None)
-    t.add_argument("--carry-initial-prompt", type=_bool, default=False)
-    t.add_argument("--condition-on-previous-text", type=_bool, default=True)
-    t.add_argument("--compression-ratio-threshold", type=_optional_float, default=2.4)
-    t.add_argument("--logprob-threshold", type=_optional_float, default=-1.0)
-    t.add_argument("--no-speech-threshold", type=_optional_float, default=0.6)
-    t.add_argument("--clip-timestamps", default="0")
-    t.add_argument("--output-format", "-f", default=None, choices=list(OUTPUT_FORMATS) + ["all"],
-                   help="write files in this format (default when --output-dir is given: all)")
-    t.add_argument("--output-dir", "-o", default=None, help="write files here (default when --output-format is given: .)")
-    t.add_argument("--verbose", type=_bool, default=False, help="print segments as they are decoded")
-    t.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    t = sub.add_parser("transcribe", help="transcribe or translate audio files (openai-whisper's `whisper` options)",
+                       formatter_class=_HelpFormatter, description=TRANSCRIBE_DESCRIPTION)
+    _add_transcribe_arguments(t)
     t.set_defaults(func=_cmd_transcribe)
 
-    b = sub.add_parser("bench", help="per-stage time, CPU and memory of one transcription")
+    b = sub.add_parser("bench", help="per-stage time, CPU and memory of one transcription", formatter_class=_HelpFormatter)
     b.add_argument("audio", help="audio file")
     _add_model_arguments(b)
     b.add_argument("--beam-size", type=_optional_int, default=None, help="beams (default: greedy)")
@@ -144,6 +231,101 @@ def _build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_mel)
     _add_quantization_parsers(sub)
     return parser
+
+
+TRANSCRIBE_DESCRIPTION = """\
+Transcribe or translate audio files. Every option of openai-whisper's `whisper` command is
+accepted in its spelling (--output_format, --word_timestamps) and in ours (--output-format).
+As with openai-whisper, every output format (-f all) is written into the current directory
+(-o .) by default: FILE.txt, .vtt, .srt, .tsv and .json for each input FILE.ext. Two inputs with
+the same name (a/clip.wav, b/clip.mp3) never overwrite each other: the second one's files are
+named clip-2.* (a note says so). An input that can't be read or transcribed is reported in one
+line and skipped; the others are still transcribed, and the exit status is 2 when any failed.
+Differences: the default model is base (openai-whisper's: turbo); --device and --fp16 do not
+apply (the encoder runs on --backend, the precision is --compute-type); nothing is downloaded.
+"""
+
+
+def _add_transcribe_arguments(t: argparse.ArgumentParser) -> None:
+    from .transcription.options import DecodingOptions, TranscribeOptions
+
+    api = TranscribeOptions()  # the library's defaults, shown in --help (openai-whisper's)
+    decode = DecodingOptions()
+    t.add_argument("audio", nargs="*", help="audio files (any format ffmpeg or libsndfile reads); with "
+                   "--encoder-output: the recording the device encoded (optional; adds a comparison with the CPU encoder)")
+    _add_model_arguments(t)
+    _add(t, "--model-dir", default=None, metavar="DIR",
+         help="look for the model's openai-whisper checkpoint (DIR/NAME.pt) here first; nothing is downloaded")
+    _add(t, "--device", default="cpu", help="accepted for openai-whisper compatibility: whisper_genio decodes on "
+         "the CPU and runs the encoder on --backend (a value other than cpu prints a note)")
+    _add(t, "--fp16", type=_bool, default=None, help="accepted for openai-whisper compatibility (a note is printed): "
+         "the precision is --compute-type")
+    out = t.add_argument_group("output")
+    _add(out, "--output-dir", "-o", default=".", help="directory the output files go into (created if needed)")
+    _add(out, "--output-format", "-f", default="all", choices=OUTPUT_FORMATS,
+         help="format of the output files; all: txt, vtt, srt, tsv and json")
+    _add(out, "--verbose", type=_bool, default=True,
+         help="True: print the detected language and each segment as it is decoded; False: a progress bar")
+    _add(out, "--quiet", action="store_true", help="print nothing but errors (overrides --verbose)")
+    _add(out, "--word-timestamps", type=_bool, default=api.word_timestamps,
+         help="word-level timestamps (segments' \"words\" in json; needed by the four options below)")
+    _add(out, "--highlight-words", type=_bool, default=False,
+         help="(needs --word-timestamps True) underline each word as it is spoken in srt and vtt")
+    _add(out, "--max-line-width", type=_optional_int, default=None,
+         help="(needs --word-timestamps True) the most characters in a subtitle line before it breaks")
+    _add(out, "--max-line-count", type=_optional_int, default=None,
+         help="(needs --word-timestamps True) the most lines in a subtitle cue (with --max-line-width)")
+    _add(out, "--max-words-per-line", type=_optional_int, default=None,
+         help="(needs --word-timestamps True; no effect with --max-line-width) the most words in a subtitle cue")
+    _add(out, "--prepend-punctuations", default=api.prepend_punctuations,
+         help="with word timestamps: these join the word after them")
+    _add(out, "--append-punctuations", default=api.append_punctuations,
+         help="with word timestamps: these join the word before them")
+
+    d = t.add_argument_group("decoding")
+    _add(d, "--language", default=None, help="spoken language (code or name, e.g. en or English); detected from "
+         "the first 30 seconds when omitted")
+    _add(d, "--task", default=decode.task, choices=["transcribe", "translate"],
+         help="transcribe (X -> X) or translate (X -> English)")
+    _add(d, "--temperature", type=_float, default=0.0, help="first sampling temperature")
+    _add(d, "--temperature-increment-on-fallback", type=_optional_float, default=0.2,
+         help="the temperature step of the fallback when a window fails the thresholds below; None: no fallback")
+    _add(d, "--best-of", type=_optional_int, default=5, help="candidates when sampling (temperature > 0)")
+    _add(d, "--beam-size", type=_optional_int, default=5, help="beams at temperature 0; None: greedy")
+    _add(d, "--patience", type=_optional_float, default=None, help="beam search patience (arXiv:2204.05424); "
+         "None: 1.0, conventional beam search")
+    _add(d, "--length-penalty", type=_optional_float, default=None,
+         help="length penalty alpha (arXiv:1609.08144); None: length normalisation")
+    _add(d, "--suppress-tokens", default=decode.suppress_tokens,
+         help="comma-separated token ids never sampled; -1: most special characters (not common punctuation)")
+    _add(d, "--initial-prompt", default=api.initial_prompt, help="text given as the previous window's to the first")
+    _add(d, "--carry-initial-prompt", type=_bool, default=api.carry_initial_prompt,
+         help="give --initial-prompt to every window, before the previous text")
+    _add(d, "--condition-on-previous-text", type=_bool, default=api.condition_on_previous_text,
+         help="give each window the previous text as its prompt (False: less prone to loops, less consistent)")
+    _add(d, "--compression-ratio-threshold", type=_optional_float, default=api.compression_ratio_threshold,
+         help="a window whose text's gzip compression ratio is higher failed (fallback)")
+    _add(d, "--logprob-threshold", type=_optional_float, default=api.logprob_threshold,
+         help="a window whose average token log probability is lower failed (fallback)")
+    _add(d, "--no-speech-threshold", type=_optional_float, default=api.no_speech_threshold,
+         help="a window whose no-speech probability is higher and which failed --logprob-threshold is silence")
+    _add(d, "--clip-timestamps", default=api.clip_timestamps,
+         help="start,end,start,end,... seconds of the clips to transcribe; the last end defaults to the end")
+    _add(d, "--hallucination-silence-threshold", type=_optional_float, default=None,
+         help="(needs --word-timestamps True) skip silences longer than this many seconds around a likely "
+         "hallucination")
+    g = t.add_argument_group("whisper_genio's own")
+    _add(g, "--vad-filter", type=_bool, default=api.vad_filter,
+         help="transcribe only the speech found by voice activity detection (Silero VAD)")
+    _add(g, "--vad-parameters", type=_key_values, default=None, metavar="K=V,...",
+         help="VAD options, faster-whisper's names: threshold, neg_threshold, min_speech_duration_ms, "
+         "max_speech_duration_s, min_silence_duration_ms, speech_pad_ms (or a JSON object)")
+    _add(g, "--repetition-cutoff", type=_optional_int, default=decode.repetition_cutoff,
+         help="stop a window whose text ends in one block repeated this many times (counts as failed)")
+    _add(g, "--no-repeat-ngram-size", type=_int, default=decode.no_repeat_ngram_size,
+         help="> 0: never sample an n-gram of this many tokens twice in a window")
+    _add(g, "--repetition-penalty", type=_float, default=decode.repetition_penalty,
+         help="> 1 penalises tokens already sampled in the window")
 
 
 def _add_quantization_parsers(sub) -> None:
@@ -316,7 +498,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .tools.bench import run_bench
 
     report = run_bench(args.audio, args.model, backend=args.backend, compute_type=args.compute_type,
-                       threads=args.threads, beam_size=args.beam_size, cpu_affinity=args.cpu_affinity,
+                       threads=args.threads or None, beam_size=args.beam_size, cpu_affinity=args.cpu_affinity,
                        language=args.language, decoder_offload=args.decoder_offload,
                        decoder_subgraphs=args.decoder_subgraphs, load_options=_encoder_options(args))
     print(report.to_json() if args.json else report.format())
@@ -349,64 +531,187 @@ def _cmd_mel(args: argparse.Namespace) -> int:
     return 0
 
 
-def _transcribe_options(args: argparse.Namespace, temps: tuple[float, ...]) -> dict:
-    return dict(verbose=True if args.verbose and not args.quiet else None, language=args.language, task=args.task,
-                temperature=temps, best_of=args.best_of, beam_size=args.beam_size, patience=args.patience,
-                length_penalty=args.length_penalty, suppress_tokens=args.suppress_tokens,
-                initial_prompt=args.initial_prompt, carry_initial_prompt=args.carry_initial_prompt,
-                condition_on_previous_text=args.condition_on_previous_text,
-                compression_ratio_threshold=args.compression_ratio_threshold,
-                logprob_threshold=args.logprob_threshold, no_speech_threshold=args.no_speech_threshold,
-                clip_timestamps=args.clip_timestamps)
+WORD_OPTIONS = ("highlight_words", "max_line_count", "max_line_width", "max_words_per_line")  # the writers'
+
+
+def _note(message: str) -> None:
+    print(f"whisper-genio: note: {message}", file=sys.stderr)
+
+
+def _temperatures(args: argparse.Namespace) -> tuple[float, ...]:
+    """openai-whisper's schedule: --temperature, then up to 1.0 by the increment."""
+    step = args.temperature_increment_on_fallback
+    if step is None:
+        return (args.temperature,)
+    if not (math.isfinite(step) and step > 0):
+        raise InvalidOptionError(f"--temperature_increment_on_fallback must be a number > 0 or None, got {step!r}")
+    # An empty schedule (a first temperature above 1.0, or NaN) leaves the first temperature alone,
+    # for the decoder's own check to judge.
+    temps = tuple(round(t, 6) for t in _frange(args.temperature, 1.0 + 1e-6, step))
+    return temps or (args.temperature,)
+
+
+def _transcribe_options(args: argparse.Namespace) -> dict:
+    """transcribe()'s keyword arguments; checked (TranscribeOptions) before any work."""
+    from .tokenizer import normalize_language
+    from .transcription.options import split_transcribe_kwargs
+
+    if args.language is not None:
+        try:
+            normalize_language(args.language)
+        except InvalidOptionError as e:
+            raise InvalidOptionError(f"--language: {e}") from None
+    options = dict(
+        verbose=None if args.quiet else args.verbose, language=args.language, task=args.task,
+        temperature=_temperatures(args), best_of=args.best_of, beam_size=args.beam_size, patience=args.patience,
+        length_penalty=args.length_penalty, suppress_tokens=args.suppress_tokens,
+        initial_prompt=args.initial_prompt, carry_initial_prompt=args.carry_initial_prompt,
+        condition_on_previous_text=args.condition_on_previous_text,
+        compression_ratio_threshold=args.compression_ratio_threshold,
+        logprob_threshold=args.logprob_threshold, no_speech_threshold=args.no_speech_threshold,
+        clip_timestamps=args.clip_timestamps, word_timestamps=args.word_timestamps,
+        prepend_punctuations=args.prepend_punctuations, append_punctuations=args.append_punctuations,
+        hallucination_silence_threshold=args.hallucination_silence_threshold, vad_filter=args.vad_filter,
+        vad_parameters=args.vad_parameters, repetition_cutoff=args.repetition_cutoff,
+        no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty)
+    split_transcribe_kwargs(options)  # raises InvalidOptionError naming the option
+    return options
+
+
+def _check_word_options(args: argparse.Namespace) -> dict:
+    """The writers' options, with openai-whisper's rules: they need word timestamps."""
+    if not args.word_timestamps:
+        for name in WORD_OPTIONS:
+            if getattr(args, name):
+                raise InvalidOptionError(f"--{name} requires --word_timestamps True")
+        if args.hallucination_silence_threshold is not None:
+            _note("--hallucination_silence_threshold has no effect without --word_timestamps True")
+    for name in ("max_line_width", "max_line_count", "max_words_per_line"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise InvalidOptionError(f"--{name} must be a positive integer or None, got {value}")
+    if args.max_line_count and not args.max_line_width:
+        _note("--max_line_count has no effect without --max_line_width")
+    if args.max_words_per_line and args.max_line_width:
+        _note("--max_words_per_line has no effect with --max_line_width")
+    return {name: getattr(args, name) for name in WORD_OPTIONS}
+
+
+def _model_name(args: argparse.Namespace) -> str:
+    """--model, or its openai-whisper checkpoint in --model_dir (DIR/NAME.pt, as openai-whisper saves it)."""
+    if args.model_dir is None:
+        return args.model
+    from .checkpoints.locate import ALIASES
+
+    if not os.path.isdir(args.model_dir):
+        raise InvalidOptionError(f"--model_dir {args.model_dir!r} is not a directory")
+    candidate = os.path.join(args.model_dir, f"{ALIASES.get(args.model, args.model)}.pt")
+    return candidate if os.path.isfile(candidate) else args.model
+
+
+def _prepare_output_dir(path: str) -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InvalidOptionError(f"--output_dir {path!r} exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise InvalidOptionError(f"--output_dir {path!r} can't be created: {e.strerror or e}") from None
+
+
+def output_stems(paths: Sequence[str]) -> list[str]:
+    """The output file name (without extension) of each input: its base name without extension,
+    except that an input whose name an earlier input already has (a/clip.wav, b/clip.mp3) gets
+    NAME-2, NAME-3, ...: the first free one that no input is named. Compared without case, for
+    the file systems that ignore it."""
+    bases = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    reserved = {b.casefold() for b in bases}
+    taken: set[str] = set()
+    stems = []
+    for base in bases:
+        stem = base
+        if stem.casefold() in taken:
+            n = 2
+            while f"{base}-{n}".casefold() in reserved or f"{base}-{n}".casefold() in taken:
+                n += 1
+            stem = f"{base}-{n}"
+        taken.add(stem.casefold())
+        stems.append(stem)
+    return stems
+
+
+def _message(error: BaseException, path: Optional[str] = None) -> str:
+    """The error for the user: an OSError without its errno, and the path once."""
+    if isinstance(error, OSError) and error.strerror:
+        message = error.strerror
+        if error.filename is not None and str(error.filename) not in message:
+            message = f"{error.filename}: {message}"
+    else:
+        message = str(error) or type(error).__name__
+    if path is not None and path not in message:
+        message = f"{path}: {message}"
+    return message
+
+
+def _failure(args: argparse.Namespace, path: Optional[str], error: BaseException) -> None:
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    print(f"whisper-genio: error: {_message(error, path)} (skipped)", file=sys.stderr)
 
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     from . import load_model
+    from .audio import load_audio
 
     if not args.audio and not args.encoder_output:
         raise InvalidOptionError("give audio files to transcribe, or --encoder-output files to replay")
-    model = load_model(args.model, backend=args.backend, compute_type=args.compute_type, threads=args.threads,
-                       cpu_affinity=args.cpu_affinity, decoder_offload=args.decoder_offload,
-                       decoder_subgraphs=args.decoder_subgraphs, **_encoder_options(args))
-    if args.temperature_increment_on_fallback is not None and args.temperature_increment_on_fallback > 0:
-        temps: tuple[float, ...] = tuple(
-            round(t, 6) for t in _frange(args.temperature, 1.0 + 1e-6, args.temperature_increment_on_fallback))
-    else:
-        temps = (args.temperature,)
-    writer = None
-    if args.output_format or args.output_dir:
-        output_dir = args.output_dir or "."
-        os.makedirs(output_dir, exist_ok=True)
-        writer = get_writer(args.output_format or "all", output_dir)
-    # A backend that replays a device's outputs holds one recording: its files (and the audio they
-    # encode, if given, to compare each window with the CPU encoder's).
-    replaying = model.pipeline.window_count >= 0
-    if replaying and len(args.audio) > 1:
+    if args.encoder_output and len(args.audio) > 1:
         raise InvalidOptionError("replay takes at most one audio file: the recording the --encoder-output files encode")
-    for path in args.audio or [None]:
-        result = _transcribe_file(model, path, args, _transcribe_options(args, temps))
-        if writer is not None:
-            writer(result, path or args.encoder_output[0])
-        if replaying and not args.quiet:
+    # Every option is checked before any file is read or the model loaded.
+    options = _transcribe_options(args)
+    writer_options = _check_word_options(args)
+    if args.device != "cpu":
+        _note(f"--device {args.device} does not apply: whisper_genio decodes on the CPU and runs the encoder "
+              f"on --backend ({args.backend}); continuing")
+    if args.fp16 is not None:
+        _note("--fp16 does not apply: the precision is --compute-type (auto = float32; float16, int8, ...)")
+    name = _model_name(args)
+    _prepare_output_dir(args.output_dir)
+    writer = get_writer(args.output_format, args.output_dir)
+    paths: list[Optional[str]] = list(args.audio) or [None]
+    stems = output_stems([p if p is not None else args.encoder_output[0] for p in paths])
+    for path, stem in zip(paths, stems):
+        if path is not None and stem != os.path.splitext(os.path.basename(path))[0]:
+            _note(f"{path} has the name of an earlier input: its files are {os.path.join(args.output_dir, stem)}.*")
+
+    model = None
+    failed = 0
+    for path, stem in zip(paths, stems):
+        try:
+            samples = None if path is None else load_audio(path)
+        except (WhisperGenioError, OSError) as e:
+            _failure(args, path, e)
+            failed += 1
+            continue
+        if model is None:  # loaded once the first input is read: a batch of bad inputs fails fast
+            model = load_model(name, backend=args.backend, compute_type=args.compute_type,
+                               threads=args.threads or None, cpu_affinity=args.cpu_affinity,
+                               decoder_offload=args.decoder_offload, decoder_subgraphs=args.decoder_subgraphs,
+                               **_encoder_options(args))
+        try:
+            result = model.transcribe(samples, **options)
+            writer(result, path or args.encoder_output[0], output_name=stem, **writer_options)
+        except (WhisperGenioError, OSError) as e:
+            _failure(args, path, e)
+            failed += 1
+            continue
+        if model.pipeline.window_count >= 0 and not args.quiet:  # a backend replaying a device's outputs
             _print_window_report(args, model, path)
-        if not args.quiet and not args.verbose:
-            for seg in result["segments"]:
-                print(segment_line(seg))
+    if failed:
+        print(f"whisper-genio: {failed} of {len(paths)} input(s) failed", file=sys.stderr)
+        return 2
     return 0
-
-
-def _transcribe_file(model, path: Optional[str], args: argparse.Namespace, options: dict) -> dict:
-    """One file (None: the replayed windows alone), with a progress bar on stderr for audio longer
-    than a window."""
-    from .audio import SAMPLE_RATE, load_audio
-
-    samples = None if path is None else load_audio(path)
-    if samples is None or args.quiet or args.verbose or len(samples) <= 30 * SAMPLE_RATE:
-        return model.transcribe(samples, **options)
-    import tqdm
-
-    with tqdm.tqdm(total=len(samples) // 160, unit="frames", desc=os.path.basename(path), file=sys.stderr) as bar:
-        return model.transcribe(samples, progress=lambda done, total: bar.update(done - bar.n), **options)
 
 
 def _print_window_report(args: argparse.Namespace, model, audio: Optional[str]) -> None:
@@ -416,7 +721,7 @@ def _print_window_report(args: argparse.Namespace, model, audio: Optional[str]) 
 
     reference = None
     if audio is not None:
-        reference = load_model(args.model, backend="cpu", threads=args.threads, cpu_affinity=args.cpu_affinity)
+        reference = load_model(_model_name(args), backend="cpu", threads=args.threads or None, cpu_affinity=args.cpu_affinity)
     for w in compare_windows(model, audio, reference):
         line = f"window {w['window']} ({w['file']}): {format_timestamp(w['start'])} --> {format_timestamp(w['end'])}"
         if "cosine" in w:
@@ -439,9 +744,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except (WhisperGenioError, FileNotFoundError) as e:
-        print(f"whisper-genio: error: {e}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"whisper-genio: error: {_message(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # what finished is written (whole); the rest is not started
+        print("whisper-genio: interrupted", file=sys.stderr)
         return 130
 
 

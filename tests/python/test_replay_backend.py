@@ -126,15 +126,15 @@ def test_two_windows_in_order(base_model, tmp_path):
     assert starts == sorted(starts) and any(s >= 30.0 for s in starts)
 
 
-def test_cli_replay_turns_the_workflow_into_a_check(jfk, capsys):
+def test_cli_replay_turns_the_workflow_into_a_check(jfk, capsys, tmp_path):
     rc = main(["transcribe", str(jfk["path"]), "--encoder-output", str(jfk["bin"]), "--model", "base",
-               "--language", "en", "--threads", str(TEST_THREADS)])
+               "--language", "en", "--threads", str(TEST_THREADS), "-o", str(tmp_path)])
     out = capsys.readouterr()
     assert rc == 0
     assert "ask not what your country can do for you" in out.out.lower()
     assert "cosine 1.00000 vs the CPU encoder (matches it" in out.err
     rc = main(["transcribe", "--encoder-output", str(jfk["bin"]), "--encoder-output-dtype", "int16", "--scale",
-               "0.01", "--model", "base"])
+               "0.01", "--model", "base", "-o", str(tmp_path)])
     out = capsys.readouterr()
     assert rc == 2 and "float32" in out.err and "got 3072000 bytes" in out.err
 

@@ -168,3 +168,30 @@ def test_unknown_format(tmp_path: Path) -> None:
     assert set(OUTPUT_FORMATS) == {"txt", "vtt", "srt", "tsv", "json", "all"}
     with pytest.raises(InvalidOptionError, match="docx"):
         get_writer("docx", tmp_path)
+
+
+def test_output_name_replaces_the_audio_name(tmp_path: Path) -> None:
+    get_writer("all", tmp_path)(RESULTS["ascii"], "/in/a/clip.wav", output_name="clip-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"clip-2.{ext}" for ext in TEXT_FORMATS + ["json"])
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    _openai_utils().get_writer("srt", str(ref))(RESULTS["ascii"], "clip-2.wav")
+    assert (tmp_path / "clip-2.srt").read_bytes() == (ref / "clip-2.srt").read_bytes()
+
+
+def test_a_failed_write_leaves_the_previous_file_whole(tmp_path: Path) -> None:
+    writer = get_writer("srt", tmp_path)
+    writer(RESULTS["ascii"], "talk.wav")
+    before = (tmp_path / "talk.srt").read_bytes()
+    broken = {"segments": [{"start": 0.0, "end": 1.0, "text": " fine"}, {"start": 1.0}]}  # no "end"/"text"
+    with pytest.raises(KeyError):
+        writer(broken, "talk.wav")
+    assert (tmp_path / "talk.srt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.srt"]  # no temporary file left behind
+
+
+def test_an_output_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    (tmp_path / "talk.txt").mkdir()
+    with pytest.raises(OSError, match=r"can't write .*talk\.txt"):
+        get_writer("txt", tmp_path)(RESULTS["ascii"], "talk.wav")
+    assert [p.name for p in tmp_path.iterdir()] == ["talk.txt"]

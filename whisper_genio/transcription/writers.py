@@ -48,15 +48,18 @@ def _words(segment: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class ResultWriter:
-    """Writes ``<output_dir>/<audio basename without extension>.<extension>``."""
+    """Writes ``<output_dir>/<audio basename without extension>.<extension>`` (or
+    ``<output_dir>/<output_name>.<extension>``), whole or not at all: the text goes to a temporary
+    file in the same folder that then replaces the output, so an interrupted run never leaves a
+    half-written transcript."""
 
     extension: str = ""
 
     def __init__(self, output_dir: str | os.PathLike[str]) -> None:
         self.output_dir = os.fspath(output_dir)
 
-    def output_path(self, audio_path: str | os.PathLike[str]) -> str:
-        stem = os.path.splitext(os.path.basename(os.fspath(audio_path)))[0]
+    def output_path(self, audio_path: str | os.PathLike[str], output_name: Optional[str] = None) -> str:
+        stem = output_name if output_name is not None else os.path.splitext(os.path.basename(os.fspath(audio_path)))[0]
         return os.path.join(self.output_dir, f"{stem}.{self.extension}")
 
     def __call__(
@@ -64,11 +67,23 @@ class ResultWriter:
         result: Result,
         audio_path: str | os.PathLike[str],
         options: Optional[dict[str, Any]] = None,
+        *,
+        output_name: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
-        # Same open() defaults as openai-whisper so the bytes match on every platform.
-        with open(self.output_path(audio_path), "w", encoding="utf-8") as f:
-            self.write_result(result, f, options, **kwargs)
+        path = self.output_path(audio_path, output_name)
+        partial = f"{path}.partial"
+        try:
+            # Same open() defaults as openai-whisper so the bytes match on every platform.
+            with open(partial, "w", encoding="utf-8") as f:
+                self.write_result(result, f, options, **kwargs)
+            os.replace(partial, path)
+        except BaseException as e:
+            if os.path.lexists(partial) and not os.path.isdir(partial):
+                os.remove(partial)
+            if isinstance(e, OSError) and e.strerror:  # name the output, not its temporary name
+                raise type(e)(e.errno, f"can't write {path}: {e.strerror}") from e
+            raise
 
     def write_result(
         self, result: Result, file: TextIO, options: Optional[dict[str, Any]] = None, **kwargs: Any
@@ -262,7 +277,8 @@ OUTPUT_FORMATS: tuple[str, ...] = (*WRITERS, "all")
 def get_writer(output_format: str, output_dir: str | os.PathLike[str]) -> Writer:
     """Writer for one format, or for all five with ``"all"``.
 
-    The returned callable is ``writer(result, audio_path, options=None, **kwargs)`` where the
+    The returned callable is ``writer(result, audio_path, options=None, *, output_name=None,
+    **kwargs)``: ``output_name`` replaces the audio's base name in the file name, and the other
     keyword arguments are ``max_line_width``, ``max_line_count``, ``highlight_words`` and
     ``max_words_per_line`` (used by vtt/srt only).
     """
@@ -273,10 +289,12 @@ def get_writer(output_format: str, output_dir: str | os.PathLike[str]) -> Writer
             result: Result,
             audio_path: str | os.PathLike[str],
             options: Optional[dict[str, Any]] = None,
+            *,
+            output_name: Optional[str] = None,
             **kwargs: Any,
         ) -> None:
             for writer in writers:
-                writer(result, audio_path, options, **kwargs)
+                writer(result, audio_path, options, output_name=output_name, **kwargs)
 
         return write_all
     try:
