@@ -207,6 +207,18 @@ class Model:
         return result
 
 
+    def stream(self, **options: Any) -> "StreamSession":
+        """A live transcription session (see :mod:`whisper_genio.transcription.streaming`):
+        ``feed(samples)`` as audio arrives, ``flush()`` at the end; both return events. Options:
+        those of :class:`StreamOptions` (step, agreement, vad, endpoint_silence, trim_seconds,
+        max_buffer, language, word_timestamps), the rest are transcribe()'s decoding options."""
+        from .transcription.streaming import StreamOptions, StreamSession
+
+        names = {f.name for f in dataclasses.fields(StreamOptions)}
+        stream_options = StreamOptions(**{k: v for k, v in options.items() if k in names})
+        return StreamSession(self, stream_options, {k: v for k, v in options.items() if k not in names})
+
+
 def _is_mel(audio: Any, dims: ModelDims) -> bool:
     return isinstance(audio, np.ndarray) and audio.ndim == 2 and audio.shape[0] == dims.n_mels and audio.shape[1] == N_FRAMES
 

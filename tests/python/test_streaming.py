@@ -1,0 +1,223 @@
+"""Live transcription (model.stream()): the commit policy on a scripted stand-in model (fast,
+exact), then whisper-base on real speech fed in chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import whisper_genio
+from whisper_genio.errors import InvalidOptionError
+from whisper_genio.transcription.streaming import StreamOptions, StreamSession
+
+from testdata import SPEECH, speech_manifest
+
+SR = 16000
+
+
+# -- a scripted stand-in model -----------------------------------------------------------------
+# The "audio" carries its words: word k is a run of samples of value (k + 1) / 1000, words are
+# separated by zeros. The stand-in reads the buffer it is given and returns those words with their
+# times, as transcribe() would; a word still running at the buffer's end comes back garbled (the
+# unstable tail a real model guesses at), so only agreement can commit it.
+
+def scripted_audio(n_words: int, word: float = 0.4, gap: float = 0.2) -> tuple[np.ndarray, list[tuple]]:
+    parts, script, t = [], [], 0.0
+    for k in range(n_words):
+        parts += [np.full(int(word * SR), (k + 1) / 1000, np.float32), np.zeros(int(gap * SR), np.float32)]
+        script.append((f" w{k}", t, t + word))
+        t += word + gap
+    return np.concatenate(parts), script
+
+
+class ScriptedModel:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.longest = 0
+
+    def transcribe(self, audio: np.ndarray, **kwargs) -> dict:
+        self.calls += 1
+        self.longest = max(self.longest, len(audio))
+        assert kwargs["word_timestamps"] is True and kwargs["condition_on_previous_text"] is False
+        words = []
+        edges = np.flatnonzero(np.diff(audio, prepend=0.0, append=0.0))  # where a run of one value starts/ends
+        for i, j in zip(edges[:-1], edges[1:]):
+            if audio[i] == 0:
+                continue
+            k = int(round(audio[i] * 1000)) - 1
+            text = f" w{k}" if j < len(audio) else f" w{k}?"  # cut by the buffer's end: unstable
+            words.append({"word": text, "start": i / SR, "end": j / SR, "probability": 0.9})
+        segments = [{"text": "".join(w["word"] for w in words), "words": words}] if words else []
+        return {"text": "", "segments": segments, "language": "en"}
+
+
+def run(session: StreamSession, audio: np.ndarray, chunk: float = 0.25) -> list:
+    events = []
+    n = int(chunk * SR)
+    for i in range(0, len(audio), n):
+        events += session.feed(audio[i:i + n])
+    return events + session.flush()
+
+
+def committed_words(events) -> list[str]:
+    return [w for e in events if e.type == "committed" for w in e.text.split()]
+
+
+@pytest.mark.parametrize("agreement", [1, 2, 3])
+def test_every_word_committed_once_in_order(agreement):
+    audio, script = scripted_audio(40)
+    model = ScriptedModel()
+    events = run(StreamSession(model, StreamOptions(vad=False, agreement=agreement), {}), audio)
+    words = committed_words(events)
+    if agreement == 1:  # each hypothesis is committed whole, its garbled tail too (once)
+        words = [w.rstrip("?") for w in words]
+    assert words == [w.strip() for w, _, _ in script]
+    starts = [e.start for e in events if e.type == "committed"]
+    ends = [e.end for e in events if e.type == "committed"]
+    assert starts == sorted(starts) and all(s <= e for s, e in zip(starts, ends))
+    assert all(b >= a for a, b in zip(ends, starts[1:]))  # committed times never go back
+    assert events[-1].type == "endpoint"
+
+
+def test_agreement_commits_later_but_never_an_unstable_word():
+    audio, _ = scripted_audio(20)
+    first_commit = {}
+    for agreement in (1, 2):
+        session = StreamSession(ScriptedModel(), StreamOptions(vad=False, agreement=agreement), {})
+        n = int(0.25 * SR)
+        for i in range(0, len(audio), n):
+            for e in session.feed(audio[i:i + n]):
+                if e.type == "committed":
+                    assert "?" not in e.text or agreement == 1
+                    for w in e.text.split():
+                        first_commit.setdefault((agreement, w.strip("?")), session.now)
+    # LocalAgreement-2 waits for a second hypothesis: later than committing each hypothesis at once.
+    later = [first_commit[(2, f"w{k}")] - first_commit[(1, f"w{k}")] for k in range(15)]
+    assert min(later) >= 0 and max(later) > 0
+
+
+def test_partial_is_the_hypothesis_after_committed_text():
+    audio, _ = scripted_audio(10)
+    session = StreamSession(ScriptedModel(), StreamOptions(vad=False), {})
+    committed = []
+    for i in range(0, len(audio), SR // 4):
+        for e in session.feed(audio[i:i + SR // 4]):
+            if e.type == "committed":
+                committed += e.text.split()
+            elif e.type == "partial" and e.text:
+                first = e.text.split()[0].strip("?")
+                assert first not in committed  # nothing committed is shown again as partial
+                assert e.start >= (session._committed_end if committed else 0.0) - 1e-9
+
+
+def test_long_stream_keeps_bounded_memory():
+    """Ten minutes of scripted speech: the decoded buffer never exceeds max_buffer, nor the
+    session's memory its few fixed-size tails."""
+    audio, script = scripted_audio(1000)  # 600 s
+    model = ScriptedModel()
+    options = StreamOptions(vad=False, step=2.0, trim_seconds=8.0, max_buffer=12.0)
+    session = StreamSession(model, options, {})
+    events = run(session, audio, chunk=1.0)
+    assert committed_words(events) == [w.strip() for w, _, _ in script]
+    assert model.longest <= (options.max_buffer + options.step) * SR
+    assert len(session._committed) <= 64 and len(session._hypotheses) <= 1
+
+
+def test_nothing_agreed_for_too_long_is_forced_out():
+    """A word that never stabilises (agreement 5 on a model whose tail always changes) is still
+    committed once it leaves max_buffer: the buffer stays bounded."""
+    audio, _ = scripted_audio(60)
+    model = ScriptedModel()
+    session = StreamSession(model, StreamOptions(vad=False, agreement=5, trim_seconds=4.0, max_buffer=6.0), {})
+    events = run(session, audio)
+    assert len(committed_words(events)) == 60
+    assert model.longest <= 7.0 * SR
+
+
+@pytest.mark.parametrize("chunk,message", [
+    (np.array([0.0, np.nan], np.float32), "NaN"),
+    (np.zeros(10, np.complex64), "complex"),
+    (np.zeros(10, np.int32), "int32"),
+    (np.zeros((2, 100), np.float32), "shape"),
+    (np.array(["a"]), "<U1"),
+])
+def test_bad_chunks_raise_and_leave_the_session_usable(chunk, message):
+    audio, script = scripted_audio(10)
+    session = StreamSession(ScriptedModel(), StreamOptions(vad=False), {})
+    events = session.feed(audio[: len(audio) // 2])
+    with pytest.raises(InvalidOptionError, match=message):
+        session.feed(chunk)
+    events += session.feed(audio[len(audio) // 2:]) + session.flush()
+    assert committed_words(events) == [w.strip() for w, _, _ in script]
+
+
+def test_bad_rates_and_options():
+    session = StreamSession(ScriptedModel(), StreamOptions(vad=False), {})
+    session.feed(np.zeros(100, np.float32), sample_rate=16000)
+    with pytest.raises(InvalidOptionError, match="sample_rate changed"):
+        session.feed(np.zeros(100, np.float32), sample_rate=48000)
+    for rate in (0, -1, 1.5, "16000", True):
+        with pytest.raises(InvalidOptionError, match="sample_rate"):
+            session.feed(np.zeros(100, np.float32), sample_rate=rate)
+    session.flush()
+    with pytest.raises(InvalidOptionError, match="flushed"):
+        session.feed(np.zeros(100, np.float32))
+    for kwargs in (dict(step=0), dict(agreement=0), dict(max_buffer=31), dict(trim_seconds=29, max_buffer=20),
+                   dict(vad="yes"), dict(endpoint_silence=-1), dict(vad_threshold=1.0)):
+        with pytest.raises(InvalidOptionError, match=next(iter(kwargs))):
+            StreamOptions(**kwargs)
+    with pytest.raises(InvalidOptionError, match="word_timestamps"):
+        StreamSession(ScriptedModel(), StreamOptions(vad=False), {"word_timestamps": False})
+
+
+# -- whisper-base on real speech ---------------------------------------------------------------
+
+def _clip(name: str) -> np.ndarray:
+    if not (SPEECH / name).is_file():
+        pytest.skip(f"{name} missing from ../shared/data/speech")
+    return whisper_genio.load_audio(str(SPEECH / name))
+
+
+def _words(text: str) -> list[str]:
+    return "".join(c for c in text.lower() if c.isalnum() or c.isspace()).split()
+
+
+@pytest.mark.parametrize("vad", [False, True])
+def test_streamed_jfk_matches_the_offline_transcript(base_model, vad):
+    if vad:
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("silero_vad")
+    import jiwer
+
+    audio = _clip("en_jfk_inaugural_1961.wav")
+    offline = base_model.transcribe(audio, temperature=0.0, language="en")["text"]
+    session = base_model.stream(vad=vad, language="en", step=3.0, word_timestamps=True)
+    events = run(session, audio, chunk=0.5)
+    streamed = "".join(e.text for e in events if e.type == "committed")
+    wer = jiwer.wer(" ".join(_words(offline)), " ".join(_words(streamed)))
+    assert wer <= 0.15, (offline, streamed)
+    words = [w for e in events if e.type == "committed" for w in e.words]
+    assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+    assert all(0 <= w["start"] <= w["end"] <= len(audio) / SR + 0.5 for w in words)
+
+
+def test_silence_gives_no_text_and_no_decoding(base_model):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("silero_vad")
+    session = base_model.stream(vad=True)
+    events = run(session, np.zeros(10 * SR, np.float32), chunk=0.5)
+    assert events == [] and session.stats["steps"] == 0
+
+
+def test_int16_at_another_rate(base_model):
+    import soxr
+
+    audio = _clip("en_jfk_inaugural_1961.wav")
+    pcm = (soxr.resample(audio, SR, 8000) * 32767).astype(np.int16)
+    session = base_model.stream(vad=False, language="en", step=3.0)
+    events = []
+    for i in range(0, len(pcm), 4000):
+        events += session.feed(pcm[i:i + 4000], sample_rate=8000)
+    events += session.flush()
+    committed = "".join(e.text for e in events if e.type == "committed")
+    assert "what your country can do for you" in " ".join(_words(committed))
