@@ -230,7 +230,83 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--layout", default="nct", choices=["nct", "ntc"], help="nct = [1, n_mels, 3000], ntc = [1, 3000, n_mels]")
     m.set_defaults(func=_cmd_mel)
     _add_quantization_parsers(sub)
+    _add_stream_parser(sub)
     return parser
+
+
+STREAM_DESCRIPTION = """\
+Live transcription: committed text is printed as it comes (on a terminal, the partial hypothesis
+after it, rewritten in place). SOURCE is '-' for raw mono PCM on stdin (arecord -f S16_LE -r 16000
+-c 1 | whisper-genio stream -), an audio file (--realtime plays it at real-time pace), or nothing
+for the default microphone (pip install 'whisper_genio[mic]'). Ctrl-C ends the stream and commits
+what was heard. With -f, the committed segments are written at the end.
+"""
+
+
+def _add_stream_parser(sub) -> None:
+    from .transcription.streaming import StreamOptions
+
+    defaults = StreamOptions()
+    s = sub.add_parser("stream", help="live transcription from a microphone, stdin PCM or a file",
+                       formatter_class=_HelpFormatter, description=STREAM_DESCRIPTION)
+    s.add_argument("source", nargs="?", default=None, help="'-' (stdin PCM), an audio file, or none (microphone)")
+    _add_model_arguments(s)
+    _add(s, "--model-dir", default=None, metavar="DIR", help="look for --model's openai-whisper checkpoint here")
+    _add(s, "--language", default=None, help="spoken language; detected once, on the first decode, when omitted")
+    _add(s, "--step", type=_float, default=defaults.step, help="seconds of new audio between decodes")
+    _add(s, "--agreement", type=_int, default=defaults.agreement,
+         help="LocalAgreement-n: hypotheses that must agree before a word is committed")
+    _add(s, "--vad", default="auto", choices=["auto", "on", "off"],
+         help="gate decoding on speech with Silero VAD (auto: when installed)")
+    _add(s, "--endpoint-silence", type=_float, default=defaults.endpoint_silence,
+         help="seconds of silence after speech that end an utterance (with VAD)")
+    _add(s, "--max-buffer", type=_float, default=defaults.max_buffer, help="longest audio decoded at once (s)")
+    _add(s, "--word-timestamps", type=_bool, default=False, help="keep word times in the written files")
+    _add(s, "--beam-size", type=_optional_int, default=None, help="beams (default: greedy)")
+    _add(s, "--rate", type=_int, default=SAMPLE_RATE_DEFAULT, help="stdin PCM: sample rate in Hz")
+    _add(s, "--format", default="s16le", choices=["s16le", "f32le"], help="stdin PCM: sample format")
+    _add(s, "--input-device", default=None, help="microphone: PortAudio device name or index")
+    _add(s, "--chunk", type=_float, default=0.1, help="seconds per read from the source")
+    _add(s, "--realtime", action="store_true", help="a file: feed it at real-time pace")
+    _add(s, "--output-format", "-f", default=None, choices=OUTPUT_FORMATS, help="write the transcript at the end")
+    _add(s, "--output-dir", "-o", default=".", help="where -f writes")
+    s.set_defaults(func=_cmd_stream)
+
+
+SAMPLE_RATE_DEFAULT = 16000
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    from . import load_model
+    from .tools.stream import file_chunks, microphone_chunks, pcm_chunks, run_stream
+    from .transcription.streaming import StreamOptions
+
+    options = dict(step=args.step, agreement=args.agreement, vad={"auto": None, "on": True, "off": False}[args.vad],
+                   endpoint_silence=args.endpoint_silence, max_buffer=args.max_buffer,
+                   trim_seconds=min(StreamOptions().trim_seconds, args.max_buffer), language=args.language,
+                   word_timestamps=args.word_timestamps)
+    if args.beam_size is not None:
+        options["beam_size"] = args.beam_size
+    StreamOptions(**{k: v for k, v in options.items() if k != "beam_size"})  # checked before the model loads
+    if args.output_format is not None:
+        _prepare_output_dir(args.output_dir)
+    model = load_model(_model_name(args), backend=args.backend, compute_type=args.compute_type,
+                       threads=args.threads or None, cpu_affinity=args.cpu_affinity,
+                       decoder_offload=args.decoder_offload, decoder_subgraphs=args.decoder_subgraphs,
+                       **_encoder_options(args))
+    rate = SAMPLE_RATE_DEFAULT
+    if args.source == "-":
+        chunks, rate = pcm_chunks(sys.stdin.buffer, args.rate, args.chunk, args.format), args.rate
+    elif args.source is not None:
+        chunks = file_chunks(args.source, args.chunk, args.realtime)
+    else:
+        chunks = microphone_chunks(args.input_device, args.chunk)
+    result = run_stream(model, chunks, rate=rate, **options)
+    print()
+    if args.output_format is not None:
+        name = "stream" if args.source in (None, "-") else args.source
+        get_writer(args.output_format, args.output_dir)(result, name)
+    return 0
 
 
 TRANSCRIBE_DESCRIPTION = """\

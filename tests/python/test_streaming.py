@@ -221,3 +221,41 @@ def test_int16_at_another_rate(base_model):
     events += session.flush()
     committed = "".join(e.text for e in events if e.type == "committed")
     assert "what your country can do for you" in " ".join(_words(committed))
+
+
+def test_cli_stream_from_stdin_pcm(base_model, monkeypatch, capsys, tmp_path):
+    """`arecord ... | whisper-genio stream -`: raw s16le on stdin, committed text on stdout, the
+    committed segments written at the end."""
+    import io
+    import types
+
+    from whisper_genio import cli
+
+    pcm = (_clip("en_jfk_inaugural_1961.wav") * 32767).astype(np.int16).tobytes()
+    monkeypatch.setattr(cli.sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(pcm)))
+    rc = cli.main(["stream", "-", "--language", "en", "--step", "3", "--vad", "off", "-f", "srt", "-o", str(tmp_path)])
+    assert rc == 0
+    out = " ".join(_words(capsys.readouterr().out))
+    assert "what your country can do for you" in out
+    srt = (tmp_path / "stream.srt").read_text(encoding="utf-8")
+    assert srt.startswith("1\n00:00:0") and "country" in srt
+
+
+def test_cli_stream_without_a_microphone_library(monkeypatch, capsys):
+    import builtins
+
+    from whisper_genio import cli
+    from whisper_genio.tools import stream
+
+    real_import = builtins.__import__
+
+    def no_sounddevice(name, *args, **kwargs):
+        if name == "sounddevice":
+            raise ImportError("No module named 'sounddevice'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sounddevice)
+    with pytest.raises(whisper_genio.BackendUnavailableError, match="sounddevice"):
+        next(stream.microphone_chunks(None, 0.1))
+    assert cli.main(["stream", "--step", "0"]) == 2  # options are checked before the model loads
+    assert "step" in capsys.readouterr().err

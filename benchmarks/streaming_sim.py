@@ -1,0 +1,205 @@
+"""Streaming latency on a simulated clock: audio is fed at real time, each feed is charged the
+compute it took, and every committed word is stamped with the simulated time it came out.
+
+    python benchmarks/streaming_sim.py [--clips jfk longform speech] [--threads 2] [--step 1.0]
+                                       [--compute-type int8] [--json out.json]
+
+The clock: a chunk of `--chunk` seconds arrives when the audio reaches its end (the clock waits
+for it if it is ahead); processing it costs the process CPU seconds it took divided by the
+threads (an ideal parallel wall time, far steadier than wall time on a shared machine); the clock
+moves on by that much, so a policy that falls behind real time pays for it in latency.
+
+Policies, over the same core and model:
+  * ours: model.stream() (LocalAgreement-2 over word timestamps, VAD gating and endpoints);
+  * whisper.cpp `stream`-style: every `--baseline-step` s (3) the last up to `--baseline-length` s
+    (10) are decoded again, no agreement; the text is final when a window is full (whisper.cpp's
+    n_new_line), the next window starting with the last 0.2 s.
+Reported per policy: committed-word latency (commit time - the word's end in the audio) median
+and 90th percentile, end of speech -> final text per utterance (ours: VAD endpoints; the
+baseline: the window that finalises the utterance's last word), WER against the offline
+transcript and the reference, CPU seconds per audio second, peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import resource
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "python"))
+
+SR = 16000
+
+
+class SimClock:
+    def __init__(self, threads: int) -> None:
+        self.now = 0.0
+        self.threads = threads
+        self.cpu = 0.0
+
+    def run(self, audio_time: float, work: Callable[[], Any]) -> Any:
+        self.now = max(self.now, audio_time)
+        t0 = time.process_time()
+        out = work()
+        spent = time.process_time() - t0
+        self.cpu += spent
+        self.now += spent / self.threads
+        return out
+
+
+def _normalize(text: str) -> str:
+    try:
+        from whisper.normalizers import EnglishTextNormalizer
+
+        return EnglishTextNormalizer()(text)
+    except ImportError:
+        return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+def _wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    ref, hyp = _normalize(reference), _normalize(hypothesis)
+    return jiwer.wer(ref, hyp) if ref.strip() else float(bool(hyp.strip()))
+
+
+def run_ours(model: Any, audio: np.ndarray, *, threads: int, chunk: float, step: float, vad: bool) -> dict:
+    clock = SimClock(threads)
+    session = model.stream(step=step, vad=vad, language="en", word_timestamps=True)
+    latencies, endpoints, texts = [], [], []
+    last_word_end = None
+    n = int(chunk * SR)
+    for i in range(0, len(audio), n):
+        events = clock.run((i + n) / SR, lambda: session.feed(audio[i:i + n]))
+        last_word_end = _collect(events, clock.now, latencies, endpoints, texts, last_word_end)
+    events = clock.run(len(audio) / SR, session.flush)
+    _collect(events, clock.now, latencies, endpoints, texts, last_word_end)
+    return {"latencies": latencies, "end_of_speech": endpoints, "text": "".join(texts), "cpu": clock.cpu,
+            "steps": session.stats["steps"]}
+
+
+def _collect(events, now, latencies, endpoints, texts, last_word_end):
+    for e in events:
+        if e.type == "committed":
+            texts.append(e.text)
+            latencies += [now - w["end"] for w in e.words]
+            if e.words:
+                last_word_end = e.words[-1]["end"]
+        elif e.type == "endpoint" and last_word_end is not None:
+            endpoints.append(now - last_word_end)
+            last_word_end = None
+    return last_word_end
+
+
+def run_sliding_window(model: Any, audio: np.ndarray, *, threads: int, step: float = 3.0, length: float = 10.0,
+                       keep: float = 0.2) -> dict:
+    """whisper.cpp `stream`'s default loop (no VAD) over our model."""
+    clock = SimClock(threads)
+    n_new_line = max(1, int(length / step) - 1)
+    window_start, latencies, texts, ends = 0.0, [], [], []
+    t, iteration = 0.0, 0
+    while t < len(audio) / SR:
+        t = min(t + step, len(audio) / SR)
+        start = max(window_start, t - length)
+        piece = audio[int(start * SR):int(t * SR)]
+        result = clock.run(t, lambda: model.transcribe(piece, language="en", temperature=0.0, word_timestamps=True,
+                                                        condition_on_previous_text=False))
+        iteration += 1
+        final = iteration % n_new_line == 0 or t >= len(audio) / SR
+        if final:
+            words = [w for s in result["segments"] for w in s.get("words", [])]
+            texts.append(result["text"])
+            latencies += [clock.now - (start + w["end"]) for w in words]
+            if words:
+                ends.append(clock.now - (start + words[-1]["end"]))
+            window_start = max(0.0, t - keep)
+    return {"latencies": latencies, "end_of_speech": ends, "text": " ".join(texts), "cpu": clock.cpu,
+            "steps": iteration}
+
+
+def clips(names: list[str]) -> list[tuple[str, np.ndarray, str]]:
+    from testdata import LONGFORM, speech_manifest
+    from whisper_genio import load_audio
+
+    out = []
+    rows = [r for r in speech_manifest() if r["language"] == "en" and r["status"] == "verified"]
+    if "jfk" in names:
+        out += [(r["id"], load_audio(str(r["path"])), r["transcript"]) for r in rows if r["id"] == "en_jfk_inaugural_1961"]
+    if "speech" in names:
+        out += [(r["id"], load_audio(str(r["path"])), r["transcript"]) for r in rows]
+    if "longform" in names:
+        for wav in sorted(LONGFORM.glob("*.wav")):
+            out.append((wav.stem, load_audio(str(wav)), wav.with_suffix(".txt").read_text(encoding="utf-8")))
+    return out
+
+
+def summarize(name: str, runs: list[dict], offline: list[str], references: list[str], audio_seconds: float) -> dict:
+    lat = np.array([x for r in runs for x in r["latencies"]]) if runs else np.zeros(0)
+    eos = np.array([x for r in runs for x in r["end_of_speech"]])
+    streamed = " ".join(r["text"] for r in runs)
+    return {
+        "policy": name,
+        "words": int(len(lat)),
+        "latency_median_s": float(np.median(lat)) if len(lat) else None,
+        "latency_p90_s": float(np.percentile(lat, 90)) if len(lat) else None,
+        "end_of_speech_median_s": float(np.median(eos)) if len(eos) else None,
+        "wer_vs_offline": _wer(" ".join(offline), streamed),
+        "wer_vs_reference": _wer(" ".join(references), streamed),
+        "cpu_per_audio_s": sum(r["cpu"] for r in runs) / audio_seconds,
+        "decodes": sum(r["steps"] for r in runs),
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clips", nargs="+", default=["jfk", "longform"], choices=["jfk", "longform", "speech"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--compute-type", default="int8")
+    p.add_argument("--step", type=float, default=1.0)
+    p.add_argument("--chunk", type=float, default=0.1, help="seconds per feed (the capture period)")
+    p.add_argument("--no-vad", action="store_true")
+    p.add_argument("--baseline-step", type=float, default=3.0)
+    p.add_argument("--baseline-length", type=float, default=10.0)
+    p.add_argument("--policies", nargs="+", default=["ours", "sliding"], choices=["ours", "sliding"])
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+
+    import whisper_genio
+
+    model = whisper_genio.load_model("base", compute_type=args.compute_type, threads=args.threads)
+    data = clips(args.clips)
+    seconds = sum(len(a) for _, a, _ in data) / SR
+    offline = [model.transcribe(a, language="en", temperature=0.0)["text"] for _, a, _ in data]
+    references = [ref for _, _, ref in data]
+    rows = []
+    if "ours" in args.policies:
+        runs = [run_ours(model, a, threads=args.threads, chunk=args.chunk, step=args.step, vad=not args.no_vad)
+                for _, a, _ in data]
+        rows.append(summarize(f"ours (step {args.step} s, LocalAgreement-2, VAD {'off' if args.no_vad else 'on'})",
+                              runs, offline, references, seconds))
+    if "sliding" in args.policies:
+        runs = [run_sliding_window(model, a, threads=args.threads, step=args.baseline_step,
+                                   length=args.baseline_length) for _, a, _ in data]
+        rows.append(summarize(f"whisper.cpp stream-style (step {args.baseline_step} s, window "
+                              f"{args.baseline_length} s)", runs, offline, references, seconds))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{len(data)} clip(s), {seconds:.1f} s of audio; whisper-base {args.compute_type}, {args.threads} threads; "
+          f"peak RSS {rss:.0f} MiB (the whole run)")
+    for r in rows:
+        print(f"  {r['policy']}: words {r['words']}, latency median {r['latency_median_s']:.2f} s / p90 "
+              f"{r['latency_p90_s']:.2f} s, end of speech -> final {r['end_of_speech_median_s'] or float('nan'):.2f} s, "
+              f"WER vs offline {100 * r['wer_vs_offline']:.2f} %, vs reference {100 * r['wer_vs_reference']:.2f} %, "
+              f"CPU {r['cpu_per_audio_s']:.2f} s per audio s, {r['decodes']} decodes")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps({"rows": rows, "peak_rss_mib": rss}, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
