@@ -70,3 +70,12 @@ def test_bad_values(base_model, name, value):
     with pytest.raises(InvalidOptionError) as e:
         base_model.transcribe("/nonexistent/never-read.wav", **{name: value})
     assert name in str(e.value)
+
+
+def test_clips_past_the_end_give_no_segments(base_model):
+    """A clip past the audio's end is empty (it once failed with 'mel window out of range')."""
+    audio = _clip("en_jfk_inaugural_1961.wav")  # 11 s
+    assert base_model.transcribe(audio, clip_timestamps="20,30")["segments"] == []
+    assert base_model.transcribe(audio, clip_timestamps="20")["segments"] == []
+    inside = base_model.transcribe(audio, clip_timestamps="5,30", temperature=0.0)["segments"]
+    assert inside and inside[0]["start"] >= 5.0
