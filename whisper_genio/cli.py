@@ -12,7 +12,7 @@ import argparse
 import math
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from . import _core
 from .errors import InvalidOptionError, WhisperGenioError
@@ -179,8 +179,10 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     _add(e, "--neuron-api", default="auto", choices=_core.NEURON_APIS, help="neuron: runtime API")
     _add(e, "--no-self-test", action="store_true",
                    help="neuron: skip the load-time check that a changed input changes the output")
-    _add(e, "--providers", default=None, metavar="NAME,...",
-                   help="onnxruntime: execution providers in order (default: NeuronExecutionProvider if present, else CPU)")
+    _add(e, "--providers", default=None, metavar="NAME[:K=V;...],...",
+                   help="onnxruntime: execution providers in order, each with its options, e.g. "
+                   "'neuron:NEURON_FLAG_MIN_GROUP_SIZE=100;NEURON_FLAG_OPTIMIZATION_STRING=--opt=3 --num-mdla=1,cpu' "
+                   "(NEURON_FLAG_USE_FP16=1 is always on; default: NeuronExecutionProvider if present, else CPU)")
     o = p.add_argument_group("decoder offload (NPU subgraphs)")
     _add(o, "--decoder-offload", default="none", choices=_core.DECODER_OFFLOAD_MODES,
                    help="which decoder ops run on NPU subgraphs (see whisper_genio/backends/decoder_offload.py)")
@@ -421,6 +423,10 @@ def _add_quantization_parsers(sub) -> None:
                    help="decoder subgraphs: float (none), int16 activations + int8 weights, or int8 weights only")
     x.add_argument("--calibration", nargs="+", default=(), metavar="AUDIO",
                    help="a16w8: speech files or folders whose decoder activations calibrate the subgraphs")
+    x.add_argument("--check-mdla", default=None, metavar="BOARD",
+                   help="MDLA pre-flight: read every TFLite file written and list what the MDLA guidelines of BOARD "
+                   "(genio-510/700 = mdla3.0, genio-1200 = mdla2.0, genio-520/720 = mdla5.3, or mdla2.0/3.0/5.3, "
+                   "all) do not cover, with each source's confidence; also writes mdla_check.json")
     x.set_defaults(func=_cmd_export)
 
     q = sub.add_parser("quantize", help="calibrate on real audio and write a quantized bundle (TFLite + ONNX QDQ)")
@@ -443,6 +449,10 @@ def _add_quantization_parsers(sub) -> None:
                         "(exit status 3 when one fails)")
     q.add_argument("--report", default=None, metavar="DIR", help="also write the diagnosis report (HTML + JSON) here")
     q.add_argument("--threads", type=int, default=2)
+    q.add_argument("--check-mdla", default=None, metavar="BOARD",
+                   help="MDLA pre-flight: read every TFLite file written and list what the MDLA guidelines of BOARD "
+                   "(genio-510/700 = mdla3.0, genio-1200 = mdla2.0, genio-520/720 = mdla5.3, or mdla2.0/3.0/5.3, "
+                   "all) do not cover, with each source's confidence; also writes mdla_check.json")
     q.set_defaults(func=_cmd_quantize)
 
     v = sub.add_parser("validate", help="compare an encoder output (device output.bin, TFLite, ONNX) with the float "
@@ -468,8 +478,28 @@ def _add_quantization_parsers(sub) -> None:
     v.set_defaults(func=_cmd_validate)
 
 
+def _check_mdla_target(args: argparse.Namespace) -> None:
+    """Refuses an unknown --check-mdla BOARD before any work."""
+    if args.check_mdla:
+        from .tools.mdla_check import parse_target
+
+        parse_target(args.check_mdla)
+
+
+def _check_mdla(args: argparse.Namespace, folder: str) -> None:
+    """--check-mdla: the pre-flight on every TFLite file under `folder`; report to stdout, JSON beside."""
+    if args.check_mdla:
+        from .tools.mdla_check import JSON_NAME, run_check
+
+        _, text = run_check(folder, args.check_mdla, json_path=os.path.join(folder, JSON_NAME))
+        print(text)
+        print(f"MDLA pre-flight: {os.path.join(folder, JSON_NAME)}")
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .tools.export import export_bundle
+
+    _check_mdla_target(args)
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     soc = None if args.soc in (None, "", "none") else args.soc
@@ -491,6 +521,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"decoder subgraphs: {len(entries)} in {args.output_dir} (manifest decoder.subgraphs)")
         if entries and "compiler" in entries[0]:
             print("  compile each: " + " ".join(entries[0]["compiler"]["command"]) + "  (and so on)")
+    _check_mdla(args, args.output_dir)
     return 0
 
 
@@ -498,6 +529,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     from .tools.quantize.pipeline import quantize_bundle
 
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    _check_mdla_target(args)
     soc = None if args.soc in (None, "", "none") else args.soc
     summary = quantize_bundle(args.bundle, args.calibration, args.scheme, args.output_dir,
                               formats=[f.strip() for f in args.format.split(",") if f.strip()], soc=soc,
@@ -525,6 +557,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                           cache=os.path.join(args.bundle, ".calibration", "windows.npz"))
         paths = build_report(args.bundle, summary["scheme"], args.report, calibration=w, threads=args.threads, log=say)
         print(f"report: {paths['html']}")
+    _check_mdla(args, args.output_dir)
     if failed:
         print(f"FAILED host check: {', '.join(failed)} (do not compile; see the SQNR above)", file=sys.stderr)
         return 3
@@ -567,7 +600,13 @@ def _encoder_options(args: argparse.Namespace) -> dict:
     return {"encoder_options": EncoderOptions(
         encoder_model=args.encoder_model, encoder_output=tuple(args.encoder_output or ()), encoder_output_format=fmt,
         neuron_qos=args.neuron_qos, neuron_api=args.neuron_api, self_test=not args.no_self_test,
-        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()) if args.providers else None)}
+        providers=_providers(args.providers))}
+
+
+def _providers(text: Optional[str]) -> Optional[tuple[Any, ...]]:
+    from .backends.onnxruntime import parse_providers
+
+    return parse_providers(text) if text else None
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -3,8 +3,13 @@ as ``whisper_genio.tools.export_onnx`` writes it) run by ONNX Runtime.
 
 Execution providers: ``NeuronExecutionProvider`` (MediaTek's, on Genio Yocto builds of
 onnxruntime) with its ``NEURON_FLAG_*`` options when the installed onnxruntime offers it, else
-the CPU provider; or whatever ``providers=`` asks for. The session's actual providers are
-reported (``Model.backend_info``), so a silent fallback to the CPU is visible.
+the CPU provider; or whatever ``providers=`` asks for (names, aliases ``neuron``/``cpu``, or
+``(name, options)`` pairs; the CLI's ``--providers`` spells options ``NAME:KEY=VALUE;...``). The
+Neuron EP's options are checked against NEURON_OPTIONS and ``NEURON_FLAG_USE_FP16`` is always on.
+The session's actual providers and the options passed are reported (``Model.backend_info``,
+``encoder.info``), so a silent fallback to the CPU is visible. Export requirements of the EP
+(opset >= 13, static shapes, QDQ for integers) are checked by
+``whisper_genio.tools.export_onnx.neuron_ep_problems``.
 
 No copies: the native core owns the mel and states buffers (an ``ExternalEncoder``) and ONNX
 Runtime binds both with IOBinding, reading the mel where the core wrote it and writing the
@@ -15,7 +20,8 @@ states where the decoder reads them. onnxruntime is an optional dependency
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Optional, Sequence, Union
+import re
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -25,10 +31,26 @@ from .registry import Availability, BackendSource, BackendSpec
 
 NEURON_EP = "NeuronExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
-# MediaTek's NeuronEP options are strings. The MDLA cannot run FP32, so FP16 is on; the others
-# (NEURON_FLAG_MIN_GROUP_SIZE, NEURON_FLAG_OPTIMIZATION_STRING with ncc-style flags, ...) are
-# left to the user: pass providers=[("NeuronExecutionProvider", {...})].
+# Short names accepted wherever a provider is named (providers=, --providers).
+PROVIDER_ALIASES = {"neuron": NEURON_EP, "cpu": CPU_EP, "xnnpack": "XnnpackExecutionProvider"}
+
+# MediaTek's NeuronExecutionProvider options (string -> string), the names public reports show in
+# use (docs: ../shared/docs/neuron-runtime.md section 5.1, board-reports.md); MediaTek publishes no
+# full list, so a name outside this table is refused rather than silently ignored by the EP.
+NEURON_OPTIONS: dict[str, str] = {
+    "NEURON_FLAG_USE_FP16": "run in FP16; mandatory (the MDLA has no FP32), always 1",
+    "NEURON_FLAG_MIN_GROUP_SIZE": "fewest nodes per offloaded subgraph (0: offload all it can); a board report "
+                                  "kept a wrongly computed BATCH_MATMUL on the CPU with 100",
+    "NEURON_FLAG_OPTIMIZATION_STRING": "ncc-style compiler flags, e.g. '--opt=3 --num-mdla=1 --reshape-to-4d'",
+    "NEURON_FLAG_MDLA_ONLY": "offload to the MDLA only",
+    "NEURON_FLAG_CPU_DISABLED": "no CPU fallback inside the EP",
+    "NEURON_FLAG_CPU_ONLY": "the EP's CPU path only (debugging)",
+    "NEURON_FLAG_USE_NCHW": "NCHW layout",
+    "NEURON_FLAG_FORCE_SKIP_OPS_STRING": "op types the EP must leave to the CPU, e.g. 'MatMul'",
+}
+# The MDLA cannot run FP32, so FP16 is always on; the other options are the user's.
 DEFAULT_NEURON_OPTIONS = {"NEURON_FLAG_USE_FP16": "1"}
+_FALSE = ("0", "false", "no", "off")
 
 ProviderSpec = Union[str, tuple[str, dict]]
 
@@ -42,35 +64,77 @@ def _import_ort() -> Any:
     return onnxruntime
 
 
+def neuron_options(options: Optional[Mapping[str, Any]] = None) -> dict[str, str]:
+    """The NeuronExecutionProvider options in force for `options`: DEFAULT_NEURON_OPTIONS under the
+    user's, each name checked against NEURON_OPTIONS, values as strings (what the EP takes)."""
+    out = dict(DEFAULT_NEURON_OPTIONS)
+    for k, v in (options or {}).items():
+        key = str(k).strip()
+        if key not in NEURON_OPTIONS:
+            raise InvalidOptionError(f"unknown {NEURON_EP} option {key!r}; known: {', '.join(NEURON_OPTIONS)}")
+        value = ("1" if v else "0") if isinstance(v, bool) else str(v).strip()
+        if key == "NEURON_FLAG_USE_FP16" and value.lower() in _FALSE:
+            raise InvalidOptionError("NEURON_FLAG_USE_FP16 cannot be turned off: the MDLA has no FP32 "
+                                     "(MediaTek's guide makes it mandatory)")
+        out[key] = value
+    return out
+
+
+def _split_spec(text: str) -> tuple[str, dict[str, str]]:
+    """'Name' or 'Name:KEY=VALUE;KEY=VALUE' -> (name, options)."""
+    name, _, rest = text.partition(":")
+    opts: dict[str, str] = {}
+    for item in (i for i in rest.split(";") if i.strip()):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise InvalidOptionError(f"providers: expected KEY=VALUE after {name.strip()!r}:, got {item.strip()!r}")
+        opts[key.strip()] = value.strip()
+    return name.strip(), opts
+
+
+def parse_providers(text: str) -> tuple[ProviderSpec, ...]:
+    """--providers: 'NAME[:KEY=VALUE;KEY=VALUE...][,NAME...]', e.g.
+    'neuron:NEURON_FLAG_MIN_GROUP_SIZE=100;NEURON_FLAG_OPTIMIZATION_STRING=--opt=3 --num-mdla=1,cpu'.
+    A comma starts a new provider only when a name follows it (a value may hold commas:
+    --arch=mdla5.3,edma3.6)."""
+    parts = [p for p in re.split(r",\s*(?=[A-Za-z_]+\s*(?::|,|$))", text.strip()) if p.strip()]
+    if not parts:
+        raise InvalidOptionError("providers: the list is empty")
+    return tuple((n, o) if o else n for n, o in (_split_spec(p) for p in parts))
+
+
 def choose_providers(requested: Optional[Sequence[ProviderSpec]],
                      available: Sequence[str]) -> tuple[list[str], list[dict], list[str]]:
     """(provider names, their options, notes) for an InferenceSession.
 
     Default: NeuronExecutionProvider (with DEFAULT_NEURON_OPTIONS) when available, else CPU.
-    Requested providers that this onnxruntime lacks are refused with the list it has.
+    Requested providers: names (or aliases, or 'Name:KEY=VALUE;...') or (name, options) pairs;
+    the Neuron EP's options are checked and FP16 is always on. Providers that this onnxruntime
+    lacks are refused with the list it has.
     """
     notes: list[str] = []
     if requested is None:
         if NEURON_EP in available:
             # MediaTek's guidance is to omit CPU fallback providers; ORT still runs nodes the
             # Neuron EP declines on its built-in CPU provider.
-            return [NEURON_EP], [dict(DEFAULT_NEURON_OPTIONS)], [f"{NEURON_EP} is available: using it"]
-        notes.append(f"{NEURON_EP} is not in this onnxruntime (providers: {', '.join(available)}): using the CPU")
+            return [NEURON_EP], [neuron_options()], [f"{NEURON_EP} is available: using it"]
+        notes.append(f"{NEURON_EP} is not in this onnxruntime (providers: {', '.join(available)}): "
+                     "the CPU provider runs the same graph")
         return [CPU_EP], [{}], notes
     names: list[str] = []
     options: list[dict] = []
     for p in requested:
         if isinstance(p, str):
-            name, opts = p, {}
-        elif isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], dict):
-            name, opts = p[0], {str(k): str(v) for k, v in p[1].items()}
+            name, opts = _split_spec(p)
+        elif isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], Mapping):
+            name, opts = p[0].strip(), {str(k): v for k, v in p[1].items()}
         else:
             raise InvalidOptionError(f"providers: expected names or (name, options) pairs, got {p!r}")
+        name = PROVIDER_ALIASES.get(name.lower(), name)
+        opts = neuron_options(opts) if name == NEURON_EP else {k: str(v) for k, v in opts.items()}
         if name not in available:
             raise BackendUnavailableError(f"execution provider {name!r} is not in this onnxruntime "
                                           f"(it has: {', '.join(available)})")
-        if name == NEURON_EP and not opts:
-            opts = dict(DEFAULT_NEURON_OPTIONS)
         names.append(name)
         options.append(opts)
     if not names:

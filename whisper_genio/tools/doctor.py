@@ -294,17 +294,25 @@ def _check_tools(r: Report, root: str, env: Mapping[str, str], run_tools: bool) 
 
 
 def _check_onnxruntime(r: Report) -> None:
-    """onnxruntime and whether it has MediaTek's NeuronExecutionProvider."""
+    """onnxruntime, whether it has MediaTek's NeuronExecutionProvider, and the provider options the
+    onnxruntime backend passes by default (what load_model(..., backend="onnxruntime") uses)."""
     try:
         import onnxruntime as ort
-
-        providers = ort.get_available_providers()
-        neuron_ep = "NeuronExecutionProvider" in providers
-        r.checks.append(Check("onnxruntime", OK, f"{ort.__version__}, providers: {', '.join(providers)}"
-                              + ("" if neuron_ep else "; no NeuronExecutionProvider (MediaTek's onnxruntime build has "
-                                 "it): the onnxruntime backend runs on the CPU")))
     except ImportError as e:
         r.checks.append(Check("onnxruntime", MISSING, f"not importable ({e})", "pip install 'whisper_genio[onnxruntime]'"))
+        return
+    from ..backends.onnxruntime import NEURON_EP, NEURON_OPTIONS, choose_providers
+
+    providers = ort.get_available_providers()
+    neuron_ep = NEURON_EP in providers
+    r.checks.append(Check("onnxruntime", OK, f"{ort.__version__}, providers: {', '.join(providers)}"
+                          + ("" if neuron_ep else f"; no {NEURON_EP} (MediaTek's onnxruntime build has "
+                             "it): the onnxruntime backend runs on the CPU")))
+    names, options, _ = choose_providers(None, providers)
+    in_force = "; ".join(f"{n} {{{', '.join(f'{k}={v}' for k, v in o.items())}}}" for n, o in zip(names, options))
+    r.checks.append(Check("onnxruntime provider options", INFO,
+                          f"in force by default: {in_force}; {NEURON_EP} options accepted by providers=/--providers: "
+                          f"{', '.join(NEURON_OPTIONS)} (NEURON_FLAG_USE_FP16=1 always)"))
 
 
 def _decoder_plan_check(model: Any, bundle: str, mode: str, library: Optional[str]) -> Check:

@@ -147,3 +147,49 @@ def export_encoder_onnx(model_name_or_checkpoint: Any, path: Union[str, os.PathL
         write_manifest(path.parent, make_manifest(dims, model=name, onnx={"file": path.name, "opset": opset,
                                                                           "exporter": "torch.onnx (TorchScript)"}))
     return path
+
+
+# Integer forms other than QDQ (MediaTek's NeuronEP guide: INT8 models must be static QDQ).
+_NOT_QDQ = ("QLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul")
+
+
+def neuron_ep_problems(model_or_path: Any) -> list[str]:
+    """What MediaTek's NeuronExecutionProvider is reported to refuse in an ONNX graph (board-reports.md,
+    neuron-runtime.md 5.1): default-domain opset < 13 (Softmax), a tensor whose shape is not static
+    (after shape inference), integer arithmetic that is not QDQ (QLinear*/…Integer/dynamic quantization),
+    and QDQ nodes in ONNX Runtime's contrib domain (com.microsoft; ONNX's own QuantizeLinear takes
+    int16 only from opset 21), which the EP is not known to take. Empty: nothing known to be refused."""
+    onnx = _need("onnx")
+    model = onnx.load(os.fspath(model_or_path)) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
+    problems: list[str] = []
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None or opset < 13:
+        problems.append(f"opset {opset}: Softmax below opset 13 is refused (export with opset >= 13)")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - a graph shape inference cannot follow: judge the declared shapes
+        inferred = model
+    g = inferred.graph
+    inits = {t.name for t in g.initializer}
+    dynamic = []
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        if vi.name in inits or not vi.type.HasField("tensor_type"):
+            continue
+        t = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim] \
+            if t.HasField("shape") else None
+        if dims is None or any(not isinstance(d, int) or d <= 0 for d in dims):
+            dynamic.append(f"{vi.name} {dims if dims is not None else '(no shape)'}")
+    if dynamic:
+        problems.append(f"{len(dynamic)} tensor(s) without a static shape (fix the shapes at export): "
+                        + ", ".join(dynamic[:5]) + (" ..." if len(dynamic) > 5 else ""))
+    not_qdq = sorted({n.op_type for n in model.graph.node if n.op_type.startswith(_NOT_QDQ)})
+    if not_qdq:
+        problems.append(f"integer ops that are not QDQ: {', '.join(not_qdq)} (quantize statically to "
+                        "QuantizeLinear/DequantizeLinear pairs)")
+    contrib = sorted({n.op_type for n in model.graph.node
+                      if n.domain == "com.microsoft" and n.op_type in ("QuantizeLinear", "DequantizeLinear")})
+    if contrib:
+        problems.append(f"{'/'.join(contrib)} in the com.microsoft domain (ONNX Runtime contrib ops): the "
+                        "NeuronExecutionProvider is not known to take them")
+    return problems
