@@ -97,7 +97,7 @@ def test_provider_choice():
         [("NeuronExecutionProvider", {"NEURON_FLAG_MIN_GROUP_SIZE": 4}), "CPUExecutionProvider"],
         ["NeuronExecutionProvider", "CPUExecutionProvider"])
     assert names == ["NeuronExecutionProvider", "CPUExecutionProvider"]
-    assert opts == [{"NEURON_FLAG_MIN_GROUP_SIZE": "4"}, {}]
+    assert opts == [{"NEURON_FLAG_USE_FP16": "1", "NEURON_FLAG_MIN_GROUP_SIZE": "4"}, {}]
     with pytest.raises(BackendUnavailableError, match="NeuronExecutionProvider"):
         onnx_encoder.choose_providers(["NeuronExecutionProvider"], ["CPUExecutionProvider"])
     with pytest.raises(InvalidOptionError):
@@ -127,3 +127,154 @@ def test_graphs_that_are_not_a_whisper_encoder_are_refused(tmp_path, monkeypatch
         whisper_genio.load_model("base", backend="onnxruntime", encoder_model=path)
     with pytest.raises(BackendUnavailableError, match="no ONNX encoder"):
         whisper_genio.load_model("base", backend="onnxruntime")
+
+
+BOTH = ["NeuronExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_neuron_options_are_checked_and_fp16_is_always_on():
+    assert onnx_encoder.neuron_options() == {"NEURON_FLAG_USE_FP16": "1"}
+    assert onnx_encoder.neuron_options({"NEURON_FLAG_MDLA_ONLY": True, "NEURON_FLAG_USE_FP16": "1"}) == \
+        {"NEURON_FLAG_USE_FP16": "1", "NEURON_FLAG_MDLA_ONLY": "1"}
+    with pytest.raises(InvalidOptionError, match="NEURON_FLAG_USE_FP16 cannot be turned off"):
+        onnx_encoder.neuron_options({"NEURON_FLAG_USE_FP16": "0"})
+    with pytest.raises(InvalidOptionError, match=r"unknown NeuronExecutionProvider option 'NEURON_FLAG_USE_FP32'; "
+                       r"known: NEURON_FLAG_USE_FP16, .*NEURON_FLAG_OPTIMIZATION_STRING"):
+        onnx_encoder.choose_providers([("neuron", {"NEURON_FLAG_USE_FP32": "1"})], BOTH)
+
+
+def test_cli_provider_syntax():
+    parsed = onnx_encoder.parse_providers(
+        "neuron:NEURON_FLAG_MIN_GROUP_SIZE=100;NEURON_FLAG_OPTIMIZATION_STRING=--opt=3 --arch=mdla5.3,edma3.6, cpu")
+    assert parsed == (("neuron", {"NEURON_FLAG_MIN_GROUP_SIZE": "100",
+                                  "NEURON_FLAG_OPTIMIZATION_STRING": "--opt=3 --arch=mdla5.3,edma3.6"}), "cpu")
+    names, opts, _ = onnx_encoder.choose_providers(parsed, BOTH)
+    assert names == BOTH and opts[0] == {"NEURON_FLAG_USE_FP16": "1", "NEURON_FLAG_MIN_GROUP_SIZE": "100",
+                                         "NEURON_FLAG_OPTIMIZATION_STRING": "--opt=3 --arch=mdla5.3,edma3.6"}
+    # a single string spec through the API reads alike
+    assert onnx_encoder.choose_providers(["NeuronExecutionProvider:NEURON_FLAG_MDLA_ONLY=1"], BOTH)[1] == \
+        [{"NEURON_FLAG_USE_FP16": "1", "NEURON_FLAG_MDLA_ONLY": "1"}]
+    with pytest.raises(InvalidOptionError, match="KEY=VALUE"):
+        onnx_encoder.parse_providers("neuron:NEURON_FLAG_MDLA_ONLY")
+    with pytest.raises(InvalidOptionError, match="empty"):
+        onnx_encoder.parse_providers(" , ")
+    from whisper_genio.cli import _build_parser, _encoder_options
+
+    args = _build_parser().parse_args(["transcribe", "x.wav", "--providers", "neuron:NEURON_FLAG_MIN_GROUP_SIZE=100,cpu"])
+    assert _encoder_options(args)["encoder_options"].providers == (("neuron", {"NEURON_FLAG_MIN_GROUP_SIZE": "100"}),
+                                                                    "cpu")
+
+
+@pytest.fixture
+def recorded_sessions(monkeypatch):
+    """Stand-in for an onnxruntime with MediaTek's provider: get_available_providers() lists it and
+    InferenceSession records the providers and options it is given, then opens the same graph on
+    the CPU provider (the Neuron EP itself cannot be emulated inside onnxruntime)."""
+    calls = []
+    real = ort.InferenceSession
+
+    def session(path, sess_options=None, providers=None, provider_options=None, **kw):
+        calls.append({"providers": list(providers), "provider_options": [dict(o) for o in provider_options]})
+        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: list(BOTH))
+    monkeypatch.delenv("WHISPER_GENIO_NEURON_LIB", raising=False)
+    return calls
+
+
+def test_neuron_provider_plumbing_and_the_same_graph_on_the_cpu(bundle, ort_model, recorded_sessions, base_model):
+    m = whisper_genio.load_model("base", backend="onnxruntime", threads=TEST_THREADS, encoder_model=bundle)
+    assert recorded_sessions[-1] == {"providers": ["NeuronExecutionProvider"],
+                                     "provider_options": [{"NEURON_FLAG_USE_FP16": "1"}]}
+    info = m.pipeline.encoder.info
+    assert info["requested"] == ["NeuronExecutionProvider"] and info["providers"] == ["CPUExecutionProvider"]
+    assert "NEURON_FLAG_USE_FP16" in m.backend_info
+    m2 = whisper_genio.load_model("base", backend="onnxruntime", threads=TEST_THREADS, encoder_model=bundle,
+                                  providers=[("neuron", {"NEURON_FLAG_MIN_GROUP_SIZE": 100,
+                                                         "NEURON_FLAG_OPTIMIZATION_STRING": "--opt=3 --num-mdla=1"}),
+                                             "cpu"])
+    assert recorded_sessions[-1] == {
+        "providers": BOTH,
+        "provider_options": [{"NEURON_FLAG_USE_FP16": "1", "NEURON_FLAG_MIN_GROUP_SIZE": "100",
+                              "NEURON_FLAG_OPTIMIZATION_STRING": "--opt=3 --num-mdla=1"}, {}]}
+    mel = np.zeros((80, 3000), np.float32)
+    mel[:, :500] = np.random.default_rng(0).normal(size=(80, 500)).astype(np.float32)
+    ref = ort_model.encode(mel)  # the plain CPU session of the same file
+    np.testing.assert_array_equal(m2.encode(mel), ref)
+    with pytest.raises(InvalidOptionError, match="known: NEURON_FLAG_USE_FP16"):
+        whisper_genio.load_model("base", backend="onnxruntime", encoder_model=bundle,
+                                 providers=[("neuron", {"NEURON_FLAG_TURBO": "1"})])
+
+
+def test_doctor_lists_the_provider_options_in_force(recorded_sessions):
+    from whisper_genio.tools.doctor import Report, _check_onnxruntime
+
+    r = Report()
+    _check_onnxruntime(r)
+    opts = next(c for c in r.checks if c.name == "onnxruntime provider options")
+    assert "in force by default: NeuronExecutionProvider {NEURON_FLAG_USE_FP16=1}" in opts.detail
+    assert "NEURON_FLAG_MIN_GROUP_SIZE" in opts.detail
+
+
+def test_exports_meet_the_neuron_ep_requirements(bundle, tmp_path):
+    """The ONNX encoder we write: default-domain opset >= 13, every tensor statically shaped (after
+    shape inference), no integer ops other than QDQ; and the checker catches each violation."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from whisper_genio.tools.export_onnx import neuron_ep_problems
+
+    m = onnx.load(str(bundle / "encoder.onnx"))
+    assert next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) >= 13
+    assert neuron_ep_problems(bundle / "encoder.onnx") == []
+
+    def model(nodes, x_shape, opset, inits=()):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+        g = helper.make_graph(nodes, "g", [x], [y], initializer=list(inits))
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)])
+
+    assert neuron_ep_problems(model([helper.make_node("Softmax", ["x"], ["y"])], [1, 4], 17)) == []
+    assert "opset 12" in neuron_ep_problems(model([helper.make_node("Softmax", ["x"], ["y"])], [1, 4], 12))[0]
+    (p,) = neuron_ep_problems(model([helper.make_node("Relu", ["x"], ["y"])], ["batch", 4], 17))
+    assert "static shape" in p and "'batch'" in p
+    s = helper.make_tensor("s", TensorProto.FLOAT, [], [0.1])
+    z = helper.make_tensor("z", TensorProto.UINT8, [], [128])
+    dyn = [helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "qs", "qz"]),
+           helper.make_node("DequantizeLinear", ["q", "qs", "qz"], ["y"])]
+    assert any("DynamicQuantizeLinear" in p for p in neuron_ep_problems(model(dyn, [1, 4], 17)))
+    contrib = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], domain="com.microsoft"),
+               helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], domain="com.microsoft")]
+    assert any("com.microsoft" in p for p in neuron_ep_problems(model(contrib, [1, 4], 17, [s, z])))
+    qdq = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+           helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    assert neuron_ep_problems(model(qdq, [1, 4], 17, [s, z])) == []
+
+
+def test_freeze_shapes_keeps_the_numbers():
+    """A Reshape fed by Shape -> Slice -> Concat (openai-whisper's view(*x.shape[:2], h, -1)) gets a
+    constant target: same output bit for bit, no shape arithmetic left, static shapes throughout."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from whisper_genio.tools.export_onnx import freeze_shapes, neuron_ep_problems
+
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n)
+             for n, v in (("s0", [0]), ("s2", [2]), ("tail", [2, -1]))]
+    nodes = [helper.make_node("Shape", ["x"], ["sh"]),
+             helper.make_node("Slice", ["sh", "s0", "s2"], ["lead"]),
+             helper.make_node("Concat", ["lead", "tail"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["r"]),
+             helper.make_node("Softmax", ["r"], ["y"], axis=-1)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    assert any("static shape" in p for p in neuron_ep_problems(model))
+    x = np.random.default_rng(1).normal(size=(1, 6, 8)).astype(np.float32)
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert freeze_shapes(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["Reshape", "Softmax"]
+    after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(after, before)
+    assert after.shape == (1, 6, 2, 4) and neuron_ep_problems(model) == []

@@ -83,6 +83,8 @@ def neuron_options(options: Optional[Mapping[str, Any]] = None) -> dict[str, str
 def _split_spec(text: str) -> tuple[str, dict[str, str]]:
     """'Name' or 'Name:KEY=VALUE;KEY=VALUE' -> (name, options)."""
     name, _, rest = text.partition(":")
+    if not name.strip():
+        raise InvalidOptionError(f"providers: a provider name is missing in {text!r}")
     opts: dict[str, str] = {}
     for item in (i for i in rest.split(";") if i.strip()):
         key, eq, value = item.partition("=")
@@ -97,7 +99,8 @@ def parse_providers(text: str) -> tuple[ProviderSpec, ...]:
     'neuron:NEURON_FLAG_MIN_GROUP_SIZE=100;NEURON_FLAG_OPTIMIZATION_STRING=--opt=3 --num-mdla=1,cpu'.
     A comma starts a new provider only when a name follows it (a value may hold commas:
     --arch=mdla5.3,edma3.6)."""
-    parts = [p for p in re.split(r",\s*(?=[A-Za-z_]+\s*(?::|,|$))", text.strip()) if p.strip()]
+    parts = [p.strip(" ,") for p in re.split(r",\s*(?=[A-Za-z_]+\s*(?::|,|$))", text.strip())]
+    parts = [p for p in parts if p]
     if not parts:
         raise InvalidOptionError("providers: the list is empty")
     return tuple((n, o) if o else n for n, o in (_split_spec(p) for p in parts))

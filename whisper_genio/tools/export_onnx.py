@@ -101,6 +101,45 @@ def strip_float_casts(model: Any) -> Any:
     return model
 
 
+def freeze_shapes(model: Any) -> int:
+    """Gives every Reshape whose target shape is computed at run time (Shape -> Slice -> Concat, from
+    openai-whisper's ``view(*x.shape[:2], ...)``) a constant target: the shape ONNX's shape inference
+    propagates from the fixed input. The same tensor results (Reshape to the shape it already got);
+    the graph then has static shapes throughout, as MediaTek's NeuronExecutionProvider needs, and
+    the shape arithmetic, now unused, is dropped. Returns the number of Reshapes frozen."""
+    onnx = _need("onnx")
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    g = inferred.graph
+    shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim]
+              for vi in list(g.value_info) + list(g.output) + list(g.input)}
+    consts = {t.name for t in model.graph.initializer} | {n.output[0] for n in model.graph.node if n.op_type == "Constant"}
+    frozen = 0
+    for node in model.graph.node:
+        if node.op_type != "Reshape" or node.input[1] in consts:
+            continue
+        out = shapes.get(node.output[0])
+        if not out or any(d <= 0 for d in out):
+            continue  # not inferable: leave it (neuron_ep_problems will name it)
+        name = f"{node.output[0]}__shape"
+        model.graph.initializer.append(onnx.numpy_helper.from_array(np.array(out, np.int64), name))
+        node.input[1] = name
+        frozen += 1
+    outputs = {o.name for o in model.graph.output}
+    while True:  # drop what nothing reads any more
+        used = {i for n in model.graph.node for i in n.input} | outputs
+        keep = [n for n in model.graph.node if any(o in used for o in n.output)]
+        if len(keep) == len(model.graph.node):
+            break
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+    used = {i for n in model.graph.node for i in n.input}
+    inits = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(inits)
+    del model.graph.value_info[:]  # stale symbolic shapes; inference recomputes them
+    return frozen
+
+
 def torch_encoder(ckpt: Any) -> Any:
     """openai-whisper's AudioEncoder (float32, eval mode) holding the checkpoint's encoder weights."""
     torch = _need("torch")
@@ -139,7 +178,9 @@ def export_encoder_onnx(model_name_or_checkpoint: Any, path: Union[str, os.PathL
             torch.onnx.export(encoder, (mel,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               opset_version=opset, do_constant_folding=True, dynamo=False)
     proto = onnx.load(str(path))
-    onnx.save(strip_float_casts(proto), str(path))
+    proto = strip_float_casts(proto)
+    freeze_shapes(proto)
+    onnx.save(proto, str(path))
     if manifest:
         from ..backends.bundle import make_manifest, write_manifest
 
