@@ -54,6 +54,30 @@ def test_onnx_layernorm_is_one_op_and_attention_is_explicit(float_bundle):
     assert m.graph.output[0].name == "states"
 
 
+def test_our_exports_pass_the_board_preflights(float_bundle):
+    """The encoder as we export it: the ONNX meets the NeuronExecutionProvider's requirements
+    (opset >= 13, static shapes after plain shape inference, no non-QDQ integer ops), and the TFLite
+    holds nothing the MDLA pre-flight calls refused on any generation: no rank > 4, no GATHER, no
+    dynamic shape, no custom op, no data type outside the MDLA's (FP32 is relaxed to FP16). What it
+    does flag is expected: FC batch 1500 on MDLA 3.0 (converted to CONV_2D) and BATCH_MATMUL."""
+    from whisper_genio.tools.export_onnx import neuron_ep_problems
+    from whisper_genio.tools.mdla_check import GENERATIONS, run_check
+
+    assert neuron_ep_problems(float_bundle / "encoder.onnx") == []
+    result, text = run_check(float_bundle, "all")
+    (f,) = result["files"]
+    assert f["file"].endswith("encoder.tflite") and "GATHER" not in f["ops"]
+    for gen in GENERATIONS:
+        rules = {r["rule"] for r in f["findings"][gen]}
+        assert not rules & {"rank>4", "gather", "dynamic-shape", "custom-op", "dtype", "dim>65535"}, (gen, rules)
+        assert "fp32" in rules
+    fc = [r for r in f["findings"]["mdla3.0"] if r["rule"] == "fc-batch"]
+    assert [r["subject"] for r in fc] == ["FULLY_CONNECTED batch 1500"] and fc[0]["count"] == 6 * 6
+    bmm = [r for r in f["findings"]["mdla5.3"] if r["rule"] == "batch-matmul-5.3"]
+    assert bmm[0]["count"] == 2 * 6 and bmm[0]["confidence"] == "reported"
+    print(text)
+
+
 def test_tflite_layernorm_statistics_are_tagged_and_fp16_safe(float_bundle, tflite_qsvs):
     """The converter splits LayerNorm; its statistics are recognised (to stay float) and the
     prescaled export keeps the squared deviations inside FP16's range."""

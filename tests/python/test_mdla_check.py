@@ -184,3 +184,50 @@ def test_bad_files_are_named(tmp_path):
         mc.check_files([trunc], "all")
     with pytest.raises(ModelLoadError, match="cannot read"):
         mc.check_files([tmp_path / "missing.tflite"], "all")
+
+
+def _small_graph(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_tflite(folder / "encoder.tflite", [
+        ("x", [1, 2, 3, 4, 5], "FLOAT32", {}), ("shape", [2], "INT32", {"const": True}), ("y", [6, 20], "FLOAT32", {}),
+    ], [("RESHAPE", [0, 1], [2])])
+
+
+def test_cli_export_and_quantize_run_the_preflight(monkeypatch, tmp_path, capsys):
+    """--check-mdla on export and quantize: every TFLite file written is checked, the report is
+    printed and mdla_check.json written; an unknown board is refused before any work. (The
+    exporters are replaced by writers of a small graph: converting is tested in test_export.)"""
+    from whisper_genio.cli import main
+    from whisper_genio.tools import export as export_mod
+    from whisper_genio.tools.quantize import pipeline
+
+    calls = []
+
+    class FakeBundle:
+        def __init__(self, root):
+            self.root, self.artifacts = root, {}
+
+    def fake_export(model, out, **kw):
+        calls.append("export")
+        _small_graph(tmp_path / "b")
+        return FakeBundle(tmp_path / "b")
+
+    def fake_quantize(bundle, calibration, scheme, out, **kw):
+        calls.append("quantize")
+        _small_graph(tmp_path / "q" / "sub")
+        return {"scheme": scheme, "int8_mac_share": 1.0, "artifacts": {}}
+
+    monkeypatch.setattr(export_mod, "export_bundle", fake_export)
+    monkeypatch.setattr(pipeline, "quantize_bundle", fake_quantize)
+    assert main(["export", "--model", "base", "-o", str(tmp_path / "b"), "--check-mdla", "genio-700"]) == 0
+    out = capsys.readouterr().out
+    assert "MDLA pre-flight for genio-700 (mdla3.0)" in out and "[documented] rank 5 x1" in out
+    saved = json.loads((tmp_path / "b" / "mdla_check.json").read_text())
+    assert saved["generations"] == ["mdla3.0"] and saved["files"][0]["file"].endswith("encoder.tflite")
+    assert main(["quantize", "--bundle", str(tmp_path / "b"), "--calibration", "x.wav", "-o", str(tmp_path / "q"),
+                 "--check-mdla", "mdla5.3"]) == 0
+    out = capsys.readouterr().out
+    assert "[reported] rank 5 x1" in out and (tmp_path / "q" / "mdla_check.json").is_file()
+    assert calls == ["export", "quantize"]
+    assert main(["export", "--model", "base", "-o", str(tmp_path / "c"), "--check-mdla", "genio-9000"]) == 2
+    assert "unknown SoC 'genio-9000'" in capsys.readouterr().err and calls == ["export", "quantize"]
