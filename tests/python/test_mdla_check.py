@@ -231,3 +231,4 @@ def test_cli_export_and_quantize_run_the_preflight(monkeypatch, tmp_path, capsys
     assert calls == ["export", "quantize"]
     assert main(["export", "--model", "base", "-o", str(tmp_path / "c"), "--check-mdla", "genio-9000"]) == 2
     assert "unknown SoC 'genio-9000'" in capsys.readouterr().err and calls == ["export", "quantize"]
+
