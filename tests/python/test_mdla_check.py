@@ -106,11 +106,12 @@ def test_rank5_gather_and_fc_batch(tmp_path):
         ("fc3", [3, 7], f32, {}),                        # 7 batch 3
         ("fc_in4", [4, 5], f32, {}),                     # 8
         ("fc4", [4, 7], f32, {}),                        # 9 batch 4: fine
+        ("bias64", [7], "INT64", {"const": True}),        # 10 a 16x8 FC's bias: part of the op
     ], [
         ("RESHAPE", [0, 1], [2]),
         ("GATHER", [4, 3], [5]),
         ("FULLY_CONNECTED", [5, 6], [7]),
-        ("FULLY_CONNECTED", [8, 6], [9]),
+        ("FULLY_CONNECTED", [8, 6, 10], [9]),
     ])
     r = mc.check_files([path], "all")
     for gen in ("mdla2.0", "mdla3.0"):

@@ -268,8 +268,8 @@ def _matches(rule: Rule, gen: str, graph: Mapping[str, Any]) -> list[tuple[str, 
                     out.append(("dynamic shape", f"{sub}{_tensor(ti, t)} signature {t['signature']}"))
         elif rule.kind == "dtype":
             for ti, t in used:
-                if t["const"] and t["dtype"] == "INT32":
-                    continue  # biases of quantized ops and shape operands: not arithmetic the MDLA types
+                if t["const"] and t["dtype"] in ("INT32", "INT64"):
+                    continue  # biases of quantized ops (int64 for 16x8) and shape/axis operands: part of the op
                 if (rule.ops and t["dtype"] in rule.ops) or (not rule.ops and t["dtype"] not in MDLA_DTYPES):
                     out.append((f"{t['dtype']} tensor", sub + _tensor(ti, t)))
         elif rule.kind == "int16_asym":
