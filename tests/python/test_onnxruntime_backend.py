@@ -246,7 +246,8 @@ def test_exports_meet_the_neuron_ep_requirements(bundle, tmp_path):
     assert any("DynamicQuantizeLinear" in p for p in neuron_ep_problems(model(dyn, [1, 4], 17)))
     contrib = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], domain="com.microsoft"),
                helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], domain="com.microsoft")]
-    assert any("com.microsoft" in p for p in neuron_ep_problems(model(contrib, [1, 4], 17, [s, z])))
+    assert any("com.microsoft.DequantizeLinear, com.microsoft.QuantizeLinear" in p
+               for p in neuron_ep_problems(model(contrib, [1, 4], 17, [s, z])))
     qdq = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
     assert neuron_ep_problems(model(qdq, [1, 4], 17, [s, z])) == []

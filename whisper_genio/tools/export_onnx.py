@@ -198,8 +198,8 @@ def neuron_ep_problems(model_or_path: Any) -> list[str]:
     """What MediaTek's NeuronExecutionProvider is reported to refuse in an ONNX graph (board-reports.md,
     neuron-runtime.md 5.1): default-domain opset < 13 (Softmax), a tensor whose shape is not static
     (after shape inference), integer arithmetic that is not QDQ (QLinear*/…Integer/dynamic quantization),
-    and QDQ nodes in ONNX Runtime's contrib domain (com.microsoft; ONNX's own QuantizeLinear takes
-    int16 only from opset 21), which the EP is not known to take. Empty: nothing known to be refused."""
+    and ops outside the ONNX domain (ONNX Runtime's com.microsoft contrib ops: QDQ for int16 below
+    opset 21, the fused Gelu of the quantizer's prepared graph), which the EP is not known to take. Empty: nothing known to be refused."""
     onnx = _need("onnx")
     model = onnx.load(os.fspath(model_or_path)) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
     problems: list[str] = []
@@ -228,9 +228,9 @@ def neuron_ep_problems(model_or_path: Any) -> list[str]:
     if not_qdq:
         problems.append(f"integer ops that are not QDQ: {', '.join(not_qdq)} (quantize statically to "
                         "QuantizeLinear/DequantizeLinear pairs)")
-    contrib = sorted({n.op_type for n in model.graph.node
-                      if n.domain == "com.microsoft" and n.op_type in ("QuantizeLinear", "DequantizeLinear")})
+    contrib = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if n.domain not in ("", "ai.onnx")})
     if contrib:
-        problems.append(f"{'/'.join(contrib)} in the com.microsoft domain (ONNX Runtime contrib ops): the "
+        problems.append(f"ops outside the ONNX domain ({', '.join(contrib)}; ONNX Runtime contrib ops such as "
+                        "com.microsoft QuantizeLinear for int16 below opset 21, or a fused Gelu): the "
                         "NeuronExecutionProvider is not known to take them")
     return problems
