@@ -139,6 +139,8 @@ def _read_json(path: pathlib.Path) -> dict:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelLoadError(f"{path}: cannot parse: {exc}") from None
+    except RecursionError:
+        raise ModelLoadError(f"{path}: cannot parse: JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise ModelLoadError(f"{path}: expected a JSON object")
     return value
