@@ -26,6 +26,11 @@ a disagreement with what disagrees.
       }
     }
 
+Every file name in a manifest is relative to the bundle folder and must stay inside it (no
+absolute path, no "..", no symbolic link resolving outside it). ``write_manifest`` adds
+``"sha256": {file: hex digest}`` for every file the manifest lists, and ``load_bundle`` refuses a
+listed file whose digest differs (a manifest without the field loads unverified).
+
 Quantized artifacts (``whisper-genio quantize``) add, per artifact, a ``quantization`` object:
 the scheme, the per-role precisions, and the scale/zero point of every quantized I/O tensor,
 including those inside a float-I/O graph (the first QUANTIZE after the input, the last DEQUANTIZE
