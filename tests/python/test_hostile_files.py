@@ -236,3 +236,13 @@ def test_bundle_checksums_recorded_and_checked(tmp_path):
     data.pop("sha256")  # a manifest without digests (hand-written, older) loads unverified
     (folder / "manifest.json").write_text(json.dumps(data))
     assert load_bundle(folder).path_of("dla") == folder / "encoder.dla"
+
+
+@pytest.mark.parametrize("shard", ["../../etc/passwd", "/etc/passwd", "sub/model.safetensors", "..\\x"])
+def test_hf_index_shards_are_plain_file_names(tmp_path, shard):
+    from whisper_genio.checkpoints.huggingface import _read_sharded
+
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"model.encoder.conv1.weight": shard}}))
+    with pytest.raises(ModelLoadError, match="is not a file name"):
+        _read_sharded(index)
