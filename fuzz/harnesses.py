@@ -13,11 +13,13 @@ Parsers take paths, so each input is written to one scratch file (on /dev/shm wh
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
 import pathlib
 import random
+import shutil
 import struct
 import sys
 import tempfile
@@ -33,6 +35,7 @@ if str(ROOT) not in sys.path:
 from whisper_genio.errors import WhisperGenioError  # noqa: E402
 
 _SCRATCH = pathlib.Path(tempfile.mkdtemp(prefix="wg-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 
 
 def _scratch(name: str, data: bytes) -> pathlib.Path:
