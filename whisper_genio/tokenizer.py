@@ -319,6 +319,23 @@ def _check_regular_ids(ids_to_bytes: dict[int, bytes], eot: int, path: str) -> l
     return [ids_to_bytes[i] for i in range(eot)]
 
 
+def _check_vocab_and_merges(vocab: dict[Any, Any], merges: Any, path: str) -> None:
+    """Types of a tokenizer.json BPE model: vocab maps strings to non-negative ints, merges are
+    "a b" strings or [a, b] string pairs. Checked up front so a wrong type is named, not met
+    later as a TypeError deep inside the merge repair."""
+    for token, idx in vocab.items():
+        if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0:
+            raise ModelLoadError(f"tokenizer file {path}: vocab entry {token!r:.60} has id {idx!r:.60}, "
+                                 "expected a non-negative integer")
+    if not isinstance(merges, list):
+        raise ModelLoadError(f"tokenizer file {path}: model.merges is a {type(merges).__name__}, expected a list")
+    for i, m in enumerate(merges):
+        pair = isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) for x in m)
+        if not (isinstance(m, str) or pair):
+            raise ModelLoadError(f"tokenizer file {path}: model.merges[{i}] is {m!r:.60}, "
+                                 "expected an \"a b\" string or an [a, b] pair of strings")
+
+
 def _repair_merges(merges: Any, vocab: dict[str, int], eot: int) -> list[str]:
     """Return the BPE merges as "a b" strings, adding any a vocabulary token needs.
 
@@ -381,12 +398,17 @@ def _load_tokenizers_json(path: str, eot: int) -> _Backend:
     try:
         with open(path, encoding="utf-8") as f:
             spec = json.load(f)
-        model = spec["model"]
-        vocab: dict[str, int] = model["vocab"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot parse tokenizer file {path}: {exc}") from exc
+    except RecursionError:
+        raise ModelLoadError(f"cannot parse tokenizer file {path}: JSON nested too deeply") from None
+    model = spec.get("model") if isinstance(spec, dict) else None
+    if not isinstance(model, dict):
+        raise ModelLoadError(f"tokenizer file {path} has no 'model' object")
+    vocab = model.get("vocab")
     if model.get("type", "BPE") != "BPE" or not isinstance(vocab, dict):
         raise ModelLoadError(f"tokenizer file {path} does not hold a byte-level BPE model")
+    _check_vocab_and_merges(vocab, model.get("merges"), path)
 
     alphabet = _byte_level_alphabet()
     ids_to_bytes: dict[int, bytes] = {}
@@ -460,20 +482,31 @@ def _load_tiktoken_ranks(path: str, eot: int) -> _Backend:
                     continue
                 token_b64, rank_text = line.split()
                 token, rank = base64.b64decode(token_b64), int(rank_text)
+                if token in ranks:  # tiktoken panics (a BaseException) on a duplicate
+                    raise ValueError(f"token {token!r:.40} is listed twice")
+                if rank in ids_to_bytes:
+                    raise ValueError(f"rank {rank} is given to two tokens")
                 ranks[token] = rank
                 ids_to_bytes[rank] = token
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot parse tiktoken rank file {path} (line {lineno}): {exc}") from exc
     token_bytes = _check_regular_ids(ids_to_bytes, eot, path)
+    missing = [b for b in range(256) if bytes([b]) not in ranks]
+    if missing:  # byte-level BPE starts from single bytes; tiktoken panics on one it lacks
+        raise ModelLoadError(f"tiktoken rank file {path} lacks the single-byte token {bytes([missing[0]])!r} "
+                             f"(and {len(missing) - 1} more): not a byte-level BPE vocabulary")
 
     # No special tokens are registered: the encoder then never produces one, and text that
     # looks like a special token is encoded as ordinary text.
-    encoding = tiktoken.Encoding(
-        name=os.path.basename(path),
-        pat_str=_PRETOKENIZE_PATTERN,
-        mergeable_ranks=ranks,
-        special_tokens={},
-    )
+    try:
+        encoding = tiktoken.Encoding(
+            name=os.path.basename(path),
+            pat_str=_PRETOKENIZE_PATTERN,
+            mergeable_ranks=ranks,
+            special_tokens={},
+        )
+    except Exception as exc:  # tiktoken's own checks (duplicate ranks ...) raise plain errors
+        raise ModelLoadError(f"cannot load tiktoken rank file {path}: {exc}") from exc
 
     def encode(text: str) -> list[int]:
         return encoding.encode_ordinary(text)

@@ -267,6 +267,10 @@ def test_bench_and_doctor_print_the_plan(tiny, control, tmp_path):
     standin_decoder.write_dense(folder / entries[0]["files"]["dla"], np.zeros((3, 3), np.float32), None, 1)
     c = run_doctor(model=str(pt), decoder_subgraphs=str(folder), decoder_offload="linear", run_tools=False).get(
         "decoder subgraphs")
+    assert c.status == FAIL and "SHA-256" in c.detail  # the manifest's checksum catches the change first
+    standin_decoder.write_bundle(folder, ck.dims, entries)  # re-recorded: now the subgraph loader must
+    c = run_doctor(model=str(pt), decoder_subgraphs=str(folder), decoder_offload="linear", run_tools=False).get(
+        "decoder subgraphs")
     assert c.status == FAIL and "failed to load" in c.detail
 
 

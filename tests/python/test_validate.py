@@ -5,6 +5,8 @@ or transposed fail; the three-way check separates quantization from device error
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -119,7 +121,11 @@ def test_cli_exit_codes_and_bundle_format(device_output, heldout_window, tmp_pat
     out.write_bytes(raw.tobytes())
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    (bundle / "encoder.tflite").symlink_to(tflite)
+    # A hard link (not a symlink: load_bundle refuses files resolving outside the bundle folder).
+    try:
+        os.link(tflite, bundle / "encoder.tflite")
+    except OSError:
+        shutil.copyfile(tflite, bundle / "encoder.tflite")
     dims = resolve("base").dims
     t = {"name": "out", "shape": [1, 1500, 512], "dtype": "int16", "scale": scale, "zero_point": zp, "layout": "ntc"}
     write_manifest(bundle, make_manifest(dims, model="base", tflite={"file": "encoder.tflite", "output": t}))

@@ -26,6 +26,11 @@ a disagreement with what disagrees.
       }
     }
 
+Every file name in a manifest is relative to the bundle folder and must stay inside it (no
+absolute path, no "..", no symbolic link resolving outside it). ``write_manifest`` adds
+``"sha256": {file: hex digest}`` for every file the manifest lists, and ``load_bundle`` refuses a
+listed file whose digest differs (a manifest without the field loads unverified).
+
 Quantized artifacts (``whisper-genio quantize``) add, per artifact, a ``quantization`` object:
 the scheme, the per-role precisions, and the scale/zero point of every quantized I/O tensor,
 including those inside a float-I/O graph (the first QUANTIZE after the input, the last DEQUANTIZE
@@ -51,6 +56,7 @@ t = time. Whisper's own are "nct" for the mel [1, n_mels, 3000] and "ntc" for th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -218,6 +224,7 @@ def parse_manifest(data: Mapping[str, Any], root: PathLike, *, check_files: bool
         out = _tensor(entry.get("output", default_tensor(dims, "output").to_json()), f"{w}.output")
         check_tensor(inp, dims, "input", f"{w}.input")
         check_tensor(out, dims, "output", f"{w}.output")
+        contained_path(root, entry["file"], f"{w}.file")
         if check_files and not (root / entry["file"]).is_file():
             raise ModelLoadError(f"{w}: the manifest lists {entry['file']!r} but {root} has no such file")
         extra = {k: v for k, v in entry.items() if k not in ("file", "input", "output")}
@@ -226,11 +233,17 @@ def parse_manifest(data: Mapping[str, Any], root: PathLike, *, check_files: bool
     if checkpoint is not None:
         if not isinstance(checkpoint, str):
             raise ModelLoadError(f"{where}: 'checkpoint' must be a path relative to the bundle")
+        contained_path(root, checkpoint, f"{where}: checkpoint")
         if check_files and not (root / checkpoint).exists():
             raise ModelLoadError(f"{where}: the manifest lists checkpoint {checkpoint!r} but {root} has no such file")
     subgraphs = _decoder_subgraphs(data.get("decoder"), dims, root, where, check_files)
     return Bundle(root, dims, str(data.get("model", "")), checkpoint, artifacts, subgraphs)
 
+
+# A subgraph's batch is the number of decoder sequences it steps at once (beam_size x best_of);
+# compiled NPU graphs hold a few. The bound keeps a hostile manifest from sizing host buffers
+# (batch x vocabulary logits ...) beyond memory; it is far above any batch a device can run.
+MAX_SUBGRAPH_BATCH = 1024
 
 SUBGRAPH_OPS = ("self_qkv", "self_out", "cross_q", "cross_out", "fc1", "fc2", "layer_step", "vocab")
 
@@ -246,8 +259,8 @@ def _decoder_subgraphs(decoder: Any, dims: ModelDims, root: pathlib.Path, where:
         w = f"{where}: decoder.subgraphs[{i}]"
         if not isinstance(e, Mapping) or e.get("op") not in SUBGRAPH_OPS:
             raise ModelLoadError(f"{w}.op: expected one of {', '.join(SUBGRAPH_OPS)}")
-        if not isinstance(e.get("batch"), int) or e["batch"] < 1:
-            raise ModelLoadError(f"{w}.batch: expected a positive integer")
+        if not isinstance(e.get("batch"), int) or not 1 <= e["batch"] <= MAX_SUBGRAPH_BATCH:
+            raise ModelLoadError(f"{w}.batch: expected an integer in 1..{MAX_SUBGRAPH_BATCH}, got {e.get('batch')!r:.40}")
         if e["op"] == "vocab":
             if not all(isinstance(e.get(k), int) for k in ("chunk", "col0", "cols")) or e["cols"] < 1 or \
                     e["col0"] < 0 or e["col0"] + e["cols"] > dims.n_vocab:
@@ -259,6 +272,7 @@ def _decoder_subgraphs(decoder: Any, dims: ModelDims, root: pathlib.Path, where:
         if not isinstance(files, Mapping) or not files or not all(isinstance(v, str) for v in files.values()):
             raise ModelLoadError(f"{w}.files: expected {{kind: file name}}")
         for kind, name in files.items():
+            contained_path(root, name, f"{w}.files.{kind}")
             if check_files and not (root / name).is_file():
                 raise ModelLoadError(f"{w}.files.{kind}: the manifest lists {name!r} but {root} has no such file")
         for role in ("inputs", "outputs"):
@@ -277,13 +291,115 @@ def load_bundle(path: PathLike) -> Bundle:
     manifest = p / MANIFEST if p.is_dir() else p
     if not manifest.is_file():
         raise ModelNotFoundError(f"no {MANIFEST} at {p}")
+    data = read_manifest_json(manifest)
+    bundle = parse_manifest(data, manifest.parent)
+    verify_checksums(data, manifest.parent)
+    return bundle
+
+
+# A manifest lists a few dozen files and tensors: a few hundred KB with every decoder subgraph.
+MAX_MANIFEST_BYTES = 16 << 20
+
+
+def read_manifest_json(manifest: pathlib.Path) -> Mapping[str, Any]:
+    """The parsed manifest.json: size-capped, and every parse failure a ModelLoadError."""
     try:
+        size = manifest.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise ModelLoadError(f"{manifest}: {size} bytes is too large for a bundle manifest "
+                                 f"(at most {MAX_MANIFEST_BYTES})")
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{manifest}: not valid JSON: {e}") from None
+    except RecursionError:
+        raise ModelLoadError(f"{manifest}: not a bundle manifest: JSON nested too deeply") from None
     if not isinstance(data, Mapping):
         raise ModelLoadError(f"{manifest}: expected a JSON object")
-    return parse_manifest(data, manifest.parent)
+    return data
+
+
+def contained_path(root: pathlib.Path, name: Any, where: str) -> pathlib.Path:
+    """root/name, refused unless it stays inside the bundle folder: no absolute path, no "..",
+    no symbolic link that leads out (a manifest must not make us read /etc/passwd)."""
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise ModelLoadError(f"{where}: expected a file name relative to the bundle folder, got {name!r:.80}")
+    if pathlib.PurePosixPath(name).is_absolute() or pathlib.PureWindowsPath(name).is_absolute() or \
+            ".." in pathlib.PurePosixPath(name.replace("\\", "/")).parts:
+        raise ModelLoadError(f"{where}: {name!r:.80} leaves the bundle folder {root}")
+    if len(name.encode("utf-8", "surrogateescape")) > 1024 or \
+            any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in pathlib.PurePath(name).parts):
+        raise ModelLoadError(f"{where}: file name {name!r:.80}... is too long")
+    target = root / name
+    try:
+        inside = target.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError) as e:  # a symlink loop
+        raise ModelLoadError(f"{where}: cannot resolve {name!r:.80}: {e}") from None
+    if not inside:
+        raise ModelLoadError(f"{where}: {name!r:.80} resolves to {target.resolve()}, outside the bundle folder {root}")
+    return target
+
+
+# -- per-file checksums ----------------------------------------------------------------------------
+# write_manifest records "sha256": {file: hex digest} for every file the manifest lists; load_bundle
+# refuses a listed file whose digest differs (a flipped byte in an NPU graph or a checkpoint would
+# otherwise load and produce garbage). A manifest without the field (written by hand or by an
+# older version) loads unverified. Digests are remembered per (path, size, mtime) in this process,
+# so loading the same bundle again does not read its files again.
+
+CHECKSUMS = "sha256"
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def listed_files(data: Mapping[str, Any]) -> list[str]:
+    """Every file name a (validated) manifest lists: encoder artifacts, checkpoint, subgraphs."""
+    names: list[str] = []
+    for entry in (data.get("encoder") or {}).values():
+        names.append(entry["file"])
+    if isinstance(data.get("checkpoint"), str):
+        names.append(data["checkpoint"])
+    decoder = data.get("decoder") or {}
+    for e in decoder.get("subgraphs", []):
+        names.extend(e["files"].values())
+    return sorted(set(names))
+
+
+def file_sha256(path: pathlib.Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digest = _DIGESTS[key] = h.hexdigest()
+    return digest
+
+
+def record_checksums(folder: pathlib.Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest with its "sha256" field set to the digests of the files it lists now."""
+    out = {k: v for k, v in manifest.items() if k != CHECKSUMS}
+    out[CHECKSUMS] = {name: file_sha256(folder / name) for name in listed_files(out)
+                      if (folder / name).is_file()}
+    return out
+
+
+def verify_checksums(data: Mapping[str, Any], root: pathlib.Path) -> None:
+    """Raises ModelLoadError naming the first listed file whose digest is not the recorded one."""
+    recorded = data.get(CHECKSUMS)
+    if recorded is None:
+        return
+    where = root / MANIFEST
+    if not isinstance(recorded, Mapping) or not all(isinstance(v, str) for v in recorded.values()):
+        raise ModelLoadError(f"{where}: '{CHECKSUMS}' must map file names to hex digests")
+    for name, digest in recorded.items():
+        path = contained_path(root, name, f"{where}: {CHECKSUMS}")
+        if not path.is_file():
+            raise ModelLoadError(f"{where}: {CHECKSUMS} lists {name!r} but {root} has no such file")
+        actual = file_sha256(path)
+        if actual != digest.lower():
+            raise ModelLoadError(f"{root / name}: corrupt or modified: its SHA-256 is {actual}, the bundle "
+                                 f"manifest records {digest} (re-export or re-copy the bundle)")
 
 
 def find_bundle_for(artifact: PathLike) -> Optional[Bundle]:
@@ -323,6 +439,7 @@ def write_manifest(folder: PathLike, manifest: Mapping[str, Any]) -> pathlib.Pat
     """Writes manifest.json into folder after validating it (files included)."""
     folder = pathlib.Path(folder)
     parse_manifest(manifest, folder)
+    manifest = record_checksums(folder, manifest)
     path = folder / MANIFEST
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path

@@ -70,6 +70,7 @@ def validate_tensors(
     """
     expected = expected_shapes(dims)
     where = f" (model dimensions from {dims_source})" if dims_source else ""
+    check_head_counts(dims, path, where)
     missing = [name for name in expected if name not in tensors]
     if missing:
         raise ModelLoadError(f"{path}: missing tensor(s) {_name_list(missing)}{where}")
@@ -92,6 +93,25 @@ def validate_tensors(
             raise ModelLoadError(f"{path}: tensor {name} has dtype {array.dtype}, expected float32 or float16")
         if not array.flags.c_contiguous:
             raise ModelLoadError(f"{path}: tensor {name} is not C-contiguous")
+
+
+def check_head_counts(dims: ModelDims, path: PathLike, where: str = "") -> None:
+    """Head counts show in no tensor shape, so a wrong one in a config loads and transcribes
+    garbage. The widths must split evenly into heads (ModelDims checks that); beyond it, when every
+    shape-derived dimension is that of a released Whisper size, its head counts are the only ones
+    its weights were trained with, so any other count is refused."""
+    shape_key = (dims.n_mels, dims.n_audio_state, dims.n_audio_layer, dims.n_vocab, dims.n_text_state,
+                 dims.n_text_layer)
+    for name, size in KNOWN_SIZES.items():
+        if (size[0], size[1], size[3], size[4], size[5], size[7]) != shape_key:
+            continue
+        if (size[2], size[6]) == (dims.n_audio_head, dims.n_text_head):
+            return
+        raise ModelLoadError(
+            f"{path}: head counts n_audio_head={dims.n_audio_head}, n_text_head={dims.n_text_head} do not "
+            f"match the weights: their shapes are those of Whisper {name}, which has {size[2]} and "
+            f"{size[6]} heads{where}"
+        )
 
 
 def canonical_tensors(

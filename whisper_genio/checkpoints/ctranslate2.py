@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import pathlib
 import re
 import struct
@@ -154,7 +155,7 @@ def _parse(data: _VirtualFile, label: str) -> Tuple[str, int, Dict[str, np.ndarr
                     raise ModelLoadError(f"{label}: variable {name} has unknown item size {item_size}")
                 dtype_id, nbytes = _LEGACY_ITEM_SIZES[item_size], numel * item_size
             dtype = np.dtype(_DTYPE_IDS[dtype_id])
-            expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            expected = math.prod(shape) * dtype.itemsize  # Python ints: no int64 wrap-around
             if nbytes != expected:
                 raise ModelLoadError(
                     f"{label}: variable {name} of shape {shape} declares {nbytes} bytes, expected {expected}"
@@ -331,6 +332,8 @@ def _read_config(config_path: Optional[pathlib.Path]) -> dict:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelLoadError(f"{config_path}: cannot parse: {exc}") from None
+    except RecursionError:
+        raise ModelLoadError(f"{config_path}: cannot parse: JSON nested too deeply") from None
     if not isinstance(config, dict):
         raise ModelLoadError(f"{config_path}: expected a JSON object")
     return config

@@ -139,6 +139,8 @@ def _read_json(path: pathlib.Path) -> dict:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelLoadError(f"{path}: cannot parse: {exc}") from None
+    except RecursionError:
+        raise ModelLoadError(f"{path}: cannot parse: JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise ModelLoadError(f"{path}: expected a JSON object")
     return value
@@ -171,6 +173,10 @@ def _read_sharded(index_path: pathlib.Path) -> Tuple[Dict[str, np.ndarray], Tupl
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise ModelLoadError(f"{index_path}: no valid weight_map")
+    for name in set(weight_map.values()):
+        if pathlib.PurePath(name).name != name or name in ("", ".", "..") or "\\" in name:
+            # Shards sit beside their index; a path could make us read any file on the machine.
+            raise ModelLoadError(f"{index_path}: shard name {name!r:.80} is not a file name in {index_path.parent}")
     shards = [index_path.parent / name for name in sorted(set(weight_map.values()))]
     tensors: Dict[str, np.ndarray] = {}
     for shard in shards:

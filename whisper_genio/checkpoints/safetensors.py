@@ -8,6 +8,7 @@ plus an optional ``__metadata__`` entry), then the raw little-endian tensor byte
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 import struct
 from typing import Dict
@@ -59,6 +60,8 @@ def read_header(path: pathlib.Path) -> Dict[str, dict]:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ModelLoadError(f"{path}: bad safetensors header: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelLoadError(f"{path}: bad safetensors header: JSON nested too deeply") from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{path}: bad safetensors header: expected a JSON object")
     header.pop("__metadata__", None)
@@ -77,7 +80,8 @@ def _check_entry(path: pathlib.Path, name: str, entry: object, data_size: int) -
     ints = lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)  # noqa: E731
     if not ints(shape) or not ints(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
         raise ModelLoadError(f"{path}: bad safetensors header: entry {name!r} has invalid shape or offsets")
-    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize
+    # Python ints: a product past int64 must not wrap around into a plausible size.
+    expected = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
     if offsets[1] - offsets[0] != expected:
         raise ModelLoadError(
             f"{path}: bad safetensors header: tensor {name} of shape {shape} and dtype {dtype} needs "

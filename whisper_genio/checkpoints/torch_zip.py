@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pathlib
 import pickle
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -41,6 +43,18 @@ _STORAGE_DTYPES: Dict[str, str] = {
 }
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # zip local file header, 30 bytes
+
+# torch.save stores members uncompressed; a re-zipped checkpoint of trained float weights
+# compresses by a few percent. A member that claims to inflate by more than this is refused
+# before it is inflated (a zip bomb), unless it is small enough to be harmless anyway.
+_MAX_INFLATE_RATIO = 100
+_SMALL_MEMBER_BYTES = 1 << 20
+# data.pkl holds only the structure (names, shapes, storage keys): tens of KB for large-v3.
+_MAX_PICKLE_BYTES = 64 << 20
+# Sparse tensors (alignment_heads: n_text_layer x n_text_head) are densified; bound that copy.
+_MAX_SPARSE_DENSE_ELEMENTS = 1 << 20
+# CRC-32 of memory-mapped members is computed over reads of this size (one reused buffer).
+_CRC_CHUNK_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,14 @@ def _rebuild_tensor(storage: _Storage, offset: int, size: Tuple[int, ...], strid
     if len(size) != len(stride) or any(s < 0 for s in size + stride) or offset < 0:
         raise pickle.UnpicklingError(f"invalid tensor geometry size={size} stride={stride} offset={offset}")
     flat = storage.array
-    numel = int(np.prod(size, dtype=np.int64))
+    numel = math.prod(size)  # Python ints: a product past int64 must not wrap around
+    if numel > flat.size:
+        # Weights never broadcast (stride 0) or overlap: refusing this bounds every copy below
+        # by the storage's size instead of allocating what a hostile size/stride asks for.
+        raise pickle.UnpicklingError(
+            f"tensor of size {size} has {numel} elements but its storage only {flat.size} "
+            f"(stride {stride}: broadcast or overlapping tensors are not weights)"
+        )
     if numel:
         last = offset + sum((n - 1) * s for n, s in zip(size, stride))
         if last >= flat.size:
@@ -119,6 +140,9 @@ def _rebuild_sparse_tensor(layout: str, data: Tuple[Any, ...]) -> np.ndarray:
         raise pickle.UnpicklingError("sparse tensor without index/value arrays")
     if indices.ndim != 2 or indices.shape[0] != len(size) or values.shape[:1] != indices.shape[1:]:
         raise pickle.UnpicklingError("sparse tensor indices do not match its size")
+    if any(n < 0 for n in size) or math.prod(size + values.shape[1:]) > _MAX_SPARSE_DENSE_ELEMENTS:
+        # Only small masks (alignment_heads) are stored sparse; the dense copy must stay small.
+        raise pickle.UnpicklingError(f"sparse tensor of size {size} is too large to densify")
     if indices.size and (indices.min() < 0 or np.any(indices.max(axis=1) >= np.array(size))):
         raise pickle.UnpicklingError("sparse tensor index out of range")
     dense = np.zeros(size + values.shape[1:], dtype=values.dtype)
@@ -173,7 +197,7 @@ class _Archive:
         self.prefix = self.pickle_name[: -len("data.pkl")]
         self.byteorder = "little"
         if self.prefix + "byteorder" in zf.namelist():
-            self.byteorder = zf.read(self.prefix + "byteorder").decode("ascii", "replace").strip()
+            self.byteorder = self.read_small(self.prefix + "byteorder", 16).decode("ascii", "replace").strip()
             if self.byteorder not in ("little", "big"):
                 raise ModelLoadError(f"{path}: unknown byte order {self.byteorder!r}")
         self._map: Optional[np.ndarray] = None
@@ -185,9 +209,30 @@ class _Archive:
             self._map = np.asarray(np.memmap(self.path, dtype=np.uint8, mode="r"))
         return self._map
 
+    def check_inflated_size(self, info: zipfile.ZipInfo, cap: Optional[int] = None) -> None:
+        """Refuses a member whose declared size is absurd, before anything is inflated."""
+        if cap is not None and info.file_size > cap:
+            raise ModelLoadError(
+                f"{self.path}: member {info.filename} declares {info.file_size} bytes, more than the "
+                f"{cap} such a member can plausibly hold"
+            )
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > _SMALL_MEMBER_BYTES and \
+                info.file_size > _MAX_INFLATE_RATIO * max(info.compress_size, 1):
+            raise ModelLoadError(
+                f"{self.path}: member {info.filename} would inflate {info.compress_size} bytes to "
+                f"{info.file_size} (more than {_MAX_INFLATE_RATIO}x): refusing a likely zip bomb"
+            )
+
+    def read_small(self, name: str, cap: int) -> bytes:
+        """A whole (CRC-checked) member, after its declared size passed check_inflated_size."""
+        info = self.zf.getinfo(name)
+        self.check_inflated_size(info, cap)
+        return self.zf.read(info)  # zipfile stops at the declared size and checks the CRC
+
     def _member_bytes(self, info: zipfile.ZipInfo, nbytes: int) -> np.ndarray:
         if info.compress_type != zipfile.ZIP_STORED:
             # torch never compresses storages; a re-zipped file still loads, just not mapped.
+            self.check_inflated_size(info)
             return np.frombuffer(self.zf.read(info), dtype=np.uint8)[:nbytes]
         mapped = self._mapped()
         start = info.header_offset
@@ -198,12 +243,35 @@ class _Archive:
         if fields[0] != b"PK\x03\x04":
             raise ModelLoadError(f"{self.path}: corrupt zip archive: bad local header for {info.filename}")
         data_start = start + _LOCAL_HEADER.size + fields[9] + fields[10]
-        if data_start + nbytes > self.file_size:
+        member_end = data_start + max(nbytes, info.file_size)
+        if member_end > self.file_size:
             raise ModelLoadError(
-                f"{self.path}: truncated: {info.filename} needs bytes up to {data_start + nbytes}, "
+                f"{self.path}: truncated: {info.filename} needs bytes up to {member_end}, "
                 f"the file has {self.file_size}"
             )
+        self._check_crc(info, data_start)
         return mapped[data_start : data_start + nbytes]
+
+    def _check_crc(self, info: zipfile.ZipInfo, data_start: int) -> None:
+        """zipfile checks the CRC of what it inflates; a memory-mapped member is checked here, so
+        a flipped byte in a weight is refused instead of transcribing garbage. Read with plain
+        reads into one reused buffer, not through the map: the pages then stay in the page cache
+        and out of this process's resident set until the loader copies each tensor."""
+        crc, left = 0, info.file_size
+        buf = memoryview(bytearray(min(left, _CRC_CHUNK_BYTES)))
+        with open(self.path, "rb") as f:
+            f.seek(data_start)
+            while left:
+                got = f.readinto(buf[: min(left, len(buf))])
+                if not got:
+                    raise ModelLoadError(f"{self.path}: truncated: member {info.filename} ends early")
+                crc = zlib.crc32(buf[:got], crc)
+                left -= got
+        if crc != info.CRC:
+            raise ModelLoadError(
+                f"{self.path}: member {info.filename} is corrupt: its CRC-32 is {crc:08x}, the archive "
+                f"records {info.CRC:08x} (a flipped or overwritten byte)"
+            )
 
     def storage(self, key: str, storage_type: _StorageType, numel: int) -> _Storage:
         cached = self._storages.get(key)
@@ -258,10 +326,14 @@ def load_torch_zip(path: pathlib.Path) -> Any:
             raise ModelLoadError(_describe_not_zip(path, head, size))
         with zipfile.ZipFile(path) as zf:
             archive = _Archive(path, zf)
-            data = zf.read(archive.pickle_name)  # CRC-checked: a corrupt pickle is caught here
+            data = archive.read_small(archive.pickle_name, _MAX_PICKLE_BYTES)  # CRC-checked
             return _RestrictedUnpickler(data, archive).load()
     except ModelLoadError:
         raise
+    except RecursionError:
+        raise ModelLoadError(f"{path}: corrupt PyTorch checkpoint: its pickle is nested too deeply") from None
+    except MemoryError:
+        raise ModelLoadError(f"{path}: corrupt PyTorch checkpoint: its pickle asks for more memory than there is") from None
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read: {exc}") from exc
     except Exception as exc:  # corrupt zip, corrupt or hostile pickle: never crash, never half-load
