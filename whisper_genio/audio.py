@@ -13,8 +13,8 @@ C-contiguous, 16-byte aligned by the allocator).
 Hostile input is refused before it costs anything: a path that is not a regular file (directory,
 FIFO, device) is never opened; a header whose sample rate is outside [MIN_INPUT_RATE,
 MAX_INPUT_RATE] is refused (a WAV claiming 8 Hz would turn 300 KB into hours of samples; the
-header is read with libsndfile on both paths, so ffmpeg-only containers are taken as ffmpeg
-reads them); samples that are NaN or infinite are refused with the index of the first one. When
+header is read with libsndfile on both paths, and with ffprobe, when installed, for containers
+only ffmpeg parses); samples that are NaN or infinite are refused with the index of the first one. When
 ``decoder="auto"`` and the ffmpeg on PATH cannot run or fails, soundfile is tried before giving up.
 """
 
@@ -28,7 +28,7 @@ import stat
 import subprocess
 import tempfile
 import threading
-from typing import IO, Any, Union
+from typing import IO, Any, Optional, Union
 
 import numpy as np
 
@@ -63,6 +63,7 @@ MAX_INPUT_RATE = 1_000_000
 # when the second dimension is this small, (channels, frames) when the first is.
 MAX_ARRAY_CHANNELS = 8
 _FINITE_BLOCK = 1 << 20  # samples per block of the NaN/Inf check
+_PROBE_SECONDS = 20  # ffprobe reads a header: far less; a hostile file must not stall us longer
 
 
 class _FloatSink:
@@ -273,10 +274,29 @@ def _check_header(file: str, display: str) -> bool:
         import soundfile as sf
 
         info = sf.info(file)
-    except Exception:  # noqa: BLE001 - not a libsndfile format, or no libsndfile: nothing to check here
+    except Exception:  # noqa: BLE001 - not a libsndfile format, or no libsndfile: ask ffprobe
+        rate = _ffprobe_rate(file)
+        if rate is not None:
+            _check_rate(rate, display)
         return False
     _check_rate(info.samplerate, display)
     return info.subtype in ("FLOAT", "DOUBLE")
+
+
+def _ffprobe_rate(file: str) -> Optional[int]:
+    """The first audio stream's sample rate as ffprobe (shipped with ffmpeg) reads it, for the
+    containers libsndfile does not parse (MP4/MOV, WebM, ...); None when it cannot say."""
+    if shutil.which("ffprobe") is None:
+        return None
+    try:
+        proc = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate",
+             "-of", "csv=p=0", "file:" + os.path.abspath(file)],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_SECONDS,
+        )
+        return int(proc.stdout.split()[0]) if proc.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
 
 
 def _check_rate(rate: int, display: str) -> None:

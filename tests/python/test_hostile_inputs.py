@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -64,6 +66,18 @@ def test_lying_sample_rate_is_refused_up_front(tmp_path, decoder, rate):
     with pytest.raises(AudioDecodeError, match=f"{rate} Hz"):
         load_audio(path.read_bytes(), decoder=decoder)
     assert time.perf_counter() - t0 < 30  # refused, not decoded (a generous bound: only a hang fails it)
+
+
+@pytest.mark.skipif(not (HAVE_FFMPEG and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe")
+def test_lying_sample_rate_in_a_container_only_ffmpeg_reads(tmp_path):
+    """PCM in a MOV that claims 8 Hz: libsndfile cannot read the header, ffprobe can."""
+    raw = tmp_path / "raw.s16"
+    raw.write_bytes(np.random.default_rng(0).integers(-3000, 3000, 150_000, dtype=np.int16).tobytes())
+    mov = tmp_path / "lying8.mov"
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "s16le", "-ar", "8", "-ac", "1", "-i",
+                    str(raw), "-c:a", "pcm_s16le", str(mov)], check=True)
+    with pytest.raises(AudioDecodeError, match="8 Hz"):
+        load_audio(mov)
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
