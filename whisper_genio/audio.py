@@ -477,4 +477,5 @@ __all__ = [
     "check_finite",
     "MIN_INPUT_RATE",
     "MAX_INPUT_RATE",
+    "MAX_ARRAY_CHANNELS",
 ]

@@ -229,6 +229,15 @@ def test_model_refuses_non_finite_input_before_work(base_model):
         base_model.transcribe("/nonexistent/never-here.wav")
 
 
+def test_one_window_calls_take_multichannel_audio_and_refuse_other_2d_arrays(base_model):
+    stereo = np.stack([_tone(16000), _tone(16000)], 1)
+    mono_mel = base_model.log_mel(_tone(16000))
+    np.testing.assert_array_equal(base_model.log_mel(stereo), mono_mel)
+    np.testing.assert_array_equal(base_model.encode(stereo.T), base_model.encode(_tone(16000)))
+    with pytest.raises(InvalidOptionError, match=r"mel must be \[80, 3000\]"):
+        base_model.encode(np.zeros((80, 2999), np.float32))
+
+
 def test_non_finite_encoder_states_are_refused_by_the_decoder(base_model):
     states = np.zeros((1500, 512), np.float32)
     states[7, 9] = np.nan
