@@ -14,14 +14,14 @@ Hostile input is refused before it costs anything: a path that is not a regular 
 FIFO, device) is never opened; a header whose sample rate is outside [MIN_INPUT_RATE,
 MAX_INPUT_RATE] is refused (a WAV claiming 8 Hz would turn 300 KB into hours of samples; the
 header is read with libsndfile on both paths, and with ffprobe, when installed, for containers
-only ffmpeg parses); samples that are NaN or infinite are refused with the index of the first one. When
-``decoder="auto"`` and the ffmpeg on PATH cannot run or fails, soundfile is tried before giving up.
+only ffmpeg parses); samples that are NaN or infinite are refused with the index of the first
+one. When ``decoder="auto"`` and the ffmpeg on PATH cannot run or fails, soundfile is tried
+before giving up.
 """
 
 from __future__ import annotations
 
 import errno
-import io
 import os
 import shutil
 import stat
@@ -408,7 +408,7 @@ def _first_lines(stderr: bytes) -> str:
     return " | ".join(lines[:_ERROR_LINES])
 
 
-def _decode_soundfile(file: str | io.BytesIO, sr: int, *, display: str) -> np.ndarray:
+def _decode_soundfile(file: str, sr: int, *, display: str) -> np.ndarray:
     try:
         import soundfile as sf
     except (ImportError, OSError) as exc:  # OSError: libsndfile itself missing

@@ -151,8 +151,8 @@ class Model:
         count (openai-whisper's decode() convention)."""
         if isinstance(audio, np.ndarray) and audio.ndim == 2 and min(audio.shape) > MAX_ARRAY_CHANNELS:
             if not _is_mel(audio, self.dims):
-                raise InvalidOptionError(f"mel must be [{self.dims.n_mels}, {N_FRAMES}], got {list(audio.shape)} (audio "
-                                         f"arrays are 1-D, or 2-D with at most {MAX_ARRAY_CHANNELS} channels)")
+                raise InvalidOptionError(f"mel must be [{self.dims.n_mels}, {N_FRAMES}], got {list(audio.shape)} "
+                                         f"(audio arrays are 1-D, or 2-D with at most {MAX_ARRAY_CHANNELS} channels)")
             return self.pipeline.one_window(check_finite(np.ascontiguousarray(audio, dtype=np.float32), "mel"))
         return self.pipeline.one_window(load_audio(audio))
 

@@ -176,7 +176,8 @@ def validate(audio: PathLike, *, model: Any = "base", encoder_output: Optional[P
             result.update(passed=False, failures=[str(e)], error=str(e))
             return result
     windows = _core.MelWindows(samples, dims.n_mels, ref_model.pipeline.pool)
-    mels = {c: window_mel(samples, windows, 0, c, dims.n_mels, ref_model.pipeline.pool) for c in ("pad_or_trim", "transcribe")}
+    mels = {c: window_mel(samples, windows, 0, c, dims.n_mels, ref_model.pipeline.pool)
+            for c in ("pad_or_trim", "transcribe")}
     refs = {c: np.array(ref_model.encode(m), np.float32) for c, m in mels.items()}
     if encoder_model is not None:  # a model file: run it on the better-matching mel is meaningless; use pad_or_trim
         result["under_test"] = os.fspath(encoder_model)
