@@ -112,8 +112,9 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, decoder: str = "au
     """
     if decoder not in DECODERS:
         raise InvalidOptionError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
-    if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or sr <= 0:
-        raise InvalidOptionError(f"sample rate must be a positive integer, got {sr!r}")
+    if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or not MIN_INPUT_RATE <= sr <= MAX_INPUT_RATE:
+        raise InvalidOptionError(f"sample rate must be an integer from {MIN_INPUT_RATE} to {MAX_INPUT_RATE} Hz, "
+                                 f"got {sr!r}")
     sr = int(sr)
 
     if isinstance(source, np.ndarray):

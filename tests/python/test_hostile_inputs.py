@@ -92,6 +92,14 @@ def test_header_claiming_a_huge_sample_count_reads_what_is_there(tmp_path, decod
     assert abs(len(got) - 16000) <= 16
 
 
+@pytest.mark.parametrize("sr", [0, -1, 999, 10**12, 16000.0, True])
+def test_output_rate_is_bounded(tmp_path, sr):
+    path = tmp_path / "clip.wav"
+    sf.write(path, _tone(1600), 16000, subtype="PCM_16")
+    with pytest.raises(InvalidOptionError, match="sample rate"):
+        load_audio(path, sr=sr)
+
+
 def test_lowest_accepted_rate_still_decodes(tmp_path):
     path = tmp_path / "r1000.wav"
     sf.write(path, _tone(1000, 1000), 1000, subtype="PCM_16")
