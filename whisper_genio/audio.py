@@ -52,7 +52,7 @@ DECODERS = ("auto", "ffmpeg", "soundfile")
 
 _INT16_SCALE = np.float32(1.0 / 32768.0)  # a power of two: int16 -> float32 is exact
 _READ_BYTES = 1 << 20  # ffmpeg pipe read size (512 Ki samples)
-_READ_FRAMES = 1 << 18  # soundfile block size in frames
+_READ_SAMPLES = 1 << 18  # soundfile block size in samples (frames x channels: a 1024-channel header stays 1 MB)
 _STDERR_KEEP = 64 * 1024  # ffmpeg stderr kept for error messages
 _ERROR_LINES = 5
 # Sample rates a file header may claim. Real recordings go from 8 kHz telephone audio (a few
@@ -308,11 +308,15 @@ def _check_rate(rate: int, display: str) -> None:
         )
 
 
+def _block(channels: int) -> np.ndarray:
+    return np.empty((max(1, _READ_SAMPLES // max(channels, 1)), channels), dtype=np.float32)
+
+
 def _scan_float_file(file: str, display: str) -> None:
     import soundfile as sf
 
     with sf.SoundFile(file) as f:
-        block = np.empty((_READ_FRAMES, f.channels), dtype=np.float32)
+        block = _block(f.channels)
         done = 0
         while True:
             got = len(f.read(out=block))
@@ -444,7 +448,7 @@ def _read_and_resample(f: Any, sr: int, display: str) -> np.ndarray:
 
         stream = soxr.ResampleStream(in_rate, sr, 1, dtype="float32", quality="HQ")
 
-    block = np.empty((_READ_FRAMES, channels), dtype=np.float32)
+    block = _block(channels)
     done = 0
     while True:
         n = f.read(out=block)

@@ -100,6 +100,18 @@ def test_output_rate_is_bounded(tmp_path, sr):
         load_audio(path, sr=sr)
 
 
+def test_many_channels_decode_in_small_blocks(tmp_path):
+    """libsndfile allows 1024 channels: blocks are sized in samples (a 1 GB block before), and
+    "auto" falls back to soundfile where ffmpeg refuses the channel count."""
+    x = np.zeros((1000, 1024), np.float32)
+    x[:, 0] = 0.5
+    path = tmp_path / "c1024.wav"
+    sf.write(path, x, 16000, subtype="FLOAT")
+    for decoder in ("auto", "soundfile"):
+        got = load_audio(path, decoder=decoder)
+        np.testing.assert_allclose(got, 0.5 / 1024, rtol=1e-6)
+
+
 def test_lowest_accepted_rate_still_decodes(tmp_path):
     path = tmp_path / "r1000.wav"
     sf.write(path, _tone(1000, 1000), 1000, subtype="PCM_16")
