@@ -51,6 +51,19 @@ def _wav_with_rate(path: Path, rate: int) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A random-weight model with a small encoder (validate encodes its reference twice per call)."""
+    from model_factory import make_random_state_dict, write_openai_pt
+
+    from whisper_genio.dims import ModelDims
+
+    dims = ModelDims(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1, n_vocab=51865,
+                     n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1)
+    pt = write_openai_pt(tmp_path_factory.mktemp("tiny") / "tiny.pt", dims, make_random_state_dict(dims, seed=3))
+    return whisper_genio.load_model(pt, threads=TEST_THREADS, backend="cpu")
+
+
 # ------------------------------------------------------------------------------ files
 
 
@@ -249,13 +262,13 @@ def test_model_refuses_non_finite_input_before_work(base_model):
         base_model.transcribe("/nonexistent/never-here.wav")
 
 
-def test_one_window_calls_take_multichannel_audio_and_refuse_other_2d_arrays(base_model):
+def test_one_window_calls_take_multichannel_audio_and_refuse_other_2d_arrays(tiny_model):
     stereo = np.stack([_tone(16000), _tone(16000)], 1)
-    mono_mel = base_model.log_mel(_tone(16000))
-    np.testing.assert_array_equal(base_model.log_mel(stereo), mono_mel)
-    np.testing.assert_array_equal(base_model.encode(stereo.T), base_model.encode(_tone(16000)))
+    mono_mel = tiny_model.log_mel(_tone(16000))
+    np.testing.assert_array_equal(tiny_model.log_mel(stereo), mono_mel)
+    np.testing.assert_array_equal(tiny_model.encode(stereo.T), tiny_model.encode(_tone(16000)))
     with pytest.raises(InvalidOptionError, match=r"mel must be \[80, 3000\]"):
-        base_model.encode(np.zeros((80, 2999), np.float32))
+        tiny_model.encode(np.zeros((80, 2999), np.float32))
 
 
 def test_non_finite_encoder_states_are_refused_by_the_decoder(base_model):
@@ -294,19 +307,6 @@ def test_model_names(name, error, fragment):
 
 
 # ------------------------------------------------------------------------------ validate
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A random-weight model with a small encoder (validate encodes its reference twice per call)."""
-    from model_factory import make_random_state_dict, write_openai_pt
-
-    from whisper_genio.dims import ModelDims
-
-    dims = ModelDims(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1, n_vocab=51865,
-                     n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1)
-    pt = write_openai_pt(tmp_path_factory.mktemp("tiny") / "tiny.pt", dims, make_random_state_dict(dims, seed=3))
-    return whisper_genio.load_model(pt, threads=TEST_THREADS, backend="cpu")
 
 
 @pytest.fixture(scope="module")
