@@ -17,6 +17,7 @@ from .audio import load_audio, pad_or_trim
 from .dims import ModelDims
 from .errors import (
     AudioDecodeError,
+    AudioNotFoundError,
     BackendUnavailableError,
     InferenceError,
     InvalidOptionError,
@@ -50,6 +51,7 @@ def available_models() -> list[str]:
 
 __all__ = [
     "AudioDecodeError",
+    "AudioNotFoundError",
     "BackendUnavailableError",
     "DecodingOptions",
     "DecodingResult",

@@ -9,23 +9,31 @@ openai-whisper uses, so results are bit-identical), and otherwise libsndfile thr
 needs about the final float32 array (~230 MB) and a few MB more, never a float64 or int16 copy
 of the whole signal. Decoded arrays are zero-copy views of a ``bytearray`` (writeable,
 C-contiguous, 16-byte aligned by the allocator).
+
+Hostile input is refused before it costs anything: a path that is not a regular file (directory,
+FIFO, device) is never opened; a header whose sample rate is outside [MIN_INPUT_RATE,
+MAX_INPUT_RATE] is refused (a WAV claiming 8 Hz would turn 300 KB into hours of samples; the
+header is read with libsndfile on both paths, and with ffprobe, when installed, for containers
+only ffmpeg parses); samples that are NaN or infinite are refused with the index of the first
+one. When ``decoder="auto"`` and the ffmpeg on PATH cannot run or fails, soundfile is tried
+before giving up.
 """
 
 from __future__ import annotations
 
 import errno
-import io
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
-from typing import IO, Any, Union
+from typing import IO, Any, Optional, Union
 
 import numpy as np
 
 from . import _core
-from .errors import AudioDecodeError, BackendUnavailableError, InvalidOptionError
+from .errors import AudioDecodeError, AudioNotFoundError, BackendUnavailableError, InvalidOptionError
 
 # The front end's constants are the native ones (csrc/include/whisper_genio/audio.h).
 SAMPLE_RATE = _core.SAMPLE_RATE  # 16000
@@ -44,9 +52,18 @@ DECODERS = ("auto", "ffmpeg", "soundfile")
 
 _INT16_SCALE = np.float32(1.0 / 32768.0)  # a power of two: int16 -> float32 is exact
 _READ_BYTES = 1 << 20  # ffmpeg pipe read size (512 Ki samples)
-_READ_FRAMES = 1 << 18  # soundfile block size in frames
+_READ_SAMPLES = 1 << 18  # soundfile block size in samples (frames x channels: a 1024-channel header stays 1 MB)
 _STDERR_KEEP = 64 * 1024  # ffmpeg stderr kept for error messages
 _ERROR_LINES = 5
+# Sample rates a file header may claim. Real recordings go from 8 kHz telephone audio (a few
+# codecs down to 2-4 kHz) up to 384/768 kHz studio PCM; outside that the header is lying.
+MIN_INPUT_RATE = 1000
+MAX_INPUT_RATE = 1_000_000
+# At most this many channels in a 2-D array for its layout to be unambiguous: (frames, channels)
+# when the second dimension is this small, (channels, frames) when the first is.
+MAX_ARRAY_CHANNELS = 8
+_FINITE_BLOCK = 1 << 20  # samples per block of the NaN/Inf check
+_PROBE_SECONDS = 20  # ffprobe reads a header: far less; a hostile file must not stall us longer
 
 
 class _FloatSink:
@@ -84,26 +101,32 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, decoder: str = "au
     ``decoder`` selects how files and bytes are decoded: ``"ffmpeg"`` (the ffmpeg CLI),
     ``"soundfile"`` (libsndfile + soxr) or ``"auto"`` (ffmpeg when on PATH).
 
-    Raises ``FileNotFoundError`` for a missing file, :class:`AudioDecodeError` for data that
-    cannot be decoded. Audio with no samples gives an empty array.
+    A 2-D array is ``(frames, channels)`` when it has at most MAX_ARRAY_CHANNELS columns, else
+    ``(channels, frames)`` when it has at most that many rows; anything else (a log-mel
+    spectrogram included: openai-whisper's ``transcribe()`` does not take one either) is refused.
+
+    Raises :class:`AudioNotFoundError` (a ``FileNotFoundError``) for a missing file,
+    :class:`AudioDecodeError` for a path that is not a regular file, data that cannot be decoded,
+    a header claiming an absurd sample rate, or samples that are NaN or infinite. Audio with no
+    samples gives an empty array.
     """
     if decoder not in DECODERS:
         raise InvalidOptionError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
-    if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or sr <= 0:
-        raise InvalidOptionError(f"sample rate must be a positive integer, got {sr!r}")
+    if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or not MIN_INPUT_RATE <= sr <= MAX_INPUT_RATE:
+        raise InvalidOptionError(f"sample rate must be an integer from {MIN_INPUT_RATE} to {MAX_INPUT_RATE} Hz, "
+                                 f"got {sr!r}")
     sr = int(sr)
 
     if isinstance(source, np.ndarray):
-        return _from_array(source)
+        return check_finite(_from_array(source), "audio array")
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode_bytes(bytes(source), sr, _pick_decoder(decoder))
+        return _decode_bytes(bytes(source), sr, decoder)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.exists(path):
-            raise FileNotFoundError(errno.ENOENT, f"audio file not found: {path}", path)
-        if _pick_decoder(decoder) == "ffmpeg":
-            return _decode_ffmpeg(path, sr, display=path)
-        return _decode_soundfile(path, sr, display=path)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        _check_regular_file(path)
+        return _decode(path, sr, decoder, display=path)
     raise InvalidOptionError(
         f"audio source must be a path, bytes or a numpy array, got {type(source).__name__}"
     )
@@ -131,6 +154,22 @@ def ffmpeg_available() -> bool:
     return shutil.which("ffmpeg") is not None
 
 
+def check_finite(samples: np.ndarray, what: str = "audio", offset: int = 0) -> np.ndarray:
+    """``samples`` unchanged, or AudioDecodeError naming the first NaN/infinite sample (its index
+    plus ``offset``)."""
+    flat = samples.reshape(-1)
+    for start in range(0, flat.size, _FINITE_BLOCK):
+        block = flat[start:start + _FINITE_BLOCK]
+        # A float64 sum of float32 values cannot overflow: it is finite iff every value is.
+        if not np.isfinite(np.add.reduce(block, dtype=np.float64)):
+            bad = start + int(np.flatnonzero(~np.isfinite(block))[0])
+            value = flat[bad]
+            index = offset + bad if samples.ndim == 1 else tuple(int(i) for i in np.unravel_index(bad, samples.shape))
+            raise AudioDecodeError(f"{what} holds a non-finite sample ({value}) at index {index}: "
+                                   "NaN and infinity are not sound")
+    return samples
+
+
 # --------------------------------------------------------------------------------------------
 # Arrays
 # --------------------------------------------------------------------------------------------
@@ -138,6 +177,18 @@ def ffmpeg_available() -> bool:
 
 def _from_array(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
+        rows, cols = array.shape
+        if cols > MAX_ARRAY_CHANNELS and 0 < rows <= MAX_ARRAY_CHANNELS:
+            array = array.T  # (channels, frames), as librosa and torchaudio give it
+        elif cols > MAX_ARRAY_CHANNELS:
+            hint = ""
+            if rows in (80, 128) and cols == N_FRAMES:
+                hint = (": this looks like a log-mel spectrogram; transcribe() takes audio samples (as "
+                        "openai-whisper's does); Model.decode(), detect_language() and encode() take a mel window")
+            raise InvalidOptionError(
+                f"audio array of shape {array.shape} is neither (frames, channels) nor (channels, frames) with "
+                f"at most {MAX_ARRAY_CHANNELS} channels{hint}"
+            )
         if array.shape[1] == 0:
             raise InvalidOptionError("audio array has zero channels")
         if array.shape[1] == 1:
@@ -181,15 +232,109 @@ def _pick_decoder(decoder: str) -> str:
     return "soundfile"
 
 
+def _check_regular_file(path: str) -> None:
+    """Refuses what open() would block on or misread (FIFO, device, directory) before opening it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise AudioNotFoundError(errno.ENOENT, f"audio file not found: {path}", path) from None
+    except OSError as exc:
+        raise AudioDecodeError(f"cannot read audio file {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file")
+        raise AudioDecodeError(f"audio path {path} is {kind}, not a regular file")
+
+
+def _decode(file: str, sr: int, decoder: str, *, display: str) -> np.ndarray:
+    """Decodes a regular file with the chosen decoder; "auto" falls back to soundfile when the
+    ffmpeg on PATH cannot run or fails (a broken install must not break decoding)."""
+    chosen = _pick_decoder(decoder)
+    float_samples = _check_header(file, display)
+    if chosen == "soundfile":
+        return _decode_soundfile(file, sr, display=display)
+    if float_samples:
+        _scan_float_file(file, display)  # ffmpeg's conversion to int16 would hide NaN/Inf
+    try:
+        return _decode_ffmpeg(file, sr, display=display)
+    except (AudioDecodeError, BackendUnavailableError) as ffmpeg_error:
+        if decoder != "auto":
+            raise
+        try:
+            return _decode_soundfile(file, sr, display=display)
+        except (AudioDecodeError, BackendUnavailableError) as sf_error:
+            raise AudioDecodeError(f"{ffmpeg_error}; soundfile could not either: {sf_error}") from None
+
+
+def _check_header(file: str, display: str) -> bool:
+    """Refuses a header (as libsndfile reads it) that claims a sample rate no recording has;
+    True when it holds float samples (which may be NaN/Inf). Formats libsndfile cannot parse
+    are left to the decoder."""
+    try:
+        import soundfile as sf
+
+        info = sf.info(file)
+    except Exception:  # noqa: BLE001 - not a libsndfile format, or no libsndfile: ask ffprobe
+        rate = _ffprobe_rate(file)
+        if rate is not None:
+            _check_rate(rate, display)
+        return False
+    _check_rate(info.samplerate, display)
+    return info.subtype in ("FLOAT", "DOUBLE")
+
+
+def _ffprobe_rate(file: str) -> Optional[int]:
+    """The first audio stream's sample rate as ffprobe (shipped with ffmpeg) reads it, for the
+    containers libsndfile does not parse (MP4/MOV, WebM, ...); None when it cannot say."""
+    if shutil.which("ffprobe") is None:
+        return None
+    try:
+        proc = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate",
+             "-of", "csv=p=0", "file:" + os.path.abspath(file)],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_SECONDS,
+        )
+        return int(proc.stdout.split()[0]) if proc.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def _check_rate(rate: int, display: str) -> None:
+    if not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+        raise AudioDecodeError(
+            f"audio {display}: its header claims a sample rate of {rate} Hz, outside {MIN_INPUT_RATE}.."
+            f"{MAX_INPUT_RATE} Hz; refusing to decode (a lying header turns a small file into hours of samples)"
+        )
+
+
+def _block(channels: int) -> np.ndarray:
+    return np.empty((max(1, _READ_SAMPLES // max(channels, 1)), channels), dtype=np.float32)
+
+
+def _scan_float_file(file: str, display: str) -> None:
+    import soundfile as sf
+
+    with sf.SoundFile(file) as f:
+        block = _block(f.channels)
+        done = 0
+        while True:
+            got = len(f.read(out=block))
+            if got == 0:
+                return
+            # NaN/Inf survive the mean, so the index is the frame, as on the soundfile path.
+            check_finite(block[:got].mean(axis=1, dtype=np.float32), f"audio {display}", offset=done)
+            done += got
+
+
 def _decode_bytes(data: bytes, sr: int, decoder: str) -> np.ndarray:
-    if decoder == "soundfile":
-        return _decode_soundfile(io.BytesIO(data), sr, display="<bytes>")
-    # A real file rather than a pipe: container formats such as MP4 need to seek.
+    # A real file rather than a pipe: container formats such as MP4 need to seek (ffmpeg), and
+    # one path serves both decoders.
     fd, tmp = tempfile.mkstemp(prefix="whisper_genio_", suffix=".audio")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return _decode_ffmpeg(tmp, sr, display="<bytes>")
+        return _decode(tmp, sr, decoder, display="<bytes>")
     finally:
         os.unlink(tmp)
 
@@ -268,7 +413,7 @@ def _first_lines(stderr: bytes) -> str:
     return " | ".join(lines[:_ERROR_LINES])
 
 
-def _decode_soundfile(file: str | io.BytesIO, sr: int, *, display: str) -> np.ndarray:
+def _decode_soundfile(file: str, sr: int, *, display: str) -> np.ndarray:
     try:
         import soundfile as sf
     except (ImportError, OSError) as exc:  # OSError: libsndfile itself missing
@@ -279,7 +424,10 @@ def _decode_soundfile(file: str | io.BytesIO, sr: int, *, display: str) -> np.nd
 
     try:
         with sf.SoundFile(file) as f:
-            return _read_and_resample(f, sr)
+            _check_rate(f.samplerate, display)
+            return _read_and_resample(f, sr, display)
+    except AudioDecodeError:
+        raise
     except (RuntimeError, ValueError, TypeError, EOFError) as exc:
         # soundfile.LibsndfileError is a RuntimeError; libsndfile reports corrupt data there.
         hint = "" if ffmpeg_available() else " (installing ffmpeg adds many more formats)"
@@ -288,7 +436,7 @@ def _decode_soundfile(file: str | io.BytesIO, sr: int, *, display: str) -> np.nd
         ) from exc
 
 
-def _read_and_resample(f: Any, sr: int) -> np.ndarray:
+def _read_and_resample(f: Any, sr: int, display: str) -> np.ndarray:
     in_rate = int(f.samplerate)
     channels = int(f.channels)
     # frames may be unknown/approximate for some formats; it only sizes the first allocation.
@@ -300,13 +448,17 @@ def _read_and_resample(f: Any, sr: int) -> np.ndarray:
 
         stream = soxr.ResampleStream(in_rate, sr, 1, dtype="float32", quality="HQ")
 
-    block = np.empty((_READ_FRAMES, channels), dtype=np.float32)
+    block = _block(channels)
+    done = 0
     while True:
         n = f.read(out=block)
         got = len(n)
         if got == 0:
             break
         mono = block[:got, 0] if channels == 1 else block[:got].mean(axis=1, dtype=np.float32)
+        # Before resampling, which would smear a NaN over its neighbours: the index is the file's frame.
+        check_finite(mono, f"audio {display}", offset=done)
+        done += got
         out.append(stream.resample_chunk(mono) if stream is not None else mono)
     if stream is not None:
         out.append(stream.resample_chunk(np.empty(0, dtype=np.float32), last=True))
@@ -327,4 +479,8 @@ __all__ = [
     "load_audio",
     "pad_or_trim",
     "ffmpeg_available",
+    "check_finite",
+    "MIN_INPUT_RATE",
+    "MAX_INPUT_RATE",
+    "MAX_ARRAY_CHANNELS",
 ]

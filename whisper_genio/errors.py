@@ -29,6 +29,13 @@ class AudioDecodeError(WhisperGenioError, ValueError):
     """An audio file could not be decoded."""
 
 
+class AudioNotFoundError(FileNotFoundError, AudioDecodeError):
+    """An audio path that does not exist (``errno``/``filename`` set as for the built-in error)."""
+
+    def __str__(self) -> str:  # the message already names the file: no "[Errno 2] ...: 'path'" suffix
+        return self.strerror or super().__str__()
+
+
 class InvalidOptionError(WhisperGenioError, ValueError):
     """An option has an invalid value or an invalid combination with another option."""
 
@@ -51,6 +58,7 @@ __all__ = [
     "TokenizerNotFoundError",
     "ModelLoadError",
     "AudioDecodeError",
+    "AudioNotFoundError",
     "InvalidOptionError",
     "BackendUnavailableError",
     "RuntimeVersionError",

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _core
 from . import backends as _backends
-from .audio import N_FRAMES, N_SAMPLES, load_audio, pad_or_trim
+from .audio import MAX_ARRAY_CHANNELS, N_FRAMES, N_SAMPLES, check_finite, load_audio, pad_or_trim
 from .backends import decoder_offload as _offload
 from .checkpoints import Checkpoint, find_tokenizer, resolve
 from .dims import ModelDims
@@ -142,17 +142,18 @@ class Model:
     def log_mel(self, audio: AudioInput) -> np.ndarray:
         """The first 30 s window as openai-whisper builds it for decode(): [n_mels, 3000]."""
         if _is_mel(audio, self.dims):
-            return np.ascontiguousarray(audio, dtype=np.float32)
+            return check_finite(np.ascontiguousarray(audio, dtype=np.float32), "mel")
         samples = pad_or_trim(load_audio(audio), N_SAMPLES)
         return _core.log_mel_spectrogram(samples, self.dims.n_mels, 0, self.pipeline.pool)
 
     def _one_window(self, audio: Union[AudioInput, np.ndarray]) -> Any:
         """The mel source of one window: a mel [n_mels, 3000], or audio of which the first 30 s
         count (openai-whisper's decode() convention)."""
-        if isinstance(audio, np.ndarray) and audio.ndim == 2:
+        if isinstance(audio, np.ndarray) and audio.ndim == 2 and min(audio.shape) > MAX_ARRAY_CHANNELS:
             if not _is_mel(audio, self.dims):
-                raise InvalidOptionError(f"mel must be [{self.dims.n_mels}, {N_FRAMES}], got {list(audio.shape)}")
-            return self.pipeline.one_window(np.ascontiguousarray(audio, dtype=np.float32))
+                raise InvalidOptionError(f"mel must be [{self.dims.n_mels}, {N_FRAMES}], got {list(audio.shape)} "
+                                         f"(audio arrays are 1-D, or 2-D with at most {MAX_ARRAY_CHANNELS} channels)")
+            return self.pipeline.one_window(check_finite(np.ascontiguousarray(audio, dtype=np.float32), "mel"))
         return self.pipeline.one_window(load_audio(audio))
 
     def _set_window(self, audio: Union[AudioInput, np.ndarray]) -> None:

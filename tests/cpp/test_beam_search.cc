@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "decoder/token_decoders.h"
+#include "whisper_genio/decoding.h"
 #include "test_util.h"
 
 using namespace whisper_genio::decoding;
@@ -328,4 +329,17 @@ TEST(BeamSearch, RankCandidatesPenaltyFormula) {
       }
     }
   }
+}
+
+// Hostile patience (issue 16): DecodingOptions::check() refuses inf/NaN, but the decoder itself
+// must not cast an out-of-range double to int (UBSan) for a caller that skipped the check.
+TEST(BeamSearch, MaxCandidatesStaysDefinedForHostilePatience) {
+  EXPECT_EQ(BeamSearchDecoder::max_candidates(5, 1.0), 5);
+  EXPECT_EQ(BeamSearchDecoder::max_candidates(5, 0.5), 2);  // round half to even
+  const double inf = std::numeric_limits<double>::infinity();
+  EXPECT_EQ(BeamSearchDecoder::max_candidates(5, inf), whisper_genio::kMaxBeamCandidates);
+  EXPECT_EQ(BeamSearchDecoder::max_candidates(5, 1e300), whisper_genio::kMaxBeamCandidates);
+  EXPECT_EQ(BeamSearchDecoder::max_candidates(5, std::nan("")), 0);
+  EXPECT_EQ(BeamSearchDecoder::max_candidates(5, -inf), 0);
+  BeamSearchDecoder d(5, 7, inf, 4);  // constructs without UB or a huge allocation
 }

@@ -1022,3 +1022,25 @@ TEST(DecoderTiny, OffloadPlanReasonsAndBadChunks) {
   EXPECT_TRUE(none.value()->dense(offload::OpKind::kFc1, 1, 1) == nullptr);
   EXPECT_FALSE(offload::parse_mode("fast").ok());
 }
+
+// Hostile encoder output (issue 16): NaN/Inf states (a misread device file, a broken runtime)
+// are refused where every backend's states enter the decoder, naming the first one; the
+// decoder then has no audio until good states come.
+TEST(DecoderTiny, NonFiniteStatesAreRefused) {
+  TinyModel m(13);
+  auto dec = make_decoder(m);
+  ASSERT_TRUE(dec != nullptr);
+  const ModelDims d = tiny_dims();
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    std::vector<float> states = random_states(130);
+    states[static_cast<size_t>(2 * d.n_audio_state + 1)] = bad;
+    const Status st = dec->set_audio(states_view(states));
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.code(), StatusCode::kRuntimeError);
+    EXPECT_NE(st.message().find("frame 2, channel 1"), std::string::npos) << st.message();
+    EXPECT_NOT_OK(dec->decode(base_options()));  // no audio set
+  }
+  ASSERT_OK(dec->set_audio(states_view(random_states(130))));
+  EXPECT_OK(dec->decode(base_options()));
+}

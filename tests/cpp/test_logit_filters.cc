@@ -311,3 +311,32 @@ TEST(LoopCutoff, OnlyEndOfTextAfterALoop) {
   EXPECT_EQ(looped[kEot], 0.0f);
   EXPECT_EQ(fine, text_heavy_row());
 }
+
+// Hostile max_initial_timestamp (issue 16): an index near INT_MAX (42949672 s once reached
+// tb + index + 1 as a signed overflow) leaves the first token free among the timestamps.
+TEST(LogitFilters, TimestampRulesHugeMaxInitialIndexDoesNotOverflow) {
+  const int huge = std::numeric_limits<int>::max();
+  EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f), huge)), range(kTb, V));
+  EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f), huge - 1)), range(kTb, V));
+  EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f), V - kTb - 1)), range(kTb, V));
+  EXPECT_EQ(allowed(apply_ts({}, std::vector<float>(V, 0.0f), V - kTb - 2)), range(kTb, V - 1));
+}
+
+// DecodingOptions::max_initial_timestamp_index clamps to the last timestamp token before the
+// cast, whatever the seconds (the check only asks for a finite number >= 0).
+TEST(LogitFilters, MaxInitialTimestampIndexIsClamped) {
+  whisper_genio::ModelDims dims;
+  dims.n_audio_ctx = 1500;
+  whisper_genio::DecodingOptions o;
+  for (double seconds : {42949672.0, 1e12, 1e308}) {
+    o.max_initial_timestamp = seconds;
+    EXPECT_TRUE(o.check().ok()) << seconds;
+    EXPECT_EQ(o.max_initial_timestamp_index(dims), 1500) << seconds;
+  }
+  o.max_initial_timestamp = 1.0;
+  EXPECT_EQ(o.max_initial_timestamp_index(dims), 50);
+  o.max_initial_timestamp = std::numeric_limits<double>::infinity();
+  EXPECT_FALSE(o.check().ok());
+  o.max_initial_timestamp = std::nan("");
+  EXPECT_FALSE(o.check().ok());
+}

@@ -50,7 +50,10 @@ TRANSCRIBE_BAD = [
     ("compression_ratio_threshold", "x"), ("logprob_threshold", "x"), ("logprob_threshold", math.nan),
     ("no_speech_threshold", "x"), ("condition_on_previous_text", "yes"), ("carry_initial_prompt", 1),
     ("initial_prompt", 123), ("clip_timestamps", "nan"), ("clip_timestamps", "inf"), ("clip_timestamps", 1e308),
-    ("clip_timestamps", [[1]]), ("clip_timestamps", None), ("clip_timestamps", "-1"), ("best_of", 0),
+    ("clip_timestamps", [[1]]), ("clip_timestamps", None), ("clip_timestamps", "-1"), ("clip_timestamps", ["1.5"]),
+    ("clip_timestamps", [True]), ("clip_timestamps", [{"start": 1.0}]), ("clip_timestamps", [{"start": "1", "end": 2}]),
+    ("clip_timestamps", [{"start": math.nan, "end": 2}]), ("clip_timestamps", [{"start": 0, "end": 5}, 7.0]),
+    ("best_of", 0),
     ("verbose", "loud"),
 ]
 
@@ -97,6 +100,19 @@ def test_good_values_pass():
     DecodingOptions(temperature=0.5, best_of=3, sample_len=10, seed=2**64 - 1, max_initial_timestamp=None)
     DecodingOptions(beam_size=5, patience=1.5, length_penalty=0.0)
     TranscribeOptions(temperature=(0.0, 0.5), logprob_threshold=None, clip_timestamps=[0, 5.5], best_of=5)
+    # openai-whisper's meaning: past the last timestamp (30 s) the limit no longer limits; the
+    # native index is clamped before its cast (tests/cpp/test_logit_filters.cc).
+    for seconds in (30.0, 42949672.0, 1e12, 1e308):
+        DecodingOptions(max_initial_timestamp=seconds)
+
+
+def test_clip_timestamps_forms():
+    """openai-whisper's "s,e,..." and [s, e, ...], and faster-whisper's [{"start": s, "end": e}, ...]."""
+    frames = [(100, 550), (700, 900)]
+    for spec in ("1,5.5,7,9", [1, 5.5, 7, 9], (1.0, 5.5, 7.0, 9.0),
+                 [{"start": 1, "end": 5.5}, {"start": 7.0, "end": 9.0}]):
+        assert TranscribeOptions(clip_timestamps=spec).clip_frames(10**6) == frames, spec
+    assert TranscribeOptions(clip_timestamps="3").clip_frames(1000) == [(300, 1000)]  # odd: to the end
 
 
 BAD_FOR_TRANSCRIBE = [(n, v) for n, v in NATIVE_BAD + TEXT_BAD + TRANSCRIBE_BAD if n != "temperature" or

@@ -83,9 +83,13 @@ def _availability(source: Any) -> Availability:
     files = getattr(getattr(source, "options", None), "encoder_output", ())
     if not files:
         return Availability("replay", False, "no encoder output files given (encoder_output=['output.bin', ...])")
-    missing = [f for f in files if not os.path.isfile(f)]
+    missing = [os.fspath(f) for f in files if not os.path.exists(f)]
     if missing:
         return Availability("replay", False, f"encoder output file(s) not found: {', '.join(missing)}")
+    # Checked before the native reader opens them: a FIFO would block it, a directory or device is no output file.
+    odd = [os.fspath(f) for f in files if not os.path.isfile(f)]
+    if odd:
+        return Availability("replay", False, f"encoder output path(s) not regular files: {', '.join(odd)}")
     return Availability("replay", True)
 
 

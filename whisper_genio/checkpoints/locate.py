@@ -12,7 +12,7 @@ import pathlib
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..dims import KNOWN_SIZES, ModelDims
-from ..errors import ModelLoadError, ModelNotFoundError, TokenizerNotFoundError
+from ..errors import InvalidOptionError, ModelLoadError, ModelNotFoundError, TokenizerNotFoundError
 from .canonical import Checkpoint
 from .ctranslate2 import load_ctranslate2
 from .huggingface import WEIGHT_FILES, find_weights, load_huggingface
@@ -72,7 +72,7 @@ def _load_path(path: pathlib.Path) -> Checkpoint:
 def load_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:
     """Load the checkpoint at ``path``: a Hugging Face or CTranslate2 folder, or one weights file
     (``.pt``/``.bin`` torch container, ``.safetensors``, CTranslate2 ``model.bin``)."""
-    path = pathlib.Path(os.fspath(path)).expanduser()
+    path = _expand(path)
     checkpoint = _load_path(path)
     folder = path if path.is_dir() else path.parent
     dims = checkpoint.dims
@@ -164,16 +164,24 @@ def _unique(paths: Sequence[pathlib.Path]) -> List[pathlib.Path]:
     return out
 
 
+def _expand_env(value: str) -> pathlib.Path:
+    """A cache folder from the environment; a ``~user`` that does not exist stays as written."""
+    try:
+        return pathlib.Path(value).expanduser()
+    except RuntimeError:
+        return pathlib.Path(value)
+
+
 def hf_cache_roots() -> List[pathlib.Path]:
     """Hugging Face hub caches, in the precedence huggingface_hub gives them."""
     roots = []
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
         if os.environ.get(var):
-            roots.append(pathlib.Path(os.environ[var]).expanduser())
+            roots.append(_expand_env(os.environ[var]))
     if os.environ.get("HF_HOME"):
-        roots.append(pathlib.Path(os.environ["HF_HOME"]).expanduser() / "hub")
+        roots.append(_expand_env(os.environ["HF_HOME"]) / "hub")
     if os.environ.get("XDG_CACHE_HOME"):
-        roots.append(pathlib.Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "huggingface" / "hub")
+        roots.append(_expand_env(os.environ["XDG_CACHE_HOME"]) / "huggingface" / "hub")
     roots.append(pathlib.Path.home() / ".cache" / "huggingface" / "hub")
     return _unique(roots)
 
@@ -182,7 +190,7 @@ def whisper_cache_dirs() -> List[pathlib.Path]:
     """openai-whisper's download folders (it honours $XDG_CACHE_HOME)."""
     dirs = []
     if os.environ.get("XDG_CACHE_HOME"):
-        dirs.append(pathlib.Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "whisper")
+        dirs.append(_expand_env(os.environ["XDG_CACHE_HOME"]) / "whisper")
     dirs.append(pathlib.Path.home() / ".cache" / "whisper")
     return _unique(dirs)
 
@@ -254,6 +262,15 @@ def _find_size(size: str, searched: List[str]) -> Optional[Checkpoint]:
     return None
 
 
+def _expand(path: Union[str, os.PathLike]) -> pathlib.Path:
+    """The path with ``~``/``~user`` expanded; ModelNotFoundError when that user does not exist."""
+    raw = pathlib.Path(os.fspath(path))
+    try:
+        return raw.expanduser()
+    except RuntimeError:  # pathlib: "Could not determine home directory."
+        raise ModelNotFoundError(f"{raw}: no such user (or no home directory) for {raw.parts[0]!r}") from None
+
+
 def _looks_like_path(text: str) -> bool:
     return os.sep in text or (os.altsep or os.sep) in text or text.startswith(("~", ".")) or text.endswith(
         (".pt", ".pth", ".bin", ".safetensors", ".json")
@@ -268,11 +285,19 @@ def resolve(name_or_path: Union[str, os.PathLike]) -> Checkpoint:
     else is a path. Raises ModelNotFoundError naming every place searched, or ModelLoadError when
     what was found is broken.
     """
+    if isinstance(name_or_path, bytes):
+        name_or_path = os.fsdecode(name_or_path)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise InvalidOptionError(
+            f"name_or_path must be a model name or a path, got {name_or_path!r} ({type(name_or_path).__name__})"
+        )
     if not isinstance(name_or_path, str):
         return load_checkpoint(name_or_path)
+    if not name_or_path.strip():
+        raise ModelNotFoundError("name_or_path is empty: give a model name (e.g. 'base') or a path")
     size = ALIASES.get(name_or_path, name_or_path)
     if size not in KNOWN_SIZES:
-        path = pathlib.Path(name_or_path).expanduser()
+        path = _expand(name_or_path)
         if path.exists() or _looks_like_path(name_or_path):
             return load_checkpoint(path)
         names = ", ".join(list(KNOWN_SIZES) + list(ALIASES))

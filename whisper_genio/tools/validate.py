@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import os
 import pathlib
+import stat
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import InvalidOptionError, ModelLoadError
+from ..errors import InvalidOptionError, ModelLoadError, WhisperGenioError
 from .quantize.evaluate import cosine, sqnr_db, transcribe_states, wer
 
 PathLike = Union[str, os.PathLike]
@@ -77,6 +78,12 @@ def read_output(path: PathLike, dims: Any, fmt: Any) -> np.ndarray:
 
     fmt = ReplayFormat.parse(fmt)
     t = fmt.tensor(dims)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise ModelLoadError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):  # a FIFO would block, a directory or device is no output file
+        raise ModelLoadError(f"{path}: not a regular file")
     raw = pathlib.Path(path).read_bytes()
     try:
         return np.asarray(_core.dequantize(raw, t.native("output"), dims.n_audio_ctx, dims.n_audio_state), np.float32)
@@ -155,11 +162,8 @@ def validate(audio: PathLike, *, model: Any = "base", encoder_output: Optional[P
     if len(sources) != 1:
         raise InvalidOptionError("give exactly one of: encoder_output (a device output.bin), encoder_model "
                                  "(.tflite/.onnx) or states")
-    windows = _core.MelWindows(samples, dims.n_mels, ref_model.pipeline.pool)
-    mels = {c: window_mel(samples, windows, 0, c, dims.n_mels, ref_model.pipeline.pool) for c in ("pad_or_trim", "transcribe")}
-    refs = {c: np.array(ref_model.encode(m), np.float32) for c, m in mels.items()}
     result: dict[str, Any] = {"audio": os.fspath(audio), "model": ref_model.source}
-    if encoder_output is not None:
+    if encoder_output is not None:  # read first: a file that is no output at all fails before any encoding
         fmt = output_format
         if fmt is None and bundle is not None:
             fmt = output_format_of_bundle(bundle)
@@ -171,20 +175,26 @@ def validate(audio: PathLike, *, model: Any = "base", encoder_output: Optional[P
         except (ModelLoadError, InvalidOptionError) as e:  # wrong size or description: a failed check
             result.update(passed=False, failures=[str(e)], error=str(e))
             return result
-    elif encoder_model is not None:
-        x = None
+    windows = _core.MelWindows(samples, dims.n_mels, ref_model.pipeline.pool)
+    mels = {c: window_mel(samples, windows, 0, c, dims.n_mels, ref_model.pipeline.pool)
+            for c in ("pad_or_trim", "transcribe")}
+    refs = {c: np.array(ref_model.encode(m), np.float32) for c, m in mels.items()}
+    if encoder_model is not None:  # a model file: run it on the better-matching mel is meaningless; use pad_or_trim
         result["under_test"] = os.fspath(encoder_model)
-    else:
+        x = run_model_file(encoder_model, mels["pad_or_trim"])
+    elif states is not None:
         x = np.asarray(states, np.float32).reshape(dims.n_audio_ctx, dims.n_audio_state)
         result["under_test"] = "states"
-    if x is None:  # a model file: run it on the better-matching mel is meaningless; use pad_or_trim
-        x = run_model_file(encoder_model, mels["pad_or_trim"])
     with np.errstate(all="ignore"):
         convention = max(refs, key=lambda c: np.nan_to_num(cosine(refs[c][:frames], x[:frames]), nan=-1.0))
     ref = refs[convention]
     result["mel_convention"] = convention
     m = compare(ref, x, frames)
     result.update(m)
+    bad = ~np.isfinite(x)
+    if bad.any():  # a misread output (wrong dtype, int16 read as float16) or a broken device: say where
+        first = int(np.flatnonzero(bad)[0])
+        result["non_finite"] = {"count": int(bad.sum()), "frame": first // x.shape[1], "channel": first % x.shape[1]}
     if host_model is not None:
         h = run_model_file(host_model, mels[convention])
         result["three_way"] = {"host_model": os.fspath(host_model),
@@ -198,11 +208,20 @@ def validate(audio: PathLike, *, model: Any = "base", encoder_output: Optional[P
     if transcripts:
         lang = language or ("en" if not ref_model.is_multilingual else ref_model.detect_language(mels[convention])[0])
         t_ref = transcribe_states(ref_model, ref, language=lang)
-        t_x = transcribe_states(ref_model, x, language=lang)
+        try:
+            t_x = transcribe_states(ref_model, x, language=lang)
+            result["wer"] = wer([t_ref], [t_x])
+        except WhisperGenioError as e:  # states the decoder refuses (NaN/Inf): nothing transcribes
+            t_x = ""
+            result["transcript_error"] = str(e)
+            result["wer"] = 1.0
         result["transcript_reference"] = t_ref
         result["transcript"] = t_x
-        result["wer"] = wer([t_ref], [t_x])
     why = gate.check(result)
+    if "non_finite" in result:
+        nf = result["non_finite"]
+        why.insert(0, f"{nf['count']} non-finite value(s) in the output, the first at frame {nf['frame']}, channel "
+                      f"{nf['channel']}")
     result["gate"] = {"min_sqnr_db": gate.min_sqnr_db, "min_cosine": gate.min_cosine, "max_wer": gate.max_wer}
     result["passed"] = not why
     result["failures"] = why
@@ -224,7 +243,8 @@ def format_result(r: dict) -> str:
              f"  mel convention: {r['mel_convention']}"]
     if "transcript" in r:
         lines.append(f"  float:  {r['transcript_reference'].strip()}")
-        lines.append(f"  tested: {r['transcript'].strip()}")
+        lines.append(f"  tested: {r['transcript'].strip()}" +
+                     (f" (not decodable: {r['transcript_error']})" if "transcript_error" in r else ""))
         lines.append(f"  transcript WER vs float: {100 * r['wer']:.1f} %")
     if "three_way" in r:
         tw = r["three_way"]

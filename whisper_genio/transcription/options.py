@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from .. import _core
 from ..errors import InvalidOptionError
@@ -198,10 +198,14 @@ class TranscribeOptions:
         try:
             if isinstance(spec, str):
                 seconds = [float(ts) for ts in spec.split(",")] if spec else []
+            elif isinstance(spec, Sequence) and spec and all(isinstance(c, Mapping) for c in spec):
+                # faster-whisper's batched form: [{"start": s, "end": e}, ...] in seconds
+                seconds = [_seconds(c[k]) for c in spec for k in ("start", "end")]
             else:
-                seconds = [float(ts) for ts in spec]
-        except (ValueError, TypeError):
-            raise InvalidOptionError(f"clip_timestamps must be comma-separated seconds, got {spec!r}") from None
+                seconds = [_seconds(ts) for ts in spec]
+        except (ValueError, TypeError, KeyError):
+            raise InvalidOptionError(f"clip_timestamps must be comma-separated seconds, a list of seconds or a list "
+                                     f"of {{'start': s, 'end': e}}, got {spec!r}") from None
         if any(not (0 <= s < 1e9) for s in seconds):  # also NaN; 1e9 s is 31 years of audio
             raise InvalidOptionError(f"clip_timestamps must be finite seconds >= 0, got {spec!r}")
         points = [round(s * 100) for s in seconds]  # 100 mel frames per second
@@ -210,6 +214,12 @@ class TranscribeOptions:
         if len(points) % 2 == 1:
             points.append(content_frames)
         return [(start, min(end, content_frames)) for start, end in zip(points[::2], points[1::2])]
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError(value)
+    return float(value)
 
 
 # Keyword arguments of transcribe() that belong to TranscribeOptions; the rest are decoding options.

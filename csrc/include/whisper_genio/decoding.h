@@ -75,6 +75,9 @@ struct DecodingOptions {
 // (2 * n_text_layer * n_text_ctx * n_text_state floats: 147 MB for large-v3), and Whisper's
 // decoding gains nothing from more than a few.
 inline constexpr int kMaxDecodingGroup = 64;
+// The most finished candidates beam search waits for (beam_size * patience): far past any useful
+// patience, and small enough that the candidate lists stay a few MB.
+inline constexpr int kMaxBeamCandidates = 1000;
 // The longest block (in text tokens) repetition_cutoff looks for.
 inline constexpr int kMaxLoopBlock = 32;
 

@@ -54,9 +54,9 @@ Status DecodingOptions::check() const {
   if (patience && std::nearbyint(*beam_size * *patience) < 1) {
     return invalid_argument("beam_size * patience must be at least 1, got " + str(*beam_size * *patience));
   }
-  if (patience && *beam_size * *patience > 1000.0) {
-    return invalid_argument("beam_size * patience (finished candidates to wait for) must be at most 1000, got " +
-                            str(*beam_size * *patience));
+  if (patience && *beam_size * *patience > kMaxBeamCandidates) {
+    return invalid_argument("beam_size * patience (finished candidates to wait for) must be at most " +
+                            str(kMaxBeamCandidates) + ", got " + str(*beam_size * *patience));
   }
   if (length_penalty && !(*length_penalty >= 0.0 && *length_penalty <= 1.0)) {
     return invalid_argument("length_penalty (alpha) should be a value between 0 and 1, got " + str(*length_penalty));
@@ -216,6 +216,19 @@ size_t Decoder::weight_bytes() const { return decoder_->weight_bytes(); }
 
 Status Decoder::set_audio(const EncoderStates& states) {
   has_audio_ = false;
+  // Every backend's states come in here: NaN/Inf (a misread device output, a broken runtime)
+  // would decode to silent garbage, so they are refused, naming the first one.
+  if (states.data != nullptr && states.n_ctx > 0 && states.d > 0) {
+    const int64_t n = states.n_ctx * states.d;
+    for (int64_t i = 0; i < n; ++i) {
+      if (!std::isfinite(states.data[i])) {
+        return runtime_error("the encoder states hold a non-finite value (" + str(states.data[i]) + ") at frame " +
+                             str(i / states.d) + ", channel " + str(i % states.d) +
+                             ": the encoder output is unusable (for device output files: check its dtype, scale "
+                             "and layout)");
+      }
+    }
+  }
   WG_RETURN_IF_ERROR(decoder_->compute_cross_kv(states, cross_.get(), pool_.get()));
   has_audio_ = true;
   return Status::Ok();

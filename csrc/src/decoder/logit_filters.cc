@@ -84,7 +84,10 @@ void ApplyTimestampRules::apply(float* logits, int n_vocab, const Sequences& tok
     }
     if (n_sampled == 0) {
       fill(row, 0, tb, n_vocab);  // the first sampled token is a timestamp
-      if (max_initial_timestamp_index_ >= 0) fill(row, tb + max_initial_timestamp_index_ + 1, n_vocab, n_vocab);
+      // Compared before adding: an index near INT_MAX must not overflow tb + index + 1.
+      if (max_initial_timestamp_index_ >= 0 && max_initial_timestamp_index_ < n_vocab - tb - 1) {
+        fill(row, tb + max_initial_timestamp_index_ + 1, n_vocab, n_vocab);
+      }
     }
     // If all timestamps together outweigh the best text token, a timestamp it is. Both sides
     // are log-probabilities with the same normaliser, so it cancels: compare raw logits.

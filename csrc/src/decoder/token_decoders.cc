@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 
+#include "whisper_genio/decoding.h"
+
 namespace whisper_genio::decoding {
 
 bool GreedyDecoder::update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
@@ -63,11 +65,19 @@ Candidates GreedyDecoder::finalize(const Sequences& tokens, const std::vector<fl
   return c;
 }
 
+int BeamSearchDecoder::max_candidates(int beam_size, double patience) {
+  // Python's round(): halves go to the even neighbour (nearbyint in the default rounding mode).
+  // DecodingOptions::check() refuses what is out of range; the clamp keeps the cast defined
+  // (inf or NaN patience) for any caller that skipped it.
+  const double c = std::nearbyint(beam_size * patience);
+  if (!(c >= 0.0)) return 0;
+  return c > kMaxBeamCandidates ? kMaxBeamCandidates : static_cast<int>(c);
+}
+
 BeamSearchDecoder::BeamSearchDecoder(int beam_size, int eot, double patience, size_t max_length)
     : beam_size_(beam_size),
       eot_(eot),
-      // Python's round(): halves go to the even neighbour (nearbyint in the default rounding mode).
-      max_candidates_(static_cast<int>(std::nearbyint(beam_size * patience))) {
+      max_candidates_(max_candidates(beam_size, patience)) {
   // finalize() may add up to beam_size live beams on top of the finished candidates.
   finished_.resize(static_cast<size_t>(std::max(max_candidates_, 0) + beam_size));
   for (auto& f : finished_) f.reserve(max_length);

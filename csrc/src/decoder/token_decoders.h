@@ -53,6 +53,8 @@ class BeamSearchDecoder final : public TokenDecoder {
   bool update(Sequences& tokens, const float* logits, int n_vocab, std::vector<float>& sum_logprobs,
               std::vector<int>& source) override;
   Candidates finalize(const Sequences& tokens, const std::vector<float>& sum_logprobs) override;
+  // round(beam_size * patience), the finished candidates to wait for, within [0, kMaxBeamCandidates].
+  static int max_candidates(int beam_size, double patience);
 
  private:
   struct Candidate {

@@ -15,6 +15,7 @@ distance otherwise), over the whole set (errors / reference words).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -43,10 +44,12 @@ def normalizer() -> Any:
 
         return EnglishTextNormalizer()
     except ImportError:
-        import re
+        return _plain_normalizer
 
-        return lambda s: re.sub(r"[^a-z0-9' ]+", " ", s.lower()).split() and " ".join(
-            re.sub(r"[^a-z0-9' ]+", " ", s.lower()).split())
+
+def _plain_normalizer(text: str) -> str:
+    """Lower case, punctuation to spaces, one space between words (always a str, even for no words)."""
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
 
 
 def word_errors(refs: Sequence[str], hyps: Sequence[str]) -> tuple[int, int]:

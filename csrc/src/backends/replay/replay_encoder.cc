@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -79,6 +80,16 @@ StatusOr<EncoderStates> ReplayEncoderBackend::run() {
   }
   const ModelDims& d = config_.dims;
   if (!raw_.empty()) dequantize_to_float(raw_.data(), d.n_audio_ctx, d.n_audio_state, config_.output, states_.data());
+  // The decoder refuses non-finite states too; here the message can name the file.
+  const int64_t n = static_cast<int64_t>(d.n_audio_ctx) * d.n_audio_state;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(states_[static_cast<size_t>(i)])) {
+      return runtime_error("encoder output file " + path + " (window " + std::to_string(window_) +
+                           ") holds a non-finite value at frame " + std::to_string(i / d.n_audio_state) + ", channel " +
+                           std::to_string(i % d.n_audio_state) + ": a broken device output, or read as the wrong " +
+                           "format (" + config_.output.describe() + ")");
+    }
+  }
   return EncoderStates{states_.data(), d.n_audio_ctx, d.n_audio_state};
 }
 
