@@ -46,7 +46,7 @@ N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # the encoder's first convolutions have st
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 10 ms per mel frame
 TOKENS_PER_SECOND = SAMPLE_RATE // N_SAMPLES_PER_TOKEN  # 20 ms per audio token
 
-AudioSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, np.ndarray]
+AudioSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], np.ndarray]
 
 DECODERS = ("auto", "ffmpeg", "soundfile")
 
@@ -94,7 +94,8 @@ class _FloatSink:
 def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, decoder: str = "auto") -> np.ndarray:
     """Return ``source`` as a mono float32 C-contiguous array at ``sr`` Hz.
 
-    ``source`` is a file path, the bytes of an encoded file, or a numpy array already at ``sr``
+    ``source`` is a file path, the bytes of an encoded file, a binary file object (read to its
+    end), or a numpy array already at ``sr``
     (1-D mono or 2-D ``(frames, channels)``, averaged to mono; float, or int16/int32 PCM which
     is scaled to [-1, 1)). A float32 1-D contiguous array is returned as is, without a copy.
 
@@ -121,6 +122,8 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, decoder: str = "au
         return check_finite(_from_array(source), "audio array")
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _decode_bytes(bytes(source), sr, decoder)
+    if hasattr(source, "read") and not isinstance(source, (str, os.PathLike)):
+        return _decode_bytes(_read_file_object(source), sr, decoder)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if isinstance(path, bytes):
@@ -128,8 +131,21 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, decoder: str = "au
         _check_regular_file(path)
         return _decode(path, sr, decoder, display=path)
     raise InvalidOptionError(
-        f"audio source must be a path, bytes or a numpy array, got {type(source).__name__}"
+        f"audio source must be a path, bytes, a binary file object or a numpy array, got {type(source).__name__}"
     )
+
+
+def _read_file_object(source: Any) -> bytes:
+    """The encoded bytes of a binary file object (an open file, BytesIO, a web upload), as
+    faster-whisper takes them."""
+    try:
+        data = source.read()
+    except (OSError, ValueError) as e:  # closed, not readable
+        raise AudioDecodeError(f"audio file object {source!r} could not be read: {e}") from None
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidOptionError(f"audio file object must be opened in binary mode, read() gave "
+                                 f"{type(data).__name__}")
+    return bytes(data)
 
 
 def pad_or_trim(array: np.ndarray, length: int = N_SAMPLES, *, axis: int = -1) -> np.ndarray:

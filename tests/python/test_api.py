@@ -64,3 +64,18 @@ def test_decode_and_detect_language_on_a_mel(base_model):
     assert [r.tokens for r in batch] == [one.tokens, one.tokens]
     assert base_model.device == "cpu"
     assert (base_model.is_multilingual, base_model.num_languages) == (True, 99)
+
+
+def test_file_objects_are_audio(base_model):
+    """faster-whisper takes an open binary file (or BytesIO) as audio: so do we."""
+    import io
+
+    path = _jfk_path()
+    with open(path, "rb") as f:
+        from_file = whisper_genio.load_audio(f)
+    assert np.array_equal(from_file, whisper_genio.load_audio(path))
+    with open(path, "rb") as f:
+        text = base_model.transcribe(io.BytesIO(f.read()), temperature=0.0)["text"]
+    assert "ask not what your country can do for you" in text.lower()
+    with open(path, "r", encoding="latin-1") as f, pytest.raises(InvalidOptionError, match="binary"):
+        whisper_genio.load_audio(f)

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..audio import MAX_INPUT_RATE, MIN_INPUT_RATE, SAMPLE_RATE, load_audio
 from ..errors import BackendUnavailableError, InvalidOptionError
 from .options import split_transcribe_kwargs
 
@@ -148,23 +148,13 @@ class StreamSession:
         return self._vad is not None
 
     def _samples(self, samples: Any, sample_rate: Optional[int]) -> np.ndarray:
-        """The chunk as float32 at 16 kHz; checked whole before the session changes."""
-        a = np.asarray(samples)
-        if a.ndim == 2 and 1 in a.shape:
-            a = a.reshape(-1)
-        if a.ndim != 1:
-            raise InvalidOptionError(f"a stream takes mono samples (1-D), got an array of shape {list(a.shape)}")
-        if a.dtype == np.int16:
-            a = a.astype(np.float32) / 32768.0
-        elif a.dtype in (np.float32, np.float64):
-            a = a.astype(np.float32, copy=False)
-        else:
-            raise InvalidOptionError(f"samples must be float32, float64 or int16 PCM, got {a.dtype}")
-        if not np.isfinite(a).all():
-            raise InvalidOptionError("samples contain NaN or infinity")
+        """The chunk as float32 at 16 kHz; checked whole before the session changes. Arrays are
+        read as load_audio reads them (dtypes, channel layouts, NaN/infinity refused)."""
+        a = load_audio(np.asarray(samples))
         rate = SAMPLE_RATE if sample_rate is None else sample_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 1000 <= rate <= 384000:
-            raise InvalidOptionError(f"sample_rate must be a whole number of Hz in [1000, 384000], got {sample_rate!r}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+            raise InvalidOptionError(f"sample_rate must be a whole number of Hz from {MIN_INPUT_RATE} to "
+                                     f"{MAX_INPUT_RATE}, got {sample_rate!r}")
         if self._rate is not None and rate != self._rate:
             raise InvalidOptionError(f"sample_rate changed from {self._rate} to {rate} Hz within one stream")
         self._rate = int(rate)
