@@ -101,7 +101,9 @@ def pytest_terminal_summary(terminalreporter):
         for stage, r in many.items():
             impls = [k for k in r if k != "_unit"]
             ours = next((k for k in impls if k.startswith("whisper_genio int8")), impls[0])
+            unit = r.get("_unit", "s")
             w.line(stage)
             for impl in impls:
                 t = r[impl]
-                w.line(f"    {impl:<30}{t * 1e3:>10.3f} ms{t / r[ours]:>9.2f}x")
+                shown = f"{t * 1e3:>10.3f} ms" if unit == "s" else f"{t:>10.3f} {unit} "
+                w.line(f"    {impl:<30}{shown}{t / r[ours]:>9.2f}x")

@@ -24,8 +24,13 @@ void register_runtime(py::module_& m) {
              if (!py::isinstance<py::list>(cpus) && !py::isinstance<py::tuple>(cpus)) {
                throw_status(invalid_argument("cpu_affinity must be a list of CPU ids, got " + std::string(py::repr(cpus))));
              }
-             for (const auto& c : cpus) ids.push_back(static_cast<int>(int_arg(c, "cpu_affinity", 0, 65535)));
-             return std::make_shared<ThreadPool>(n, std::move(ids));
+             for (const auto& c : cpus) ids.push_back(static_cast<int>(int_arg(c, "cpu_affinity", 0, kMaxCpuId)));
+             StatusOr<std::shared_ptr<ThreadPool>> pool = [&] {
+               py::gil_scoped_release release;
+               return ThreadPool::create(n, std::move(ids));
+             }();
+             if (!pool.ok()) throw_status(pool.status());
+             return std::move(pool).value();
            }),
            py::arg("threads"), py::arg("cpus") = std::vector<int>{})
       .def_property_readonly("num_threads", &ThreadPool::num_threads)

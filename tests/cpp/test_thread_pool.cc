@@ -15,6 +15,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <system_error>
+#include <ctime>
 
 #include "test_util.h"
 #include "whisper_genio/thread_pool.h"
@@ -160,7 +162,7 @@ TEST(ThreadPool, ConcurrentCallersAreSerialised) {
   });
 }
 
-// parallel_for splits [0, n) into at most num_threads contiguous, disjoint, non-empty ranges.
+// parallel_for splits [0, n) into at most kChunksPerThread * num_threads contiguous, disjoint, non-empty ranges.
 TEST(ThreadPool, ParallelForPartitionsTheRange) {
   with_deadline(kDeadline, "parallel_for", [] {
     for (int threads = 1; threads <= 4; ++threads) {
@@ -182,7 +184,7 @@ TEST(ThreadPool, ParallelForPartitionsTheRange) {
           }
           ok = ok && next == n;
           EXPECT_TRUE(ok) << "threads " << threads << " n " << n << " grain " << grain << " ranges " << ranges.size();
-          EXPECT_LE(ranges.size(), static_cast<size_t>(threads));
+          EXPECT_LE(ranges.size(), static_cast<size_t>(threads == 1 ? 1 : threads * ThreadPool::kChunksPerThread));
           if (n == 0) {
             EXPECT_EQ(ranges.size(), 0u);
           }
@@ -250,5 +252,91 @@ TEST(ThreadPool, PinnedPoolStillRuns) {
     std::atomic<int> n{0};
     pool.run(10, [&](int64_t) { n.fetch_add(1); });
     EXPECT_EQ(n.load(), 10);
+  });
+}
+
+// Thread creation failing half-way (ulimit -u, RLIMIT_AS; here the test hook) must stop and
+// join the workers already started and report it, not deadlock in the destruction of a
+// condition variable they wait on or terminate on a joinable std::thread.
+TEST(ThreadPool, FailedThreadStartIsCleanedUp) {
+  with_deadline(kDeadline, "failed thread start", [] {
+    for (int rep = 0; rep < 20; ++rep) {
+      for (int fail_from : {1, 2, 5}) {
+        whisper_genio::testing::fail_thread_start_from(fail_from);
+        bool threw = false;
+        try {
+          ThreadPool pool(8);
+        } catch (const std::system_error& e) {
+          threw = true;
+          EXPECT_EQ(e.code(), std::errc::resource_unavailable_try_again);
+        }
+        EXPECT_TRUE(threw) << "fail_from " << fail_from;
+        auto made = ThreadPool::create(8);
+        whisper_genio::testing::fail_thread_start_from(-1);
+        ASSERT_FALSE(made.ok());
+        const std::string msg = made.status().message();
+        EXPECT_NE(msg.find("could not start 7 worker threads"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("fewer threads"), std::string::npos) << msg;
+      }
+    }
+    auto ok = ThreadPool::create(3);
+    ASSERT_TRUE(ok.ok());
+    std::atomic<int> n{0};
+    ok.value()->run(10, [&](int64_t) { n.fetch_add(1); });
+    EXPECT_EQ(n.load(), 10);
+  });
+}
+
+// A worker that lost its core in the middle of a chunk strands only that chunk: the caller
+// takes the others. Here a worker's first chunk stalls until three other chunks are done; with
+// one chunk per thread that never happens (the test then fails on its 10 s wait).
+TEST(ThreadPool, StalledWorkerStrandsOneChunk) {
+  with_deadline(kDeadline, "stalled worker", [] {
+    ThreadPool pool(2);
+    const auto caller = std::this_thread::get_id();
+    for (int rep = 0; rep < 5; ++rep) {
+      std::atomic<int> done{0};
+      std::atomic<bool> stalled{false}, gave_up{false};
+      pool.parallel_for(64, 1, [&](int64_t, int64_t) {
+        if (std::this_thread::get_id() != caller && !stalled.exchange(true)) {
+          const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+          while (done.load() < 3) {
+            if (std::chrono::steady_clock::now() > until) {
+              gave_up.store(true);
+              break;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+          }
+        }
+        done.fetch_add(1);
+      });
+      EXPECT_FALSE(gave_up.load()) << "rep " << rep << ": the caller did not take the stalled worker's share";
+      EXPECT_EQ(done.load(), static_cast<int>(2 * ThreadPool::kChunksPerThread));
+    }
+  });
+}
+
+// While a straggler works, the caller sleeps instead of spinning or yielding in a loop: on a
+// shared CPU that spinning takes the core from the very worker it waits for. The caller's own
+// CPU time over a 300 ms wait stays far below the wait.
+TEST(ThreadPool, CallerSleepsWhileWaitingForAStraggler) {
+  with_deadline(kDeadline, "straggler wait", [] {
+    ThreadPool pool(2);
+    const auto caller = std::this_thread::get_id();
+    std::atomic<bool> worker_took_one{false};
+    timespec c0{}, c1{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    pool.run(2, [&](int64_t) {
+      if (std::this_thread::get_id() == caller) {
+        // Leave the other task to the worker, then wait for it.
+        while (!worker_took_one.load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
+        return;
+      }
+      worker_took_one.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    });
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    const double cpu_ms = (c1.tv_sec - c0.tv_sec) * 1e3 + (c1.tv_nsec - c0.tv_nsec) / 1e6;
+    EXPECT_LT(cpu_ms, 100.0) << "the caller burned CPU while waiting for the worker";
   });
 }

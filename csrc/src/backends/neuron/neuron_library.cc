@@ -8,6 +8,7 @@
 
 #if defined(__linux__) || defined(__APPLE__)
 #include <dlfcn.h>
+#include <sys/stat.h>
 #define WG_HAVE_DLOPEN 1
 #endif
 
@@ -277,6 +278,24 @@ std::string last_dlerror() {
   return e ? e : "unknown dlopen error";
 }
 
+// dlopen() opens and reads a path whatever it is: a FIFO blocks it forever (until a writer
+// comes), a terminal or another device reads whatever arrives. A path (a name with a '/';
+// bare names are looked up by the loader in its own folders) is loaded only if it is a
+// regular file (after symbolic links); "" when it is, else what it is instead.
+std::string not_a_regular_file(const std::string& name) {
+  if (name.find('/') == std::string::npos) return "";
+  struct stat st;
+  if (stat(name.c_str(), &st) != 0) return "";  // missing or unreadable: dlopen says which
+  if (S_ISREG(st.st_mode)) return "";
+  const char* what = S_ISDIR(st.st_mode)    ? "a directory"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+                     : S_ISCHR(st.st_mode)  ? "a character device"
+                     : S_ISBLK(st.st_mode)  ? "a block device"
+                     : S_ISSOCK(st.st_mode) ? "a socket"
+                                            : "not a regular file";
+  return std::string("refused: ") + what + ", not a shared library file";
+}
+
 }  // namespace
 #endif
 
@@ -312,6 +331,11 @@ Status NeuronLibrary::open(const LoadOptions& options) {
     names = options.names.empty() ? default_library_names() : options.names;
   }
   for (const std::string& name : names) {
+    const std::string refused = not_a_regular_file(name);
+    if (!refused.empty()) {
+      attempts_.push_back(name + ": " + refused);
+      continue;
+    }
     void* h = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (h != nullptr) {
       handle_ = h;
