@@ -84,3 +84,34 @@ def test_neuron_library_path_must_be_a_regular_file(tmp_path, kind, what):
     assert "$WHISPER_GENIO_NEURON_LIB" in out["env"]
     status, detail = out["doctor"]
     assert status == "missing" and what in detail, out["doctor"]
+
+
+_THREADS_UNDER_RLIMIT_AS = textwrap.dedent("""
+    import resource
+    from whisper_genio import _core
+    from whisper_genio.errors import ModelLoadError
+    vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:")) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + (64 << 20), resource.RLIM_INFINITY))
+    try:
+        _core.ThreadPool(256, [])
+        print("no error")
+    except ModelLoadError as e:
+        print("ModelLoadError:", e)
+    print("after:", _core.ThreadPool(2, []).num_threads)
+""")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
+def test_thread_start_failing_under_a_memory_limit_is_a_clear_error():
+    """255 thread stacks do not fit in 64 MiB of address space: the workers already started are
+    stopped and joined (was: std::terminate, or a deadlock destroying a condition variable)."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    try:
+        done = subprocess.run([sys.executable, "-c", _THREADS_UNDER_RLIMIT_AS], env=env, capture_output=True,
+                              text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("starting 256 threads under RLIMIT_AS hung")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("ModelLoadError: could not start 255 worker threads"), lines
+    assert "fewer threads" in lines[0] and lines[1] == "after: 2", lines
