@@ -149,6 +149,62 @@ def test_tflite_a16w8_and_a8w8(workspace, tflite_qsvs, heldout_window, cpu_model
     assert _sqnr(ref, tflite_quant.run(a8, w.mels[0]), n) < 8
 
 
+@pytest.fixture(scope="module")
+def outlier_tflite(tmp_path_factory):
+    """A 1-layer random-weight encoder (d=64) whose residual stream has whisper-base's kind of
+    outlier: one channel, a few frames, ~1000x the other values (the positional embedding
+    carries it), and block weights large enough that the block, not the stem, makes the
+    output. Float TFLite, one calibration window, one other window."""
+    for m in ("torch", "whisper.model", "litert_torch", "ai_edge_quantizer", "ai_edge_litert"):
+        pytest.importorskip(m)
+    from model_factory import make_random_state_dict, write_openai_pt
+
+    from whisper_genio.checkpoints import load_checkpoint
+    from whisper_genio.dims import ModelDims
+    from whisper_genio.tools.export import export_bundle
+
+    dims = ModelDims(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1, n_vocab=51865,
+                     n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1)
+    sd = make_random_state_dict(dims)
+    pe = np.array(sd["encoder.positional_embedding"], np.float32)
+    pe[:4, 5] += 2000.0
+    sd["encoder.positional_embedding"] = pe.astype(np.float16)
+    for k in ("encoder.blocks.0.attn.out.weight", "encoder.blocks.0.mlp.2.weight"):
+        sd[k] = (np.array(sd[k], np.float32) * 1000).astype(np.float16)
+    d = tmp_path_factory.mktemp("outlier")
+    b = export_bundle(load_checkpoint(write_openai_pt(d / "m.pt", dims, sd)), d / "b", formats=("tflite",),
+                      checkpoint=False, soc=None)
+    mels = (np.random.default_rng(0).standard_normal((2, 80, 3000)) * 0.3).astype(np.float32)
+    return b.path_of("tflite"), mels
+
+
+def test_tflite_mixed_keeps_the_layernorm_input_16bit(outlier_tflite, tmp_path):
+    """Issue 13: the mixed scheme (q/k/v, q·kᵀ, fc1 in int8) was garbage on the TFLite path only.
+    The converter splits LayerNorm, and its normalising ops (x·rsqrt(var), + −mean·rsqrt(var))
+    read the residual stream; written as int8 ops, ai-edge-quantizer requantized the residual
+    and the statistics to int8 in front of them: the A8W8 failure again (this file: -3 dB). The
+    recipe now gives them the residual's 16 bits, and the 8-bit requantization happens on the
+    normalised values the int8 products read."""
+    from whisper_genio.tools.quantize import tflite_quant
+
+    path, mels = outlier_tflite
+    qsvs = tflite_quant.collect_qsvs(path, mels[:1])
+    out = tflite_quant.quantize(path, tmp_path / "mixed.tflite", parse_scheme("a16w8:ln1=8,q=8,k=8,v=8,qk=8,ln2=8,fc1=8"),
+                                qsvs)
+    g = tflite_quant.Graph(out)
+    roles = tflite_quant.tensor_roles(g)
+    dtype = lambda t: np.dtype(g.tensors[int(t)]["dtype"]).name  # noqa: E731
+    role = lambda t: roles.get(g.name(int(t)))  # noqa: E731
+    fcs = [o for o in g.ops if o["op_name"] == "FULLY_CONNECTED" and role(o["outputs"][0]).role in ("q", "k", "v", "fc1")]
+    assert len(fcs) == 4 and all(dtype(o["inputs"][0]) == "int8" for o in fcs)  # the int8 products stay int8
+    for o in g.ops:  # nothing puts the residual stream on an 8-bit grid
+        ins = [int(i) for i in o["inputs"] if int(i) >= 0]
+        if any(role(i) is not None and role(i).group == "resid" for i in ins):
+            assert dtype(o["outputs"][0]) != "int8", (o["op_name"], g.name(int(o["outputs"][0])))
+    ref = tflite_quant.run(path, mels[1])
+    assert _sqnr(ref, tflite_quant.run(out, mels[1])) > 20
+
+
 # -- the quantized bundle ---------------------------------------------------------------------------
 
 def test_quantize_bundle_writes_a_loadable_bundle(float_bundle, calibration_split, tmp_path, heldout_window,

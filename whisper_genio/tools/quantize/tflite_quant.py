@@ -277,6 +277,42 @@ def collect_qsvs(path: PathLike, mels: Iterable[np.ndarray], *, cache: Optional[
 
 # -- quantization -------------------------------------------------------------------------------
 
+def op_bits(g: Graph, scheme: Scheme, roles: Optional[Mapping[str, Role]] = None) -> list[tuple[dict, int]]:
+    """(op, activation bits of its quantization config) for every op whose output has a role.
+
+    An op's config sets the bits of its inputs *and* its output, and ai-edge-quantizer inserts a
+    QUANTIZE (requantize) where a consumer wants other bits than the producer wrote. The split
+    LayerNorm's normalising ops (x·rsqrt(var), + (−mean·rsqrt(var))) read the residual stream and
+    the per-frame statistics, so they take the bits of the residual they read when that is wider
+    than the LayerNorm output's: an 8-bit LayerNorm output then means what it means on the ONNX
+    path (one fused op reading a 16-bit residual and writing 8 bits), not an 8-bit residual
+    stream and 8-bit statistics, which is the A8W8 failure again (the residual's outlier channel)."""
+    roles = tensor_roles(g) if roles is None else roles
+    written: dict[int, int] = {}  # tensor -> bits of the op that wrote it (pass-through ops keep them)
+    out = []
+    for op in g.ops:
+        if not len(op["outputs"]):
+            continue
+        t_out = int(op["outputs"][0])
+        role = roles.get(g.name(t_out))
+        ins = [int(i) for i in op["inputs"] if int(i) >= 0 and not g.is_constant(int(i))]
+        if role is None:
+            continue
+        bits = scheme.bits(role)
+        in_roles = [roles.get(g.name(i)) for i in ins]
+        if bits < 32 and role.group in ("ln", "output") and op["op_name"] not in _PASS \
+                and any(r is not None and r.role == LN_STATS for r in in_roles):
+            for i, r in zip(ins, in_roles):
+                if r is None or r.role == LN_STATS:
+                    continue
+                src = scheme.bits(r) if r.group == "resid" else written.get(i, bits)
+                bits = max(bits, src if src < 32 else bits)
+        if op["op_name"] in _PASS and ins and ins[0] in written:
+            bits = written[ins[0]]
+        written[t_out] = bits
+        out.append((op, bits))
+    return out
+
 def recipe(path_or_graph: Any, scheme: Scheme) -> list[dict[str, Any]]:
     """The ai-edge-quantizer recipe for `scheme`: a default entry for every op, then one entry per
     op whose role needs other bits (or float: the LayerNorm statistics)."""
@@ -295,14 +331,8 @@ def recipe(path_or_graph: Any, scheme: Scheme) -> list[dict[str, Any]]:
                          activation_num_bits=scheme.activation_bits, weight_num_bits=scheme.weight_bits,
                          weight_granularity=gran)
     roles = tensor_roles(g)
-    for op in g.ops:
-        if not len(op["outputs"]):
-            continue
+    for op, bits in op_bits(g, scheme, roles):
         name = g.name(op["outputs"][0])
-        role = roles.get(name)
-        if role is None:
-            continue
-        bits = scheme.bits(role)
         if bits == scheme.activation_bits:
             continue
         regex = "^" + re.escape(name) + ";$"
