@@ -203,6 +203,10 @@ def test_tflite_mixed_keeps_the_layernorm_input_16bit(outlier_tflite, tmp_path):
             assert dtype(o["outputs"][0]) != "int8", (o["op_name"], g.name(int(o["outputs"][0])))
     ref = tflite_quant.run(path, mels[1])
     assert _sqnr(ref, tflite_quant.run(out, mels[1])) > 20
+    # per tensor: the LayerNorm outputs the int8 products read keep their accuracy
+    rows = tflite_quant.tensor_sqnr(path, out, mels[1])
+    ln = [r for r in rows if r["role"] in ("b0.ln1", "b0.ln2")]
+    assert ln and min(r["sqnr_db"] for r in ln) > 20, ln
 
 
 # -- the quantized bundle ---------------------------------------------------------------------------

@@ -313,6 +313,7 @@ def op_bits(g: Graph, scheme: Scheme, roles: Optional[Mapping[str, Role]] = None
         out.append((op, bits))
     return out
 
+
 def recipe(path_or_graph: Any, scheme: Scheme) -> list[dict[str, Any]]:
     """The ai-edge-quantizer recipe for `scheme`: a default entry for every op, then one entry per
     op whose role needs other bits (or float: the LayerNorm statistics)."""
@@ -379,6 +380,38 @@ def run(path_or_interpreter: Any, mel: np.ndarray, *, threads: int = 2) -> np.nd
                                                                                       threads=threads)
     x = np.ascontiguousarray(mel, np.float32).reshape(1, *mel.shape[-2:])
     return np.asarray(run_float(it, x)[0], np.float32)
+
+
+def tensor_sqnr(float_path: PathLike, quant_path: PathLike, mel: np.ndarray, *,
+                threads: int = 2) -> list[dict[str, Any]]:
+    """Per-tensor error of a quantized encoder against its float original on one window, in the
+    quantized model's execution order: for every op output that keeps its float name (ops the
+    quantizer inserted have new names), its role, op, dtype and SQNR in dB of the dequantized
+    value. The first row that collapses is where the arithmetic breaks."""
+    from .evaluate import sqnr_db
+    from .litert import from_tensor
+
+    gf, gq = Graph(float_path), Graph(quant_path)
+    roles = tensor_roles(gf)
+    its = []
+    for path in (float_path, quant_path):
+        it = interpreter(path, threads=threads, preserve_all_tensors=True)
+        run(it, mel)
+        its.append(it)
+    by_name = {gf.name(t): t for t in gf.tensors if not gf.is_constant(t)}
+    rows = []
+    for op in gq.ops:
+        for t in (int(x) for x in op["outputs"]):
+            name = gq.name(t)
+            if name not in by_name:
+                continue
+            ref = its[0].get_tensor(by_name[name])
+            x = from_tensor(its[1].get_tensor(t), gq.tensors[t])
+            r = roles.get(name)
+            rows.append({"op": op["op_name"], "index": int(op["index"]), "tensor": name, "role": r.key if r else None,
+                         "dtype": np.dtype(gq.tensors[t]["dtype"]).name,
+                         "sqnr_db": sqnr_db(np.asarray(ref, np.float32), np.asarray(x, np.float32))})
+    return rows
 
 
 def io_quantization(path: PathLike) -> dict[str, Any]:
