@@ -47,6 +47,9 @@ def main(argv=None) -> int:
     ap.add_argument("--schemes", default="float,a8w8-tensor,a8w8,a16w8,w8,mixed")
     ap.add_argument("--paths", default="onnx,tflite")
     ap.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N held-out clips only")
+    ap.add_argument("--mixed-spec", default=None,
+                    help="the scheme the 'mixed' rows use, e.g. a16w8:ln1=8,q=8,k=8,v=8,qk=8,ln2=8,fc1=8 (default: "
+                         "the one the search found, searched once per work folder)")
     ap.add_argument("--target-db", type=float, default=20.0)
     ap.add_argument("--max-wer-vs-float", type=float, default=0.05)
     ap.add_argument("--threads", type=int, default=2)
@@ -93,7 +96,9 @@ def main(argv=None) -> int:
     results_path = work / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"rows": {}}
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
-    mixed_spec = results.get("mixed_spec")
+    mixed_spec = args.mixed_spec or results.get("mixed_spec")
+    if args.mixed_spec:
+        mixed_spec = parse_scheme(args.mixed_spec, name="mixed").spec()
     if "mixed" in schemes and mixed_spec is None:
         res = search_mixed(ws, w, target_db=args.target_db, max_wer_vs_float=args.max_wer_vs_float,
                            threads=args.threads)
@@ -107,9 +112,10 @@ def main(argv=None) -> int:
     for path_kind in [p.strip() for p in args.paths.split(",") if p.strip()]:
         for name in schemes:
             key = f"{path_kind}:{name}"
-            if key in results["rows"]:
-                continue
             sch = parse_scheme(mixed_spec, name="mixed") if name == "mixed" else parse_scheme(name)
+            old = results["rows"].get(key)
+            if old is not None and old["spec"] == sch.spec() and old.get("recipe") == _recipe(path_kind):
+                continue
             t0 = time.perf_counter()
             if path_kind == "onnx":
                 if sch.kind == "float":
@@ -138,7 +144,7 @@ def main(argv=None) -> int:
                    "wer": score["wer"], "wer_float": score["wer_float"], "wer_vs_float": score["wer_vs_float"],
                    "same_transcripts": score["same_transcripts"], "windows": len(states),
                    "int8_mac_share": mac_summary(sch, ws.dims)["int8_mac_share"],
-                   "seconds_per_window": t_run, "seconds": time.perf_counter() - t0,
+                   "seconds_per_window": t_run, "seconds": time.perf_counter() - t0, "recipe": _recipe(path_kind),
                    "example": score["texts"][0][:160]}
             if path_kind == "tflite" and sch.kind != "float":
                 row["float_ops"] = len(tflite_quant.float_ops(f))
@@ -156,6 +162,13 @@ def main(argv=None) -> int:
         build_report(fbundle, "a8w8", work / "report", calibration=w, evaluation=ev_windows.subset(2),
                      results=results, log=log)
     return 0
+
+
+def _recipe(path_kind: str):
+    """What a cached row was written with: rows of an older TFLite recipe are measured again."""
+    from whisper_genio.tools.quantize import tflite_quant
+
+    return tflite_quant.RECIPE_REVISION if path_kind == "tflite" else None
 
 
 def table(results: dict) -> str:

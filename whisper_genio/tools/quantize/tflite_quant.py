@@ -35,6 +35,9 @@ from .litert import interpreter, run_float
 from .schemes import LN_STATS, Role, Scheme
 
 PathLike = Union[str, os.PathLike]
+# Bumped when recipe() writes different files for the same scheme (tools/quant_study.py measures
+# its cached TFLite rows again). 2: the split LayerNorm's normalising ops take the residual's bits.
+RECIPE_REVISION = 2
 _PASS = ("RESHAPE", "TRANSPOSE", "PAD", "SQUEEZE", "EXPAND_DIMS")
 
 
