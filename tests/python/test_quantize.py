@@ -189,13 +189,14 @@ def test_tflite_mixed_keeps_the_layernorm_input_16bit(outlier_tflite, tmp_path):
 
     path, mels = outlier_tflite
     qsvs = tflite_quant.collect_qsvs(path, mels[:1])
-    out = tflite_quant.quantize(path, tmp_path / "mixed.tflite", parse_scheme("a16w8:ln1=8,q=8,k=8,v=8,qk=8,ln2=8,fc1=8"),
-                                qsvs)
+    mixed = parse_scheme("a16w8:ln1=8,q=8,k=8,v=8,qk=8,ln2=8,fc1=8")
+    out = tflite_quant.quantize(path, tmp_path / "mixed.tflite", mixed, qsvs)
     g = tflite_quant.Graph(out)
     roles = tflite_quant.tensor_roles(g)
     dtype = lambda t: np.dtype(g.tensors[int(t)]["dtype"]).name  # noqa: E731
     role = lambda t: roles.get(g.name(int(t)))  # noqa: E731
-    fcs = [o for o in g.ops if o["op_name"] == "FULLY_CONNECTED" and role(o["outputs"][0]).role in ("q", "k", "v", "fc1")]
+    fcs = [o for o in g.ops
+           if o["op_name"] == "FULLY_CONNECTED" and role(o["outputs"][0]).role in ("q", "k", "v", "fc1")]
     assert len(fcs) == 4 and all(dtype(o["inputs"][0]) == "int8" for o in fcs)  # the int8 products stay int8
     for o in g.ops:  # nothing puts the residual stream on an 8-bit grid
         ins = [int(i) for i in o["inputs"] if int(i) >= 0]
