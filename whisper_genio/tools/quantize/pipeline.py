@@ -317,8 +317,8 @@ def _host_check(ws: Workspace, w: CalibrationWindows, run: Callable[[np.ndarray]
                 threads: int) -> dict[str, Any]:
     """The written artifact, run by the host's integer kernels on the first calibration window,
     against the float CPU encoder. The search scores schemes on the ONNX path only; this catches
-    an artifact that another converter broke (measured: the mixed scheme's TFLite gave 1.2 dB while
-    its ONNX twin gave 22 dB), before anyone compiles it for the NPU."""
+    an artifact that another converter broke (as the TFLite mixed scheme once was: see
+    docs/quantization.md), before anyone compiles it for the NPU."""
     from ..validate import Gate
     from .evaluate import cosine, sqnr_db
 
