@@ -135,7 +135,8 @@ def clips(names: list[str]) -> list[tuple[str, np.ndarray, str]]:
         out += [(r["id"], load_audio(str(r["path"])), r["transcript"]) for r in rows]
     if "longform" in names:
         for wav in sorted(LONGFORM.glob("*.wav")):
-            out.append((wav.stem, load_audio(str(wav)), wav.with_suffix(".txt").read_text(encoding="utf-8")))
+            reference = wav.with_name(wav.name.replace(".16k.wav", ".txt")).read_text(encoding="utf-8")
+            out.append((wav.stem, load_audio(str(wav)), reference))
     return out
 
 
