@@ -202,7 +202,11 @@ void register_backends(py::module_& m) {
       .def_property_readonly("input_zero_copy", &backends::NeuronEncoderBackend::input_zero_copy)
       .def_property_readonly("output_zero_copy", &backends::NeuronEncoderBackend::output_zero_copy)
       .def_property_readonly("runs", &backends::NeuronEncoderBackend::runs)
-      .def_property_readonly("notes", &backends::NeuronEncoderBackend::notes);
+      .def_property_readonly("notes", &backends::NeuronEncoderBackend::notes)
+      .def_property_readonly("input_padded_shape",
+                             [](const backends::NeuronEncoderBackend& e) { return e.input_spec().padded_shape; })
+      .def_property_readonly("output_padded_shape",
+                             [](const backends::NeuronEncoderBackend& e) { return e.output_spec().padded_shape; });
 
   // ---- replay -----------------------------------------------------------------------------
   py::class_<backends::ReplayEncoderBackend, EncoderBackend, std::shared_ptr<backends::ReplayEncoderBackend>>(

@@ -83,7 +83,7 @@ std::optional<T> optional_arg(const py::handle& v, Convert convert) {
   return static_cast<T>(convert(v));
 }
 
-// A device tensor {"name", "shape", "dtype", "scale", "zero_point", "transposed"} (missing keys keep
+// A device tensor {"name", "shape", "dtype", "scale", "zero_point", "transposed", "padded_shape"} (missing keys keep
 // `defaults`; other keys are ignored), validated; errors are ModelLoadErrors naming `where` and the key.
 inline backends::TensorSpec tensor_spec_arg(const py::handle& obj, const std::string& where,
                                             backends::TensorSpec t = {}) {
@@ -104,6 +104,15 @@ inline backends::TensorSpec tensor_spec_arg(const py::handle& obj, const std::st
     if (!get("scale").is_none()) t.scale = static_cast<float>(float_arg(get("scale"), where + ".scale"));
     if (!get("zero_point").is_none()) t.zero_point = static_cast<int32_t>(int_arg(get("zero_point"), where + ".zero_point"));
     if (!get("transposed").is_none()) t.transposed = bool_arg(get("transposed"), where + ".transposed");
+    if (!get("padded_shape").is_none()) {
+      if (!py::isinstance<py::list>(get("padded_shape")) && !py::isinstance<py::tuple>(get("padded_shape"))) {
+        fail("padded_shape must be a list of integers, got " + std::string(py::repr(get("padded_shape"))));
+      }
+      t.padded_shape.clear();
+      for (const auto& v : get("padded_shape")) {
+        t.padded_shape.push_back(int_arg(v, where + ".padded_shape", 1, int64_t{1} << 40));
+      }
+    }
   } catch (py::error_already_set& e) {  // a converter's InvalidOptionError: the manifest is at fault
     if (!e.matches(PyExc_ValueError)) throw;
     const std::string message = py::str(e.value());

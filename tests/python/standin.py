@@ -128,6 +128,21 @@ class Io:
     dtype: str = "float32"
     scale: float = 1.0
     zero_point: int = 0
+    # Device layout (neuron_standin.cc "Device layout"): rows of `cols` logical elements held in
+    # rows of `padded_cols` (0: not padded); fp16_native: a float16 tensor whose logical size the
+    # runtime reports in float32.
+    cols: int = 0
+    padded_cols: int = 0
+    fp16_native: bool = False
+
+    @property
+    def laid_out(self) -> bool:
+        return bool(self.padded_cols or self.fp16_native)
+
+
+def round_up(n: int, multiple: int) -> int:
+    """n rounded up to a multiple (the MDLA's row alignment in elements)."""
+    return -(-n // multiple) * multiple
 
 
 def write_model(path: pathlib.Path, in_elems: int, out_elems: int, *, inp: Io = Io(), out: Io = Io(),
@@ -135,10 +150,14 @@ def write_model(path: pathlib.Path, in_elems: int, out_elems: int, *, inp: Io = 
                 entries: Iterable[tuple[int, bytes]] = ()) -> pathlib.Path:
     """A stand-in model file: a linear map, plus lookup entries (input hash -> output bytes)."""
     entries = list(entries)
+    layout = inp.laid_out or out.laid_out
     header = b"WGSTNDIN" + struct.pack(
         "<IIIIQQfififfII", 1, 1 if entries else 0, DTYPES[inp.dtype], DTYPES[out.dtype], in_elems, out_elems,
-        inp.scale, inp.zero_point, out.scale, out.zero_point, alpha, beta, len(entries), 0)
+        inp.scale, inp.zero_point, out.scale, out.zero_point, alpha, beta, len(entries), 1 if layout else 0)
     assert len(header) == 72
+    if layout:
+        header += struct.pack("<6I", inp.cols or in_elems, inp.padded_cols, int(inp.fp16_native),
+                              out.cols or out_elems, out.padded_cols, int(out.fp16_native))
     out_bytes = out_elems * np.dtype(NUMPY[out.dtype]).itemsize
     with open(path, "wb") as f:
         f.write(header)

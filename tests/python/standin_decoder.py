@@ -21,10 +21,41 @@ LINEAR_OPS = ("self_qkv", "self_out", "cross_q", "cross_out", "fc1", "fc2")
 VOCAB_CHUNK = 8192
 
 
-def _tensor_record(t: dict[str, Any]) -> bytes:
+def _tensor_record(t: dict[str, Any], device: Optional["Device"] = None) -> bytes:
+    """A tensor's record; `device` gives its padded row (and float16-native mode) in the stand-in."""
     elems = int(np.prod(t["shape"]))
+    layout = 0
+    if device is not None:
+        layout = device.padded_cols(t["shape"][-1]) | (1 << 31 if device.fp16_native else 0)
     return struct.pack("<IifIQ", DTYPES[t.get("dtype", "float32")], int(t.get("zero_point") or 0),
-                       float(t.get("scale") or 1.0), 0, elems)
+                       float(t.get("scale") or 1.0), layout, elems)
+
+
+class Device:
+    """The stand-in's device layout for subgraph tensors: rows padded to a multiple of `align`
+    elements (0: none), float16 native I/O (`fp16_native`: every tensor float16, the runtime
+    reporting float32 logical sizes); `record` writes the padded shape into the manifest too
+    (otherwise it is read from the runtime only). The KV cache inputs of a layer step are left
+    unpadded unless `pad_cache`."""
+
+    def __init__(self, align: int = 0, fp16_native: bool = False, record: bool = False, pad_cache: bool = False):
+        self.align, self.fp16_native, self.record, self.pad_cache = align, fp16_native, record, pad_cache
+
+    def padded_cols(self, cols: int) -> int:
+        if not self.align or cols % self.align == 0:
+            return 0
+        return -(-cols // self.align) * self.align
+
+    def tensor(self, t: dict[str, Any], pad: bool = True) -> tuple[dict[str, Any], Optional["Device"]]:
+        """The manifest tensor and the device layout to write for it."""
+        t = dict(t)
+        dev = self if pad else Device(0, self.fp16_native)
+        if self.fp16_native:
+            t["dtype"] = "float16"
+        p = dev.padded_cols(t["shape"][-1])
+        if self.record and p:
+            t["padded_shape"] = list(t["shape"][:-1]) + [p]
+        return t, dev
 
 
 def _matrix(w: np.ndarray, b: Optional[np.ndarray], weights: str) -> bytes:
@@ -63,31 +94,48 @@ def _io(shape: Sequence[int], name: str, io: Optional[dict[str, Any]]) -> dict[s
 
 
 def write_dense(path: pathlib.Path, w: np.ndarray, b: Optional[np.ndarray], rows: int, *, weights: str = "float32",
-                inp: Optional[dict] = None, out: Optional[dict] = None) -> tuple[dict, dict]:
+                inp: Optional[dict] = None, out: Optional[dict] = None,
+                device: Optional[Device] = None) -> tuple[dict, dict]:
     n_out, n_in = w.shape
     ti = _io([rows, n_in], "x", inp)
     to = _io([rows, n_out], "y", out)
+    di = do = None
+    if device is not None:
+        (ti, di), (to, do) = device.tensor(ti), device.tensor(to)
     with open(path, "wb") as f:
         f.write(MAGIC + struct.pack("<IIII", 2, KIND_DENSE, 1, 1))
-        f.write(_tensor_record(ti) + _tensor_record(to))
+        f.write(_tensor_record(ti, di) + _tensor_record(to, do))
         f.write(struct.pack("<IIII", rows, n_in, n_out, _wdtype(weights)))
         f.write(_matrix(w, b, weights))
     return ti, to
 
 
 def write_layer_step(path: pathlib.Path, tensors: dict[str, np.ndarray], layer: int, dims: Any, rows: int, *,
-                     weights: str = "float32") -> tuple[list[dict], list[dict]]:
+                     weights: str = "float32", device: Optional[Device] = None) -> tuple[list[dict], list[dict]]:
     d, C, T = dims.n_text_state, dims.n_text_ctx, dims.n_audio_ctx
     ins = [_io([rows, d], "x", None), _io([rows, C, d], "self_k", None), _io([rows, C, d], "self_v", None),
            _io([T, d], "cross_k", None), _io([T, d], "cross_v", None), _io([rows, C], "mask", None)]
     outs = [_io([rows, d], "x_out", None), _io([rows, d], "k", None), _io([rows, d], "v", None)]
+    devs: list[Optional[Device]] = [None] * 9
+    if device is not None:
+        laid = []
+        for i, t in enumerate(ins + outs):
+            cache = i in (1, 2)  # the KV cache: float32 and unpadded unless asked (it is the decoder's cache)
+            if cache and not device.pad_cache:
+                laid.append((t, None))
+            elif cache:
+                laid.append((Device(device.align, False, device.record).tensor(t)))
+            else:
+                laid.append(device.tensor(t))
+        ins, outs = [t for t, _ in laid[:6]], [t for t, _ in laid[6:]]
+        devs = [dv for _, dv in laid]
     p = f"decoder.blocks.{layer}."
     norm = lambda n: (np.asarray(tensors[p + n + ".weight"], np.float32).tobytes() +  # noqa: E731
                       np.asarray(tensors[p + n + ".bias"], np.float32).tobytes())
     with open(path, "wb") as f:
         f.write(MAGIC + struct.pack("<IIII", 2, KIND_LAYER_STEP, len(ins), len(outs)))
-        for t in ins + outs:
-            f.write(_tensor_record(t))
+        for t, dv in zip(ins + outs, devs):
+            f.write(_tensor_record(t, dv))
         f.write(struct.pack("<6I", rows, d, dims.n_text_head, C, T, _wdtype(weights)))
         f.write(norm("attn_ln"))
         f.write(_matrix(*linear_weights(tensors, layer, "self_qkv"), weights))
@@ -105,10 +153,12 @@ def write_subgraphs(folder: pathlib.Path, tensors: dict[str, np.ndarray], dims: 
                     kinds: Iterable[str] = ("linear",), batches: Iterable[int] = (1, 5), vocab: bool = True,
                     weights: str = "float32", layers: Optional[Iterable[int]] = None,
                     skip: Iterable[tuple[str, int]] = (),
-                    io: Optional[dict[tuple[str, int], tuple[dict, dict]]] = None) -> list[dict[str, Any]]:
+                    io: Optional[dict[tuple[str, int], tuple[dict, dict]]] = None,
+                    device: Optional[Device] = None) -> list[dict[str, Any]]:
     """Stand-in files in `folder` and their manifest entries (decoder.subgraphs). `io`: per
     (op, layer) - (vocab, -1) for the vocabulary - the declared input and output tensor
-    ({"dtype", "scale", "zero_point"}); float32 where not given."""
+    ({"dtype", "scale", "zero_point"}); float32 where not given. `device`: padded / float16
+    native I/O for every file."""
     io = io or {}
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -123,12 +173,13 @@ def write_subgraphs(folder: pathlib.Path, tensors: dict[str, np.ndarray], dims: 
                         continue
                     name = f"standin_l{l}_{op}_b{B}.standin.dla"
                     ti, to = write_dense(folder / name, *linear_weights(tensors, l, op), B, weights=weights,
-                                         inp=io.get((op, l), (None, None))[0], out=io.get((op, l), (None, None))[1])
+                                         inp=io.get((op, l), (None, None))[0], out=io.get((op, l), (None, None))[1],
+                                         device=device)
                     entries.append({"op": op, "layer": l, "batch": B, "files": {"dla": name},
                                     "inputs": [ti], "outputs": [to]})
             if "layer" in kinds and ("layer_step", l) not in skip:
                 name = f"standin_l{l}_layer_step_b{B}.standin.dla"
-                ins, outs = write_layer_step(folder / name, tensors, l, dims, B, weights=weights)
+                ins, outs = write_layer_step(folder / name, tensors, l, dims, B, weights=weights, device=device)
                 entries.append({"op": "layer_step", "layer": l, "batch": B, "files": {"dla": name},
                                 "inputs": ins, "outputs": outs})
         if vocab:
@@ -140,7 +191,7 @@ def write_subgraphs(folder: pathlib.Path, tensors: dict[str, np.ndarray], dims: 
                 name = f"standin_vocab{i}_b{B}.standin.dla"
                 ti, to = write_dense(folder / name, emb[c0:c0 + cols], None, B, weights=weights,
                                      inp=io.get(("vocab", -1), (None, None))[0],
-                                     out=io.get(("vocab", -1), (None, None))[1])
+                                     out=io.get(("vocab", -1), (None, None))[1], device=device)
                 entries.append({"op": "vocab", "chunk": i, "col0": c0, "cols": cols, "batch": B,
                                 "files": {"dla": name}, "inputs": [ti], "outputs": [to]})
     return entries

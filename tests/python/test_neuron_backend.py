@@ -3,7 +3,7 @@ MediaTek's library), built here from source: search order and override, missing 
 versions, wrong sizes, the whole transcribe path with the stand-in computing the real
 whisper-base encoder's states (a lookup of precomputed states), zero copies per inference
 (pointer identity), failures mid-inference, release always called, QoS bytes, quantized I/O,
-input latching, two models in two threads."""
+input latching, two models in two threads, padded and float16-native device I/O."""
 
 from __future__ import annotations
 
@@ -334,4 +334,90 @@ def test_two_models_in_two_threads(libs, control, tmp_path):
         t.join()
     gc.collect()
     assert errors == []
+    assert control.live() == 0
+
+
+def _laid_out_bundle(folder: pathlib.Path, control: standin.Control, clips, inp: Io, out: Io,
+                     record: bool) -> pathlib.Path:
+    """A bundle whose stand-in DLA has padded and/or float16-native I/O (neuron_standin.cc "Device
+    layout"), computing the real states by lookup on the input as the device receives it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = [p for c in clips for p in c["pairs"]]
+    entries = [(control.hash(standin.quantize(mel, inp)), standin.quantize(states, out).tobytes())
+               for mel, states in pairs]
+    standin.write_model(folder / "encoder.dla", MEL, STATES, inp=inp, out=out, alpha=0.01, entries=entries)
+
+    def tensor(name, shape, io):
+        padded = shape[:-1] + (io.padded_cols,) if record and io.padded_cols else None
+        return TensorInfo(name, shape, io.dtype, layout="nct" if name == "mel" else "ntc", padded_shape=padded)
+
+    write_manifest(folder, make_manifest(BASE, model="base", dla={
+        "file": "encoder.dla", "input": tensor("mel", (1, 80, 3000), inp),
+        "output": tensor("states", (1, 1500, 512), out), "compiler": {"tool": "stand-in"}}))
+    return folder
+
+
+# Padded rows (a test alignment of 96 elements pads both the mel's 3000 frames and the states'
+# 512 channels; 64 pads only the mel) and float16 native I/O (--suppress-input/--suppress-output:
+# the runtime reports the float32 logical size and converts nothing).
+@pytest.mark.parametrize("case,api", [("padded", "v2"), ("fp16_native_padded", "v1"), ("fp16_native", "v2")])
+def test_padded_and_fp16_native_io_give_the_cpu_tokens(case, api, neuron_env, control, clips, tmp_path):
+    if case == "padded":
+        inp = Io(cols=3000, padded_cols=standin.round_up(3000, 96))
+        out = Io(cols=512, padded_cols=standin.round_up(512, 96))
+    elif case == "fp16_native_padded":
+        inp = Io("float16", cols=3000, padded_cols=standin.round_up(3000, 64), fp16_native=True)
+        out = Io("float16", cols=512, fp16_native=True)
+    else:
+        inp = Io("float16", cols=3000, fp16_native=True)
+        out = Io("float16", cols=512, fp16_native=True)
+    record = case == "fp16_native_padded"  # the manifest records the padded shape; else read from the runtime
+    bundle = _laid_out_bundle(tmp_path / case, control, clips, inp, out, record)
+    model = whisper_genio.load_model("base", threads=TEST_THREADS,
+                                     encoder_options=EncoderOptions(encoder_model=str(bundle), neuron_api=api))
+    enc = model.pipeline.encoder
+    assert model.backend == "neuron" and enc.api == api
+    assert enc.input_padded_shape == ([1, 80, inp.padded_cols] if inp.padded_cols else [])
+    assert enc.output_padded_shape == ([1, 1500, out.padded_cols] if out.padded_cols else [])
+    # the buffers bound are the padded ones: the stand-in refuses any other length
+    device_in = 80 * (inp.padded_cols or 3000) * (2 if inp.dtype == "float16" else 4)
+    if inp.padded_cols:
+        assert f"padded to [1, 80, {inp.padded_cols}]" in model.backend_info
+    if inp.fp16_native:
+        assert "float16 native I/O" in model.backend_info
+    control.clear_log()
+    for clip in clips:
+        result = model.transcribe(clip["samples"], language="en")
+        assert [s["tokens"] for s in result["segments"]] == [s["tokens"] for s in clip["reference"]["segments"]], \
+            (case, clip["id"], result["text"])
+        assert result["text"] == clip["reference"]["text"]
+    assert control.misses() == 0 and control.hits() == sum(len(c["pairs"]) for c in clips)
+    if api == "v2":
+        runs = [standin.fields(l) for l in control.log() if l.startswith("NeuronRuntimeV2_run ")]
+        assert {int(r["in_len"]) for r in runs} == {device_in}
+    del model, enc
+    gc.collect()
+    assert control.live() == 0
+
+
+def test_padding_that_disagrees_is_refused(neuron_env, control, clips, tmp_path):
+    """A recorded padded shape the runtime does not report, and a DLA whose padding the manifest
+    cannot hold, are load errors naming both shapes."""
+    inp = Io(cols=3000, padded_cols=3008)
+    out = Io()
+    folder = _laid_out_bundle(tmp_path / "b", control, clips[:1], inp, out, record=False)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["encoder"]["dla"]["input"]["padded_shape"] = [1, 80, 3072]
+    write_manifest(folder, manifest)
+    with pytest.raises(ModelLoadError, match=r"padded to \[1, 80, 3072\] but the runtime pads it to \[1, 80, 3008\]"):
+        whisper_genio.load_model("base", backend="neuron", threads=TEST_THREADS, encoder_model=folder)
+    manifest["encoder"]["dla"]["output"]["padded_shape"] = [1, 1500, 576]
+    del manifest["encoder"]["dla"]["input"]["padded_shape"]
+    write_manifest(folder, manifest)
+    with pytest.raises(ModelLoadError, match="the runtime's buffer is not padded"):
+        whisper_genio.load_model("base", backend="neuron", threads=TEST_THREADS, encoder_model=folder)
+    manifest["encoder"]["dla"]["output"]["padded_shape"] = [1, 1400, 576]
+    with pytest.raises(ModelLoadError, match="padded_shape"):
+        write_manifest(folder, manifest)
+    gc.collect()
     assert control.live() == 0

@@ -49,6 +49,13 @@ and fixed batch: ``{"op": "fc1", "layer": 0, "batch": 5, "files": {"tflite": ...
 "inputs": [tensor...], "outputs": [tensor...], "quantization": {...}, "compiler": {...}}``;
 vocabulary chunks add ``"chunk", "col0", "cols"``.
 
+Padded NPU I/O: a DLA compiled with ``--suppress-input/--suppress-output`` takes its tensors in
+the device layout, rows rounded up to the MDLA's alignment. A tensor then records both shapes:
+``"shape"`` is the logical tensor, ``"padded_shape"`` the device buffer (same rank, no dimension
+smaller), e.g. ``{"shape": [1, 80, 3000], "padded_shape": [1, 80, 3008], "dtype": "float16"}``.
+The runtime's padded sizes and dimensions are read at load whether or not the manifest has
+them; a recorded padded shape must agree.
+
 Layouts name the tensor's dimensions: n = batch, c = channels (mel bins, or the model width),
 t = time. Whisper's own are "nct" for the mel [1, n_mels, 3000] and "ntc" for the states
 [1, 1500, d]; the other order means the device tensor is transposed.
@@ -88,9 +95,15 @@ class TensorInfo:
     scale: Optional[float] = None
     zero_point: Optional[int] = None
     layout: str = ""  # "nct" | "ntc"; "" = Whisper's own for this tensor
+    # The device buffer's shape where the DLA's native I/O is padded (same rank as `shape`, each
+    # dimension >= shape's; the NPU's row alignment): `shape` is the logical tensor. None: not
+    # recorded - the runtime's padded dimensions are read at load either way, and a recorded one
+    # must agree with them.
+    padded_shape: Optional[tuple[int, ...]] = None
 
     def native(self, role: str) -> dict[str, Any]:
-        """The spec the native backends take ({name, shape, dtype, scale, zero_point, transposed})."""
+        """The spec the native backends take ({name, shape, dtype, scale, zero_point, transposed,
+        padded_shape})."""
         host = "nct" if role == "input" else "ntc"
         return {
             "name": self.name,
@@ -99,11 +112,14 @@ class TensorInfo:
             "scale": 1.0 if self.scale is None else float(self.scale),
             "zero_point": 0 if self.zero_point is None else int(self.zero_point),
             "transposed": bool(self.layout) and self.layout != host,
+            "padded_shape": None if self.padded_shape is None else list(self.padded_shape),
         }
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["shape"] = list(self.shape)
+        if self.padded_shape is not None:
+            d["padded_shape"] = list(self.padded_shape)
         return {k: v for k, v in d.items() if v not in (None, "")}
 
 
@@ -181,17 +197,25 @@ def _check_quantization(t: TensorInfo, where: str) -> None:
 def _tensor(d: Any, where: str) -> TensorInfo:
     if not isinstance(d, Mapping):
         raise ModelLoadError(f"{where}: expected an object with name, shape, dtype")
-    unknown = set(d) - {"name", "shape", "dtype", "scale", "zero_point", "layout"}
+    unknown = set(d) - {"name", "shape", "dtype", "scale", "zero_point", "layout", "padded_shape"}
     if unknown:
         raise ModelLoadError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     shape = d.get("shape")
     if not isinstance(shape, list) or not all(isinstance(x, int) and x > 0 for x in shape):
         raise ModelLoadError(f"{where}.shape: expected a list of positive integers, got {shape!r}")
+    padded = d.get("padded_shape")
+    if padded is not None:
+        if not isinstance(padded, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in padded):
+            raise ModelLoadError(f"{where}.padded_shape: expected a list of positive integers, got {padded!r}")
+        if len(padded) != len(shape) or any(p < s for p, s in zip(padded, shape)):
+            raise ModelLoadError(f"{where}.padded_shape: {padded} must have the rank of shape {shape} and no "
+                                 "dimension smaller than it (the device buffer holds the logical tensor)")
     scale = d.get("scale")
     if scale is not None and not isinstance(scale, (int, float)):
         raise ModelLoadError(f"{where}.scale: expected a number, got {scale!r}")
     return TensorInfo(str(d.get("name", "")), tuple(shape), str(d.get("dtype", "float32")),
-                      None if scale is None else float(scale), d.get("zero_point"), str(d.get("layout", "")))
+                      None if scale is None else float(scale), d.get("zero_point"), str(d.get("layout", "")),
+                      None if padded is None else tuple(padded))
 
 
 def parse_manifest(data: Mapping[str, Any], root: PathLike, *, check_files: bool = True) -> Bundle:

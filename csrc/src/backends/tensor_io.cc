@@ -69,17 +69,81 @@ int64_t TensorSpec::numel() const {
   return shape.empty() ? 0 : n;
 }
 
+int64_t TensorSpec::device_numel() const {
+  if (!padded()) return numel();
+  int64_t n = 1;
+  for (int64_t d : padded_shape) n *= d;
+  return n;
+}
+
+bool TensorSpec::padded_last_dim_only() const {
+  if (!padded()) return true;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) {
+    if (padded_shape[i] != shape[i]) return false;
+  }
+  return true;
+}
+
+StatusOr<std::vector<int64_t>> padded_shape_from_dims(const std::vector<int64_t>& logical, const uint32_t padded4[4]) {
+  const size_t r = logical.size();
+  std::vector<int64_t> p4(padded4, padded4 + 4);
+  if (r >= 1 && r <= 4) {
+    bool fits = true;
+    std::vector<int64_t> out(r);
+    for (size_t k = 0; k < 4; ++k) {
+      const int64_t want = k + r >= 4 ? logical[k + r - 4] : 1;
+      const int64_t got = k + r < 4 ? std::max<int64_t>(1, p4[k]) : p4[k];  // unused leading dims: 0 or 1
+      if (got < want || (k + r < 4 && got != 1)) fits = false;
+      if (k + r >= 4) out[k + r - 4] = got;
+    }
+    if (fits) return out;
+    // The runtime may fold the leading dimensions differently: same rows, wider last dimension.
+    int64_t rows = 1, prows = 1;
+    for (size_t k = 0; k + 1 < r; ++k) rows *= logical[k];
+    for (size_t k = 0; k < 3; ++k) prows *= std::max<int64_t>(1, p4[k]);
+    if (prows == rows && p4[3] >= logical.back()) {
+      out = logical;
+      out.back() = p4[3];
+      return out;
+    }
+  }
+  return bad_model("the runtime's padded dimensions " + shape_string(p4) + " do not hold the tensor " +
+                   shape_string(logical));
+}
+
 std::string TensorSpec::describe() const {
   std::ostringstream s;
   if (!name.empty()) s << name << " ";
   s << shape_string(shape) << " " << io_dtype_name(dtype);
   if (io_dtype_is_quantized(dtype)) s << " (scale " << scale << ", zero point " << zero_point << ")";
   if (transposed) s << ", transposed";
+  if (padded()) s << ", padded to " << shape_string(padded_shape);
   return s.str();
 }
 
 Status TensorSpec::validate() const {
   if (shape.empty()) return invalid_argument("tensor " + name + " has no shape");
+  if (shape.size() > static_cast<size_t>(kMaxTensorRank)) {
+    return invalid_argument("tensor " + name + " " + shape_string(shape) + " has more than " +
+                            std::to_string(kMaxTensorRank) + " dimensions");
+  }
+  if (!padded_shape.empty()) {
+    if (padded_shape.size() != shape.size()) {
+      return invalid_argument("tensor " + name + ": padded shape " + shape_string(padded_shape) +
+                              " has another rank than its shape " + shape_string(shape));
+    }
+    constexpr int64_t kMax = int64_t{1} << 40;
+    int64_t pn = 1;
+    for (size_t i = 0; i < shape.size(); ++i) {
+      if (padded_shape[i] < shape[i]) {
+        return invalid_argument("tensor " + name + ": padded shape " + shape_string(padded_shape) +
+                                " is smaller than its shape " + shape_string(shape) + " in dimension " +
+                                std::to_string(i));
+      }
+      if (padded_shape[i] > kMax / pn) return invalid_argument("tensor " + name + " padded shape is too large");
+      pn *= padded_shape[i];
+    }
+  }
   // Bounded so that element and byte counts stay far inside int64/size_t (2^40 elements = 4 TiB).
   constexpr int64_t kMaxElements = int64_t{1} << 40;
   int64_t n = 1;
@@ -143,6 +207,53 @@ std::string describe_size_mismatch(size_t got_bytes, const TensorSpec& expected)
 
 namespace {
 
+// Offsets (in elements) of consecutive device rows - every index but the last, in order - in the
+// device buffer, padded or not.
+class RowWalker {
+ public:
+  explicit RowWalker(const TensorSpec& t) {
+    const std::vector<int64_t>& pad = t.padded() ? t.padded_shape : t.shape;
+    n_ = t.shape.empty() ? 0 : static_cast<int>(t.shape.size()) - 1;
+    int64_t stride = pad.empty() ? 0 : pad.back();
+    for (int k = n_ - 1; k >= 0; --k) {
+      dims_[k] = t.shape[static_cast<size_t>(k)];
+      stride_[k] = stride;
+      stride *= pad[static_cast<size_t>(k)];
+    }
+  }
+  int64_t offset() const { return off_; }
+  void next() {
+    for (int k = n_ - 1; k >= 0; --k) {
+      off_ += stride_[k];
+      if (++idx_[k] < dims_[k]) return;
+      off_ -= idx_[k] * stride_[k];
+      idx_[k] = 0;
+    }
+  }
+
+ private:
+  int n_ = 0;
+  int64_t off_ = 0;
+  int64_t dims_[kMaxTensorRank] = {}, stride_[kMaxTensorRank] = {}, idx_[kMaxTensorRank] = {};
+};
+
+// f(host index, device index) for every element of the host's [rows, cols].
+template <typename F>
+void for_each_element(const TensorSpec& spec, int64_t rows, int64_t cols, F&& f) {
+  RowWalker w(spec);
+  if (!spec.transposed) {
+    for (int64_t r = 0; r < rows; ++r, w.next()) {
+      const int64_t base = w.offset();
+      for (int64_t c = 0; c < cols; ++c) f(r * cols + c, base + c);
+    }
+    return;
+  }
+  for (int64_t c = 0; c < cols; ++c, w.next()) {  // device row c holds host column c
+    const int64_t base = w.offset();
+    for (int64_t r = 0; r < rows; ++r) f(r * cols + c, base + r);
+  }
+}
+
 template <typename Q>
 void quantize_t(const float* src, int64_t rows, int64_t cols, const TensorSpec& spec, Q* dst) {
   int64_t lo, hi;
@@ -150,48 +261,51 @@ void quantize_t(const float* src, int64_t rows, int64_t cols, const TensorSpec& 
   const float inv = 1.0f / spec.scale;
   const float zp = static_cast<float>(spec.zero_point);
   const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      float q = std::round(src[r * cols + c] * inv) + zp;
-      if (!(q >= flo)) q = flo;  // NaN -> lowest
-      if (q > fhi) q = fhi;
-      const int64_t o = spec.transposed ? c * rows + r : r * cols + c;
-      dst[o] = static_cast<Q>(q);
-    }
-  }
+  for_each_element(spec, rows, cols, [&](int64_t h, int64_t o) {
+    float q = std::round(src[h] * inv) + zp;
+    if (!(q >= flo)) q = flo;  // NaN -> lowest
+    if (q > fhi) q = fhi;
+    dst[o] = static_cast<Q>(q);
+  });
 }
 
 template <typename Q>
 void dequantize_t(const Q* src, int64_t rows, int64_t cols, const TensorSpec& spec, float* dst) {
   const float scale = spec.scale;
   const int32_t zp = spec.zero_point;
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      const int64_t i = spec.transposed ? c * rows + r : r * cols + c;
-      dst[r * cols + c] = static_cast<float>(static_cast<int32_t>(src[i]) - zp) * scale;
-    }
-  }
+  for_each_element(spec, rows, cols, [&](int64_t h, int64_t i) {
+    dst[h] = static_cast<float>(static_cast<int32_t>(src[i]) - zp) * scale;
+  });
 }
 
 }  // namespace
+
+void host_rows_cols(const TensorSpec& spec, int64_t* rows, int64_t* cols) {
+  const int64_t n = spec.numel();
+  const int64_t last = spec.shape.empty() ? 1 : spec.shape.back();
+  if (spec.transposed) {  // device [.., a, b] holds host [b, a]
+    *rows = last;
+    *cols = last > 0 ? n / last : 0;
+  } else {
+    *cols = last;
+    *rows = last > 0 ? n / last : 0;
+  }
+}
 
 void quantize_from_float(const float* src, int64_t rows, int64_t cols, const TensorSpec& spec, void* dst) {
   switch (spec.dtype) {
     case IoDType::kFloat32: {
       float* d = static_cast<float*>(dst);
-      if (!spec.transposed) {
+      if (!spec.transposed && !spec.padded()) {
         if (d != src) std::memcpy(d, src, static_cast<size_t>(rows * cols) * sizeof(float));
         return;
       }
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) d[c * rows + r] = src[r * cols + c];
+      for_each_element(spec, rows, cols, [&](int64_t h, int64_t o) { d[o] = src[h]; });
       return;
     }
     case IoDType::kFloat16: {
       uint16_t* d = static_cast<uint16_t*>(dst);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c)
-          d[spec.transposed ? c * rows + r : r * cols + c] = float_to_half(src[r * cols + c]);
+      for_each_element(spec, rows, cols, [&](int64_t h, int64_t o) { d[o] = float_to_half(src[h]); });
       return;
     }
     case IoDType::kInt8: quantize_t(src, rows, cols, spec, static_cast<int8_t*>(dst)); return;
@@ -204,19 +318,16 @@ void dequantize_to_float(const void* src, int64_t rows, int64_t cols, const Tens
   switch (spec.dtype) {
     case IoDType::kFloat32: {
       const float* s = static_cast<const float*>(src);
-      if (!spec.transposed) {
+      if (!spec.transposed && !spec.padded()) {
         if (s != dst) std::memcpy(dst, s, static_cast<size_t>(rows * cols) * sizeof(float));
         return;
       }
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) dst[r * cols + c] = s[c * rows + r];
+      for_each_element(spec, rows, cols, [&](int64_t h, int64_t i) { dst[h] = s[i]; });
       return;
     }
     case IoDType::kFloat16: {
       const uint16_t* s = static_cast<const uint16_t*>(src);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c)
-          dst[r * cols + c] = half_to_float(s[spec.transposed ? c * rows + r : r * cols + c]);
+      for_each_element(spec, rows, cols, [&](int64_t h, int64_t i) { dst[h] = half_to_float(s[i]); });
       return;
     }
     case IoDType::kInt8: dequantize_t(static_cast<const int8_t*>(src), rows, cols, spec, dst); return;

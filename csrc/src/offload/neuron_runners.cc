@@ -52,8 +52,18 @@ StatusOr<std::unique_ptr<NeuronLayerStep>> NeuronLayerStep::create(const neuron:
                        std::to_string(d) + "]");
     }
   }
-  auto g = neuron::Subgraph::create(config);
+  neuron::SubgraphConfig c = config;
+  c.allow_row_stride = true;  // SubgraphLayerStep copies x, cross K/V, the mask and the outputs row by row
+  auto g = neuron::Subgraph::create(c);
   if (!g.ok()) return g.status();
+  for (size_t i = 1; i < 3; ++i) {
+    const backends::TensorSpec& t = g.value()->input_spec(i);
+    if (t.padded()) {
+      return bad_model(config.name + ": the runtime pads the KV cache input " + t.describe() +
+                       "; the decoder's cache is contiguous [n_ctx, d] rows and is bound in place, so this layer "
+                       "step cannot take it (compile the layer with d a multiple of the MDLA alignment)");
+    }
+  }
   std::unique_ptr<NeuronLayerStep> s(new NeuronLayerStep());
   s->g_ = std::move(g).value();
   s->rows_ = rows;

@@ -9,7 +9,8 @@
 
 namespace whisper_genio::offload {
 
-// [B, in] -> [B, out] on a subgraph with one input and one output.
+// [B, in] -> [B, out] on a subgraph with one input and one output. A padded DLA is staged (copied
+// row by row) unless config.allow_row_stride says the caller reads at input/output_stride().
 class NeuronDense final : public SubgraphRunner {
  public:
   static StatusOr<std::unique_ptr<NeuronDense>> create(const neuron::SubgraphConfig& config, int rows, int64_t in,
@@ -21,6 +22,8 @@ class NeuronDense final : public SubgraphRunner {
   Status run() override { return g_->run(); }
   const float* output() const override { return g_->output(0); }
   std::string describe() const override { return g_->describe(); }
+  int64_t input_stride() const override { return g_->input_stride(0); }
+  int64_t output_stride() const override { return g_->output_stride(0); }
   const neuron::Subgraph& subgraph() const { return *g_; }
 
  private:
@@ -30,7 +33,8 @@ class NeuronDense final : public SubgraphRunner {
 };
 
 // The layer step on a subgraph with 6 inputs and 3 outputs (order in subgraph.h). The cache
-// inputs must be float32: they are the KV cache itself, written by the CPU in place.
+// inputs must be float32 and unpadded: they are the KV cache itself, written by the CPU in place.
+// The other tensors may be padded: the executor reads and writes them at their row strides.
 class NeuronLayerStep final : public LayerStepRunner {
  public:
   static StatusOr<std::unique_ptr<NeuronLayerStep>> create(const neuron::SubgraphConfig& config, int rows, int64_t d,
@@ -48,6 +52,8 @@ class NeuronLayerStep final : public LayerStepRunner {
   const float* k_out() const override { return g_->output(1); }
   const float* v_out() const override { return g_->output(2); }
   std::string describe() const override { return g_->describe(); }
+  int64_t input_stride(int i) const override { return g_->input_stride(static_cast<size_t>(i)); }
+  int64_t output_stride(int i) const override { return g_->output_stride(static_cast<size_t>(i)); }
 
  private:
   std::unique_ptr<neuron::Subgraph> g_;

@@ -37,6 +37,7 @@ Status load_runner(const ModelDims& dims, const SubgraphEntry& e, const PlanSett
   cfg.api = settings.api;
   cfg.dma_heap = settings.dma_heap;
   cfg.library = settings.library;
+  cfg.allow_row_stride = e.kind == OpKind::kVocab;  // ChunkedVocabulary copies row by row; the projections do not
   if (e.kind == OpKind::kLayerStep) {
     WG_ASSIGN_OR_RETURN(c->step, NeuronLayerStep::create(cfg, e.batch, d, dims.n_text_ctx, dims.n_audio_ctx));
   } else {

@@ -36,6 +36,10 @@ class SubgraphRunner {
   virtual Status run() = 0;
   virtual const float* output() const = 0;  // [rows, out], valid after run()
   virtual std::string describe() const = 0;
+  // Elements between rows of input() / output(); 0: contiguous (in / out). Only runners created
+  // for a caller that reads row by row (the vocabulary chunks) have other strides.
+  virtual int64_t input_stride() const { return 0; }
+  virtual int64_t output_stride() const { return 0; }
 };
 
 // One whole decoder layer for one token per row (see neuron_standin.cc / export_decoder.py for
@@ -57,6 +61,10 @@ class LayerStepRunner {
   virtual const float* k_out() const = 0;
   virtual const float* v_out() const = 0;
   virtual std::string describe() const = 0;
+  // Elements between rows of input i (x 0, cross_k 3, cross_v 4, mask 5) and output i (x' 0,
+  // k 1, v 2); 0: contiguous. The KV cache inputs are always contiguous (they are the cache).
+  virtual int64_t input_stride(int /*i*/) const { return 0; }
+  virtual int64_t output_stride(int /*i*/) const { return 0; }
 };
 
 // Masked-out self-attention positions. Finite so that a float16 device (--relax-fp32) does not

@@ -16,12 +16,16 @@
 //   u32 in_dtype; u32 out_dtype  (0 float32, 1 float16, 2 int8, 3 uint8, 4 int16);
 //   u64 in_elems; u64 out_elems;
 //   f32 in_scale; i32 in_zero_point; f32 out_scale; i32 out_zero_point;
-//   f32 alpha; f32 beta; u32 n_entries; u32 reserved;                          (72 bytes)
+//   f32 alpha; f32 beta; u32 n_entries; u32 flags;                             (72 bytes)
+//   flags bit 0: a device-layout block follows (24 bytes): for the input, then the output,
+//   { u32 cols; u32 padded_cols; u32 tensor_flags } (see "Device layout" below);
 //   then n_entries x { u64 key; out_bytes of output in out_dtype }.
 // Version 2 (decoder subgraphs; several inputs/outputs, weights in the file):
 //   char magic[8]; u32 version = 2; u32 kind (2 = dense, 3 = decoder_layer_step);
 //   u32 n_inputs; u32 n_outputs;
-//   (n_inputs + n_outputs) x { u32 dtype; i32 zero_point; f32 scale; u32 reserved; u64 elems }
+//   (n_inputs + n_outputs) x { u32 dtype; i32 zero_point; f32 scale; u32 layout; u64 elems }
+//   (layout: bits 0-23 padded_cols, 0 = not padded; bit 31 = tensor_flags bit 0; the logical
+//   cols come from the kind: dense in/out, layer step d (mask n_ctx))
 //   dense:  u32 rows, in, out, weight_dtype (0 float32 | 2 int8 per-row scales);
 //           W [out, in]; (int8: f32 scales[out]); f32 bias[out].     in [rows, in] -> out [rows, out]
 //   decoder_layer_step: u32 rows (B), d, n_head, n_ctx, n_audio, weight_dtype; then, in order,
@@ -32,6 +36,15 @@
 //           attend, very negative = skip). Outputs: x' [B, d], new k [B, d], new v [B, d].
 //           One Whisper residual block for one token per row, the new token attending to the
 //           masked cache and to itself, in plain reference loops (float accumulation).
+// Device layout (a padded mode and a float16-native mode, per model file and tensor, as reported
+// for DLAs compiled with --suppress-input/--suppress-output): a tensor of `elems` elements in rows
+// of `cols` is held by the caller in rows of `padded_cols` (>= cols) elements;
+// get*PaddedSize reports rows * padded_cols * dtype size, get*PaddedDimensions [1, 1, rows,
+// padded_cols], and setInput/setOutput and V2 IOBuffers must have that length. The stand-in reads
+// only the logical elements of a padded input and fills an output's padding with 0xff bytes (so
+// a caller reading padding as data gets NaN or -1). tensor_flags bit 0 ("float16 native"): the
+// tensor is float16 but get*Size reports the float32 size (what a --relax-fp32 model's own I/O
+// would be); the padded size stays in float16.
 // Execution: with kind 1, the FNV-1a-64 hash of the input bytes is looked up among the
 // entries and the entry's bytes are the output (e.g. the real whisper-base encoder states of
 // a test clip's mel); otherwise (kind 0, or a miss) out[j] = quantize(alpha * real(in[j mod
@@ -86,6 +99,8 @@ struct Tensor {
   int32_t zp = 0;
   float scale = 1;
   uint64_t elems = 0;
+  uint64_t cols = 0, padded_cols = 0;  // padded_cols 0: not padded
+  bool fp32_logical = false;           // float16 native, the float32 size reported as the logical one
 };
 
 struct Matrix {  // W [out, in] (float, dequantized from int8 when the file stores int8) + bias
@@ -284,6 +299,18 @@ uint64_t prod(std::initializer_list<uint64_t> v) {
   return p;
 }
 
+// Every tensor's logical cols known: a padded one must be wider and hold whole rows.
+bool set_layouts(Model* m) {
+  for (auto* io : {&m->ins, &m->outs}) {
+    for (Tensor& t : *io) {
+      if (t.cols == 0 || t.elems % t.cols != 0) return false;
+      if (t.padded_cols != 0 && t.padded_cols < t.cols) return false;
+      if (t.fp32_logical && t.dtype != 1) return false;
+    }
+  }
+  return true;
+}
+
 bool load_v2(std::FILE* f, const unsigned char* h12, Model* m) {
   std::memcpy(&m->kind, h12, 4);
   uint32_t n_io[2];
@@ -296,6 +323,10 @@ bool load_v2(std::FILE* f, const unsigned char* h12, Model* m) {
     std::memcpy(&x.zp, t + 4, 4);
     std::memcpy(&x.scale, t + 8, 4);
     std::memcpy(&x.elems, t + 16, 8);
+    uint32_t layout = 0;
+    std::memcpy(&layout, t + 12, 4);
+    x.padded_cols = layout & 0xffffffu;
+    x.fp32_logical = (layout >> 31) != 0;
     if (x.dtype > 4 || x.elems == 0) return false;
     (i < n_io[0] ? m->ins : m->outs).push_back(x);
   }
@@ -305,7 +336,9 @@ bool load_v2(std::FILE* f, const unsigned char* h12, Model* m) {
     m->rows = p[0];
     if (m->ins.size() != 1 || m->outs.size() != 1) return false;
     if (m->ins[0].elems != prod({p[0], p[1]}) || m->outs[0].elems != prod({p[0], p[2]})) return false;
-    return read_matrix(f, p[2], p[1], p[3], &m->dense);
+    m->ins[0].cols = p[1];
+    m->outs[0].cols = p[2];
+    return set_layouts(m) && read_matrix(f, p[2], p[1], p[3], &m->dense);
   }
   if (m->kind == 3) {
     uint32_t p[6];
@@ -326,6 +359,11 @@ bool load_v2(std::FILE* f, const unsigned char* h12, Model* m) {
     for (int i = 0; i < 3; ++i) {
       if (m->outs[i].elems != prod({B, d})) return false;
     }
+    for (auto* io : {&m->ins, &m->outs}) {
+      for (Tensor& t : *io) t.cols = d;
+    }
+    m->ins[5].cols = m->n_ctx;
+    if (!set_layouts(m)) return false;
     return read_norm(f, d, &m->attn_ln) && read_matrix(f, 3 * d, d, w, &m->qkv) &&
            read_matrix(f, d, d, w, &m->attn_out) && read_norm(f, d, &m->cross_ln) &&
            read_matrix(f, d, d, w, &m->cross_q) && read_matrix(f, d, d, w, &m->cross_out) &&
@@ -340,7 +378,7 @@ bool load_model(const char* path, Model* m) {
   if (!f) return false;
   unsigned char h[72];
   bool ok = std::fread(h, 1, 16, f) == 16 && std::memcmp(h, "WGSTNDIN", 8) == 0;
-  uint32_t version = 0, n_entries = 0;
+  uint32_t version = 0, n_entries = 0, flags = 0;
   if (ok) std::memcpy(&version, h + 8, 4);
   m->version = version;
   if (ok && version == 2) {
@@ -362,8 +400,11 @@ bool load_model(const char* path, Model* m) {
     std::memcpy(&m->alpha, h + 56, 4);
     std::memcpy(&m->beta, h + 60, 4);
     std::memcpy(&n_entries, h + 64, 4);
+    std::memcpy(&flags, h + 68, 4);
     ok = m->in_dtype <= 4 && m->out_dtype <= 4 && m->in_elems > 0 && m->out_elems > 0 && m->kind <= 1;
   }
+  uint32_t layout[6] = {0, 0, 0, 0, 0, 0};
+  if (ok && (flags & 1u) != 0) ok = std::fread(layout, 4, 6, f) == 6;
   const size_t out_bytes = ok ? m->out_elems * dtype_size(m->out_dtype) : 0;
   for (uint32_t e = 0; ok && e < n_entries; ++e) {
     uint64_t key = 0;
@@ -378,11 +419,74 @@ bool load_model(const char* path, Model* m) {
   if (ok) {  // the one input and output as version-2 tensors, so sizes are looked up one way
     m->ins = {Tensor{m->in_dtype, m->in_zp, m->in_scale, m->in_elems}};
     m->outs = {Tensor{m->out_dtype, m->out_zp, m->out_scale, m->out_elems}};
+    m->ins[0].cols = layout[0] ? layout[0] : m->in_elems;
+    m->ins[0].padded_cols = layout[1];
+    m->ins[0].fp32_logical = (layout[2] & 1u) != 0;
+    m->outs[0].cols = layout[3] ? layout[3] : m->out_elems;
+    m->outs[0].padded_cols = layout[4];
+    m->outs[0].fp32_logical = (layout[5] & 1u) != 0;
+    ok = set_layouts(m);
   }
   return ok;
 }
 
 size_t tensor_bytes(const Tensor& t) { return t.elems * dtype_size(t.dtype); }
+// What get*Size reports: the logical size (float32 for a float16-native tensor).
+size_t reported_bytes(const Tensor& t) { return t.elems * (t.fp32_logical ? 4 : dtype_size(t.dtype)); }
+// The caller's buffer: what get*PaddedSize reports and setInput/setOutput/IOBuffers must have.
+size_t device_bytes(const Tensor& t) {
+  return t.padded_cols == 0 ? tensor_bytes(t) : t.elems / t.cols * t.padded_cols * dtype_size(t.dtype);
+}
+
+// Padded tensors between the caller's device buffers and the logical buffers the math uses.
+struct Unpadded {
+  std::vector<std::vector<uint8_t>> in_tmp, out_tmp;
+  std::vector<const void*> ins;
+  std::vector<void*> outs;
+};
+
+void unpad_inputs(const Model& m, const std::vector<const void*>& dev, Unpadded* u) {
+  u->in_tmp.resize(dev.size());
+  u->ins.resize(dev.size());
+  for (size_t i = 0; i < dev.size(); ++i) {
+    const Tensor& t = m.ins[i];
+    if (t.padded_cols == 0) {
+      u->ins[i] = dev[i];
+      continue;
+    }
+    const size_t es = dtype_size(t.dtype), rows = t.elems / t.cols;
+    u->in_tmp[i].resize(tensor_bytes(t));
+    for (size_t r = 0; r < rows; ++r) {
+      std::memcpy(u->in_tmp[i].data() + r * t.cols * es, static_cast<const uint8_t*>(dev[i]) + r * t.padded_cols * es,
+                  t.cols * es);
+    }
+    u->ins[i] = u->in_tmp[i].data();
+  }
+}
+
+void prepare_outputs(const Model& m, const std::vector<void*>& dev, Unpadded* u) {
+  u->out_tmp.resize(dev.size());
+  u->outs.resize(dev.size());
+  for (size_t i = 0; i < dev.size(); ++i) {
+    if (m.outs[i].padded_cols == 0) {
+      u->outs[i] = dev[i];
+      continue;
+    }
+    u->out_tmp[i].resize(tensor_bytes(m.outs[i]));
+    u->outs[i] = u->out_tmp[i].data();
+  }
+}
+
+void pad_outputs(const Model& m, const std::vector<void*>& dev, const Unpadded& u) {
+  for (size_t i = 0; i < dev.size(); ++i) {
+    const Tensor& t = m.outs[i];
+    if (t.padded_cols == 0) continue;
+    const size_t es = dtype_size(t.dtype), rows = t.elems / t.cols;
+    auto* d = static_cast<uint8_t*>(dev[i]);
+    std::memset(d, 0xff, device_bytes(t));  // padding is not data
+    for (size_t r = 0; r < rows; ++r) std::memcpy(d + r * t.padded_cols * es, u.out_tmp[i].data() + r * t.cols * es, t.cols * es);
+  }
+}
 
 // ---- reference math of the version-2 kinds (float accumulation, no blocking) ----
 void matvec(const Matrix& m, const float* x, float* y) {
@@ -533,6 +637,19 @@ void execute_v2(const Model& m, const std::vector<const void*>& in, const std::v
   } else {
     execute_layer_step(m, in, out);
   }
+}
+
+// One inference on the caller's device buffers (padded or not), any model version.
+void run_model(State& s, const Model& m, const std::vector<const void*>& in, const std::vector<void*>& out) {
+  Unpadded u;
+  unpad_inputs(m, in, &u);
+  prepare_outputs(m, out, &u);
+  if (m.version == 2) {
+    execute_v2(m, u.ins, u.outs);
+  } else {
+    execute(s, m, u.ins[0], u.outs[0]);
+  }
+  pad_outputs(m, out, u);
 }
 
 bool model_v2(void* runtime) {
@@ -713,7 +830,7 @@ WG_STANDIN_EXPORT int NeuronRuntime_getOutputNumber(void* runtime, size_t* n) {
 }
 
 namespace {
-int get_size(const char* fn, void* runtime, uint64_t handle, size_t* size, bool input) {
+int get_size(const char* fn, void* runtime, uint64_t handle, size_t* size, bool input, bool padded = false) {
   State& s = state();
   std::lock_guard<std::mutex> g(s.mu);
   note(s, std::string(fn) + " rt=" + ptr(runtime) + " handle=" + std::to_string(handle));
@@ -723,7 +840,27 @@ int get_size(const char* fn, void* runtime, uint64_t handle, size_t* size, bool 
   if (!rt->loaded) return kBadState;
   const std::vector<Tensor>& io = input ? rt->model.ins : rt->model.outs;
   if (handle >= (rt->model.version == 2 ? io.size() : 1)) return kBadData;
-  *size = tensor_bytes(io[handle]);
+  *size = padded ? device_bytes(io[handle]) : reported_bytes(io[handle]);
+  return kOk;
+}
+
+struct Dims {
+  uint32_t d[4];
+};
+
+int get_dims(const char* fn, void* runtime, uint64_t handle, Dims* dims, bool input) {
+  State& s = state();
+  std::lock_guard<std::mutex> g(s.mu);
+  note(s, std::string(fn) + " rt=" + ptr(runtime) + " handle=" + std::to_string(handle));
+  if (int rc = injected(s, fn)) return rc;
+  auto* rt = static_cast<Runtime*>(runtime);
+  if (rt == nullptr || dims == nullptr) return kUnexpectedNull;
+  if (!rt->loaded) return kBadState;
+  const std::vector<Tensor>& io = input ? rt->model.ins : rt->model.outs;
+  if (handle >= io.size()) return kBadData;
+  const Tensor& t = io[handle];
+  // The leading dimensions folded into one, as the stand-in knows only rows and cols.
+  *dims = Dims{{1, 1, static_cast<uint32_t>(t.elems / t.cols), static_cast<uint32_t>(t.padded_cols ? t.padded_cols : t.cols)}};
   return kOk;
 }
 }  // namespace
@@ -735,10 +872,16 @@ WG_STANDIN_EXPORT int NeuronRuntime_getOutputSize(void* runtime, uint64_t handle
   return get_size("NeuronRuntime_getOutputSize", runtime, handle, size, false);
 }
 WG_STANDIN_EXPORT int NeuronRuntime_getInputPaddedSize(void* runtime, uint64_t handle, size_t* size) {
-  return get_size("NeuronRuntime_getInputPaddedSize", runtime, handle, size, true);
+  return get_size("NeuronRuntime_getInputPaddedSize", runtime, handle, size, true, true);
 }
 WG_STANDIN_EXPORT int NeuronRuntime_getOutputPaddedSize(void* runtime, uint64_t handle, size_t* size) {
-  return get_size("NeuronRuntime_getOutputPaddedSize", runtime, handle, size, false);
+  return get_size("NeuronRuntime_getOutputPaddedSize", runtime, handle, size, false, true);
+}
+WG_STANDIN_EXPORT int NeuronRuntime_getInputPaddedDimensions(void* runtime, uint64_t handle, Dims* dims) {
+  return get_dims("NeuronRuntime_getInputPaddedDimensions", runtime, handle, dims, true);
+}
+WG_STANDIN_EXPORT int NeuronRuntime_getOutputPaddedDimensions(void* runtime, uint64_t handle, Dims* dims) {
+  return get_dims("NeuronRuntime_getOutputPaddedDimensions", runtime, handle, dims, false);
 }
 
 WG_STANDIN_EXPORT int NeuronRuntime_setInput(void* runtime, uint64_t handle, const void* buffer, size_t length,
@@ -752,12 +895,12 @@ WG_STANDIN_EXPORT int NeuronRuntime_setInput(void* runtime, uint64_t handle, con
   if (rt == nullptr || buffer == nullptr) return kUnexpectedNull;
   if (!rt->loaded) return kBadState;
   if (rt->model.version == 2) {
-    if (handle >= rt->model.ins.size() || length != tensor_bytes(rt->model.ins[handle])) return kBadData;
+    if (handle >= rt->model.ins.size() || length != device_bytes(rt->model.ins[handle])) return kBadData;
     rt->in_ptrs.resize(rt->model.ins.size(), nullptr);
     rt->in_ptrs[handle] = buffer;
     return kOk;
   }
-  if (handle != 0 || length != in_bytes(rt->model)) return kBadData;
+  if (handle != 0 || length != device_bytes(rt->model.ins[0])) return kBadData;
   rt->in_ptr = buffer;
   rt->in_len = length;
   return kOk;
@@ -774,12 +917,12 @@ WG_STANDIN_EXPORT int NeuronRuntime_setOutput(void* runtime, uint64_t handle, vo
   if (rt == nullptr || buffer == nullptr) return kUnexpectedNull;
   if (!rt->loaded) return kBadState;
   if (rt->model.version == 2) {
-    if (handle >= rt->model.outs.size() || length != tensor_bytes(rt->model.outs[handle])) return kBadData;
+    if (handle >= rt->model.outs.size() || length != device_bytes(rt->model.outs[handle])) return kBadData;
     rt->out_ptrs.resize(rt->model.outs.size(), nullptr);
     rt->out_ptrs[handle] = buffer;
     return kOk;
   }
-  if (handle != 0 || length != out_bytes(rt->model)) return kBadData;
+  if (handle != 0 || length != device_bytes(rt->model.outs[0])) return kBadData;
   rt->out_ptr = buffer;
   rt->out_len = length;
   return kOk;
@@ -808,7 +951,7 @@ WG_STANDIN_EXPORT int NeuronRuntime_inference(void* runtime) {
     if (rt->in_ptrs.size() != rt->model.ins.size() || rt->out_ptrs.size() != rt->model.outs.size()) return kBadState;
     for (const void* p : rt->in_ptrs) if (p == nullptr) return kBadState;
     for (void* p : rt->out_ptrs) if (p == nullptr) return kBadState;
-    execute_v2(rt->model, rt->in_ptrs, rt->out_ptrs);
+    run_model(s, rt->model, rt->in_ptrs, rt->out_ptrs);
     return kOk;
   }
   if (!rt->loaded || rt->in_ptr == nullptr || rt->out_ptr == nullptr) return kBadState;
@@ -820,7 +963,7 @@ WG_STANDIN_EXPORT int NeuronRuntime_inference(void* runtime) {
     }
     in = rt->latched.data();
   }
-  execute(s, rt->model, in, rt->out_ptr);
+  run_model(s, rt->model, {in}, {rt->out_ptr});
   return kOk;
 }
 #endif
@@ -890,6 +1033,18 @@ WG_STANDIN_EXPORT int NeuronRuntimeV2_getInputSize(void* runtime, uint64_t handl
 WG_STANDIN_EXPORT int NeuronRuntimeV2_getOutputSize(void* runtime, uint64_t handle, size_t* size) {
   return get_size("NeuronRuntimeV2_getOutputSize", runtime, handle, size, false);
 }
+WG_STANDIN_EXPORT int NeuronRuntimeV2_getInputPaddedSize(void* runtime, uint64_t handle, size_t* size) {
+  return get_size("NeuronRuntimeV2_getInputPaddedSize", runtime, handle, size, true, true);
+}
+WG_STANDIN_EXPORT int NeuronRuntimeV2_getOutputPaddedSize(void* runtime, uint64_t handle, size_t* size) {
+  return get_size("NeuronRuntimeV2_getOutputPaddedSize", runtime, handle, size, false, true);
+}
+WG_STANDIN_EXPORT int NeuronRuntimeV2_getInputPaddedDimensions(void* runtime, uint64_t handle, Dims* dims) {
+  return get_dims("NeuronRuntimeV2_getInputPaddedDimensions", runtime, handle, dims, true);
+}
+WG_STANDIN_EXPORT int NeuronRuntimeV2_getOutputPaddedDimensions(void* runtime, uint64_t handle, Dims* dims) {
+  return get_dims("NeuronRuntimeV2_getOutputPaddedDimensions", runtime, handle, dims, false);
+}
 
 #if !defined(WG_STANDIN_NO_QOS)
 WG_STANDIN_EXPORT int NeuronRuntimeV2_setQoSOption(void* runtime, const void* qos) {
@@ -920,20 +1075,20 @@ WG_STANDIN_EXPORT int NeuronRuntimeV2_run(void* runtime, SyncRequest req) {
     std::vector<void*> outs;
     for (size_t i = 0; i < rt->model.ins.size(); ++i) {
       if (in[i].buffer == nullptr) return kUnexpectedNull;
-      if (in[i].length != tensor_bytes(rt->model.ins[i]) || in[i].reserved2 != 0 || in[i].reserved3 != 0) return kBadData;
+      if (in[i].length != device_bytes(rt->model.ins[i]) || in[i].reserved2 != 0 || in[i].reserved3 != 0) return kBadData;
       ins.push_back(in[i].buffer);
     }
     for (size_t i = 0; i < rt->model.outs.size(); ++i) {
       if (out[i].buffer == nullptr) return kUnexpectedNull;
-      if (out[i].length != tensor_bytes(rt->model.outs[i]) || out[i].reserved2 != 0 || out[i].reserved3 != 0) return kBadData;
+      if (out[i].length != device_bytes(rt->model.outs[i]) || out[i].reserved2 != 0 || out[i].reserved3 != 0) return kBadData;
       outs.push_back(out[i].buffer);
     }
-    execute_v2(rt->model, ins, outs);
+    run_model(s, rt->model, ins, outs);
     return kOk;
   }
-  if (in->length != in_bytes(rt->model) || out->length != out_bytes(rt->model)) return kBadData;
+  if (in->length != device_bytes(rt->model.ins[0]) || out->length != device_bytes(rt->model.outs[0])) return kBadData;
   if (in->reserved2 != 0 || in->reserved3 != 0 || out->reserved2 != 0 || out->reserved3 != 0) return kBadData;
-  execute(s, rt->model, in->buffer, out->buffer);
+  run_model(s, rt->model, {in->buffer}, {out->buffer});
   return kOk;
 }
 #endif

@@ -126,10 +126,10 @@ std::string NeuronEncoderBackend::describe() const {
   const neuron::NeuronLibrary& lib = library();
   s << "neuron: " << config_.dla_path << " on " << lib.resolved_path() << " (runtime " << lib.version_string() << ", "
     << api_name() << " API, " << neuron::layout_name(lib.layout()) << " layouts); input "
-    << config_.input.describe() << " in " << input_buffer().kind_name() << " memory"
-    << (input_zero_copy() ? " (the mel is written there in place)" : " (quantized from a float staging buffer per run)")
-    << "; output " << config_.output.describe() << " in " << output_buffer().kind_name() << " memory"
-    << (output_zero_copy() ? " (read by the decoder in place)" : " (dequantized once per run into float states)");
+    << g_->input_spec(0).describe() << " in " << input_buffer().kind_name() << " memory"
+    << (input_zero_copy() ? " (the mel is written there in place)" : " (converted from a float staging buffer per run)")
+    << "; output " << g_->output_spec(0).describe() << " in " << output_buffer().kind_name() << " memory"
+    << (output_zero_copy() ? " (read by the decoder in place)" : " (converted once per run into float states)");
   s << "; memory: " << input_buffer().note();
   if (!notes().empty()) s << "; " << notes();
   return s.str();

@@ -10,7 +10,11 @@
 //     that run() quantizes into the DLA input buffer (one native pass per window);
 //   - float32 output in the host layout: the EncoderStates view points at the DLA output
 //     buffer itself: the decoder reads it in place, no copy;
-//   - any other output dtype/layout: run() dequantizes once into a model-owned float buffer.
+//   - any other output dtype/layout: run() dequantizes once into a model-owned float buffer;
+//   - padded I/O (the runtime's padded size differs from the logical one, e.g. a DLA compiled
+//     with --suppress-input/--suppress-output): the mel and the states go through the float
+//     buffers, copied row by row into / out of the padded device rows (the decoder takes
+//     contiguous states). Float16 native I/O is converted here.
 // Nothing is allocated per call. The DLA's byte sizes are checked against the manifest's
 // shapes and dtypes at creation; a mismatch is refused with what differs.
 #pragma once
@@ -71,6 +75,9 @@ class NeuronEncoderBackend final : public EncoderBackend {
   bool input_zero_copy() const { return g_->input_direct(0); }
   bool output_zero_copy() const { return g_->output_direct(0); }
   const float* states_data() const { return g_->output(0); }
+  // The I/O as loaded: the manifest's tensors with the runtime's padded shapes.
+  const TensorSpec& input_spec() const { return g_->input_spec(0); }
+  const TensorSpec& output_spec() const { return g_->output_spec(0); }
   uint64_t runs() const { return g_->runs(); }
   const std::string& notes() const { return g_->notes(); }
   std::string describe() const;

@@ -409,6 +409,10 @@ Status NeuronLibrary::bind_api() {
   want("NeuronRuntimeV2_getInputSize", &a.v2_getInputSize);
   want("NeuronRuntimeV2_getOutputSize", &a.v2_getOutputSize);
   want("NeuronRuntimeV2_setQoSOption", &a.v2_setQoSOption);
+  want("NeuronRuntimeV2_getInputPaddedSize", &a.v2_getInputPaddedSize);
+  want("NeuronRuntimeV2_getOutputPaddedSize", &a.v2_getOutputPaddedSize);
+  want("NeuronRuntimeV2_getInputPaddedDimensions", &a.v2_getInputPaddedDimensions);
+  want("NeuronRuntimeV2_getOutputPaddedDimensions", &a.v2_getOutputPaddedDimensions);
   if (!missing.empty()) {
     std::ostringstream msg;
     msg << resolved_ << " lacks the required symbol" << (missing.size() > 1 ? "s " : " ");

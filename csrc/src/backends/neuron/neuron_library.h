@@ -64,6 +64,11 @@ struct Api {
   abi::V2GetSizeFn v2_getInputSize = nullptr;
   abi::V2GetSizeFn v2_getOutputSize = nullptr;
   abi::V2SetQoSFn v2_setQoSOption = nullptr;
+  // V2, optional one by one (padded I/O; absent: the logical sizes are the device sizes)
+  abi::V2GetSizeFn v2_getInputPaddedSize = nullptr;
+  abi::V2GetSizeFn v2_getOutputPaddedSize = nullptr;
+  abi::GetPaddedDimsFn v2_getInputPaddedDimensions = nullptr;
+  abi::GetPaddedDimsFn v2_getOutputPaddedDimensions = nullptr;
 };
 
 struct LoadOptions {

@@ -94,18 +94,109 @@ StatusOr<size_t> Runtime::output_bytes(size_t i) const {
   return bytes;
 }
 
-StatusOr<std::string> Runtime::size_mismatches(const std::vector<backends::TensorSpec>& inputs,
-                                               const std::vector<backends::TensorSpec>& outputs) const {
+StatusOr<Runtime::DeviceIo> Runtime::device_io(bool input, size_t i) const {
+  DeviceIo io;
+  WG_ASSIGN_OR_RETURN(io.logical_bytes, input ? input_bytes(i) : output_bytes(i));
+  const Api& a = lib_->api();
+  auto padded_size = v2_ ? (input ? a.v2_getInputPaddedSize : a.v2_getOutputPaddedSize)
+                         : (input ? a.getInputPaddedSize : a.getOutputPaddedSize);
+  auto padded_dims = v2_ ? (input ? a.v2_getInputPaddedDimensions : a.v2_getOutputPaddedDimensions)
+                         : (input ? a.getInputPaddedDimensions : a.getOutputPaddedDimensions);
+  const char* which = input ? "Input" : "Output";
+  if (padded_size != nullptr) {
+    const int rc = padded_size(handle_, i, &io.padded_bytes);
+    if (rc != abi::kNoError) {
+      return runtime_error(call_failed(fn_name(v2_, (std::string("get") + which + "PaddedSize").c_str()).c_str(), rc));
+    }
+  }
+  if (padded_dims != nullptr) {
+    abi::RuntimeAPIDimensions d{};
+    const int rc = padded_dims(handle_, i, &d);
+    if (rc != abi::kNoError) {
+      return runtime_error(
+          call_failed(fn_name(v2_, (std::string("get") + which + "PaddedDimensions").c_str()).c_str(), rc));
+    }
+    io.has_dims = true;
+    for (int k = 0; k < 4; ++k) io.dims[k] = d.dimensions[k];
+  }
+  return io;
+}
+
+namespace {
+
+// One tensor against the runtime's view of it: "" when they agree (spec->padded_shape filled in
+// from the runtime where it pads), else what differs.
+std::string resolve_one(const Runtime::DeviceIo& io, backends::TensorSpec* spec, std::string* notes) {
+  using backends::IoDType;
+  using backends::shape_string;
+  const size_t es = backends::io_dtype_size(spec->dtype);
+  const size_t logical = spec->bytes();
+  // A --relax-fp32 DLA compiled with --suppress-input/--suppress-output takes float16 natively
+  // while the runtime may report its float32 model size as the logical one.
+  // Told apart from a float32 DLA (a manifest error) by its padded size, which is in float16.
+  const bool fp32_logical = spec->dtype == IoDType::kFloat16 &&
+                            io.logical_bytes == static_cast<size_t>(spec->numel()) * 4 && io.padded_bytes != 0 &&
+                            io.padded_bytes != io.logical_bytes;
+  if (io.logical_bytes != logical && !fp32_logical) {
+    return "the manifest declares " + spec->describe() + ": " + backends::describe_size_mismatch(io.logical_bytes, *spec);
+  }
+  if (fp32_logical) *notes += spec->name + ": float16 native I/O (the runtime reports the float32 size); ";
+  const size_t padded = io.padded_bytes != 0 ? io.padded_bytes : logical;
+  if (padded == logical) {  // the runtime does not pad this tensor
+    if (spec->padded()) {
+      return "the manifest declares " + spec->describe() + " (" + std::to_string(spec->device_bytes()) +
+             " bytes) but the runtime's buffer is not padded (" + std::to_string(padded) + " bytes)";
+    }
+    spec->padded_shape.clear();
+    return "";
+  }
+  if (padded < logical) {
+    return "the runtime's padded size " + std::to_string(padded) + " bytes is smaller than " + spec->describe() +
+           " (" + std::to_string(logical) + " bytes)";
+  }
+  std::vector<int64_t> runtime_shape;
+  if (io.has_dims) {
+    auto p = backends::padded_shape_from_dims(spec->shape, io.dims);
+    if (!p.ok()) return spec->describe() + ": " + p.status().message();
+    runtime_shape = p.value();
+  } else {  // no dimensions call: a whole number of wider rows
+    const int64_t cols = spec->shape.back(), rows = spec->numel() / cols;
+    const size_t row_bytes = static_cast<size_t>(rows) * es;
+    if (padded % row_bytes != 0 || static_cast<int64_t>(padded / row_bytes) < cols) {
+      return spec->describe() + ": the runtime's padded size " + std::to_string(padded) +
+             " bytes is not a whole number of padded rows (and the runtime gives no padded dimensions)";
+    }
+    runtime_shape = spec->shape;
+    runtime_shape.back() = static_cast<int64_t>(padded / row_bytes);
+  }
+  backends::TensorSpec got = *spec;
+  got.padded_shape = runtime_shape;
+  if (got.device_bytes() != padded) {
+    return spec->describe() + ": the runtime's padded dimensions " + shape_string(runtime_shape) + " (" +
+           std::to_string(got.device_bytes()) + " bytes) disagree with its padded size " + std::to_string(padded) +
+           " bytes";
+  }
+  if (!spec->padded_shape.empty() && spec->padded_shape != runtime_shape) {
+    return "the manifest declares " + spec->describe() + " but the runtime pads it to " + shape_string(runtime_shape);
+  }
+  if (spec->padded_shape.empty()) *notes += spec->name + ": padded by the runtime to " + shape_string(runtime_shape) + "; ";
+  spec->padded_shape = runtime_shape;
+  return "";
+}
+
+}  // namespace
+
+StatusOr<std::string> Runtime::resolve_io(std::vector<backends::TensorSpec>* inputs,
+                                          std::vector<backends::TensorSpec>* outputs, std::string* notes) const {
   std::string diffs;
   for (int pass = 0; pass < 2; ++pass) {
-    const auto& specs = pass == 0 ? inputs : outputs;
+    auto& specs = pass == 0 ? *inputs : *outputs;
     for (size_t i = 0; i < specs.size(); ++i) {
-      StatusOr<size_t> bytes = pass == 0 ? input_bytes(i) : output_bytes(i);
-      if (!bytes.ok()) return bytes.status();
-      if (bytes.value() == specs[i].bytes()) continue;
+      WG_ASSIGN_OR_RETURN(DeviceIo io, device_io(pass == 0, i));
+      const std::string d = resolve_one(io, &specs[i], notes);
+      if (d.empty()) continue;
       if (!diffs.empty()) diffs += "; ";
-      diffs += std::string(pass == 0 ? "input " : "output ") + std::to_string(i) + ": the manifest declares " +
-               specs[i].describe() + ": " + backends::describe_size_mismatch(bytes.value(), specs[i]);
+      diffs += std::string(pass == 0 ? "input " : "output ") + std::to_string(i) + ": " + d;
     }
   }
   return diffs;

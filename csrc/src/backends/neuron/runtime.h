@@ -47,10 +47,22 @@ class Runtime {
   // Logical byte sizes of input/output `i`.
   StatusOr<size_t> input_bytes(size_t i) const;
   StatusOr<size_t> output_bytes(size_t i) const;
-  // Every declared tensor's bytes against the runtime's, inputs then outputs: "" when all
-  // agree, else "input 0: the manifest declares ...: <what the size would fit>; output 1: ...".
-  StatusOr<std::string> size_mismatches(const std::vector<backends::TensorSpec>& inputs,
-                                        const std::vector<backends::TensorSpec>& outputs) const;
+  // What the runtime says about input/output `i`'s device buffer: its logical byte size, and
+  // where the runtime has the calls, the padded byte size (hardware alignment; the size to
+  // allocate and bind when conversion is suppressed) and the 4-D padded dimensions.
+  struct DeviceIo {
+    size_t logical_bytes = 0;
+    size_t padded_bytes = 0;  // 0: the runtime lacks get*PaddedSize
+    bool has_dims = false;
+    uint32_t dims[4] = {0, 0, 0, 0};
+  };
+  StatusOr<DeviceIo> device_io(bool input, size_t i) const;
+  // Every declared tensor against the runtime, inputs then outputs; fills in each tensor's
+  // padded_shape from the runtime where the runtime pads it (and checks a declared one). Returns
+  // "" when all agree, else "input 0: the manifest declares ...: <what the size would fit>;
+  // output 1: ..."; `notes` gets what was read from the runtime.
+  StatusOr<std::string> resolve_io(std::vector<backends::TensorSpec>* inputs, std::vector<backends::TensorSpec>* outputs,
+                                   std::string* notes) const;
 
   // V1 only: bind `b` (its fd as BufferAttribute.ionFd) to input/output `i` until rebound.
   Status bind_input(size_t i, const backends::DmaBuffer& b);

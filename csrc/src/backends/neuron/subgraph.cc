@@ -11,12 +11,10 @@ using backends::IoDType;
 using backends::TensorSpec;
 
 namespace {
-bool in_place(const TensorSpec& t) { return t.dtype == IoDType::kFloat32 && !t.transposed; }
-
-// rows x cols of a tensor for tensor_io's converters: the last dimension is the columns.
-void rows_cols(const TensorSpec& t, int64_t* rows, int64_t* cols) {
-  *cols = t.shape.empty() ? 1 : t.shape.back();
-  *rows = *cols > 0 ? t.numel() / *cols : 0;
+// The device buffer can be the host's float view: float32 in the host layout, unpadded or (when
+// the caller takes a row stride) padded only in its last dimension.
+bool in_place(const TensorSpec& t, bool row_stride) {
+  return t.dtype == IoDType::kFloat32 && !t.transposed && (!t.padded() || (row_stride && t.padded_last_dim_only()));
 }
 
 // A subgraph's failures name it: one model loads many subgraphs.
@@ -62,7 +60,7 @@ Status Subgraph::check_sizes() {
                      " output(s); the manifest declares " + std::to_string(config_.inputs.size()) + " and " +
                      std::to_string(config_.outputs.size()));
   }
-  auto diffs = rt_->size_mismatches(config_.inputs, config_.outputs);
+  auto diffs = rt_->resolve_io(&config_.inputs, &config_.outputs, &notes_);
   if (!diffs.ok()) return diffs.status();
   if (!diffs.value().empty()) return bad_model(config_.dla_path + " does not match the manifest: " + diffs.value());
   return Status::Ok();
@@ -78,11 +76,11 @@ Status Subgraph::allocate(const std::string& heap) {
   in_.clear();
   out_.clear();
   for (const TensorSpec& t : config_.inputs) {
-    WG_ASSIGN_OR_RETURN(DmaBuffer b, DmaBuffer::allocate(t.bytes(), heap));
+    WG_ASSIGN_OR_RETURN(DmaBuffer b, DmaBuffer::allocate(t.device_bytes(), heap));
     in_.push_back(std::move(b));
   }
   for (const TensorSpec& t : config_.outputs) {
-    WG_ASSIGN_OR_RETURN(DmaBuffer b, DmaBuffer::allocate(t.bytes(), heap));
+    WG_ASSIGN_OR_RETURN(DmaBuffer b, DmaBuffer::allocate(t.device_bytes(), heap));
     out_.push_back(std::move(b));
   }
   return Status::Ok();
@@ -119,20 +117,34 @@ Status Subgraph::stage() {
   in_stage_.resize(in_.size());
   out_stage_.resize(out_.size());
   for (size_t i = 0; i < in_.size(); ++i) {
-    if (!in_place(config_.inputs[i])) {
+    if (!in_place(config_.inputs[i], config_.allow_row_stride)) {
       if (!in_stage_[i].reset(static_cast<size_t>(config_.inputs[i].numel()))) return oom;
       in_stage_[i].zero();
     }
     v2_in_.push_back(io_buffer(in_[i]));
   }
   for (size_t i = 0; i < out_.size(); ++i) {
-    if (!in_place(config_.outputs[i])) {
+    if (!in_place(config_.outputs[i], config_.allow_row_stride)) {
       if (!out_stage_[i].reset(static_cast<size_t>(config_.outputs[i].numel()))) return oom;
       out_stage_[i].zero();
     }
     v2_out_.push_back(io_buffer(out_[i]));
   }
   return Status::Ok();
+}
+
+int64_t Subgraph::input_stride(size_t i) const {
+  const TensorSpec& t = config_.inputs[i];
+  int64_t r, c;
+  backends::host_rows_cols(t, &r, &c);
+  return in_stage_[i].empty() ? t.device_row_stride() : c;
+}
+
+int64_t Subgraph::output_stride(size_t i) const {
+  const TensorSpec& t = config_.outputs[i];
+  int64_t r, c;
+  backends::host_rows_cols(t, &r, &c);
+  return out_stage_[i].empty() ? t.device_row_stride() : c;
 }
 
 float* Subgraph::input(size_t i) {
@@ -148,7 +160,7 @@ Status Subgraph::run() {
   for (size_t i = 0; i < in_.size(); ++i) {
     if (!in_stage_[i].empty()) {
       int64_t r, c;
-      rows_cols(config_.inputs[i], &r, &c);
+      backends::host_rows_cols(config_.inputs[i], &r, &c);
       backends::quantize_from_float(in_stage_[i].data(), r, c, config_.inputs[i], in_[i].data());
     }
     // Hand the CPU's writes to the device (a no-op for host memory).
@@ -164,7 +176,7 @@ Status Subgraph::run() {
   for (size_t i = 0; i < out_.size(); ++i) {
     if (!out_stage_[i].empty()) {
       int64_t r, c;
-      rows_cols(config_.outputs[i], &r, &c);
+      backends::host_rows_cols(config_.outputs[i], &r, &c);
       backends::dequantize_to_float(out_[i].data(), r, c, config_.outputs[i], out_stage_[i].data());
     }
   }

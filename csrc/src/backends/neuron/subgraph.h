@@ -9,6 +9,15 @@
 // staging buffer quantized/dequantized per run with the manifest's scale and zero point. The
 // buffers belong to the CPU between runs (cache sync around each run). Byte sizes are checked
 // against the manifest at load.
+//
+// Padded I/O: where the runtime's padded size (get*PaddedSize / get*PaddedDimensions) differs from
+// the logical one - a DLA compiled with --suppress-input/--suppress-output takes its tensors in
+// the device layout, rows rounded up to the hardware alignment - the buffers have the padded
+// size, and each tensor's padded shape is read from the runtime (a padded shape the manifest
+// declares must agree). A float32 tensor padded only in its last dimension stays in place when
+// the caller can take a row stride (allow_row_stride: input_stride()/output_stride() elements
+// between rows); otherwise it is staged and copied row by row. Float16 native I/O is converted
+// here, never by the runtime.
 #pragma once
 
 #include <memory>
@@ -37,6 +46,9 @@ struct SubgraphConfig {
   bool rebind_each_run = false;
   std::optional<QoS> qos;
   LoadOptions library;
+  // The caller reads and writes the float32 views row by row at input_stride()/output_stride(),
+  // so a tensor padded in its last dimension needs no copy.
+  bool allow_row_stride = false;
 };
 
 class Subgraph {
@@ -51,6 +63,12 @@ class Subgraph {
   const float* output(size_t i) const;
   bool input_direct(size_t i) const { return in_stage_[i].empty(); }
   bool output_direct(size_t i) const { return out_stage_[i].empty(); }
+  // Elements between rows of the float views (the padded row of a direct padded tensor).
+  int64_t input_stride(size_t i) const;
+  int64_t output_stride(size_t i) const;
+  // The tensors as loaded: the manifest's, with padded_shape from the runtime.
+  const backends::TensorSpec& input_spec(size_t i) const { return config_.inputs[i]; }
+  const backends::TensorSpec& output_spec(size_t i) const { return config_.outputs[i]; }
   const backends::DmaBuffer& input_buffer(size_t i) const { return in_[i]; }
   const backends::DmaBuffer& output_buffer(size_t i) const { return out_[i]; }
   Status run();
