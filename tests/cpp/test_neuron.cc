@@ -128,13 +128,16 @@ struct Io {
   uint32_t dtype = 0;  // stand-in codes: 0 f32, 1 f16, 2 i8, 3 u8, 4 i16
   float scale = 1.0f;
   int32_t zp = 0;
+  // the stand-in's device layout (neuron_standin.cc): rows of `cols` held in rows of `padded_cols`
+  uint32_t cols = 0, padded_cols = 0, fp16_native = 0;
 };
 
 // A stand-in model file: linear map out[j] = alpha * in[j % n_in] + beta.
 std::string write_model(const std::string& name, uint64_t n_in, uint64_t n_out, Io in, Io out, float alpha, float beta) {
   const std::string path = scratch() + "/" + name;
   std::ofstream f(path, std::ios::binary);
-  const uint32_t version = 1, kind = 0, n_entries = 0, reserved = 0;
+  const uint32_t version = 1, kind = 0, n_entries = 0;
+  const uint32_t flags = (in.padded_cols || in.fp16_native || out.padded_cols || out.fp16_native) ? 1 : 0;
   f.write("WGSTNDIN", 8);
   auto put = [&](const void* p, size_t n) { f.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); };
   put(&version, 4);
@@ -150,7 +153,11 @@ std::string write_model(const std::string& name, uint64_t n_in, uint64_t n_out, 
   put(&alpha, 4);
   put(&beta, 4);
   put(&n_entries, 4);
-  put(&reserved, 4);
+  put(&flags, 4);
+  if (flags) {
+    const uint32_t layout[6] = {in.cols, in.padded_cols, in.fp16_native, out.cols, out.padded_cols, out.fp16_native};
+    put(layout, sizeof(layout));
+  }
   return path;
 }
 
@@ -690,12 +697,16 @@ TEST(Neuron, RuntimeOwnsOneHandleV1AndV2) {
     ASSERT_OK(r.io_counts(&n_in, &n_out));
     EXPECT_EQ(n_in, size_t(1));
     EXPECT_EQ(n_out, size_t(1));
-    auto sizes = r.size_mismatches({in}, {out});
+    std::vector<TensorSpec> ins = {in}, outs = {out};
+    std::string notes;
+    auto sizes = r.resolve_io(&ins, &outs, &notes);
     ASSERT_OK(sizes);
     EXPECT_EQ(sizes.value(), std::string());
+    EXPECT_TRUE(ins[0].padded_shape.empty() && outs[0].padded_shape.empty());
     TensorSpec out8 = out;
     out8.dtype = IoDType::kInt8;
-    sizes = r.size_mismatches({in}, {out8});
+    outs = {out8};
+    sizes = r.resolve_io(&ins, &outs, &notes);
     ASSERT_OK(sizes);
     EXPECT_TRUE(contains(sizes.value(), "output 0: the manifest declares")) << sizes.value();
     auto ib = DmaBuffer::allocate(in.bytes(), "");
@@ -846,6 +857,125 @@ TEST(Neuron, TransposedLayouts) {
   float round[6];
   dequantize_to_float(dev, 2, 3, t, round);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(round[i], host[i]);
+}
+
+TEST(Neuron, PaddedRowsConvertAtTheirOffsets) {
+  TensorSpec t;
+  t.shape = {2, 3};
+  t.padded_shape = {2, 5};
+  t.dtype = IoDType::kFloat32;
+  ASSERT_OK(t.validate());
+  EXPECT_TRUE(t.padded() && t.padded_last_dim_only());
+  EXPECT_EQ(t.device_bytes(), size_t(40));
+  EXPECT_EQ(t.device_row_stride(), 5);
+  const float host[6] = {1, 2, 3, 4, 5, 6};
+  float dev[10];
+  for (float& v : dev) v = -9.0f;
+  quantize_from_float(host, 2, 3, t, dev);
+  const float want[10] = {1, 2, 3, -9, -9, 4, 5, 6, -9, -9};  // padding untouched
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(dev[i], want[i]) << i;
+  for (int i : {3, 4, 8, 9}) dev[i] = NAN;  // padding is never read
+  float back[6];
+  dequantize_to_float(dev, 2, 3, t, back);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(back[i], host[i]);
+  // float16, padded in two dimensions: [2, 2, 3] in [2, 3, 4]
+  TensorSpec h;
+  h.shape = {2, 2, 3};
+  h.padded_shape = {2, 3, 4};
+  h.dtype = IoDType::kFloat16;
+  ASSERT_OK(h.validate());
+  EXPECT_FALSE(h.padded_last_dim_only());
+  const float x[12] = {0.5f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  uint16_t d16[24] = {};
+  quantize_from_float(x, 4, 3, h, d16);
+  EXPECT_EQ(half_to_float(d16[0]), 0.5f);
+  EXPECT_EQ(half_to_float(d16[4]), 3.0f);   // [0, 1, 0]
+  EXPECT_EQ(half_to_float(d16[12]), 6.0f);  // [1, 0, 0]: the second block starts after 3 padded rows
+  EXPECT_EQ(half_to_float(d16[18]), 11.0f); // [1, 1, 2]
+  float y[12];
+  dequantize_to_float(d16, 4, 3, h, y);
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(y[i], x[i]);
+  // int8 transposed and padded: host [2, 3] -> device [3, 2] in rows of 4
+  TensorSpec q;
+  q.shape = {3, 2};
+  q.padded_shape = {3, 4};
+  q.transposed = true;
+  q.dtype = IoDType::kInt8;
+  q.scale = 1.0f;
+  int64_t rows, cols;
+  host_rows_cols(q, &rows, &cols);
+  EXPECT_EQ(rows, 2);
+  EXPECT_EQ(cols, 3);
+  int8_t d8[12] = {};
+  quantize_from_float(host, 2, 3, q, d8);
+  const int8_t w8[12] = {1, 4, 0, 0, 2, 5, 0, 0, 3, 6, 0, 0};
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(d8[i], w8[i]) << i;
+  // bad padded shapes
+  TensorSpec b = t;
+  b.padded_shape = {2, 2};
+  EXPECT_STATUS(b.validate(), StatusCode::kInvalidArgument);
+  b.padded_shape = {2, 3, 1};
+  EXPECT_STATUS(b.validate(), StatusCode::kInvalidArgument);
+}
+
+TEST(Neuron, PaddedShapeFromTheRuntimesDimensions) {
+  const uint32_t aligned[4] = {1, 1, 80, 3008};
+  auto p = padded_shape_from_dims({1, 80, 3000}, aligned);
+  ASSERT_OK(p);
+  EXPECT_EQ(p.value(), (std::vector<int64_t>{1, 80, 3008}));
+  const uint32_t unused_zero[4] = {0, 5, 448, 576};
+  p = padded_shape_from_dims({5, 448, 512}, unused_zero);
+  ASSERT_OK(p);
+  EXPECT_EQ(p.value(), (std::vector<int64_t>{5, 448, 576}));
+  const uint32_t folded[4] = {1, 1, 2240, 576};  // leading dimensions folded: same rows, wider
+  p = padded_shape_from_dims({5, 448, 512}, folded);
+  ASSERT_OK(p);
+  EXPECT_EQ(p.value(), (std::vector<int64_t>{5, 448, 576}));
+  const uint32_t small[4] = {1, 1, 80, 2990};
+  EXPECT_STATUS(padded_shape_from_dims({1, 80, 3000}, small), StatusCode::kBadModel);
+}
+
+// A DLA whose runtime pads the rows (the stand-in's padded mode), float16 native on the output:
+// the encoder binds the padded buffers, writes the mel at the padded offsets and reads the states
+// from them, V1 and V2.
+TEST(Neuron, PaddedAndFloat16NativeEncoderIo) {
+  Standin s(WG_STANDIN_FULL);
+  ASSERT_TRUE(s.ok());
+  Io in{0, 1.0f, 0, 3000, 3008, 0};
+  Io out{1, 1.0f, 0, 16, 32, 1};
+  const std::string dla = write_model("padded.dla", kMel, kStates, in, out, 2.0f, 0.5f);
+  for (auto api : {NeuronEncoderConfig::Api::kV1, NeuronEncoderConfig::Api::kV2}) {
+    s.reset();
+    NeuronEncoderConfig c = config_for(dla, WG_STANDIN_FULL, api);
+    c.output.dtype = IoDType::kFloat16;
+    auto enc = NeuronEncoderBackend::create(c);
+    ASSERT_OK(enc);
+    NeuronEncoderBackend& e = *enc.value();
+    EXPECT_EQ(e.input_spec().padded_shape, (std::vector<int64_t>{1, 80, 3008}));
+    EXPECT_EQ(e.output_spec().padded_shape, (std::vector<int64_t>{1, 1500, 32}));
+    EXPECT_EQ(e.input_buffer().size(), size_t(80 * 3008 * 4));
+    EXPECT_EQ(e.output_buffer().size(), size_t(1500 * 32 * 2));
+    EXPECT_FALSE(e.input_zero_copy());
+    EXPECT_FALSE(e.output_zero_copy());
+    EXPECT_TRUE(contains(e.describe(), "padded to [1, 80, 3008]")) << e.describe();
+    EXPECT_TRUE(contains(e.describe(), "float16 native I/O")) << e.describe();
+    fill_mel(e.mel_buffer(), 3);
+    std::vector<float> mel(e.mel_buffer(), e.mel_buffer() + kMel);
+    auto st = e.run();
+    ASSERT_OK(st);
+    for (int64_t j : {int64_t{0}, int64_t{15}, int64_t{16}, int64_t{3001}, kStates - 1}) {
+      const float want = half_to_float(float_to_half(2.0f * mel[static_cast<size_t>(j % kMel)] + 0.5f));
+      EXPECT_EQ(st.value().data[j], want) << j;
+    }
+  }
+  // A manifest padded shape the runtime does not report is refused with both shapes.
+  NeuronEncoderConfig c = config_for(dla, WG_STANDIN_FULL);
+  c.output.dtype = IoDType::kFloat16;
+  c.input.padded_shape = {1, 80, 3072};
+  auto bad = NeuronEncoderBackend::create(c);
+  ASSERT_STATUS(bad, StatusCode::kBadModel);
+  EXPECT_TRUE(contains(bad.status().message(), "but the runtime pads it to [1, 80, 3008]")) << bad.status().message();
+  EXPECT_EQ(s.live(), 0);
 }
 
 TEST(Neuron, SizeMismatchMessages) {

@@ -306,3 +306,57 @@ def test_quantized_standin_subgraphs_on_real_speech(control, base_model, base, c
     report_metric(f"stand-in int16 I/O + int8 weights decoder on {clips[0]['id']}: WER vs CPU float {wer:.2%} "
                   f"({'same text' if out.text == ref.text else repr(out.text)})")
     assert wer <= 0.05
+
+
+# Padded device rows (a test alignment of 96 elements pads every whisper-base tensor of a layer
+# step but the KV cache: d 512 -> 576, the mask 448 -> 480, the vocabulary chunks 8192 -> 8256 and
+# 2713 -> 2784; read and written in place at their row strides) and float16 native I/O on the
+# linear subgraphs (alignment 64 pads the last vocabulary chunk only; the projections are staged):
+# greedy tokens must be the CPU's. Padded staged projections: the next test.
+@pytest.mark.parametrize("mode,api,layout", [
+    ("layer", "v2", "padded"),
+    ("linear", "v1", "fp16_native_padded"),
+])
+def test_padded_and_fp16_native_subgraphs_give_the_cpu_tokens(mode, api, layout, control, base_model, base, clips,
+                                                             cpu_refs, tmp_path):
+    device = (standin_decoder.Device(96) if layout == "padded"
+              else standin_decoder.Device(64, fp16_native=True, record=True))
+    folder = tmp_path / layout
+    entries = standin_decoder.write_subgraphs(folder, base.tensors, base.dims, kinds=(mode,) if mode == "linear"
+                                              else ("layer",), batches=(1,), device=device)
+    if layout == "fp16_native_padded":  # the manifest records the padded shape of the last chunk
+        last = max((e for e in entries if e["op"] == "vocab"), key=lambda e: e["col0"])
+        assert last["outputs"][0]["padded_shape"] == [1, standin.round_up(last["cols"], 64)]
+    standin_decoder.write_bundle(folder, base.dims, entries)
+    m = base_model
+    plan = m.set_decoder_offload(mode, folder, neuron_api=api)
+    assert all(e["where"] == "npu" for e in plan), [e["reason"] for e in plan if e["where"] == "cpu"][:3]
+    runners = " ".join(e["runner"] for e in plan)
+    assert "padded to" in runners
+    if layout == "fp16_native_padded":
+        assert "float16 native I/O" in runners
+    clip = clips[0]
+    ref = cpu_refs[(clip["id"], False)]
+    control.clear_log()
+    out = _decode(m, clip, False)
+    m.set_decoder_offload("none")
+    assert out.tokens == ref.tokens, (layout, out.text, ref.text)
+    report_metric(f"decoder offload {mode}/{api} with {layout} stand-in I/O on {clip['id']}: same tokens as CPU "
+                  f"({len(out.tokens)} tokens)")
+
+
+def test_padded_kv_cache_leaves_the_layer_to_its_linear_subgraphs(tiny, control, tmp_path):
+    """A layer step whose KV cache inputs the runtime pads cannot be bound to the decoder's cache:
+    the plan says so and the layer's linear subgraphs (padded, staged) run it, same tokens."""
+    ck, pt = tiny
+    folder = tmp_path / "b"
+    entries = standin_decoder.write_subgraphs(folder, ck.tensors, ck.dims, kinds=("linear", "layer"), batches=(1,),
+                                              device=standin_decoder.Device(96, pad_cache=True))
+    standin_decoder.write_bundle(folder, ck.dims, entries)
+    m = whisper_genio.load_model(pt, threads=TEST_THREADS)
+    ref = _tiny_tokens(m)
+    plan = m.set_decoder_offload("layer", folder)
+    linear = [e for e in plan if e["op"] in standin_decoder.LINEAR_OPS]
+    assert linear and all(e["where"] == "npu" for e in linear)
+    assert all("pads the KV cache input" in e["reason"] for e in linear), linear[0]["reason"]
+    assert _tiny_tokens(m) == ref
