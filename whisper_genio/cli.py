@@ -15,6 +15,7 @@ import sys
 from typing import Any, Optional, Sequence
 
 from . import _core
+from .backends.npu_check import FALLBACKS as NPU_FALLBACKS
 from .errors import InvalidOptionError, WhisperGenioError
 from .transcription.writers import OUTPUT_FORMATS, format_timestamp, get_writer
 
@@ -178,7 +179,11 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="neuron: QoS, e.g. preference=performance,priority=high,boost=100")
     _add(e, "--neuron-api", default="auto", choices=_core.NEURON_APIS, help="neuron: runtime API")
     _add(e, "--no-self-test", action="store_true",
-                   help="neuron: skip the load-time check that a changed input changes the output")
+                   help="neuron: skip the load-time checks (a changed input changes the output; the NPU's states on "
+                   "a shipped speech window pass the validate gate against the CPU's)")
+    _add(e, "--npu-fallback", default="raise", choices=list(NPU_FALLBACKS),
+                   help="neuron: when the load-time accuracy check fails, raise (default) or run the encoder on "
+                   "the CPU and say why")
     _add(e, "--providers", default=None, metavar="NAME[:K=V;...],...",
                    help="onnxruntime: execution providers in order, each with its options, e.g. "
                    "'neuron:NEURON_FLAG_MIN_GROUP_SIZE=100;NEURON_FLAG_OPTIMIZATION_STRING=--opt=3 --num-mdla=1,cpu' "
@@ -600,6 +605,7 @@ def _encoder_options(args: argparse.Namespace) -> dict:
     return {"encoder_options": EncoderOptions(
         encoder_model=args.encoder_model, encoder_output=tuple(args.encoder_output or ()), encoder_output_format=fmt,
         neuron_qos=args.neuron_qos, neuron_api=args.neuron_api, self_test=not args.no_self_test,
+        npu_fallback=args.npu_fallback,
         providers=_providers(args.providers))}
 
 

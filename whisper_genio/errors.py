@@ -8,6 +8,8 @@ code the binding maps onto one of these classes (see ``csrc/python/errors.cc``).
 
 from __future__ import annotations
 
+from typing import Any, Mapping, Optional
+
 
 class WhisperGenioError(Exception):
     """Base class of every error raised by whisper_genio."""
@@ -52,6 +54,15 @@ class InferenceError(WhisperGenioError, RuntimeError):
     """A backend failed while running (device error, runtime error)."""
 
 
+class NpuSelfCheckError(InferenceError):
+    """An NPU artifact's output on the load-time self-check window fails the accuracy gate;
+    ``verdict`` holds the numbers (whisper_genio/backends/npu_check.py)."""
+
+    def __init__(self, message: str, verdict: Optional[Mapping[str, Any]] = None) -> None:
+        super().__init__(message)
+        self.verdict = dict(verdict or {})
+
+
 __all__ = [
     "WhisperGenioError",
     "ModelNotFoundError",
@@ -63,4 +74,5 @@ __all__ = [
     "BackendUnavailableError",
     "RuntimeVersionError",
     "InferenceError",
+    "NpuSelfCheckError",
 ]

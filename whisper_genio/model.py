@@ -20,7 +20,7 @@ from .audio import MAX_ARRAY_CHANNELS, N_FRAMES, N_SAMPLES, check_finite, load_a
 from .backends import decoder_offload as _offload
 from .checkpoints import Checkpoint, find_tokenizer, resolve
 from .dims import ModelDims
-from .errors import InvalidOptionError
+from .errors import InvalidOptionError, NpuSelfCheckError
 from .tokenizer import Tokenizer
 from .transcription import longform
 from .transcription.decoding import DecodingResult
@@ -62,8 +62,18 @@ class Model:
         spec, skipped = _backends.select(backend, source)
         self.backend = spec.name
         self.backend_skipped = skipped  # why "auto" passed over better backends
-        encoder = spec.create(checkpoint, pool, compute_type=self.compute_type, source=source)
-        self.backend_info = _backends.describe(encoder)  # what runs where (library, providers, memory)
+        try:
+            encoder = spec.create(checkpoint, pool, compute_type=self.compute_type, source=source)
+        except NpuSelfCheckError as e:  # the NPU computes wrongly here: the CPU runs the encoder, saying why
+            if source.options.npu_fallback != "cpu":
+                raise
+            self.backend_skipped = [*skipped, _backends.Availability(spec.name, False, str(e))]
+            spec, _ = _backends.select("cpu", source)
+            self.backend = spec.name
+            source.notes.append(f"npu_fallback='cpu': {e}")
+            encoder = spec.create(checkpoint, pool, compute_type=self.compute_type, source=source)
+        # what runs where (library, providers, memory) and what the backend checked at load
+        self.backend_info = "; ".join([_backends.describe(encoder), *source.notes])
         decoder = _core.Decoder(self.dims.to_dict(), checkpoint.tensors, pool, self.compute_type)
         self.pipeline = Pipeline(self.dims, pool, encoder, decoder)
         self.last_timings: dict[str, Any] = {}

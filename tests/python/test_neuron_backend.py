@@ -51,9 +51,13 @@ def control(libs):
 
 
 @pytest.fixture()
-def neuron_env(monkeypatch, libs):
+def neuron_env(monkeypatch, libs, tmp_path):
     monkeypatch.setenv("WHISPER_GENIO_NEURON_LIB", str(libs["full"]))
     monkeypatch.setenv("WHISPER_GENIO_DMA_HEAP", "none")  # host memory: the same on every machine
+    # Linear stand-in maps and lookups without the self-check window compute no encoder that
+    # could pass the accuracy self-check: the tests that check it turn it on.
+    monkeypatch.setenv("WHISPER_GENIO_NPU_SELF_CHECK", "0")
+    monkeypatch.setenv("WHISPER_GENIO_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -421,3 +425,88 @@ def test_padding_that_disagrees_is_refused(neuron_env, control, clips, tmp_path)
         write_manifest(folder, manifest)
     gc.collect()
     assert control.live() == 0
+
+
+@pytest.fixture(scope="module")
+def self_check_pair(base_model):
+    """The shipped self-check window's mel and the CPU encoder's states for it."""
+    from whisper_genio.backends import npu_check
+
+    mel, frames = npu_check.self_check_window(BASE.n_mels)
+    return mel, np.array(base_model.encode(mel), np.float32), frames
+
+
+def _checked_bundle(folder, control, clips, self_check_pair, wrong: bool = False) -> pathlib.Path:
+    """A bundle computing the real states of the clips and of the self-check window; `wrong`: the
+    runtime gets the self-check window wrong the way the Genio 720 report's BATCH_MATMUL did (a
+    block of outputs off by tens) while every other window stays right."""
+    mel, states, frames = self_check_pair
+    bad = states.copy()
+    if wrong:
+        bad[: frames // 2, :80] += 29.0 * np.sign(bad[: frames // 2, :80] + 1e-9)
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = [p for c in clips for p in c["pairs"]] + [(mel, bad)]
+    standin.write_model(folder / "encoder.dla", MEL, STATES, alpha=0.01, entries=standin.lookup_entries(control, pairs))
+    write_manifest(folder, make_manifest(BASE, model="base", dla={"file": "encoder.dla"}))
+    return folder
+
+
+def test_accuracy_self_check_passes_once_then_is_cached(neuron_env, control, clips, self_check_pair, tmp_path,
+                                                      monkeypatch):
+    monkeypatch.setenv("WHISPER_GENIO_NPU_SELF_CHECK", "1")
+    bundle = _checked_bundle(tmp_path / "ok", control, clips, self_check_pair)
+    control.clear_log()
+    m = whisper_genio.load_model("base", threads=TEST_THREADS, encoder_model=bundle)
+    assert m.backend == "neuron"
+    assert "self-check passed: SQNR" in m.backend_info and "(cached)" not in m.backend_info, m.backend_info
+    assert control.hits() == 1  # the self-check window, computed by the NPU
+    assert (tmp_path / "cache" / "npu_self_check.json").is_file()
+    del m
+    control.clear_log()
+    m = whisper_genio.load_model("base", threads=TEST_THREADS, encoder_model=bundle)
+    assert "self-check passed (cached)" in m.backend_info
+    assert control.hits() == 0 and control.calls("NeuronRuntimeV2_run") == 2  # the latching test only
+    # another runtime version is another verdict
+    control.set_version(6, 4, 0)
+    control.clear_log()
+    m2 = whisper_genio.load_model("base", threads=TEST_THREADS, encoder_model=bundle)
+    assert "(cached)" not in m2.backend_info and control.hits() == 1
+    del m, m2
+    gc.collect()
+    assert control.live() == 0
+
+
+def test_accuracy_self_check_catches_wrong_numbers_and_falls_back(neuron_env, control, clips, self_check_pair,
+                                                                 tmp_path, monkeypatch):
+    from whisper_genio.errors import NpuSelfCheckError
+
+    monkeypatch.setenv("WHISPER_GENIO_NPU_SELF_CHECK", "1")
+    bundle = _checked_bundle(tmp_path / "bad", control, clips, self_check_pair, wrong=True)
+    with pytest.raises(NpuSelfCheckError, match=r"fails the accuracy gate: SQNR [-0-9.]+ dB") as e:
+        whisper_genio.load_model("base", threads=TEST_THREADS, encoder_model=bundle)
+    assert e.value.verdict["passed"] is False and e.value.verdict["sqnr_db"] < 15
+    gc.collect()
+    assert control.live() == 0
+    # npu_fallback="cpu": the encoder runs on the CPU (the cached verdict: no NPU run), and says why
+    control.clear_log()
+    opts = EncoderOptions(encoder_model=str(bundle), npu_fallback="cpu")
+    m = whisper_genio.load_model("base", threads=TEST_THREADS, encoder_options=opts)
+    assert m.backend == "cpu" and control.hits() == 0
+    reasons = {a.name: a.reason for a in m.backend_skipped}
+    assert "fails the accuracy gate" in reasons["neuron"]
+    assert "npu_fallback='cpu'" in m.backend_info and "SQNR" in m.backend_info
+    clip = clips[0]
+    result = m.transcribe(clip["samples"], language="en")
+    assert [s["tokens"] for s in result["segments"]] == [s["tokens"] for s in clip["reference"]["segments"]]
+    gc.collect()
+    assert control.live() == 0
+    # doctor says so too
+    from whisper_genio.tools.doctor import FAIL, run_doctor
+
+    r = run_doctor(dla=str(bundle / "encoder.dla"), model="base", run_tools=False)
+    assert r.round_trip["status"] == FAIL and "fails the accuracy gate" in r.round_trip["detail"]
+    assert "npu_fallback='cpu'" in r.round_trip["fix"]
+    from whisper_genio.errors import InvalidOptionError
+
+    with pytest.raises(InvalidOptionError, match="npu_fallback"):
+        EncoderOptions(npu_fallback="gpu")

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from .. import _core
-from ..errors import InvalidOptionError
+from . import npu_check
+from ..errors import InvalidOptionError, NpuSelfCheckError
 from .registry import Availability, BackendSource, BackendSpec
 
 def parse_qos(value: Any) -> dict[str, str]:
@@ -65,10 +66,23 @@ def _create(checkpoint: Any, pool: Any, *, source: BackendSource, **_options: An
     assert art is not None, "availability() checked it"
     path, inp, out = art
     o = source.options
-    return _core.NeuronEncoder(
+    enc = _core.NeuronEncoder(
         checkpoint.dims.to_dict(), str(path), inp.native("input"), out.native("output"), api=o.neuron_api,
         qos=o.neuron_qos, dma_heap=o.dma_heap, rebind=o.neuron_rebind,
         self_test=o.self_test, library=o.neuron_library)
+    if o.self_test and npu_check.enabled():
+        try:
+            verdict = npu_check.check_encoder(
+                f"neuron encoder {path}", enc, checkpoint, pool, artifact=path,
+                io={"input": inp.native("input"), "output": out.native("output")}, runtime_version=enc.runtime_version)
+        except NpuSelfCheckError as err:
+            # Release the runtime now, not when the caller drops the exception: the traceback
+            # would hold the encoder through the checking frames.
+            del enc
+            err.__traceback__ = None
+            raise err
+        source.notes.append(f"self-check passed{' (cached)' if verdict['cached'] else ''}: {npu_check.describe(verdict)}")
+    return enc
 
 
 SPEC = BackendSpec("neuron", "encoder DLA on the MDLA NPU through the Neuron runtime", _availability, _create)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from .. import _core
+from ..errors import InvalidOptionError
 from .neuron import parse_qos
+from .npu_check import FALLBACKS
 from .replay import ReplayFormat
 
 
@@ -28,7 +30,11 @@ class EncoderOptions:
         the standard names).
     dma_heap: dma-heap for the neuron backend's I/O buffers (default $WHISPER_GENIO_DMA_HEAP or
         /dev/dma_heap/system; "none": ordinary memory).
-    self_test: the neuron backend checks at load that a changed input changes its output.
+    self_test: the neuron backend checks at load that a changed input changes its output, and
+        that its states on a shipped speech window pass validate's gate against the CPU encoder's
+        (cached per artifact, runtime version and SoC; see whisper_genio/backends/npu_check.py).
+    npu_fallback: what a failed accuracy self-check does: "raise" (NpuSelfCheckError with the
+        numbers) or "cpu" (the encoder runs on the CPU; Model.backend_skipped says why).
     neuron_rebind: with the V1 API, bind the (same) input/output buffers again before every
         inference, a guard against runtimes that latch their input (no copy either way).
     providers: ONNX Runtime execution providers, names or (name, options) pairs, in priority
@@ -43,6 +49,7 @@ class EncoderOptions:
     neuron_library: Optional[str] = None
     dma_heap: Optional[str] = None
     self_test: bool = True
+    npu_fallback: str = "raise"
     neuron_rebind: bool = True
     providers: Optional[tuple[Any, ...]] = None
 
@@ -54,6 +61,8 @@ class EncoderOptions:
             outs = (outs,)
         object.__setattr__(self, "encoder_output", tuple(os.fspath(p) for p in (outs or ())))
         object.__setattr__(self, "neuron_api", _core.resolve_neuron_api(self.neuron_api))
+        if self.npu_fallback not in FALLBACKS:
+            raise InvalidOptionError(f"npu_fallback must be one of {', '.join(FALLBACKS)}; got {self.npu_fallback!r}")
         if self.neuron_qos is not None:
             object.__setattr__(self, "neuron_qos", parse_qos(self.neuron_qos))
         if self.encoder_output_format is not None:

@@ -10,7 +10,7 @@ the package (``whisper_genio/backends/__init__.py``) registers the built-in ones
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from ..errors import BackendUnavailableError, InvalidOptionError, ModelLoadError, WhisperGenioError
@@ -42,6 +42,7 @@ class BackendSource:
 
     checkpoint: Any
     options: Any  # EncoderOptions (whisper_genio/backends/options.py)
+    notes: list = field(default_factory=list)  # what a backend found while loading (its self-check)
 
     @property
     def dims(self) -> Any:

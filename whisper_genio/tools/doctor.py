@@ -371,17 +371,19 @@ def _round_trip(dla: str, model: Any, library: Optional[str], lib: Mapping[str, 
     if not os.path.isfile(dla):
         return {"status": FAIL, "detail": f"{dla}: no such file", "fix": "give the path of the compiled encoder DLA"}
     from .. import _core
-    from ..backends import BackendSource, EncoderOptions
-    from ..errors import WhisperGenioError
+    from ..backends import BackendSource, EncoderOptions, npu_check
+    from ..errors import NpuSelfCheckError, WhisperGenioError
 
     try:
         from ..checkpoints import resolve
         from ..dims import ModelDims
 
+        checkpoint = None
         if isinstance(model, ModelDims):
             dims = model
         else:
-            dims = resolve(model).dims
+            checkpoint = resolve(model)
+            dims = checkpoint.dims
         source = BackendSource(_DimsOnly(dims), EncoderOptions(encoder_model=dla, neuron_library=library))
         art = source.artifact("dla")
         assert art is not None
@@ -398,6 +400,20 @@ def _round_trip(dla: str, model: Any, library: Optional[str], lib: Mapping[str, 
                "api": enc.api, "runtime_version": enc.runtime_version, "input_memory": enc.input_memory,
                "output_memory": enc.output_memory, "input_zero_copy": enc.input_zero_copy,
                "output_zero_copy": enc.output_zero_copy, "inference_ms": two_runs / 2 * 1000, "load_s": load_s}
+        if checkpoint is not None and npu_check.enabled():
+            # The accuracy self-check the backend runs at load (the verdict is shared through its cache).
+            try:
+                v = npu_check.check_encoder(f"{dla}", enc, checkpoint, _core.ThreadPool(2, []), artifact=path,
+                                            io={"input": inp.native("input"), "output": outp.native("output")},
+                                            runtime_version=enc.runtime_version)
+                out["self_check"] = v
+                out["detail"] += (f"; accuracy self-check passed{' (cached)' if v['cached'] else ''}: "
+                                  f"{npu_check.describe(v)}")
+            except NpuSelfCheckError as e:
+                out.update(status=FAIL, self_check=e.verdict, detail=f"{enc.describe()}; {e}",
+                           fix="the NPU computes this encoder wrongly here: load with npu_fallback='cpu' "
+                               "(--npu-fallback cpu) to run it on the CPU, try another runtime version or compile "
+                               "flags (docs/on-device.md)")
         del enc
         if lib.get("v2"):
             # The backend uses V2 here; whether V1 latches its input is worth knowing too (it was
@@ -430,7 +446,9 @@ CHECKLIST = [
     ("Compile the encoder", "ncc-tflite <flags for the SoC> -d encoder.dla encoder.tflite",
      "the encoder's ops are supported on this MDLA at this precision"),
     ("DLA round trip", "whisper-genio doctor --dla encoder.dla",
-     "the DLA loads in this runtime, its byte sizes match the manifest, and a changed input changes the output"),
+     "the DLA loads in this runtime, its byte sizes match the manifest, its padded / float16-native I/O as the "
+     "runtime reports it (padded shapes printed), a changed input changes the output, and (with --model) its states "
+     "on a shipped speech window pass validate's gate against the CPU encoder's"),
     ("Replay the device's output", "neuronrt -m hw -a encoder.dla -i mel_000.bin -o output_000.bin; "
      "whisper-genio transcribe audio.wav --encoder-output output_000.bin",
      "the NPU's encoder output transcribes, and how close it is to the CPU encoder (cosine)"),
