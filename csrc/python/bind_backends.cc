@@ -279,6 +279,7 @@ void register_backends(py::module_& m) {
         t.shape = {rows, cols};
         t = tensor_spec_arg(spec, "spec", t);
         t.shape = {rows, cols};
+        t.padded_shape.clear();  // logical bytes: padding is the neuron subgraphs' business
         py::buffer_info info = raw.request();
         const size_t bytes = static_cast<size_t>(info.size) * static_cast<size_t>(info.itemsize);
         if (bytes != t.bytes()) throw_status(invalid_argument(backends::describe_size_mismatch(bytes, t)));
@@ -296,6 +297,7 @@ void register_backends(py::module_& m) {
         t.shape = {arr.shape(0), arr.shape(1)};
         t = tensor_spec_arg(spec, "spec", t);
         t.shape = {arr.shape(0), arr.shape(1)};
+        t.padded_shape.clear();
         std::string buf(t.bytes(), '\0');
         backends::quantize_from_float(arr.data(), arr.shape(0), arr.shape(1), t, buf.data());
         return py::bytes(buf);

@@ -453,7 +453,8 @@ CHECKLIST = [
      "whisper-genio transcribe audio.wav --encoder-output output_000.bin",
      "the NPU's encoder output transcribes, and how close it is to the CPU encoder (cosine)"),
     ("Transcribe on the NPU", "whisper-genio transcribe audio.wav --backend neuron --encoder-model bundle/",
-     "the whole path (dma-buf I/O, zero-copy states, native decoder) gives the CPU backend's text"),
+     "the whole path (dma-buf I/O, zero-copy states, native decoder) gives the CPU backend's text; the accuracy "
+     "self-check at load passes on this board's runtime (else --npu-fallback cpu runs the encoder on the CPU)"),
     ("Validate", "whisper-genio transcribe <clips> --backend neuron ... vs --backend cpu",
      "accuracy (WER) and speed on your own recordings"),
     ("Decoder subgraphs", "whisper-genio doctor --decoder-subgraphs bundle/ --decoder-offload linear",

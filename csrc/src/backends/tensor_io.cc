@@ -237,9 +237,17 @@ class RowWalker {
   int64_t dims_[kMaxTensorRank] = {}, stride_[kMaxTensorRank] = {}, idx_[kMaxTensorRank] = {};
 };
 
-// f(host index, device index) for every element of the host's [rows, cols].
+// f(host index, device index) for every element of the host's [rows, cols]. Unpadded tensors
+// need only rows and cols (callers may give the host shape); a padded one is walked by its
+// device shape and padded shape.
 template <typename F>
 void for_each_element(const TensorSpec& spec, int64_t rows, int64_t cols, F&& f) {
+  if (!spec.padded()) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) f(r * cols + c, spec.transposed ? c * rows + r : r * cols + c);
+    }
+    return;
+  }
   RowWalker w(spec);
   if (!spec.transposed) {
     for (int64_t r = 0; r < rows; ++r, w.next()) {
