@@ -415,8 +415,9 @@ TEST(Neuron, V1CreateSequenceAndEnvBytes) {
   const std::vector<std::string> want_prefix = {
       "NeuronRuntime_getVersion",      "NeuronRuntime_create",        "NeuronRuntime_loadNetworkFromFile",
       "NeuronRuntime_getInputNumber",  "NeuronRuntime_getOutputNumber", "NeuronRuntime_getInputSize",
-      "NeuronRuntime_getOutputSize",   "NeuronRuntime_setInput",      "NeuronRuntime_setOutput",
-      "NeuronRuntime_setQoSOption"};
+      "NeuronRuntime_getInputPaddedSize", "NeuronRuntime_getInputPaddedDimensions",
+      "NeuronRuntime_getOutputSize",   "NeuronRuntime_getOutputPaddedSize", "NeuronRuntime_getOutputPaddedDimensions",
+      "NeuronRuntime_setInput",        "NeuronRuntime_setOutput",     "NeuronRuntime_setQoSOption"};
   ASSERT_GE(order.size(), want_prefix.size());
   EXPECT_EQ(std::vector<std::string>(order.begin(), order.begin() + static_cast<long>(want_prefix.size())), want_prefix);
   // EnvOptions, NP6 layout: deviceKind 4, MDLACoreOption 0, CPUThreadNum 2, no suppression

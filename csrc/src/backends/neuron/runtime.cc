@@ -1,5 +1,7 @@
 #include "runtime.h"
 
+#include <algorithm>
+
 namespace whisper_genio::neuron {
 
 namespace {
@@ -133,10 +135,13 @@ std::string resolve_one(const Runtime::DeviceIo& io, backends::TensorSpec* spec,
   const size_t logical = spec->bytes();
   // A --relax-fp32 DLA compiled with --suppress-input/--suppress-output takes float16 natively
   // while the runtime may report its float32 model size as the logical one.
-  // Told apart from a float32 DLA (a manifest error) by its padded size, which is in float16.
+  // Told apart from a float32 DLA (a manifest error) by its padded buffer, which is in float16:
+  // 2 bytes per element of the padded dimensions (without them: a padded size that differs).
+  size_t padded_elems = 1;
+  for (uint32_t d : io.dims) padded_elems *= std::max<uint32_t>(1, d);
   const bool fp32_logical = spec->dtype == IoDType::kFloat16 &&
                             io.logical_bytes == static_cast<size_t>(spec->numel()) * 4 && io.padded_bytes != 0 &&
-                            io.padded_bytes != io.logical_bytes;
+                            (io.has_dims ? io.padded_bytes == padded_elems * 2 : io.padded_bytes != io.logical_bytes);
   if (io.logical_bytes != logical && !fp32_logical) {
     return "the manifest declares " + spec->describe() + ": " + backends::describe_size_mismatch(io.logical_bytes, *spec);
   }
