@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from .transcription import longform
 from .transcription.decoding import DecodingResult
 from .transcription.options import DecodingOptions, split_transcribe_kwargs
 from .transcription.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from .transcription.streaming import StreamSession
 
 AudioInput = Union[str, os.PathLike, bytes, np.ndarray]
 

@@ -9,6 +9,7 @@ import pathlib
 
 import pytest
 
+from whisper_genio import socs
 from whisper_genio.tools import doctor
 from whisper_genio.cli import main
 from whisper_genio.dims import ModelDims
@@ -63,13 +64,13 @@ def _genio_700(root: pathlib.Path) -> pathlib.Path:
     (["mediatek,genio-720-evk", "mediatek,mt8391", "mediatek,mt8189"], "Genio 720", "mdla5.3,edma3.6"),
 ])
 def test_soc_table(compatible, board, arch):
-    soc = doctor.identify_soc(compatible)
+    soc = socs.identify_soc(compatible)
     assert soc is not None and soc.board == board and soc.arch == arch
     if arch:
         assert f"--arch={arch}" in soc.compile_flags and "--relax-fp32" in soc.compile_flags
     else:
         assert soc.mdla is None and "NNAPI" in soc.note
-    assert doctor.identify_soc(["raspberrypi,4-model-b", "brcm,bcm2711"]) is None
+    assert socs.identify_soc(["raspberrypi,4-model-b", "brcm,bcm2711"]) is None
 
 
 def test_a_genio_700_with_everything_in_place(tmp_path, lib, control):

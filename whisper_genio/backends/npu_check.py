@@ -6,7 +6,7 @@ gave 0.003; ../shared/docs/board-reports.md). So when an encoder DLA loads, one 
 speech shipped with the package (``data/self_check_jfk_16k.npy``: the 11 s of JFK's 1961
 inaugural address that openai-whisper tests with, public domain, 16 kHz int16) runs through the
 NPU and through the float32 CPU encoder, and the NPU's states must pass the gate ``validate``
-uses (:class:`whisper_genio.tools.validate.Gate`: SQNR and cosine on the speech frames,
+uses (:class:`whisper_genio.accuracy.Gate`: SQNR and cosine on the speech frames,
 thresholds calibrated against WER in docs/quantization.md).
 
 The verdict is cached per (artifact hash, I/O description, runtime version, SoC, model dims) in
@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import pathlib
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def cache_dir() -> pathlib.Path:
 
 def soc_name() -> str:
     """The SoC this runs on ("MT8390"), or "unknown" off a Genio board."""
-    from ..tools.doctor import identify_soc, read_compatible
+    from ..socs import identify_soc, read_compatible
 
     soc = identify_soc(read_compatible())
     return soc.soc if soc is not None else "unknown"
@@ -107,7 +107,7 @@ def self_check_window(n_mels: int) -> tuple[np.ndarray, int]:
 
 def run_check(npu_encoder: Any, checkpoint: Any, pool: Any) -> dict[str, Any]:
     """The NPU encoder's states on the self-check window against the float32 CPU encoder's."""
-    from ..tools.validate import Gate, compare
+    from ..accuracy import Gate, compare
 
     dims = checkpoint.dims
     mel, frames = self_check_window(dims.n_mels)

@@ -23,39 +23,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional
 
+from ..socs import Soc, identify_soc, read_compatible, under_root
+
 OK, MISSING, WARN, INFO, FAIL, SKIP = "ok", "missing", "warn", "info", "fail", "skip"
 
 
-@dataclass(frozen=True)
-class Soc:
-    board: str
-    soc: str              # "MT8390"
-    family: str           # the apusys/firmware folder name ("mt8188")
-    mdla: Optional[str]   # "MDLA 3.0"; None: no MDLA
-    arch: Optional[str]   # ncc-tflite --arch value
-    compile_flags: str    # ncc-tflite flags for a Whisper encoder on this SoC
-    note: str = ""
-
-
-_FLAGS = "--relax-fp32 --opt-accuracy"
-SOCS: dict[str, Soc] = {
-    "mt8365": Soc("Genio 350", "MT8365", "mt8365", None, None, "",
-                  "no MDLA: the Cadence VP6 APU is reachable only through NNAPI (Android); there is no Neuron/DLA "
-                  "path: use the onnxruntime (CPU) or cpu backend"),
-    "mt8370": Soc("Genio 510", "MT8370", "mt8188", "MDLA 3.0", "mdla3.0", f"--arch=mdla3.0 {_FLAGS}"),
-    "mt8390": Soc("Genio 700", "MT8390", "mt8188", "MDLA 3.0", "mdla3.0", f"--arch=mdla3.0 {_FLAGS}"),
-    "mt8395": Soc("Genio 1200", "MT8395", "mt8195", "2x MDLA 2.0", "mdla2.0", f"--arch=mdla2.0 --num-mdla=2 {_FLAGS}",
-                  "MDLA 2.0 is reported unsuitable for large transformer models: measure the encoder before relying "
-                  "on it"),
-    "mt8371": Soc("Genio 520", "MT8371", "mt8189", "MDLA 5.3", "mdla5.3,edma3.6",
-                  f"--arch=mdla5.3,edma3.6 --l1-size-kb=256 --num-mdla=1 {_FLAGS}",
-                  "NeuroPilot 8 (Yocto v26); MediaTek lists Whisper as not yet supported on Genio 520/720"),
-    "mt8391": Soc("Genio 720", "MT8391", "mt8189", "MDLA 5.3", "mdla5.3,edma3.6",
-                  f"--arch=mdla5.3,edma3.6 --l1-size-kb=256 --num-mdla=1 {_FLAGS}",
-                  "NeuroPilot 8 (Yocto v26); MediaTek lists Whisper as not yet supported on Genio 520/720"),
-}
-# Family compatibles name the SoC only when nothing more specific is listed.
-FAMILIES = {"mt8188": "mt8390", "mt8195": "mt8395", "mt8189": "mt8391"}
 
 
 @dataclass
@@ -102,31 +74,6 @@ class Report:
         }
 
 
-def _path(root: str, p: str) -> str:
-    return os.path.join(root, p.lstrip("/")) if root not in ("", "/") else p
-
-
-def read_compatible(root: str = "/") -> list[str]:
-    """The device tree's compatible strings (empty off a device-tree machine)."""
-    try:
-        with open(_path(root, "/proc/device-tree/compatible"), "rb") as f:
-            raw = f.read()
-    except OSError:
-        return []
-    return [s.decode("ascii", "replace") for s in raw.split(b"\0") if s]
-
-
-def identify_soc(compatible: list[str]) -> Optional[Soc]:
-    ids = [m.group(1) for c in compatible for m in [re.match(r"mediatek,(mt\d{4})", c)] if m]
-    for i in ids:
-        if i in SOCS:
-            return SOCS[i]
-    for i in ids:
-        if i in FAMILIES:
-            return SOCS[FAMILIES[i]]
-    return None
-
-
 def _run_version(exe: str, args: list[str]) -> str:
     try:
         p = subprocess.run([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10,
@@ -140,7 +87,7 @@ def _run_version(exe: str, args: list[str]) -> str:
 
 def _which(name: str, root: str, env: Mapping[str, str]) -> Optional[str]:
     dirs = env.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/usr/bin", "/sbin"]
-    search = os.pathsep.join(_path(root, d) if d.startswith("/") else d for d in dirs if d)
+    search = os.pathsep.join(under_root(root, d) if d.startswith("/") else d for d in dirs if d)
     return shutil.which(name, path=search)
 
 
@@ -220,7 +167,7 @@ def _check_neuron_libraries(r: Report, root: str) -> None:
     """The NeuroPilot libraries present in the usual folders (information only)."""
     found = sorted({p for d in ("/usr/lib", "/usr/lib64", "/lib", "/usr/lib/aarch64-linux-gnu")
                     for pat in ("libneuronusdk_*.so*", "libneuron_*.so*", "libapu_mdw*.so*")
-                    for p in glob.glob(os.path.join(_path(root, d), pat))})
+                    for p in glob.glob(os.path.join(under_root(root, d), pat))})
     if found:
         r.checks.append(Check("neuron libraries", INFO, ", ".join(_describe_lib(p) for p in found)))
 
@@ -228,7 +175,7 @@ def _check_neuron_libraries(r: Report, root: str) -> None:
 def _check_apu(r: Report, root: str) -> None:
     """What the APU needs to start: the nhw settings file, the /dev/apusys* nodes, the firmware."""
     add = r.checks.append
-    nhw = [p for p in [_path(root, "/etc/nhw")] + sorted(glob.glob(_path(root, "/etc/apusys/*/nhw"))) if os.path.exists(p)]
+    nhw = [p for p in [under_root(root, "/etc/nhw")] + sorted(glob.glob(under_root(root, "/etc/apusys/*/nhw"))) if os.path.exists(p)]
     if nhw:
         add(Check("nhw", OK, "hardware settings file: " + ", ".join(nhw)))
     else:
@@ -236,7 +183,7 @@ def _check_apu(r: Report, root: str) -> None:
         add(Check("nhw", MISSING, "no /etc/nhw nor /etc/apusys/*/nhw: the runtime fails with \"Can't open config file\"",
                   f"install the BSP's NeuroPilot packages, which ship /etc/apusys/{fam}/nhw, and link /etc/nhw to it"))
 
-    apusys = sorted(glob.glob(_path(root, "/dev/apusys*")))
+    apusys = sorted(glob.glob(under_root(root, "/dev/apusys*")))
     if apusys:
         unusable = [p for p in apusys if not os.access(p, os.R_OK | os.W_OK)]
         if unusable:
@@ -249,8 +196,8 @@ def _check_apu(r: Report, root: str) -> None:
                   "load the apusys kernel module of the BSP (mtk-apusys-driver) and check dmesg for its firmware"))
 
     if r.soc is not None and r.soc.mdla:
-        fw = sorted(glob.glob(_path(root, f"/usr/lib/firmware/mediatek/{r.soc.soc.lower()}/apusys.sig.img")) +
-                    glob.glob(_path(root, f"/usr/lib/firmware/mediatek/{r.soc.family}/apusys.sig.img")))
+        fw = sorted(glob.glob(under_root(root, f"/usr/lib/firmware/mediatek/{r.soc.soc.lower()}/apusys.sig.img")) +
+                    glob.glob(under_root(root, f"/usr/lib/firmware/mediatek/{r.soc.family}/apusys.sig.img")))
         if fw:
             add(Check("apu firmware", OK, ", ".join(fw)))
         else:
@@ -262,7 +209,7 @@ def _check_dma_heap(r: Report, root: str, env: Mapping[str, str]) -> None:
     """The dma-buf heap the neuron backend's I/O buffers come from."""
     from .. import _core
 
-    heaps = [p for p in (_path(root, "/dev/dma_heap/system"), _path(root, "/dev/dma_heap/system-uncached"))
+    heaps = [p for p in (under_root(root, "/dev/dma_heap/system"), under_root(root, "/dev/dma_heap/system-uncached"))
              if os.path.exists(p)]
     requested = env.get(_core.NEURON_ENV["dma_heap"])
     if heaps:

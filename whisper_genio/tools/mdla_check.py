@@ -144,7 +144,7 @@ def parse_target(name: str) -> list[str]:
         return list(GENERATIONS)
     if key in GENERATIONS:
         return [key]
-    from .ncc import find_soc, soc_names
+    from .ncc import find_soc
 
     try:
         soc = find_soc(key)

@@ -4,7 +4,7 @@
     print(" ".join(cmd))         # ncc-tflite --arch=mdla3.0 --relax-fp32 --opt-accuracy -d encoder.dla encoder.tflite
     result = run_ncc(cmd)        # runs it when ncc-tflite is on PATH, else None
 
-Flags per SoC come from ``whisper_genio.tools.doctor.SOCS`` (MediaTek's NeuroPilot documentation):
+Flags per SoC come from ``whisper_genio.socs.SOCS`` (MediaTek's NeuroPilot documentation):
 ``--arch`` (mdla3.0 on Genio 510/700, mdla2.0 with ``--num-mdla=2`` on Genio 1200,
 mdla5.3,edma3.6 with ``--l1-size-kb=256`` on Genio 520/720); ``--relax-fp32`` whenever the model
 still has float32 arithmetic (a float model, or float LayerNorm statistics inside a quantized
@@ -27,14 +27,14 @@ ALIASES = {"genio-510": "mt8370", "genio-700": "mt8390", "genio-1200": "mt8395",
 
 
 def soc_names() -> list[str]:
-    from .doctor import SOCS
+    from ..socs import SOCS
 
     return sorted(set(ALIASES) | set(SOCS))
 
 
 def find_soc(name: str) -> Any:
     """The doctor's Soc entry for a SoC ("mt8390"), board ("genio-700", "Genio 700") or arch ("mdla3.0")."""
-    from .doctor import SOCS
+    from ..socs import SOCS
 
     key = name.strip().lower().replace(" ", "-")
     key = ALIASES.get(key, key)

@@ -28,34 +28,15 @@ from __future__ import annotations
 import os
 import pathlib
 import stat
-from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from ..errors import InvalidOptionError, ModelLoadError, WhisperGenioError
-from .quantize.evaluate import cosine, sqnr_db, transcribe_states, wer
+from ..accuracy import Gate, compare, cosine  # noqa: F401 (validate.Gate, validate.compare)
+from .quantize.evaluate import transcribe_states, wer
 
 PathLike = Union[str, os.PathLike]
-
-
-@dataclass(frozen=True)
-class Gate:
-    """Pass/fail thresholds, calibrated against WER (docs/quantization.md)."""
-
-    min_sqnr_db: float = 15.0
-    min_cosine: float = 0.98
-    max_wer: float = 0.10  # transcript WER against the float encoder's transcript
-
-    def check(self, m: dict) -> list[str]:
-        why = []
-        if not m["sqnr_db"] >= self.min_sqnr_db:
-            why.append(f"SQNR {m['sqnr_db']:.1f} dB < {self.min_sqnr_db:g} dB")
-        if not m["cosine"] >= self.min_cosine:
-            why.append(f"cosine {m['cosine']:.4f} < {self.min_cosine:g}")
-        if m.get("wer") is not None and not m["wer"] <= self.max_wer:
-            why.append(f"transcript WER vs float {100 * m['wer']:.1f} % > {100 * self.max_wer:g} %")
-        return why
 
 
 def calibrate_gate(rows: Sequence[dict], max_delta_wer: float = 0.01) -> dict[str, Any]:
@@ -118,28 +99,6 @@ def output_format_of_bundle(bundle_dir: PathLike) -> dict:
     raise InvalidOptionError(f"{bundle_dir}: the bundle has neither a DLA nor a TFLite encoder")
 
 
-def compare(ref: np.ndarray, x: np.ndarray, frames: int) -> dict[str, Any]:
-    with np.errstate(all="ignore"):  # a misread output may hold inf/nan: the metrics say so
-        return _compare(ref, x, frames)
-
-
-def _compare(ref: np.ndarray, x: np.ndarray, frames: int) -> dict[str, Any]:
-    ref = np.asarray(ref, np.float32)
-    x = np.asarray(x, np.float32)
-    rs, xs = ref[:frames], x[:frames]
-    err = xs - rs
-    per_frame = np.linalg.norm(x - ref, axis=1) / np.maximum(np.linalg.norm(ref, axis=1), 1e-12)
-    worst = np.argsort(per_frame[:frames])[::-1][:5]
-    return {
-        "sqnr_db": sqnr_db(rs, xs), "sqnr_window_db": sqnr_db(ref, x), "cosine": cosine(rs, xs),
-        "cosine_window": cosine(ref, x), "max_abs": float(np.abs(err).max()),
-        "relative_error": float(np.linalg.norm(err) / max(np.linalg.norm(rs), 1e-12)),
-        "per_frame_relative_error": {"median": float(np.median(per_frame[:frames])),
-                                     "p95": float(np.quantile(per_frame[:frames], 0.95)),
-                                     "worst_frames": [{"frame": int(i), "relative_error": float(per_frame[i])}
-                                                      for i in worst]},
-        "speech_frames": int(frames),
-    }
 
 
 def validate(audio: PathLike, *, model: Any = "base", encoder_output: Optional[PathLike] = None,
@@ -196,27 +155,10 @@ def validate(audio: PathLike, *, model: Any = "base", encoder_output: Optional[P
         first = int(np.flatnonzero(bad)[0])
         result["non_finite"] = {"count": int(bad.sum()), "frame": first // x.shape[1], "channel": first % x.shape[1]}
     if host_model is not None:
-        h = run_model_file(host_model, mels[convention])
-        result["three_way"] = {"host_model": os.fspath(host_model),
-                               "float_vs_host": compare(ref, h, frames),
-                               "host_vs_device": compare(h, x, frames)}
-        q, c = result["three_way"]["float_vs_host"]["sqnr_db"], result["three_way"]["host_vs_device"]["sqnr_db"]
-        result["three_way"]["verdict"] = (
-            "the quantization itself loses the accuracy (float vs host is already poor)" if q < gate.min_sqnr_db else
-            "the device differs from its own host model: compiler/runtime or I/O (scale, layout) error"
-            if c < gate.min_sqnr_db else "quantization and device both within tolerance")
+        result["three_way"] = _three_way(host_model, mels[convention], ref, x, frames, gate)
     if transcripts:
         lang = language or ("en" if not ref_model.is_multilingual else ref_model.detect_language(mels[convention])[0])
-        t_ref = transcribe_states(ref_model, ref, language=lang)
-        try:
-            t_x = transcribe_states(ref_model, x, language=lang)
-            result["wer"] = wer([t_ref], [t_x])
-        except WhisperGenioError as e:  # states the decoder refuses (NaN/Inf): nothing transcribes
-            t_x = ""
-            result["transcript_error"] = str(e)
-            result["wer"] = 1.0
-        result["transcript_reference"] = t_ref
-        result["transcript"] = t_x
+        result.update(_transcripts(ref_model, ref, x, lang))
     why = gate.check(result)
     if "non_finite" in result:
         nf = result["non_finite"]
@@ -227,6 +169,32 @@ def validate(audio: PathLike, *, model: Any = "base", encoder_output: Optional[P
     result["failures"] = why
     del N_FRAMES
     return result
+
+
+def _three_way(host_model: PathLike, mel: np.ndarray, ref: np.ndarray, x: np.ndarray, frames: int,
+               gate: Gate) -> dict[str, Any]:
+    """The host's run of the same quantized model between the float reference and the device:
+    which of the two lost the accuracy."""
+    h = run_model_file(host_model, mel)
+    out = {"host_model": os.fspath(host_model), "float_vs_host": compare(ref, h, frames),
+           "host_vs_device": compare(h, x, frames)}
+    q, c = out["float_vs_host"]["sqnr_db"], out["host_vs_device"]["sqnr_db"]
+    out["verdict"] = (
+        "the quantization itself loses the accuracy (float vs host is already poor)" if q < gate.min_sqnr_db else
+        "the device differs from its own host model: compiler/runtime or I/O (scale, layout) error"
+        if c < gate.min_sqnr_db else "quantization and device both within tolerance")
+    return out
+
+
+def _transcripts(ref_model: Any, ref: np.ndarray, x: np.ndarray, language: str) -> dict[str, Any]:
+    """Both states decoded, and the WER between the transcripts."""
+    out: dict[str, Any] = {"transcript_reference": transcribe_states(ref_model, ref, language=language)}
+    try:
+        out["transcript"] = transcribe_states(ref_model, x, language=language)
+        out["wer"] = wer([out["transcript_reference"]], [out["transcript"]])
+    except WhisperGenioError as e:  # states the decoder refuses (NaN/Inf): nothing transcribes
+        out.update(transcript="", transcript_error=str(e), wer=1.0)
+    return out
 
 
 def format_result(r: dict) -> str:

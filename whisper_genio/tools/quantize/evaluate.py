@@ -20,22 +20,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ...accuracy import cosine, sqnr_db  # noqa: F401 (evaluate.cosine, evaluate.sqnr_db)
 from .calibrate import CalibrationWindows
-
-
-def sqnr_db(ref: np.ndarray, x: np.ndarray) -> float:
-    ref = np.asarray(ref, np.float64).ravel()
-    x = np.asarray(x, np.float64).ravel()
-    err = np.linalg.norm(ref - x)
-    if err == 0:
-        return float("inf")
-    return float(20 * np.log10(max(np.linalg.norm(ref), 1e-30) / err))
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
 
 
 def normalizer() -> Any:
