@@ -9,6 +9,7 @@ void register_audio(py::module_& m);
 void register_model(py::module_& m);
 void register_backends(py::module_& m);
 void register_offload(py::module_& m);
+void register_build_info(py::module_& m);
 }  // namespace whisper_genio::python
 
 PYBIND11_MODULE(_core, m) {
@@ -18,6 +19,7 @@ PYBIND11_MODULE(_core, m) {
   whisper_genio::python::register_model(m);
   whisper_genio::python::register_backends(m);
   whisper_genio::python::register_offload(m);
+  whisper_genio::python::register_build_info(m);
 #ifdef WG_VERSION
   m.attr("__version__") = WG_VERSION;
 #endif

