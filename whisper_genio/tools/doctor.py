@@ -105,6 +105,7 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
     _check_dma_heap(r, root, env)
     _check_tools(r, root, env, run_tools)
     _check_onnxruntime(r)
+    _check_build(r)
     # -- one round trip ----------------------------------------------------------------------
     if dla is not None:
         r.round_trip = _round_trip(dla, model, library, lib)
@@ -129,8 +130,6 @@ def _check_machine(r: Report, root: str) -> None:
     add(Check("whisper_genio", OK, f"{__version__} on Python {platform.python_version()}, {platform.machine()} "
               f"{platform.system()}; CPU kernels: {_core.isa()} ({_core.cpu_features()})"))
 
-    r.checks.append(build_check(_core.build_info(), _core.__file__))
-
     r.compatible = read_compatible(root)
     r.soc = identify_soc(r.compatible)
     if r.soc is not None:
@@ -144,6 +143,12 @@ def _check_machine(r: Report, root: str) -> None:
     else:
         add(Check("soc", INFO, "no device tree (/proc/device-tree/compatible): not a Genio board",
                   "run doctor on the board to check the NPU; here the onnxruntime (CPU) and cpu backends run"))
+
+
+def _check_build(r: Report) -> None:
+    from .. import _core
+
+    r.checks.append(build_check(_core.build_info(), _core.__file__))
 
 
 def elf_version_needs(path: str) -> dict[str, list[str]]:

@@ -20,8 +20,9 @@ python () {
 }
 
 # scikit-build-core drives CMake; pybind11's CMake files come from the native sysroot
-# (header-only: csrc/CMakeLists.txt may take the build host's copy).
-inherit python_setuptools_build_meta cmake
+# (header-only: csrc/CMakeLists.txt may take the build host's copy). cmake first: the class
+# inherited last provides do_compile/do_install, and those must be the PEP 517 build's.
+inherit cmake python_setuptools_build_meta
 
 DEPENDS += " \
     python3-scikit-build-core-native \
@@ -44,11 +45,12 @@ PEP517_BUILD_OPTS = "--skip-dependency-check \
     -Ccmake.define.WG_STATIC_CXX_RUNTIME=OFF \
     -Ccmake.python-hints=false \
     -Ccmake.define.Python_INCLUDE_DIR=${STAGING_INCDIR}/python${PYTHON_BASEVERSION} \
-    -Ccmake.define.Python_SOABI=cpython-${@d.getVar('PYTHON_BASEVERSION').replace('.', '')}-${HOST_ARCH}-linux-gnu \
+    -Ccmake.define.Python_SOABI=${WHISPER_GENIO_SOABI} \
     -Ccmake.define.PYBIND11_USE_CROSSCOMPILING=ON \
 "
 # The extension's file name (target SOABI), for scikit-build-core and pybind11 alike.
-export SETUPTOOLS_EXT_SUFFIX = ".cpython-${@d.getVar('PYTHON_BASEVERSION').replace('.', '')}-${HOST_ARCH}-linux-gnu.so"
+WHISPER_GENIO_SOABI = "cpython-${@d.getVar('PYTHON_BASEVERSION').replace('.', '')}-${HOST_ARCH}-linux-gnu"
+export SETUPTOOLS_EXT_SUFFIX = ".${WHISPER_GENIO_SOABI}.so"
 
 # python_setuptools_build_meta builds the wheel in do_compile; cmake.bbclass's own configure and
 # compile steps would run CMake a second time without scikit-build-core.
@@ -71,9 +73,9 @@ RDEPENDS:${PN} += " \
     libsndfile1 \
 "
 # Encoder on the NPU: the Neuron runtime (libneuron_runtime / libneuronusdk_runtime) comes from
-# MediaTek's IoT Yocto layers (meta-neuropilot); whisper_genio dlopen()s it, so it is only
+# MediaTek's IoT Yocto layers (packagegroup-rity-mtk-neuropilot, as doctor suggests); whisper_genio dlopen()s it, so it is only
 # recommended: a board without it transcribes on the CPU and `whisper-genio doctor` says why.
 # onnxruntime (meta-neuropilot's build carries the NeuronExecutionProvider) is optional too.
 RRECOMMENDS:${PN} += "${WHISPER_GENIO_NEURON_RUNTIME}"
-WHISPER_GENIO_NEURON_RUNTIME ??= "neuropilot-runtime"
+WHISPER_GENIO_NEURON_RUNTIME ??= "packagegroup-rity-mtk-neuropilot"
 RSUGGESTS:${PN} += "onnxruntime python3-onnxruntime"
