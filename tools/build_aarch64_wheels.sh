@@ -6,7 +6,8 @@
 #       scikit-build-core with cmake/toolchains/aarch64-linux-gnu.cmake. Default: all four.
 #   tools/build_aarch64_wheels.sh --yocto [--out DIR]
 #       After `. <sdk>/environment-setup-aarch64-poky-linux`: the SDK's compiler and sysroot
-#       (cmake/toolchains/yocto-sdk.cmake), for the SDK's own Python (its python3-dev headers).
+#       (cmake/toolchains/yocto-sdk.cmake), for the SDK's own Python (its python3-dev headers),
+#       linking the image's own libstdc++ (the wheel is for that image).
 #   tools/build_aarch64_wheels.sh debian-root [DIR]
 #       Only fetch Debian bookworm's arm64 CPython 3.11 (runtime and headers) into DIR
 #       (default build/aarch64-sysroot/root): the aarch64 Python that tests run under qemu.
@@ -256,7 +257,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --out) out=$(realpath -m "$2"); shift 2 ;;
-    --yocto) mode=yocto; shift ;;
+    --yocto) mode=yocto; static_runtime=OFF; shift ;;   # the SDK's libstdc++ is the image's
     --shared-libstdc++) static_runtime=OFF; shift ;;
     debian-root) debian_root "$(realpath -m "${2:-$root/build/aarch64-sysroot/root}")"; exit 0 ;;
     3.*) versions+=("$1"); shift ;;
