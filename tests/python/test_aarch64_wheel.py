@@ -268,7 +268,8 @@ def _x86_texts(audio: pathlib.Path, compute_types: list[str]) -> dict:
 
 @pytest.mark.skipif(os.environ.get("WG_AARCH64_TRANSCRIBE") != "1",
                     reason="whisper-base under qemu takes many minutes on CI's 2 cores: WG_AARCH64_TRANSCRIBE=1 runs it")
-def test_emulated_transcription_matches_x86(emulated_site):
+@pytest.mark.parametrize("compute_type", ["int8", "float32"])
+def test_emulated_transcription_matches_x86(emulated_site, compute_type):
     from testdata import require_base_checkpoint, require_speech
 
     require_base_checkpoint()
@@ -285,7 +286,7 @@ def test_emulated_transcription_matches_x86(emulated_site):
         link = data / name
         if not link.exists():
             link.symlink_to(pathlib.Path(importlib.util.find_spec(name).origin).parent)
-    cts = ["int8", "float32"]
+    cts = [compute_type]
     code = ("import json, sys, whisper_genio\n"
             f"out = {{ct: whisper_genio.load_model('base', compute_type=ct, threads=2).transcribe({str(audio)!r}, temperature=0.0)['text'] for ct in {cts!r}}}\n"
             "print(json.dumps(out))\n")
