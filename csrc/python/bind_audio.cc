@@ -25,7 +25,10 @@ void register_audio(py::module_& m) {
       }, py::arg("n_mels"), "librosa-equivalent Slaney mel filter bank [n_mels, 201].");
 
   m.def("log_mel_spectrogram",
-        [](const py::object& audio, int n_mels, int64_t padding, std::shared_ptr<ThreadPool> pool) {
+        [](const py::object& audio, int n_mels, const py::handle& padding_arg, std::shared_ptr<ThreadPool> pool) {
+          // Any Python int converts; log_mel_spectrogram checks it against kMaxMelSamples.
+          const int64_t padding = int_arg(padding_arg, "padding", std::numeric_limits<int64_t>::min(),
+                                          std::numeric_limits<int64_t>::max());
           auto samples = as_float32(audio, "audio", 1);
           auto fe = unwrap(MelFrontEnd::create(n_mels));
           std::vector<float> mel;

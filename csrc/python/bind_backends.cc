@@ -274,9 +274,19 @@ void register_backends(py::module_& m) {
   // ---- device bytes <-> float (the conversions the backends use) -------------------------
   m.def(
       "dequantize",
-      [](const py::buffer& raw, const py::dict& spec, int64_t rows, int64_t cols) {
+      [](const py::buffer& raw, const py::dict& spec, const py::handle& rows_arg, const py::handle& cols_arg) {
+        // Any Python int converts (2**64 included) so that the bound check below names it.
+        const int64_t rows = int_arg(rows_arg, "rows", std::numeric_limits<int64_t>::min(),
+                                     std::numeric_limits<int64_t>::max());
+        const int64_t cols = int_arg(cols_arg, "cols", std::numeric_limits<int64_t>::min(),
+                                     std::numeric_limits<int64_t>::max());
         TensorSpec t;
         t.shape = {rows, cols};
+        // The arguments' own bounds (TensorSpec::validate: positive, at most 2^40 elements) before
+        // the spec's, so that the error names them and not the spec.
+        t.name = "rows x cols";
+        if (Status s = t.validate(); !s.ok()) throw_status(invalid_argument(s.message()));
+        t.name.clear();
         t = tensor_spec_arg(spec, "spec", t);
         t.shape = {rows, cols};
         t.padded_shape.clear();  // logical bytes: padding is the neuron subgraphs' business

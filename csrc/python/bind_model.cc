@@ -244,6 +244,13 @@ void register_model(py::module_& m) {
       "dtw",
       [](const py::object& cost) {
         auto x = as_float32(cost, "cost", 2);
+        // Tokens x audio frames (at most 448 x 1500 in Whisper): the bound keeps the native int
+        // indices exact, far past any real alignment.
+        constexpr py::ssize_t kMaxDtwSide = py::ssize_t{1} << 20;
+        if (x.shape(0) > kMaxDtwSide || x.shape(1) > kMaxDtwSide) {
+          throw_status(invalid_argument("cost [" + std::to_string(x.shape(0)) + ", " + std::to_string(x.shape(1)) +
+                                        "] is too large for dtw: at most " + std::to_string(kMaxDtwSide) + " per side"));
+        }
         std::vector<int> rows, cols;
         {
           py::gil_scoped_release release;

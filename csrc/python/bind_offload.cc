@@ -91,7 +91,9 @@ offload::SubgraphEntry subgraph_entry(const py::handle& item, size_t index, cons
   };
   offload::SubgraphEntry e;
   e.kind = unwrap(offload::parse_op_kind(str_arg(require("op"), where + ".op")));
-  e.batch = static_cast<int>(int_arg(require("batch"), where + ".batch"));
+  // The decoder never runs more rows side by side than kMaxDecodingGroup: a larger batch could
+  // never be used, and it sizes the subgraph's buffers.
+  e.batch = static_cast<int>(int_arg(require("batch"), where + ".batch", 1, kMaxDecodingGroup));
   if (!get("layer").is_none()) e.layer = static_cast<int>(int_arg(get("layer"), where + ".layer"));
   if (!get("chunk").is_none()) e.chunk = static_cast<int>(int_arg(get("chunk"), where + ".chunk"));
   if (!get("col0").is_none()) e.col0 = int_arg(get("col0"), where + ".col0", 0, dims.n_vocab);

@@ -20,6 +20,16 @@ inline constexpr int kChunkSeconds = 30;
 inline constexpr int kNSamples = kChunkSeconds * kSampleRate;  // 480000
 inline constexpr int kNFrames = kNSamples / kHopLength;         // 3000
 
+// The longest signal log_mel_spectrogram takes, padding included: it returns the whole
+// spectrogram (n_mels x frames floats; four hours at 128 mels is about 0.7 GiB, most of a Genio
+// board's free memory). Longer recordings go through MelWindows, whose memory does not grow with
+// the length (transcribe() does).
+inline constexpr int64_t kMaxMelSamples = int64_t{4} * 3600 * kSampleRate;
+// The longest signal MelWindows takes: no memory grows with it, but frame and sample indices
+// (times the hop, plus the padding) must stay far inside int64; 2^40 float samples (4 TiB, 2.2
+// years of audio) is beyond any real buffer.
+inline constexpr int64_t kMaxSignalSamples = int64_t{1} << 40;
+
 // Mel filter bank [n_mels, 201] as librosa.filters.mel(sr=16000, n_fft=400, n_mels) computes
 // it (float64 arithmetic, returned as float32). n_mels must be 80 or 128.
 StatusOr<std::vector<float>> mel_filters(int n_mels);
@@ -51,7 +61,8 @@ class MelFrontEnd {
 };
 
 // Full log-mel of x (plus `zero_pad` trailing zeros), normalised with the global maximum:
-// returns [n_mels, frame_count(n + zero_pad)] row-major.
+// returns [n_mels, frame_count(n + zero_pad)] row-major. n + zero_pad <= kMaxMelSamples
+// (InvalidArgument otherwise, checked before anything is allocated).
 StatusOr<std::vector<float>> log_mel_spectrogram(const MelFrontEnd& fe, const float* x, int64_t n,
                                                  int64_t zero_pad, ThreadPool* pool);
 

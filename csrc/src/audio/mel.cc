@@ -189,6 +189,12 @@ inline float normalise(float power, float max_log10) {
 StatusOr<std::vector<float>> log_mel_spectrogram(const MelFrontEnd& fe, const float* x, int64_t n,
                                                  int64_t zero_pad, ThreadPool* pool) {
   if (n < 0 || zero_pad < 0) return invalid_argument("negative signal length");
+  if (n > kMaxMelSamples || zero_pad > kMaxMelSamples - n) {
+    return invalid_argument("log-mel spectrogram of " + std::to_string(n) + " samples plus " + std::to_string(zero_pad) +
+                            " samples of padding: at most " + std::to_string(kMaxMelSamples) +
+                            " in all (4 hours at 16 kHz) are computed at once; longer recordings go through "
+                            "MelWindows (transcribe)");
+  }
   const int64_t frames = MelFrontEnd::frame_count(n + zero_pad);
   std::vector<float> out;
   try {
@@ -205,15 +211,28 @@ StatusOr<std::vector<float>> log_mel_spectrogram(const MelFrontEnd& fe, const fl
   return out;
 }
 
+namespace {
+
+Status check_signal_length(int64_t n) {
+  if (n < 0) return invalid_argument("negative signal length");
+  if (n > kMaxSignalSamples) {
+    return invalid_argument("signal of " + std::to_string(n) + " samples: at most " + std::to_string(kMaxSignalSamples) +
+                            " are taken");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<MelWindows> MelWindows::create(std::shared_ptr<const MelFrontEnd> fe, const float* x, int64_t n,
                                         ThreadPool* pool) {
-  if (n < 0) return invalid_argument("negative signal length");
+  WG_RETURN_IF_ERROR(check_signal_length(n));
   return build(std::move(fe), x, n, kNSamples, MelFrontEnd::frame_count(n + kNSamples) - kNFrames, pool);
 }
 
 StatusOr<MelWindows> MelWindows::one_window(std::shared_ptr<const MelFrontEnd> fe, const float* x, int64_t n,
                                             ThreadPool* pool) {
-  if (n < 0) return invalid_argument("negative signal length");
+  WG_RETURN_IF_ERROR(check_signal_length(n));
   const int64_t kept = std::min<int64_t>(n, kNSamples);
   return build(std::move(fe), x, kept, kNSamples - kept, kNFrames, pool);
 }

@@ -63,18 +63,25 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s.str();
 }
 
-int64_t TensorSpec::numel() const {
+int64_t checked_numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return shape.empty() ? 0 : n;
-}
-
-int64_t TensorSpec::device_numel() const {
-  if (!padded()) return numel();
-  int64_t n = 1;
-  for (int64_t d : padded_shape) n *= d;
+  for (int64_t d : shape) {
+    if (d < 0 || __builtin_mul_overflow(n, d, &n)) return -1;
+  }
   return n;
 }
+
+size_t checked_bytes(int64_t numel, IoDType dtype) {
+  size_t b = 0;
+  if (numel < 0 || __builtin_mul_overflow(static_cast<size_t>(numel), io_dtype_size(dtype), &b)) {
+    return std::numeric_limits<size_t>::max();
+  }
+  return b;
+}
+
+int64_t TensorSpec::numel() const { return shape.empty() ? 0 : checked_numel(shape); }
+
+int64_t TensorSpec::device_numel() const { return padded() ? checked_numel(padded_shape) : numel(); }
 
 bool TensorSpec::padded_last_dim_only() const {
   if (!padded()) return true;
@@ -98,10 +105,12 @@ StatusOr<std::vector<int64_t>> padded_shape_from_dims(const std::vector<int64_t>
     }
     if (fits) return out;
     // The runtime may fold the leading dimensions differently: same rows, wider last dimension.
+    // Checked products: the dimensions come from the runtime (three uint32 overflow int64).
     int64_t rows = 1, prows = 1;
-    for (size_t k = 0; k + 1 < r; ++k) rows *= logical[k];
-    for (size_t k = 0; k < 3; ++k) prows *= std::max<int64_t>(1, p4[k]);
-    if (prows == rows && p4[3] >= logical.back()) {
+    bool overflow = false;
+    for (size_t k = 0; k + 1 < r; ++k) overflow |= __builtin_mul_overflow(rows, logical[k], &rows);
+    for (size_t k = 0; k < 3; ++k) overflow |= __builtin_mul_overflow(prows, std::max<int64_t>(1, p4[k]), &prows);
+    if (!overflow && prows == rows && p4[3] >= logical.back()) {
       out = logical;
       out.back() = p4[3];
       return out;
@@ -127,6 +136,15 @@ Status TensorSpec::validate() const {
     return invalid_argument("tensor " + name + " " + shape_string(shape) + " has more than " +
                             std::to_string(kMaxTensorRank) + " dimensions");
   }
+  // Bounded so that element and byte counts stay far inside int64/size_t (2^40 elements = 4 TiB).
+  constexpr int64_t kMaxElements = int64_t{1} << 40;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d <= 0) return invalid_argument("tensor " + name + " has a non-positive dimension: " + shape_string(shape));
+    if (d > kMaxElements / n) return invalid_argument("tensor " + name + " " + shape_string(shape) + " is too large");
+    n *= d;
+  }
+  // After the shape: padded dimensions >= positive ones are positive, their product stays bounded.
   if (!padded_shape.empty()) {
     if (padded_shape.size() != shape.size()) {
       return invalid_argument("tensor " + name + ": padded shape " + shape_string(padded_shape) +
@@ -143,14 +161,6 @@ Status TensorSpec::validate() const {
       if (padded_shape[i] > kMax / pn) return invalid_argument("tensor " + name + " padded shape is too large");
       pn *= padded_shape[i];
     }
-  }
-  // Bounded so that element and byte counts stay far inside int64/size_t (2^40 elements = 4 TiB).
-  constexpr int64_t kMaxElements = int64_t{1} << 40;
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    if (d <= 0) return invalid_argument("tensor " + name + " has a non-positive dimension: " + shape_string(shape));
-    if (d > kMaxElements / n) return invalid_argument("tensor " + name + " " + shape_string(shape) + " is too large");
-    n *= d;
   }
   if (io_dtype_is_quantized(dtype)) {
     if (!(scale > 0.0f) || !std::isfinite(scale)) {

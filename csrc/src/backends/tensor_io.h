@@ -25,6 +25,12 @@ void io_dtype_range(IoDType t, int64_t* lo, int64_t* hi);
 
 inline constexpr int kMaxTensorRank = 8;
 
+// The product of `shape` (1 for no dimension), or -1 when a dimension is negative or the product
+// overflows int64: callers check before they allocate.
+int64_t checked_numel(const std::vector<int64_t>& shape);
+// numel elements of dtype in bytes, or SIZE_MAX when numel < 0 or the product overflows size_t.
+size_t checked_bytes(int64_t numel, IoDType dtype);
+
 // A device tensor as a model bundle's manifest declares it.
 struct TensorSpec {
   std::string name;
@@ -41,11 +47,13 @@ struct TensorSpec {
   // padded buffer, the rest is padding. Empty: not padded.
   std::vector<int64_t> padded_shape;
 
+  // Element counts are -1 (and byte counts SIZE_MAX, which no buffer matches and no allocation
+  // gets) when a dimension is negative or the product overflows; validate() refuses such shapes.
   int64_t numel() const;
-  size_t bytes() const { return static_cast<size_t>(numel()) * io_dtype_size(dtype); }
+  size_t bytes() const { return checked_bytes(numel(), dtype); }
   bool padded() const { return !padded_shape.empty() && padded_shape != shape; }
   int64_t device_numel() const;  // elements of the device buffer, padding included
-  size_t device_bytes() const { return static_cast<size_t>(device_numel()) * io_dtype_size(dtype); }
+  size_t device_bytes() const { return checked_bytes(device_numel(), dtype); }
   // Elements between consecutive rows (last-dimension runs) of the device buffer.
   int64_t device_row_stride() const { return padded() ? padded_shape.back() : (shape.empty() ? 0 : shape.back()); }
   // Only the last dimension is padded: the rows are evenly spaced by device_row_stride().

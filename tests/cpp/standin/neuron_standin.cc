@@ -268,10 +268,26 @@ std::string ptr(const void* p) {
   return b;
 }
 
+// Tensors beyond 2^40 elements are refused: byte counts stay far inside 64 bits.
+constexpr uint64_t kMaxElems = uint64_t{1} << 40;
+
+// Whether `count` items of `size` bytes are still to be read in f: sizes in a model file are
+// checked against the file before anything is allocated (a header may claim exabytes).
+bool file_holds(std::FILE* f, uint64_t count, uint64_t size) {
+  uint64_t want = 0;
+  if (__builtin_mul_overflow(count, size, &want)) return false;
+  const long here = std::ftell(f);
+  if (here < 0 || std::fseek(f, 0, SEEK_END) != 0) return false;
+  const long end = std::ftell(f);
+  if (end < 0 || std::fseek(f, here, SEEK_SET) != 0) return false;
+  return want <= static_cast<uint64_t>(end - here);
+}
+
 bool read_matrix(std::FILE* f, uint32_t out, uint32_t in, uint32_t wdtype, Matrix* mat) {
   mat->out = out;
   mat->in = in;
   const size_t n = static_cast<size_t>(out) * in;
+  if (!file_holds(f, n + out, wdtype == 0 ? 4 : 1)) return false;
   mat->w.resize(n);
   mat->bias.resize(out);
   if (wdtype == 0) {
@@ -288,6 +304,7 @@ bool read_matrix(std::FILE* f, uint32_t out, uint32_t in, uint32_t wdtype, Matri
 }
 
 bool read_norm(std::FILE* f, uint32_t d, Norm* n) {
+  if (!file_holds(f, 2 * uint64_t{d}, 4)) return false;
   n->gamma.resize(d);
   n->beta.resize(d);
   return std::fread(n->gamma.data(), 4, d, f) == d && std::fread(n->beta.data(), 4, d, f) == d;
@@ -327,7 +344,7 @@ bool load_v2(std::FILE* f, const unsigned char* h12, Model* m) {
     std::memcpy(&layout, t + 12, 4);
     x.padded_cols = layout & 0xffffffu;
     x.fp32_logical = (layout >> 31) != 0;
-    if (x.dtype > 4 || x.elems == 0) return false;
+    if (x.dtype > 4 || x.elems == 0 || x.elems > kMaxElems) return false;
     (i < n_io[0] ? m->ins : m->outs).push_back(x);
   }
   if (m->kind == 2) {
@@ -406,6 +423,7 @@ bool load_model(const char* path, Model* m) {
   uint32_t layout[6] = {0, 0, 0, 0, 0, 0};
   if (ok && (flags & 1u) != 0) ok = std::fread(layout, 4, 6, f) == 6;
   const size_t out_bytes = ok ? m->out_elems * dtype_size(m->out_dtype) : 0;
+  ok = ok && m->in_elems <= kMaxElems && m->out_elems <= kMaxElems && file_holds(f, n_entries, 8 + uint64_t{out_bytes});
   for (uint32_t e = 0; ok && e < n_entries; ++e) {
     uint64_t key = 0;
     std::vector<uint8_t> out(out_bytes);
