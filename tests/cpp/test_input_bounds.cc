@@ -1,8 +1,14 @@
 // Sizes from outside (a manifest, a runtime, a caller's argument) are checked before anything is
 // allocated: products that overflow int64, and log-mel lengths past their bound, give a clear
 // error instead of undefined behaviour or an unbounded allocation (issue 16; found by fuzzing).
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -117,4 +123,69 @@ TEST(InputBounds, MelWindowsRefusesImpossibleLengths) {
   EXPECT_FALSE(w->window(0, kNFrames + 1, out.data(), nullptr).ok());
 }
 
+// The STAND-IN Neuron runtime's model-file reader (tests/cpp/standin): a header claiming sizes the
+// file does not hold is refused (kBadData = 4) before anything is allocated; it used to allocate
+// what the header said (64 GiB and more: found by fuzz_standin_model).
+std::string write_file(const std::string& name, const std::string& bytes) {
+  const std::string path = ::testing::TempDir() + name + "-" + std::to_string(getpid());
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  EXPECT_NE(f, nullptr);
+  std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+  return path;
+}
+
+template <typename T>
+void put(std::string* s, T v) {
+  s->append(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+
+TEST(InputBounds, StandinModelHeaderSizesAreCheckedAgainstTheFile) {
+  void* h = dlopen(WG_STANDIN_FULL, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(h, nullptr) << dlerror();
+  using Create = int (*)(const void*, void**);
+  using Load = int (*)(void*, const char*);
+  using Release = void (*)(void*);
+  auto create = reinterpret_cast<Create>(dlsym(h, "NeuronRuntime_create"));
+  auto load = reinterpret_cast<Load>(dlsym(h, "NeuronRuntime_loadNetworkFromFile"));
+  auto release = reinterpret_cast<Release>(dlsym(h, "NeuronRuntime_release"));
+  ASSERT_TRUE(create && load && release);
+
+  // Version 1: one lookup entry of 2^38 float32 outputs (1 TiB) in a 72-byte file.
+  std::string v1 = "WGSTNDIN";
+  for (uint32_t v : {1u, 0u, 0u, 0u}) put(&v1, v);  // version, kind, in dtype, out dtype
+  put<uint64_t>(&v1, 4);
+  put<uint64_t>(&v1, uint64_t{1} << 38);
+  put(&v1, 1.0f);
+  put<int32_t>(&v1, 0);
+  put(&v1, 1.0f);
+  put<int32_t>(&v1, 0);
+  put(&v1, 1.0f);
+  put(&v1, 0.0f);
+  put<uint32_t>(&v1, 1);  // entries
+  put<uint32_t>(&v1, 0);  // flags
+  ASSERT_EQ(v1.size(), 72u);
+  // Version 2 dense: a 65536 x 65536 float32 weight (16 GiB) in a 92-byte file.
+  std::string v2 = "WGSTNDIN";
+  for (uint32_t v : {2u, 2u, 1u, 1u}) put(&v2, v);  // version, kind dense, one input, one output
+  for (int i = 0; i < 2; ++i) {
+    put<uint32_t>(&v2, 0);
+    put<int32_t>(&v2, 0);
+    put(&v2, 1.0f);
+    put<uint32_t>(&v2, 0);
+    put<uint64_t>(&v2, uint64_t{65536} * 65536);
+  }
+  for (uint32_t v : {65536u, 65536u, 65536u, 0u}) put(&v2, v);  // rows, in, out, float32 weights
+  for (const auto& [name, bytes] : {std::make_pair("v1", v1), std::make_pair("v2", v2)}) {
+    const std::string path = write_file(std::string("standin-huge-") + name, bytes);
+    void* rt = nullptr;
+    ASSERT_EQ(create(nullptr, &rt), 0);
+    EXPECT_EQ(load(rt, path.c_str()), 4) << name;  // kBadData, not an allocation of the claimed size
+    release(rt);
+    std::remove(path.c_str());
+  }
+  dlclose(h);
+}
+
 }  // namespace
+
