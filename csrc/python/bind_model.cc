@@ -149,6 +149,7 @@ void register_model(py::module_& m) {
       .def("__repr__", &DecodingOptions::to_string);
 
   m.attr("COMPUTE_TYPES") = py::tuple(py::cast(compute_type_names()));
+  m.attr("MAX_DECODING_GROUP") = kMaxDecodingGroup;  // rows a decoder runs side by side (beams x samples)
   m.def("resolve_compute_type",
         [](const py::handle& name) { return compute_type_name(unwrap(parse_compute_type(str_arg(name, "compute_type")))); },
         py::arg("name"), "The compute type a name stands for ('auto' -> 'float32'); InvalidOptionError if unknown.");

@@ -218,7 +218,7 @@ def test_manifest_subgraph_batch_bounded(tmp_path, batch):
     data = json.loads((folder / "manifest.json").read_text())
     data["decoder"] = {"subgraphs": [entry]}
     (folder / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(ModelLoadError, match=r"batch: expected an integer in 1\.\.1024"):
+    with pytest.raises(ModelLoadError, match=rf"batch: expected an integer in 1\.\.{MAX_SUBGRAPH_BATCH}"):
         load_bundle(folder)
 
 
@@ -246,3 +246,14 @@ def test_hf_index_shards_are_plain_file_names(tmp_path, shard):
     index.write_text(json.dumps({"weight_map": {"model.encoder.conv1.weight": shard}}))
     with pytest.raises(ModelLoadError, match="is not a file name"):
         _read_sharded(index)
+
+
+def test_layer_counts_are_bounded():
+    """A config asking for a million layers is refused before any schema is built (it once took
+    minutes and gigabytes)."""
+    from whisper_genio import _core
+
+    dims = ModelDims.for_size("tiny").to_dict()
+    dims.update(n_audio_layer=2**20, n_text_layer=2**20)
+    with pytest.raises(ModelLoadError, match="n_audio_layer and n_text_layer must be <= 256"):
+        _core.check_dims(dims)

@@ -264,10 +264,9 @@ def parse_manifest(data: Mapping[str, Any], root: PathLike, *, check_files: bool
     return Bundle(root, dims, str(data.get("model", "")), checkpoint, artifacts, subgraphs)
 
 
-# A subgraph's batch is the number of decoder sequences it steps at once (beam_size x best_of);
-# compiled NPU graphs hold a few. The bound keeps a hostile manifest from sizing host buffers
-# (batch x vocabulary logits ...) beyond memory; it is far above any batch a device can run.
-MAX_SUBGRAPH_BATCH = 1024
+# A subgraph's batch is the number of decoder sequences it steps at once (beam_size x best_of):
+# never more than the decoder runs side by side (the core's bound, also checked when it loads).
+MAX_SUBGRAPH_BATCH = _core.MAX_DECODING_GROUP
 
 SUBGRAPH_OPS = ("self_qkv", "self_out", "cross_q", "cross_out", "fc1", "fc2", "layer_step", "vocab")
 

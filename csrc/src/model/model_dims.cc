@@ -26,6 +26,13 @@ Status ModelDims::validate() const {
                        std::to_string(kMaxDimension) + ", got " + std::to_string(value));
     }
   }
+  // Layers are stacked, not multiplied: the bound is what any Whisper-shaped model could have (the
+  // largest released one has 32), so a hostile config can't ask for a million layers' schema.
+  constexpr int kMaxLayers = 256;
+  if (n_audio_layer > kMaxLayers || n_text_layer > kMaxLayers) {
+    return bad_model("n_audio_layer and n_text_layer must be <= " + std::to_string(kMaxLayers) + ", got " +
+                     std::to_string(n_audio_layer) + " and " + std::to_string(n_text_layer));
+  }
   if (n_mels != 80 && n_mels != 128) return bad_model("n_mels must be 80 or 128, got " + std::to_string(n_mels));
   if (n_audio_state % n_audio_head != 0 || n_text_state % n_text_head != 0) {
     return bad_model("state width is not a multiple of the head count: n_audio_state " + std::to_string(n_audio_state) +
