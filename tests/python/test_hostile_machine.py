@@ -14,10 +14,10 @@ import textwrap
 import numpy as np
 import pytest
 
+import whisper_genio
 from whisper_genio import _core
 from whisper_genio.errors import InvalidOptionError
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.mark.parametrize("threads", [0, -1, 257, 10_000, 10**6, 2**64])
@@ -58,6 +58,14 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+def _child_env() -> dict:
+    """The environment of a child that imports the whisper_genio this process imported (the
+    installed one in CI, where the repo's source folder has no built _core; run it outside the
+    repo so that folder can't shadow it)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(whisper_genio.__file__)))
+    return dict(os.environ, PYTHONPATH=here + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
 @pytest.mark.parametrize("kind,what", [("fifo", "FIFO"), ("dir", "a directory"), ("dev", "a character device")])
 def test_neuron_library_path_must_be_a_regular_file(tmp_path, kind, what):
     if kind == "fifo":
@@ -70,11 +78,11 @@ def test_neuron_library_path_must_be_a_regular_file(tmp_path, kind, what):
         path = "/dev/null"
         if not os.path.exists(path):
             pytest.skip("no /dev/null")
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = _child_env()
     env.pop("WHISPER_GENIO_NEURON_LIB", None)
     try:
         done = subprocess.run([sys.executable, "-c", _CHILD, str(path)], env=env, capture_output=True, text=True,
-                              timeout=120)
+                              timeout=120, cwd=tmp_path)
     except subprocess.TimeoutExpired:
         pytest.fail(f"loading the Neuron library from {kind} {path} hung")
     assert done.returncode == 0, done.stderr
@@ -102,13 +110,13 @@ _THREADS_UNDER_RLIMIT_AS = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
-def test_thread_start_failing_under_a_memory_limit_is_a_clear_error():
+def test_thread_start_failing_under_a_memory_limit_is_a_clear_error(tmp_path):
     """255 thread stacks do not fit in 64 MiB of address space: the workers already started are
     stopped and joined (was: std::terminate, or a deadlock destroying a condition variable)."""
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = _child_env()
     try:
         done = subprocess.run([sys.executable, "-c", _THREADS_UNDER_RLIMIT_AS], env=env, capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, cwd=tmp_path)
     except subprocess.TimeoutExpired:
         pytest.fail("starting 256 threads under RLIMIT_AS hung")
     assert done.returncode == 0, done.stderr[-2000:]
