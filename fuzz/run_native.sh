@@ -33,5 +33,7 @@ v2 += struct.pack("<4f", 1, 0, 0, 1) + struct.pack("<2f", 0, 0)
 open(d + "/seed_v2", "wb").write(v2)
 PY
 fi
-exec "$build/fuzz/native/$target" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+# Run as a child, not with exec: Linux carries a process's peak RSS (getrusage ru_maxrss, which
+# libFuzzer's -rss_limit_mb reads) across fork+exec, so a big parent (pytest) would trip the limit.
+"$build/fuzz/native/$target" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=2048 \
   -timeout=20 -print_final_stats=1 "$@" "$corpus"
