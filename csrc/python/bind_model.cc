@@ -86,21 +86,25 @@ void register_model(py::module_& m) {
       .def_property_readonly("reads_mel", &EncoderBackend::reads_mel)
       .def_property_readonly("window_stride", &EncoderBackend::window_stride)
       .def_property_readonly("window_count", &EncoderBackend::window_count)
+      .def_property_readonly("variable_positions", &EncoderBackend::variable_positions,
+                             "Whether it can encode a window trimmed to its audio (fewer positions).")
       .def("encode",
            [](EncoderBackend& enc, const py::object& source, int64_t seek, int64_t size,
-              std::shared_ptr<ThreadPool> pool) {
+              std::shared_ptr<ThreadPool> pool, int64_t trim_pad_frames) {
              py::object keep;
              const MelSource src = mel_source(source, enc.dims(), &keep);
              StatusOr<EncoderStates> states = Status();
              {
                py::gil_scoped_release release;
-               states = encode_window(src, seek, size, enc, pool.get(), nullptr);
+               states = encode_window(src, seek, size, enc, pool.get(), nullptr, trim_pad_frames);
              }
              return states_to_numpy(unwrap(std::move(states)));
            },
            py::arg("mel") = py::none(), py::arg("seek") = 0, py::arg("size") = kNFrames, py::arg("pool") = nullptr,
+           py::arg("trim_pad_frames") = -1,
            "Encodes one window (a mel [n_mels, 3000], or frames [seek, seek + size) of a MelWindows; None for "
-           "backends that read no mel); returns a new float32 array [n_audio_ctx, d].");
+           "backends that read no mel); returns a new float32 array [n_audio_ctx, d] (fewer positions when "
+           "trim_pad_frames >= 0: the window's audio and that much padding, in whole seconds).");
 
   py::class_<backends::CpuEncoderBackend, EncoderBackend, std::shared_ptr<backends::CpuEncoderBackend>>(m, "CpuEncoder")
       .def(py::init([](const py::dict& dims, const py::dict& tensors, std::shared_ptr<ThreadPool> pool,
@@ -189,6 +193,8 @@ void register_model(py::module_& m) {
            }),
            py::arg("dims"), py::arg("tensors"), py::arg("pool"), py::arg("compute_type") = "float32")
       .def_property_readonly("weight_bytes", &Decoder::weight_bytes)
+      .def_property_readonly("fixed_window", &Decoder::fixed_window,
+                             "Whether set_audio needs all n_audio_ctx positions (NPU layer steps planned).")
       .def_property_readonly("forward_calls", &Decoder::forward_calls)
       .def_property_readonly("forward_tokens", &Decoder::forward_tokens)
       .def("set_audio",
@@ -264,23 +270,24 @@ void register_model(py::module_& m) {
 
   m.def("prepare_window",
         [](const py::object& source, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
-           std::shared_ptr<ThreadPool> pool) {
+           std::shared_ptr<ThreadPool> pool, int64_t trim_pad_frames) {
           py::object keep;
           const MelSource src = mel_source(source, encoder.dims(), &keep);
           WindowTimings t;
           Status s;
           {
             py::gil_scoped_release release;
-            s = prepare_window(src, seek, size, encoder, decoder, pool.get(), &t);
+            s = prepare_window(src, seek, size, encoder, decoder, pool.get(), &t, trim_pad_frames);
           }
           check(s);
           return timings_dict(t);
         },
         py::arg("source"), py::arg("seek"), py::arg("size"), py::arg("encoder"), py::arg("decoder"),
-        py::arg("pool") = nullptr,
+        py::arg("pool") = nullptr, py::arg("trim_pad_frames") = -1,
         "The window path: mel (a MelWindows, a [n_mels, 3000] array, or None for backends that read no mel) -> "
-        "encoder input buffer -> encoder -> decoder cross-attention, without copies. Returns the seconds spent "
-        "in each stage.");
+        "encoder input buffer -> encoder -> decoder cross-attention, without copies. trim_pad_frames >= 0 "
+        "encodes only the window's audio and that much of its padding (trimmed_positions). Returns the seconds "
+        "spent in each stage.");
 }
 
 }  // namespace whisper_genio::python

@@ -173,6 +173,14 @@ def test_fallback_per_op_with_reasons(tiny, control, tmp_path):
     assert _tiny_tokens(m, beam_size=5) == ref_beam  # no batch-5 subgraphs: all on the CPU
     text = offload.format_plan(plan, "layer")
     assert "cpu: layer 0 cross_q: failed to load" in text and "npu: " in text
+    # a layer step is compiled for a whole window's cross K/V: trimmed windows are refused by name
+    assert not m.pipeline.variable_positions
+    audio = (0.1 * np.sin(np.arange(16000 * 3) * 0.05)).astype(np.float32)
+    with pytest.raises(InvalidOptionError, match="decoder layers on the NPU take a whole 30 s window"):
+        m.transcribe(audio, language="en", trim_window=1.0)
+    m.set_decoder_offload("linear", folder)  # linear subgraphs take any number of positions
+    assert m.pipeline.variable_positions
+    m.transcribe(audio, language="en", trim_window=1.0, sample_len=8)
 
 
 def test_missing_runtime_falls_back_and_strict_raises(tiny, control, tmp_path, monkeypatch):

@@ -61,3 +61,57 @@ def test_int8_encoder_stays_close_to_float32_on_speech(base_model):
         c = cosine(got, ref)
         report_metric(f"int8 encoder ({_core.isa()}) {row['id']}: cosine vs float32 {c:.6f}")
         assert c >= MIN_INT8_COSINE, row["id"]
+
+
+def _openai_encoder_on_first_positions(encoder, mel, positions: int):
+    """openai-whisper's encoder math on the first `positions` positions only (whisper.cpp's
+    audio_ctx): the conv stem sees the real frame after them, attention only the positions."""
+    import torch
+    import torch.nn.functional as F
+
+    x = F.gelu(encoder.conv1(mel[None, :, : 2 * positions + 1]))[:, :, : 2 * positions]
+    x = F.gelu(encoder.conv2(x)).permute(0, 2, 1)
+    x = x + encoder.positional_embedding[:positions]
+    for block in encoder.blocks:
+        x = block(x)
+    with torch.no_grad():
+        return encoder.ln_post(x)[0].numpy()
+
+
+def test_trimmed_window_is_the_encoder_on_its_first_positions(base_model, openai_base):
+    """trim_pad_frames encodes only the window's audio and that much padding, in whole seconds
+    (50 positions), and each position is openai-whisper's math restricted to them."""
+    torch = pytest.importorskip("torch")
+    whisper = pytest.importorskip("whisper")
+    from whisper_genio import _core
+
+    row = [r for r in require_speech() if r["id"].startswith("en_jfk")]
+    if not row:
+        pytest.skip("en_jfk missing from ../shared/data/speech")
+    samples = whisper.load_audio(str(row[0]["path"]))
+    windows = _core.MelWindows(samples, 80, base_model.pipeline.pool)
+    size = windows.content_frames  # 11 s: 1100 frames
+    encoder = base_model.pipeline.encoder
+    assert encoder.variable_positions
+    trimmed = encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_pad_frames=100)
+    assert size == 1100
+    assert trimmed.shape == (600, 512)  # (1100 + 100) / 2 positions: whole seconds already
+    assert encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_pad_frames=150).shape == (650, 512)
+    # transcribe()'s window: the recording's mel (with 30 s of padding), cut, zero-padded to 3000.
+    mel = whisper.log_mel_spectrogram(samples, padding=whisper.audio.N_SAMPLES)
+    mel = whisper.pad_or_trim(mel[:, :size], whisper.audio.N_FRAMES)
+    with torch.no_grad():
+        ref = _openai_encoder_on_first_positions(openai_base.encoder, mel, 600)
+    c = cosine(trimmed, ref)
+    report_metric(f"trimmed encoder (600 of 1500 positions): cosine {c:.7f} to openai-whisper's math")
+    assert c >= MIN_COSINE
+    # Trimming never cuts into the audio, and a whole window of padding is the whole window.
+    assert encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_pad_frames=0).shape == (550, 512)
+    np.testing.assert_array_equal(encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_pad_frames=3000),
+                                  encoder.encode(windows, 0, size, base_model.pipeline.pool))
+    # The decoder takes the fewer positions; fewer than one or more than a window are refused.
+    base_model.pipeline.decoder.set_audio(trimmed)
+    from whisper_genio.errors import InvalidOptionError
+
+    with pytest.raises(InvalidOptionError, match="encoder states have shape"):
+        base_model.pipeline.decoder.set_audio(np.zeros((1501, 512), np.float32))

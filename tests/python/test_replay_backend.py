@@ -53,6 +53,11 @@ def test_float32_output_bin_transcribes_like_the_cpu(jfk):
     assert w["cosine"] > 0.999999 and w["mel_convention"] == "transcribe"
     assert w["end"] == pytest.approx(11.0, abs=0.05)
     assert result["segments"][-1]["end"] <= 11.05
+    # a device's output holds whole windows: a trimmed window is refused, naming what can trim
+    assert not model.pipeline.variable_positions
+    with pytest.raises(InvalidOptionError, match="replay encoder runs whole 30 s windows .* needs the cpu encoder"):
+        model.transcribe(jfk["samples"], language="en", trim_window=1.0)
+    assert model.transcribe(jfk["samples"], language="en")["text"] == jfk["reference"]["text"]  # still usable
 
 
 _CPU = {}

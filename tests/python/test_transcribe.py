@@ -240,3 +240,32 @@ def test_bench_reports_every_stage(tmp_path, base_checkpoint):
     # one thread: the process CPU time cannot exceed the wall time by much
     assert report["cpu_seconds"] <= report["wall_seconds"] * 1.2 + 0.2
     assert "ask not" in report["text"].lower()
+
+
+def test_trim_window_encodes_less_and_transcribes_the_same(base_model, english_items, english_normalizer):
+    """trim_window: each window encoded only as far as its audio (+ the padding asked for); the
+    English clips' transcripts stay within a point of WER of the whole-window ones."""
+    import jiwer
+
+    rows = english_items[:8]
+    refs, whole, trimmed = [], [], []
+    for row in rows:
+        audio = whisper_genio.load_audio(str(row["path"]))
+        refs.append(english_normalizer(row["transcript"]))
+        whole.append(english_normalizer(base_model.transcribe(audio, language="en", temperature=0.0)["text"]))
+        result = base_model.transcribe(audio, language="en", temperature=0.0, trim_window=1.0, word_timestamps=True)
+        trimmed.append(english_normalizer(result["text"]))
+        words = [w for s in result["segments"] for w in s["words"]]
+        assert all(0 <= w["start"] <= w["end"] <= len(audio) / 16000 + 0.5 for w in words)
+    w_whole, w_trim = jiwer.wer(refs, whole), jiwer.wer(refs, trimmed)
+    report_metric(f"trim_window=1.0 on {len(rows)} English clips: WER {100 * w_trim:.2f} % vs whole windows "
+                  f"{100 * w_whole:.2f} %")
+    assert w_trim <= w_whole + 0.01
+
+
+@pytest.mark.parametrize("bad", [-1.0, 31.0, True, "1", float("nan")])
+def test_trim_window_is_checked(bad):
+    from whisper_genio.transcription.options import split_transcribe_kwargs
+
+    with pytest.raises(InvalidOptionError, match="trim_window"):
+        split_transcribe_kwargs({"trim_window": bad})

@@ -127,3 +127,15 @@ def test_replayed_windows_get_words_too(base_model, tmp_path):
     cpu = base_model.transcribe(audio, word_timestamps=True, temperature=0.0, language="en")
     assert [(w["word"], w["start"], w["end"]) for w in _words(ours)] == \
         [(w["word"], w["start"], w["end"]) for w in _words(cpu)]
+
+
+def test_a_frame_every_token_attends_to_alike_carries_no_alignment():
+    """openai-whisper divides by a zero std there (NaN, then a DTW over NaN): it stays 0 here."""
+    from whisper_genio.transcription.timing import _attention_matrix
+
+    qk = np.zeros((2, 6, 1), np.float32)  # one frame: every token's softmax is 1
+    m = _attention_matrix(qk, 3, 7, 1.0)
+    assert m.shape == (2, 1) and np.isfinite(m).all() and not m.any()
+    qk = np.random.default_rng(0).normal(size=(2, 6, 40)).astype(np.float32)
+    qk[:, :, 5] = 0.0
+    assert np.isfinite(_attention_matrix(qk, 3, 7, 1.0)).all()

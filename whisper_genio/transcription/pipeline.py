@@ -47,6 +47,12 @@ class Pipeline:
         return int(self.encoder.window_stride)
 
     @property
+    def variable_positions(self) -> bool:
+        """Whether a window trimmed to its audio (trim_window) can be encoded and decoded here:
+        the CPU encoder, and no decoder layers on the NPU (those take whole windows)."""
+        return bool(self.encoder.variable_positions) and not self.decoder.fixed_window
+
+    @property
     def window_count(self) -> int:
         """Windows the backend holds (replay: its files), -1 when the audio decides."""
         return int(self.encoder.window_count)
@@ -76,10 +82,11 @@ class Pipeline:
     # -- the window path -------------------------------------------------------------------------
 
     def set_window(self, source: Any, seek: int = 0, size: int = N_FRAMES,
-                   timings: Optional[dict] = None) -> None:
+                   timings: Optional[dict] = None, trim_pad_frames: int = -1) -> None:
         """Encodes frames [seek, seek + size) of `source` (see one_window / recording) into the
-        decoder; adds each stage's seconds to `timings`."""
-        t = _core.prepare_window(source, seek, size, self.encoder, self.decoder, self.pool)
+        decoder (trimmed to the audio and that much padding when trim_pad_frames >= 0); adds each
+        stage's seconds to `timings`."""
+        t = _core.prepare_window(source, seek, size, self.encoder, self.decoder, self.pool, trim_pad_frames)
         if timings is not None:
             for stage in STAGES:
                 timings[stage] = timings.get(stage, 0.0) + t[stage]

@@ -5,7 +5,8 @@ decoded again with word timestamps, through the same transcription path as files
 committed once ``agreement`` consecutive hypotheses agree on it (LocalAgreement-n, the policy of
 whisper_streaming); what follows is the partial hypothesis. Once the buffer is longer than
 ``trim_seconds`` it is cut after the committed words, so a step costs one window whatever the
-stream's length, and memory stays bounded. With voice activity detection (Silero, when installed)
+stream's length, and memory stays bounded. Where the encoder allows it, a step encodes only the
+buffer (``trim_window``), not a padded 30 s window. With voice activity detection (Silero, when installed)
 silence is never decoded, and a pause after speech ends the utterance: everything still pending is
 committed at once (an ``endpoint``).
 
@@ -27,9 +28,14 @@ from ..errors import BackendUnavailableError, InvalidOptionError
 from .options import split_transcribe_kwargs
 
 EVENT_TYPES = ("partial", "committed", "endpoint")
+_TIMED_STAGES = ("mel", "encoder", "cross_kv", "decoder")
 _PUNCTUATION = string.punctuation + "¿¡…«»“”‘’"
 _OVERLAP_WORDS = 5  # committed words a new hypothesis may repeat at its start (whisper_streaming's n-gram check)
 _PROMPT_CHARS = 200  # committed text given as the prompt of the next decodes
+# Seconds of padding encoded after the buffer's audio (transcribe's trim_window): a step then
+# encodes about the buffer, not a whole 30 s window. Set where the encoder allows it (the CPU
+# encoder with the decoder on the CPU); encoders of a fixed shape encode whole windows.
+TRIM_PADDING = 1.0
 _PRE_ROLL = 0.5  # seconds of audio kept before speech starts (the VAD triggers after the onset)
 # Options a stream decides itself: each decode is one buffer with word timestamps.
 _FIXED = ("word_timestamps", "condition_on_previous_text", "verbose", "clip_timestamps", "vad_filter",
@@ -86,6 +92,11 @@ class StreamEvent:
         return asdict(self)
 
 
+def _can_trim(model: Any) -> bool:
+    pipeline = getattr(model, "pipeline", None)
+    return bool(getattr(pipeline, "variable_positions", False))
+
+
 def _key(word: dict) -> str:
     return word["word"].strip().strip(_PUNCTUATION).lower()
 
@@ -108,6 +119,8 @@ class StreamSession:
                 raise InvalidOptionError(f"{name} can't be set for a stream: each step decodes one buffer "
                                          "with word timestamps")
         self._kwargs = dict(transcribe_options, word_timestamps=True, condition_on_previous_text=False)
+        if "trim_window" not in self._kwargs and _can_trim(model):
+            self._kwargs["trim_window"] = TRIM_PADDING
         split_transcribe_kwargs(dict(self._kwargs, language=options.language))  # every option checked now
         self.model = model
         self.options = options
@@ -126,7 +139,8 @@ class StreamSession:
         self._rate: Optional[int] = None
         self._resampler: Any = None
         self.closed = False
-        self.stats = {"steps": 0, "decoded_seconds": 0.0, "audio_seconds": 0.0}
+        self.stats = {"steps": 0, "decoded_seconds": 0.0, "audio_seconds": 0.0,
+                      **{stage + "_cpu": 0.0 for stage in _TIMED_STAGES}}
 
     # -- input -----------------------------------------------------------------------------
 
@@ -255,6 +269,9 @@ class StreamSession:
         result = self.model.transcribe(self._buffer, **kwargs)
         self.stats["steps"] += 1
         self.stats["decoded_seconds"] += len(self._buffer) / SAMPLE_RATE
+        timings = getattr(self.model, "last_timings", None) or {}
+        for stage in _TIMED_STAGES:  # CPU seconds of the whole process in each stage of the steps
+            self.stats[stage + "_cpu"] += float(timings.get(stage + "_cpu", 0.0))
         if self._language is None:
             self._language = result["language"]
         words = []

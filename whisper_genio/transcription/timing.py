@@ -58,7 +58,9 @@ def _attention_matrix(qk: np.ndarray, prefix: int, medfilt_width: int, qk_scale:
     w /= w.sum(axis=-1, keepdims=True)
     mean = w.mean(axis=-2, keepdims=True)
     std = w.std(axis=-2, keepdims=True)
-    w = (w - mean) / std
+    # A frame every token attends to alike (e.g. a one-frame window) has std 0: it carries no
+    # alignment, so it stays 0 instead of openai-whisper's NaN (which would poison the DTW).
+    w = np.divide(w - mean, std, out=np.zeros_like(w), where=std > 0)
     w = median_filter(w, medfilt_width)
     return w.mean(axis=0)[prefix:-1]
 

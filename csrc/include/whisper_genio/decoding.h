@@ -133,6 +133,9 @@ class Decoder {
 
   const ModelDims& dims() const;
   size_t weight_bytes() const;
+  // Whether set_audio needs a whole window's n_audio_ctx positions (NPU layer steps planned);
+  // else a window trimmed to its audio (fewer positions) decodes too.
+  bool fixed_window() const;
 
   // Computes the cross-attention keys/values of a window; every later decode reads them.
   Status set_audio(const EncoderStates& states);

@@ -57,6 +57,16 @@ class EncoderBackend {
   virtual int64_t window_stride() const { return 0; }
   // Windows the backend holds (replay: its files); -1 = as many as the audio has.
   virtual int64_t window_count() const { return -1; }
+
+  // How many encoder positions the following run()s compute: n_audio_ctx (a whole 30 s window,
+  // the default), or fewer where variable_positions() (the window's start only, see
+  // trimmed_positions). Backends compiled for one shape (an NPU, an exported graph) refuse.
+  virtual bool variable_positions() const { return false; }
+  virtual Status set_positions(int64_t positions) {
+    if (positions == dims().n_audio_ctx) return Status::Ok();
+    return invalid_argument("the " + name() + " encoder runs whole 30 s windows (" + std::to_string(dims().n_audio_ctx) +
+                            " positions) only: a trimmed window needs the cpu encoder");
+  }
 };
 
 }  // namespace whisper_genio

@@ -45,6 +45,10 @@ StatusOr<Alignment> Decoder::alignment(const std::vector<int>& tokens, const std
   if (!has_audio_) return invalid_argument("no audio set: call set_audio first");
   const ModelDims& d = dims();
   WG_RETURN_IF_ERROR(check_alignment_request(d, tokens, heads, n_frames, text_vocab));
+  if (n_frames > cross_->n_ctx) {
+    return invalid_argument("alignment over " + std::to_string(n_frames) + " frames, but the window's encoder states hold " +
+                            std::to_string(cross_->n_ctx) + " positions");
+  }
   const int L = static_cast<int>(tokens.size()), V = d.n_vocab;
   Alignment a;
   a.n_heads = static_cast<int>(heads.size());

@@ -213,6 +213,7 @@ const offload::DecoderOffload* Decoder::offload() const { return decoder_->offlo
 const layers::ExecutionStats& Decoder::offload_stats() const { return decoder_->stats(); }
 void Decoder::reset_offload_stats() { decoder_->reset_stats(); }
 size_t Decoder::weight_bytes() const { return decoder_->weight_bytes(); }
+bool Decoder::fixed_window() const { return decoder_->fixed_window(); }
 
 Status Decoder::set_audio(const EncoderStates& states) {
   has_audio_ = false;

@@ -71,9 +71,13 @@ void encoder_self_attention(const float* qkv, int64_t T, int64_t d, int64_t n_he
   }
 }
 
-Status AudioEncoder::forward(const float* mel, float* out, ThreadPool* pool) {
-  const int64_t T = dims_.n_audio_ctx, d = dims_.n_audio_state, n_mels = dims_.n_mels;
-  const int64_t frames = 2 * T;
+Status AudioEncoder::forward(const float* mel, int64_t positions, float* out, ThreadPool* pool) {
+  if (positions < 1 || positions > dims_.n_audio_ctx) {
+    return invalid_argument("encoder positions must be 1.." + std::to_string(dims_.n_audio_ctx) + ", got " +
+                            std::to_string(positions));
+  }
+  const int64_t T = positions, d = dims_.n_audio_state, n_mels = dims_.n_mels;
+  const int64_t frames = 2 * T, mel_frames = 2 * static_cast<int64_t>(dims_.n_audio_ctx);  // row stride
   float* col = big_.data();
   float* h1 = x_.data();  // [frames, d] (x_ is 2T*d)
 
@@ -84,7 +88,7 @@ Status AudioEncoder::forward(const float* mel, float* out, ThreadPool* pool) {
       for (int64_t c = 0; c < n_mels; ++c) {
         for (int64_t j = 0; j < 3; ++j) {
           const int64_t s = t + j - 1;
-          row[c * 3 + j] = (s >= 0 && s < frames) ? mel[c * frames + s] : 0.0f;
+          row[c * 3 + j] = (s >= 0 && s < mel_frames) ? mel[c * mel_frames + s] : 0.0f;
         }
       }
     }

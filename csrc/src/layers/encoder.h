@@ -17,9 +17,12 @@ class AudioEncoder {
   static StatusOr<std::unique_ptr<AudioEncoder>> create(const ModelDims& dims, const TensorMap& tensors,
                                                       ComputeType type);
 
-  // mel [n_mels, 2 * n_audio_ctx] -> out [n_audio_ctx, d]. One call at a time per instance
-  // (scratch memory is reused between calls).
-  Status forward(const float* mel, float* out, ThreadPool* pool);
+  // mel [n_mels, 2 * n_audio_ctx] -> out [positions, d]: the first `positions` (1..n_audio_ctx)
+  // encoder positions, from mel frames [0, 2 * positions) and the frame after them (the conv's
+  // right edge). All positions is openai-whisper's encoder; fewer is whisper.cpp's audio_ctx: the
+  // positions attend to each other only, and the cost falls with their count. One call at a time
+  // per instance (scratch memory is reused between calls).
+  Status forward(const float* mel, int64_t positions, float* out, ThreadPool* pool);
 
   const ModelDims& dims() const { return dims_; }
   size_t weight_bytes() const { return w_.bytes(); }

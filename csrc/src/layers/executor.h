@@ -55,6 +55,8 @@ class LayerExecutor {
     (void)kv;
     (void)n_audio;
   }
+  // Whether set_window takes exactly n_audio_ctx positions (a subgraph compiled for one shape).
+  virtual bool fixed_window() const { return false; }
   // The KV-cache storage this executor reads in place (an NPU step's buffers), or none.
   virtual KVCache::External cache_storage() { return {}; }
 };

@@ -109,13 +109,24 @@ std::vector<KVCache::External> TextDecoder::cache_storage(int beams) const {
   return {};
 }
 
+bool TextDecoder::fixed_window() const {
+  return std::any_of(planned_.begin(), planned_.end(), [](const Executors& ex) {
+    return std::any_of(ex.layers.begin(), ex.layers.end(), [](const auto& layer) { return layer->fixed_window(); });
+  });
+}
+
 Status TextDecoder::compute_cross_kv(const EncoderStates& states, CrossKV* out, ThreadPool* pool) const {
   const int64_t d = dims_.n_text_state;
   if (states.data == nullptr) return invalid_argument("encoder states are empty");
-  if (states.d != d || states.n_ctx != dims_.n_audio_ctx) {
+  if (states.d != d || states.n_ctx < 1 || states.n_ctx > dims_.n_audio_ctx) {
     return invalid_argument("encoder states have shape [" + std::to_string(states.n_ctx) + ", " +
                             std::to_string(states.d) + "], the decoder expects [" +
-                            std::to_string(dims_.n_audio_ctx) + ", " + std::to_string(d) + "]");
+                            std::to_string(dims_.n_audio_ctx) + ", " + std::to_string(d) + "] (or fewer positions)");
+  }
+  if (states.n_ctx != dims_.n_audio_ctx && fixed_window()) {
+    return invalid_argument("decoder layers on the NPU take a whole 30 s window's " + std::to_string(dims_.n_audio_ctx) +
+                            " encoder positions, got " + std::to_string(states.n_ctx) +
+                            " (a trimmed window): trim only with the decoder on the CPU");
   }
   const int64_t T = states.n_ctx;
   Buffer<float> kv;  // [T, 2d] as the fused projection writes it

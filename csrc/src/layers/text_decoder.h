@@ -28,6 +28,8 @@ class TextDecoder {
 
   // This window's cross-attention keys/values (and the layer-step subgraphs' copies of them).
   Status compute_cross_kv(const EncoderStates& states, CrossKV* out, ThreadPool* pool) const;
+  // Whether the window's states must have all n_audio_ctx positions (NPU layer steps planned).
+  bool fixed_window() const;
 
   // Sizes the activations for steps of up to `rows` rows (beams x new tokens) now, so that no
   // later step allocates.

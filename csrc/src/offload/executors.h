@@ -33,6 +33,7 @@ class SubgraphLayerStep final : public layers::LayerExecutor {
   Status forward(float* x, const layers::Step& step, KVCache* cache, const layers::CrossKV& cross,
                  ThreadPool* pool) override;
   void set_window(const float* kv, int64_t n_audio) override;
+  bool fixed_window() const override { return true; }
   KVCache::External cache_storage() override { return {runner_.self_k(), runner_.self_v()}; }
 
  private:

@@ -19,6 +19,8 @@ class CpuEncoderBackend final : public EncoderBackend {
   const ModelDims& dims() const override { return encoder_->dims(); }
   float* mel_buffer() override { return mel_.data(); }
   StatusOr<EncoderStates> run() override;
+  bool variable_positions() const override { return true; }
+  Status set_positions(int64_t positions) override;
   size_t weight_bytes() const { return encoder_->weight_bytes(); }
 
  private:
@@ -27,6 +29,7 @@ class CpuEncoderBackend final : public EncoderBackend {
   std::shared_ptr<ThreadPool> pool_;
   Buffer<float> mel_;
   Buffer<float> states_;
+  int64_t positions_ = 0;  // 0: all n_audio_ctx
 };
 
 }  // namespace whisper_genio::backends
