@@ -29,6 +29,10 @@ def _optional_float(value: str) -> Optional[float]:
         raise argparse.ArgumentTypeError(f"expected a number or None, got {value!r}") from None
 
 
+def _trim_or_auto(value: str) -> Any:
+    return "auto" if value.lower() == "auto" else _optional_float(value)
+
+
 def _float(value: str) -> float:
     try:
         return float(value)
@@ -270,6 +274,9 @@ def _add_stream_parser(sub) -> None:
     _add(s, "--max-buffer", type=_float, default=defaults.max_buffer, help="longest audio decoded at once (s)")
     _add(s, "--word-timestamps", type=_bool, default=False, help="keep word times in the written files")
     _add(s, "--beam-size", type=_optional_int, default=None, help="beams (default: greedy)")
+    _add(s, "--trim-window", type=_trim_or_auto, default="auto", metavar="auto|None|SECONDS",
+         help="padding encoded after each decoded buffer (auto: trimmed where the encoder can; None: whole "
+         "30 s windows)")
     _add(s, "--rate", type=_int, default=SAMPLE_RATE_DEFAULT, help="stdin PCM: sample rate in Hz")
     _add(s, "--format", default="s16le", choices=["s16le", "f32le"], help="stdin PCM: sample format")
     _add(s, "--input-device", default=None, help="microphone: PortAudio device name or index")
@@ -294,7 +301,12 @@ def _cmd_stream(args: argparse.Namespace) -> int:
                    word_timestamps=args.word_timestamps)
     if args.beam_size is not None:
         options["beam_size"] = args.beam_size
-    StreamOptions(**{k: v for k, v in options.items() if k != "beam_size"})  # checked before the model loads
+    if args.trim_window != "auto":
+        from .transcription.options import split_transcribe_kwargs
+
+        options["trim_window"] = args.trim_window
+        split_transcribe_kwargs({"trim_window": args.trim_window})  # checked before the model loads
+    StreamOptions(**{k: v for k, v in options.items() if k not in ("beam_size", "trim_window")})  # checked before the model loads
     if args.output_format is not None:
         _prepare_output_dir(args.output_dir)
     model = load_model(_model_name(args), backend=args.backend, compute_type=args.compute_type,
@@ -409,6 +421,9 @@ def _add_transcribe_arguments(t: argparse.ArgumentParser) -> None:
          help="> 0: never sample an n-gram of this many tokens twice in a window")
     _add(g, "--repetition-penalty", type=_float, default=decode.repetition_penalty,
          help="> 1 penalises tokens already sampled in the window")
+    _add(g, "--trim-window", type=_optional_float, default=api.trim_window, metavar="SECONDS",
+         help="encode each window only as far as its audio plus this much padding (cpu encoder; faster on "
+         "short audio, results can differ a little from openai-whisper's); None: whole 30 s windows")
 
 
 def _add_quantization_parsers(sub) -> None:
@@ -694,7 +709,8 @@ def _transcribe_options(args: argparse.Namespace) -> dict:
         prepend_punctuations=args.prepend_punctuations, append_punctuations=args.append_punctuations,
         hallucination_silence_threshold=args.hallucination_silence_threshold, vad_filter=args.vad_filter,
         vad_parameters=args.vad_parameters, repetition_cutoff=args.repetition_cutoff,
-        no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty)
+        no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty,
+        trim_window=args.trim_window)
     split_transcribe_kwargs(options)  # raises InvalidOptionError naming the option
     return options
 

@@ -184,7 +184,8 @@ def test_every_flag_reaches_transcribe_and_the_writers(fake_model, tmp_path, cap
             "--highlight_words", "True", "--max_line_width", "8", "--max_line_count", "1",
             "--clip_timestamps", "1,3", "--hallucination_silence_threshold", "2",
             "--vad-filter", "False", "--vad-parameters", "threshold=0.6,min_silence_duration_ms=500",
-            "--repetition-cutoff", "4", "--no-repeat-ngram-size", "3", "--repetition-penalty", "1.1"]
+            "--repetition-cutoff", "4", "--no-repeat-ngram-size", "3", "--repetition-penalty", "1.1",
+            "--trim-window", "1.5"]
     rc, _, err = _run(argv, capsys)
     assert rc == 0, err
     assert "--device cuda does not apply" in err and "--fp16 does not apply" in err
@@ -199,7 +200,7 @@ def test_every_flag_reaches_transcribe_and_the_writers(fake_model, tmp_path, cap
         no_speech_threshold=0.5, clip_timestamps="1,3", word_timestamps=True, prepend_punctuations="'",
         append_punctuations=".", hallucination_silence_threshold=2.0, vad_filter=False,
         vad_parameters={"threshold": 0.6, "min_silence_duration_ms": 500}, repetition_cutoff=4,
-        no_repeat_ngram_size=3, repetition_penalty=1.1)
+        no_repeat_ngram_size=3, repetition_penalty=1.1, trim_window=1.5)
     # One word a cue (8 characters a line, one line), each underlined as it is spoken.
     assert (tmp_path / "out" / "a.srt").read_text(encoding="utf-8") == (
         "1\n00:00:00,000 --> 00:00:00,500\n<u>Hello</u>\n\n2\n00:00:00,600 --> 00:00:01,000\n<u>there.</u>\n\n")
