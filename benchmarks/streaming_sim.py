@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     model = whisper_genio.load_model("base", compute_type=args.compute_type, threads=args.threads)
     data = clips(args.clips)
+    if not data:
+        sys.exit(f"no clips found for {args.clips}: the speech data lives in ../shared/data beside the repository")
     seconds = sum(len(a) for _, a, _ in data) / SR
     offline = [model.transcribe(a, language="en", temperature=0.0)["text"] for _, a, _ in data]
     references = [ref for _, _, ref in data]
