@@ -66,3 +66,49 @@ def _compare(ref: np.ndarray, x: np.ndarray, frames: int) -> dict[str, Any]:
                                                       for i in worst]},
         "speech_frames": int(frames),
     }
+
+
+@dataclass(frozen=True)
+class LogitsGate:
+    """Pass/fail thresholds of the decoder's logits on NPU subgraphs against the CPU decoder's,
+    over the self-check's single-token steps (whisper_genio/backends/npu_check.py). Float16
+    subgraphs of whisper-base stay far above them (docs/on-device.md gives the measured margin);
+    a subgraph the runtime computes wrongly falls far below."""
+
+    min_sqnr_db: float = 30.0
+    min_cosine: float = 0.999  # the worst step's
+    max_token_mismatches: int = 0  # greedy tokens that differ where the CPU's choice is clear
+
+    def check(self, m: dict) -> list[str]:
+        why = []
+        if not m["sqnr_db"] >= self.min_sqnr_db:
+            why.append(f"logits SQNR {m['sqnr_db']:.1f} dB < {self.min_sqnr_db:g} dB")
+        if not m["cosine"] >= self.min_cosine:
+            why.append(f"worst step's logits cosine {m['cosine']:.4f} < {self.min_cosine:g}")
+        if not m["token_mismatches"] <= self.max_token_mismatches:
+            why.append(f"{m['token_mismatches']} greedy token(s) differ from the CPU's")
+        return why
+
+
+def compare_logits(ref: np.ndarray, x: np.ndarray, clear_margin: float) -> dict[str, Any]:
+    """ref [steps, V] (the CPU decoder) against x [steps, rows, V] (a plan, each row fed the same
+    tokens): SQNR and relative error over everything, the worst step-row's cosine, the largest
+    |error|, and the steps whose argmax differs from the CPU's where the CPU's top logit leads
+    the runner-up by more than `clear_margin` (a near tie may flip under any rounding)."""
+    with np.errstate(all="ignore"):
+        ref = np.asarray(ref, np.float32)
+        x = np.asarray(x, np.float32)
+        r = np.broadcast_to(ref[:, None, :], x.shape)
+        err = (x - r).astype(np.float64)
+        rn = np.linalg.norm(r.astype(np.float64), axis=-1)
+        cos = (np.einsum("srv,srv->sr", r.astype(np.float64), x.astype(np.float64)) /
+               (rn * np.linalg.norm(x.astype(np.float64), axis=-1) + 1e-30))
+        top2 = np.sort(ref, axis=-1)[:, -2:]
+        clear = (top2[:, 1] - top2[:, 0]) > clear_margin
+        differ = (np.argmax(x, axis=-1) != np.argmax(ref, axis=-1)[:, None]).any(axis=1)
+        mism = np.nonzero(differ & clear)[0]
+        cos_min = float(np.nan_to_num(cos, nan=-1.0).min())
+        return {"sqnr_db": sqnr_db(r, x), "cosine": cos_min, "max_abs": float(np.nan_to_num(np.abs(err), nan=np.inf).max()),
+                "relative_error": float(np.linalg.norm(err) / max(float(np.linalg.norm(rn)), 1e-12)),
+                "token_mismatches": int(len(mism)), "first_mismatch_step": int(mism[0]) if len(mism) else -1,
+                "steps": int(x.shape[0])}

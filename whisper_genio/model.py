@@ -18,6 +18,7 @@ from . import _core
 from . import backends as _backends
 from .audio import MAX_ARRAY_CHANNELS, N_FRAMES, N_SAMPLES, check_finite, load_audio, pad_or_trim
 from .backends import decoder_offload as _offload
+from .backends import npu_check as _npu_check
 from .checkpoints import Checkpoint, find_tokenizer, resolve
 from .dims import ModelDims
 from .errors import InvalidOptionError, NpuSelfCheckError
@@ -76,12 +77,14 @@ class Model:
             source.notes.append(f"npu_fallback='cpu': {e}")
             encoder = spec.create(checkpoint, pool, compute_type=self.compute_type, source=source)
         # what runs where (library, providers, memory) and what the backend checked at load
-        self.backend_info = "; ".join([_backends.describe(encoder), *source.notes])
+        self._encoder_info = "; ".join([_backends.describe(encoder), *source.notes])
+        self.backend_info = self._encoder_info  # + the decoder subgraphs' self-check (set_decoder_offload)
         decoder = _core.Decoder(self.dims.to_dict(), checkpoint.tensors, pool, self.compute_type)
         self.pipeline = Pipeline(self.dims, pool, encoder, decoder)
         self.last_timings: dict[str, Any] = {}
         self.decoder_plan: list[dict[str, Any]] = []
         opts = encoder_options or _backends.EncoderOptions()
+        self._encoder_options = opts  # self_test and npu_fallback apply to the decoder's subgraphs too
         if decoder_subgraphs is None and opts.encoder_model and os.path.isdir(opts.encoder_model):
             decoder_subgraphs = opts.encoder_model  # the encoder's bundle may carry the decoder's subgraphs too
         self.set_decoder_offload(decoder_offload, decoder_subgraphs, strict=decoder_offload_strict,
@@ -133,11 +136,32 @@ class Model:
                 subgraphs = load_bundle(subgraphs)
             entries = (_offload.entries_from_bundle(subgraphs) if hasattr(subgraphs, "decoder_subgraphs")
                        else [dict(e) for e in subgraphs])
+        def install(m: str, group: list) -> list[dict[str, Any]]:
+            return _offload.install(self.pipeline.decoder, m, group, library=library, dma_heap=dma_heap,
+                                    neuron_api=neuron_api, strict=strict)
+
+        opts = self._encoder_options
+        self.decoder_notes = []
         with self.pipeline.lock:
-            self.decoder_plan = _offload.install(self.pipeline.decoder, mode, entries, library=library,
-                                                 dma_heap=dma_heap, neuron_api=neuron_api, strict=strict)
+            if mode != "none" and opts.self_test and _npu_check.enabled() and any(e.get("file") for e in entries):
+                # NPU subgraphs are checked against the CPU decoder before they decode anything
+                probe = _core.neuron_probe(library)
+                version = probe["version"] if probe.get("ok") else "no runtime"
+                self.decoder_plan, self.decoder_notes = _npu_check.check_decoder(
+                    self.pipeline.decoder, self.dims, mode, entries, install, states=self._self_check_states,
+                    prompt=self.tokenizer.sot_sequence_including_notimestamps, runtime_version=version,
+                    fallback=opts.npu_fallback)
+            else:
+                self.decoder_plan = install(mode, entries)
         self.decoder_offload = mode
+        self.backend_info = "; ".join([self._encoder_info, *self.decoder_notes])
         return self.decoder_plan
+
+    def _self_check_states(self) -> np.ndarray:
+        """The model's encoder states of the self-check window (an NPU encoder passed its own check
+        at load; replay gives its first recorded window)."""
+        mel, _ = _npu_check.self_check_window(self.dims.n_mels)
+        return np.asarray(self.pipeline.encode(mel), np.float32)
 
     def decoder_plan_text(self) -> str:
         return _offload.format_plan(self.decoder_plan, self.decoder_offload)

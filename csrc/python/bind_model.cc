@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "../src/backends/cpu/cpu_encoder.h"
@@ -219,6 +220,23 @@ void register_model(py::module_& m) {
              return unwrap(std::move(r));
            },
            py::arg("options"))
+      .def("step_logits",
+           [](Decoder& dec, const std::vector<int>& prompt, std::vector<int> tokens, int beams) {
+             std::vector<float> logits;
+             Status s;
+             {
+               py::gil_scoped_release release;
+               s = dec.step_logits(prompt, beams, &tokens, &logits);
+             }
+             check(s);
+             const py::ssize_t n = static_cast<py::ssize_t>(tokens.size()), V = dec.dims().n_vocab;
+             py::array_t<float> out({n, static_cast<py::ssize_t>(beams), V});
+             std::copy(logits.begin(), logits.end(), out.mutable_data());
+             return py::make_tuple(tokens, out);
+           },
+           py::arg("prompt"), py::arg("tokens"), py::arg("beams") = 1,
+           "(tokens fed, logits [steps, beams, n_vocab]) of single-token steps after `prompt`; a token of -1 is "
+           "the argmax of the previous logits (the NPU self-check, see decoding.h).")
       .def("language_probs",
            [](Decoder& dec, int sot, const std::vector<int>& language_tokens) {
              StatusOr<std::vector<float>> r = Status();

@@ -33,9 +33,13 @@ def lib(tmp_path_factory):
 
 
 @pytest.fixture()
-def control(lib, monkeypatch):
+def control(lib, monkeypatch, tmp_path):
     monkeypatch.setenv("WHISPER_GENIO_NEURON_LIB", str(lib))
     monkeypatch.setenv("WHISPER_GENIO_DMA_HEAP", "none")
+    # The NPU self-check of decoder subgraphs runs the stand-in's (slow, unoptimised) subgraphs on
+    # tens of steps: the tests that check it turn it on; verdicts never go to the user's cache.
+    monkeypatch.setenv("WHISPER_GENIO_NPU_SELF_CHECK", "0")
+    monkeypatch.setenv("WHISPER_GENIO_CACHE_DIR", str(tmp_path / "cache"))
     c = standin.Control(lib)
     c.reset()
     c.clear_log()
@@ -368,3 +372,127 @@ def test_padded_kv_cache_leaves_the_layer_to_its_linear_subgraphs(tiny, control,
     assert linear and all(e["where"] == "npu" for e in linear)
     assert all("pads the KV cache input" in e["reason"] for e in linear), linear[0]["reason"]
     assert _tiny_tokens(m) == ref
+
+
+# -- the numerical self-check of NPU subgraphs at load (issue 13, item 2) ------------------------
+
+def _wrong_subgraphs(folder, ck, bad=("fc1", 1), kinds=("linear",)):
+    """Stand-in subgraphs of which one computes wrongly, the way the Genio 720 report's FP16
+    BATCH_MATMUL did on the MDLA: a block of its outputs off by tens (here: the first 16 output
+    rows of its weights scaled by 30) while every other subgraph is right."""
+    entries = standin_decoder.write_subgraphs(folder, ck.tensors, ck.dims, kinds=kinds, batches=(1,))
+    e = next(x for x in entries if (x["op"], x["layer"]) == bad)
+    w, b = standin_decoder.linear_weights(ck.tensors, bad[1], bad[0])
+    w = w.copy()
+    w[:16] *= 30.0
+    standin_decoder.write_dense(folder / e["files"]["dla"], w, b, 1)
+    standin_decoder.write_bundle(folder, ck.dims, entries)
+    return folder
+
+
+def test_self_check_finds_the_one_wrong_subgraph_and_falls_back(tiny, control, tmp_path, monkeypatch):
+    from whisper_genio.backends.options import EncoderOptions
+    from whisper_genio.errors import NpuSelfCheckError
+    from whisper_genio.tools.doctor import FAIL, run_doctor
+
+    monkeypatch.setenv("WHISPER_GENIO_NPU_SELF_CHECK", "1")
+    ck, pt = tiny
+    folder = _wrong_subgraphs(tmp_path / "b", ck)
+    cpu = whisper_genio.load_model(pt, threads=TEST_THREADS)
+    ref, ref_beam = _tiny_tokens(cpu), _tiny_tokens(cpu, beam_size=5)
+    control.clear_log()
+    with pytest.raises(NpuSelfCheckError, match=r"layer 1 fc1 batch 1 .*fail the accuracy gate.*logits SQNR") as e:
+        whisper_genio.load_model(pt, threads=TEST_THREADS, decoder_offload="linear", decoder_subgraphs=folder)
+    v = e.value.verdict
+    assert v["passed"] is False and v["alone"] and v["subgraphs"] == ["layer 1 fc1 batch 1"]
+    assert v["sqnr_db"] < 30 and v["cosine"] < 0.999
+    assert control.calls("NeuronRuntimeV2_run") > 0  # the subgraphs ran on the self-check window
+    assert control.live() == 0  # the failed plan was released
+    # npu_fallback="cpu": only that op runs on the CPU, the reason has the numbers, and the cached
+    # verdicts make this load run nothing on the NPU
+    control.clear_log()
+    m = whisper_genio.load_model(pt, threads=TEST_THREADS, decoder_offload="linear", decoder_subgraphs=folder,
+                                 encoder_options=EncoderOptions(npu_fallback="cpu"))
+    assert control.calls("NeuronRuntimeV2_run") == 0
+    cpu_ops = [e for e in m.decoder_plan if e["where"] == "cpu"]
+    assert [(e["op"], e["layer"]) for e in cpu_ops] == [("fc1", 1)]
+    assert cpu_ops[0]["reason"].startswith("self-check failed: logits SQNR"), cpu_ops[0]["reason"]
+    assert "cpu: layer 1 fc1: self-check failed: logits SQNR" in m.decoder_plan_text()
+    assert "npu_fallback='cpu': decoder subgraph(s) layer 1 fc1 batch 1" in m.backend_info
+    assert "self-check passed (cached)" in m.backend_info
+    assert _tiny_tokens(m) == ref and _tiny_tokens(m, beam_size=5) == ref_beam
+    assert control.calls("NeuronRuntimeV2_run") > 0  # the other subgraphs did decode
+    # doctor names the subgraph and the fix
+    c = run_doctor(model=str(pt), decoder_subgraphs=str(folder), decoder_offload="linear", run_tools=False).get(
+        "decoder subgraphs")
+    assert c.status == FAIL and "layer 1 fc1 batch 1" in c.detail and "npu_fallback='cpu'" in c.fix
+
+
+def test_self_check_of_a_layer_step_leaves_its_layer_to_linear_subgraphs(tiny, control, tmp_path, monkeypatch):
+    """A wrong layer step (layer mode) falls back to that layer's linear subgraphs, which are then
+    checked in turn; the plan says why the layer runs that way."""
+    from whisper_genio.backends.options import EncoderOptions
+
+    monkeypatch.setenv("WHISPER_GENIO_NPU_SELF_CHECK", "1")
+    ck, pt = tiny
+    folder = tmp_path / "b"
+    entries = standin_decoder.write_subgraphs(folder, ck.tensors, ck.dims, kinds=("linear", "layer"), batches=(1,),
+                                              vocab=False)
+    step = next(e for e in entries if (e["op"], e["layer"]) == ("layer_step", 0))
+    bad = dict(ck.tensors)
+    bad["decoder.blocks.0.mlp.2.weight"] = np.asarray(bad["decoder.blocks.0.mlp.2.weight"], np.float32) * 30.0
+    standin_decoder.write_layer_step(folder / step["files"]["dla"], bad, 0, ck.dims, 1)
+    standin_decoder.write_bundle(folder, ck.dims, entries)
+    m = whisper_genio.load_model(pt, threads=TEST_THREADS)
+    ref = _tiny_tokens(m)
+    m = whisper_genio.load_model(pt, threads=TEST_THREADS, decoder_offload="layer", decoder_subgraphs=folder,
+                                 encoder_options=EncoderOptions(npu_fallback="cpu"))
+    ops = {(e["op"], e["layer"]): e for e in m.decoder_plan}
+    assert ops[("layer_step", 1)]["where"] == "npu" and ("layer_step", 0) not in ops
+    assert ops[("fc2", 0)]["where"] == "npu"
+    assert ops[("fc2", 0)]["reason"].startswith("layer step: self-check failed: logits SQNR")
+    assert _tiny_tokens(m) == ref
+
+
+def test_self_check_passes_once_then_is_cached(tiny, control, tmp_path, monkeypatch):
+    monkeypatch.setenv("WHISPER_GENIO_NPU_SELF_CHECK", "1")
+    ck, pt = tiny
+    folder = tmp_path / "b"
+    entries = standin_decoder.write_subgraphs(folder, ck.tensors, ck.dims, kinds=("linear",), batches=(1, 5))
+    standin_decoder.write_bundle(folder, ck.dims, entries)
+    m = whisper_genio.load_model(pt, threads=TEST_THREADS, decoder_offload="linear", decoder_subgraphs=folder)
+    assert all(e["where"] == "npu" for e in m.decoder_plan)
+    assert "decoder subgraphs self-check passed for" in m.backend_info and "(cached)" not in m.backend_info
+    assert control.calls("NeuronRuntimeV2_run") > 0
+    control.clear_log()
+    m2 = whisper_genio.load_model(pt, threads=TEST_THREADS, decoder_offload="linear", decoder_subgraphs=folder)
+    assert "decoder subgraphs self-check passed (cached)" in m2.backend_info
+    assert control.calls("NeuronRuntimeV2_run") == 0  # the cache: the second load runs nothing
+    assert m2.decoder_plan == m.decoder_plan
+    # another runtime version is another verdict
+    control.set_version(6, 4, 0)
+    m3 = whisper_genio.load_model(pt, threads=TEST_THREADS, decoder_offload="linear", decoder_subgraphs=folder)
+    assert "(cached)" not in m3.backend_info and control.calls("NeuronRuntimeV2_run") > 0
+
+
+def test_self_check_gate_on_float16_subgraphs_of_whisper_base(control, base_model, base, tmp_path, monkeypatch):
+    """The gate's margin: float16-native stand-in subgraphs of whisper-base (every projection and
+    vocabulary chunk through float16 I/O) pass it by far."""
+    from whisper_genio.accuracy import LogitsGate
+
+    monkeypatch.setenv("WHISPER_GENIO_NPU_SELF_CHECK", "1")
+    folder = tmp_path / "fp16"
+    entries = standin_decoder.write_subgraphs(folder, base.tensors, base.dims, kinds=("linear",), batches=(1,),
+                                              device=standin_decoder.Device(64, fp16_native=True))
+    standin_decoder.write_bundle(folder, base.dims, entries)
+    m = base_model
+    try:
+        plan = m.set_decoder_offload("linear", folder)
+        assert all(e["where"] == "npu" for e in plan)
+        note = m.decoder_notes[0]
+    finally:
+        m.set_decoder_offload("none")
+    assert "self-check passed for" in note and "0 greedy token(s) differ" in note
+    sqnr = float(note.split("logits SQNR ")[1].split(" dB")[0])
+    assert sqnr > LogitsGate().min_sqnr_db + 20
+    report_metric(f"decoder self-check, float16 stand-in subgraphs of whisper-base: {note}")

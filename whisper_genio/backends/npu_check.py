@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import pathlib
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -83,12 +83,25 @@ def _read_cache() -> dict[str, Any]:
         return {}  # absent or unreadable: the check runs again
 
 
+def _cached(data: Mapping[str, Any], key: str) -> Optional[dict[str, Any]]:
+    """The verdict stored under key (marked cached), or None when there is none usable."""
+    v = data.get(key)
+    if isinstance(v, dict) and "passed" in v and "sqnr_db" in v:
+        return dict(v, cached=True)
+    return None
+
+
 def _write_cache(key: str, verdict: Mapping[str, Any]) -> None:
+    _write_cache_many({key: verdict})
+
+
+def _write_cache_many(verdicts: Mapping[str, Mapping[str, Any]]) -> None:
     d = cache_dir()
     try:
         d.mkdir(parents=True, exist_ok=True)
         data = _read_cache()
-        data[key] = dict(verdict)
+        for key, verdict in verdicts.items():
+            data[key] = {k: v for k, v in verdict.items() if k != "cached"}
         tmp = d / f".{CACHE_FILE}.{os.getpid()}"
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, d / CACHE_FILE)
@@ -136,9 +149,9 @@ def check_encoder(name: str, npu_encoder: Any, checkpoint: Any, pool: Any, *, ar
     """Runs (or reads from the cache) the self-check of one NPU encoder; raises
     NpuSelfCheckError when it fails. Returns the verdict ({"passed", "cached", numbers})."""
     key = cache_key(artifact, io, runtime_version, soc_name(), checkpoint.dims)
-    cached = _read_cache().get(key)
-    if isinstance(cached, dict) and "passed" in cached and "sqnr_db" in cached:
-        verdict = dict(cached, cached=True)
+    cached = _cached(_read_cache(), key)
+    if cached is not None:
+        verdict = cached
     else:
         verdict = run_check(npu_encoder, checkpoint, pool)
         _write_cache(key, verdict)
@@ -150,3 +163,205 @@ def check_encoder(name: str, npu_encoder: Any, checkpoint: Any, pool: Any, *, ar
             "its I/O (dtype, scale, zero point, layout). Load with npu_fallback='cpu' to run the encoder on the CPU "
             "instead, or see docs/on-device.md", verdict)
     return verdict
+
+
+# -- decoder subgraphs --------------------------------------------------------------------------
+#
+# The same question for the decoder's NPU subgraphs (whisper_genio/backends/decoder_offload.py):
+# on the self-check window's encoder states, a greedy run of DECODER_STEPS single-token steps on
+# the CPU kernels gives the reference tokens and logits; the plan then runs the same tokens
+# (teacher-forced, each batch's subgraphs with that many identical rows) and its logits must pass
+# accuracy.LogitsGate at every step. When they do not, halves of the unchecked subgraphs are
+# installed alone until each failing subgraph is found by itself (or a group of them that fails
+# only together), so the fallback moves only those to the CPU. Verdicts are cached per subgraph:
+# (file hash, its manifest tensors and slot, runtime version, SoC, model dims).
+
+DECODER_STEPS = 24  # single-token steps compared (a few tens of tokens of the JFK window)
+# Steps compared for batches of several rows (beam search's subgraphs): the same ops on more
+# rows; a few steps show whether the runtime computes them right, at a fraction of the time.
+BATCH_STEPS = 4
+# A greedy token may differ only where the CPU's top logit leads by at most this much: a near
+# tie that any rounding may flip (float16 subgraphs move whisper-base's logits by ~0.01).
+CLEAR_MARGIN = 0.5
+
+
+def slot(e: Mapping[str, Any]) -> tuple[str, int, int, int]:
+    """(op, layer, first vocabulary column, batch): which op of the plan an entry computes."""
+    vocab = e["op"] == "vocab"
+    return (str(e["op"]), -1 if vocab else int(e.get("layer", -1)), int(e.get("col0", 0)) if vocab else 0,
+            int(e["batch"]))
+
+
+def slot_name(s: tuple[str, int, int, int]) -> str:
+    op, layer, col0, batch = s
+    return (f"vocab[{col0}:] batch {batch}" if op == "vocab" else f"layer {layer} {op} batch {batch}")
+
+
+def decoder_key(entry: Mapping[str, Any], runtime_version: str, soc: str, dims: Any) -> str:
+    io = {"slot": list(slot(entry)), "cols": entry.get("cols"), "inputs": entry.get("inputs"),
+          "outputs": entry.get("outputs")}
+    return cache_key(entry["file"], io, runtime_version, soc, dims)
+
+
+def describe_logits(v: Mapping[str, Any]) -> str:
+    """"logits SQNR 52.1 dB, worst step cosine 1.0000, max |error| 0.02, 0 token(s) differ over 24
+    steps" (+ what failed)."""
+    s = (f"logits SQNR {v['sqnr_db']:.1f} dB, worst step cosine {v['cosine']:.4f}, max |error| {v['max_abs']:.3g}, "
+         f"{v['token_mismatches']} greedy token(s) differ over {v['steps']} steps of the self-check window")
+    if v.get("why"):
+        s += " (gate: " + "; ".join(v["why"]) + ")"
+    return s
+
+
+class DecoderCheck:
+    """One self-check of a decoder plan: the CPU reference once, then groups of subgraphs.
+
+    decoder: the native Decoder; states: encoder states of the self-check window; prompt: the
+    start-of-transcript tokens; install(entries) installs a plan of those entries (in the mode
+    asked for) and returns it."""
+
+    def __init__(self, decoder: Any, n_text_ctx: int, states: np.ndarray, prompt: Sequence[int],
+                 install: Callable[[list], list], steps: int = DECODER_STEPS) -> None:
+        self.decoder, self.states, self.prompt, self.install = decoder, states, list(prompt), install
+        n_ctx = n_text_ctx
+        self.steps = max(1, min(steps, n_ctx - len(self.prompt) - 1))
+        self.ref_tokens: list[int] = []
+        self.ref_logits: Optional[np.ndarray] = None
+        self.runs = 0
+
+    def reference(self) -> None:
+        """The CPU decoder's greedy steps (the caller has installed no plan)."""
+        self.decoder.set_audio(self.states)
+        tokens, logits = self.decoder.step_logits(self.prompt, [-1] * self.steps, 1)
+        self.ref_tokens, self.ref_logits = list(tokens), np.asarray(logits)[:, 0, :]
+
+    def run_group(self, group: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Installs `group` alone and compares its steps with the CPU's: the verdict of the group."""
+        from ..accuracy import LogitsGate, compare_logits
+
+        plan = self.install(list(group))
+        used = {slot(e) for e in plan if e["where"] == "npu"}
+        gate = LogitsGate()
+        worst: Optional[dict[str, Any]] = None
+        for batch in sorted({s[3] for s in used}):
+            self.decoder.set_audio(self.states)  # a new plan drops the window (layer steps hold its K/V)
+            n = self.steps if batch == 1 else min(self.steps, BATCH_STEPS)
+            _, logits = self.decoder.step_logits(self.prompt, self.ref_tokens[:n], batch)
+            self.runs += 1
+            m = compare_logits(self.ref_logits[:n], np.asarray(logits), CLEAR_MARGIN)
+            m["why"], m["batch"] = gate.check(m), batch
+            if worst is None or (bool(m["why"]), -m["sqnr_db"]) > (bool(worst["why"]), -worst["sqnr_db"]):
+                worst = m
+        if worst is None:  # nothing of the group loaded: nothing ran on the NPU to judge
+            return {"passed": True, "why": [], "sqnr_db": float("inf"), "cosine": 1.0, "max_abs": 0.0,
+                    "relative_error": 0.0, "token_mismatches": 0, "first_mismatch_step": -1, "steps": 0}
+        worst["passed"] = not worst["why"]
+        worst["gate"] = {"min_sqnr_db": gate.min_sqnr_db, "min_cosine": gate.min_cosine,
+                         "max_token_mismatches": gate.max_token_mismatches, "clear_margin": CLEAR_MARGIN}
+        return worst
+
+    def localise(self, group: Sequence[Mapping[str, Any]], verdict: Optional[dict[str, Any]] = None
+                 ) -> dict[tuple, dict[str, Any]]:
+        """Per slot of `group`: its verdict, halving failing groups until each failing subgraph
+        stands alone (two halves that pass only fail together: both keep the group's verdict)."""
+        if verdict is None:
+            verdict = self.run_group(group)
+        if verdict["passed"] or len(group) == 1:
+            return {slot(e): dict(verdict, alone=len(group) == 1) for e in group}
+        half = len(group) // 2
+        parts = [group[:half], group[half:]]
+        found: dict[tuple, dict[str, Any]] = {}
+        results = [self.run_group(p) for p in parts]
+        if all(r["passed"] for r in results):
+            return {slot(e): dict(verdict, alone=False) for e in group}
+        for p, r in zip(parts, results):
+            found.update(self.localise(p, r))
+        return found
+
+
+def check_decoder(decoder: Any, dims: Any, mode: str, entries: Sequence[Mapping[str, Any]],
+                  install: Callable[[str, list], list], *, states: Callable[[], np.ndarray], prompt: Sequence[int],
+                  runtime_version: str, fallback: str = "raise") -> tuple[list[dict[str, Any]], list[str]]:
+    """Installs the plan of `entries` in `mode` with its NPU subgraphs checked (see above);
+    returns (the plan, notes for Model.backend_info). A subgraph failing the gate raises
+    NpuSelfCheckError (the decoder left with no plan) unless fallback == "cpu": then its op runs
+    on the CPU and the plan's reason gives the numbers. Only subgraph files are checked (Python
+    callbacks are host numerics). `states()` computes the self-check window's encoder states
+    (called only when a check runs)."""
+    entries = [dict(e) for e in entries]
+    soc = soc_name()
+    keys = {slot(e): decoder_key(e, runtime_version, soc, dims) for e in entries if e.get("file")}
+    cache = _read_cache()
+    verdicts: dict[tuple, dict[str, Any]] = {}
+    for s, k in keys.items():
+        v = _cached(cache, k)
+        if v is not None:
+            verdicts[s] = v
+    failed = {s for s, v in verdicts.items() if not v["passed"]}
+    check: Optional[DecoderCheck] = None
+    ran = 0
+    try:
+        while True:
+            current = [e for e in entries if slot(e) not in failed] if fallback == "cpu" else entries
+            if check is None and any(s in keys and s not in verdicts for s in map(slot, current)):
+                install("none", [])  # the reference runs on the CPU kernels
+                check = DecoderCheck(decoder, dims.n_text_ctx, states(), prompt, lambda group: install(mode, group))
+                check.reference()
+            plan = install(mode, current)
+            on_npu = [e for e in current if slot(e) in keys and slot(e) in {slot(p) for p in plan if p["where"] == "npu"}]
+            todo = [e for e in on_npu if slot(e) not in verdicts]
+            if todo:
+                assert check is not None
+                found = check.localise(todo)
+                for s, v in found.items():
+                    v["cached"] = False
+                    verdicts[s] = v
+                _write_cache_many({keys[s]: v for s, v in found.items()})
+                ran = check.runs
+                plan = install(mode, current)  # the groups replaced it
+            bad = [e for e in on_npu if not verdicts[slot(e)]["passed"]]
+            if not bad:
+                break
+            if fallback != "cpu":
+                s = slot(bad[0])
+                v = verdicts[s]
+                names = ", ".join(slot_name(slot(e)) for e in bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
+                raise NpuSelfCheckError(
+                    f"decoder subgraph(s) {names} ({bad[0]['file']}{'' if v.get('alone', True) else ', together'}): the "
+                    f"decoder's logits on real speech fail the accuracy gate against the CPU decoder's: "
+                    f"{describe_logits(v)}. The runtime ({runtime_version}) computes this subgraph wrongly on this "
+                    "board, or the manifest misdescribes its I/O. Load with npu_fallback='cpu' to run that op on the "
+                    "CPU instead, or see docs/on-device.md", dict(v, subgraphs=[slot_name(slot(e)) for e in bad]))
+            failed.update(slot(e) for e in bad)
+    except BaseException:
+        install("none", [])  # never leave an unchecked or failed plan in place
+        raise
+    plan = annotate(plan, {s: verdicts[s] for s in failed})
+    notes = []
+    checked = [verdicts[slot(p)] for p in entries if slot(p) in verdicts and slot(p) not in failed]
+    if checked:
+        cached = all(v.get("cached") for v in checked)
+        worst = min(checked, key=lambda v: v["sqnr_db"])
+        notes.append(f"decoder subgraphs self-check passed{' (cached)' if cached else ''} for {len(checked)} "
+                     f"subgraph(s){'' if cached else f' ({ran} check run(s))'}; worst {describe_logits(worst)}")
+    if failed:
+        notes.append(f"npu_fallback='cpu': decoder subgraph(s) {', '.join(slot_name(s) for s in sorted(failed))} "
+                     "fail the self-check and run on the CPU")
+    return plan, notes
+
+
+def annotate(plan: list[dict[str, Any]], failed: Mapping[tuple, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The plan with each op whose subgraph failed the self-check saying so (its reason names the
+    numbers), and the linear ops of a layer whose layer step failed saying why they run."""
+    steps = {(s[1], s[3]): v for s, v in failed.items() if s[0] == "layer_step"}
+    out = []
+    for e in plan:
+        e = dict(e)
+        v = failed.get(slot(e))
+        if v is not None and e["where"] == "cpu":
+            e["reason"] = "self-check failed: " + describe_logits(v)
+        elif (e["layer"], e["batch"]) in steps and e["op"] != "layer_step":
+            why = "layer step: self-check failed: " + describe_logits(steps[(e["layer"], e["batch"])])
+            e["reason"] = why + ("; " + e["reason"] if e["where"] == "cpu" and e["reason"] else "")
+        out.append(e)
+    return out

@@ -26,7 +26,8 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .. import _core
-from ..errors import BackendUnavailableError, InvalidOptionError, ModelLoadError
+from . import npu_check
+from ..errors import BackendUnavailableError, InvalidOptionError, ModelLoadError, NpuSelfCheckError
 from .registry import Availability, BackendSource, BackendSpec
 
 NEURON_EP = "NeuronExecutionProvider"
@@ -228,8 +229,25 @@ def _create(checkpoint: Any, pool: Any, *, source: BackendSource, **_options: An
             raise ModelLoadError(f"the ONNX encoder's {what} is declared {t.dtype} {t.layout}: the onnxruntime backend "
                                  "takes Whisper's float32 tensors ([1, n_mels, 3000] -> [1, 1500, d])")
     threads = getattr(pool, "num_threads", None)
-    return create_encoder(checkpoint.dims, str(path), providers=source.options.providers, threads=threads,
-                          input_name=inp.name or None, output_name=out.name or None)
+    enc = create_encoder(checkpoint.dims, str(path), providers=source.options.providers, threads=threads,
+                         input_name=inp.name or None, output_name=out.name or None)
+    info = enc.info
+    accelerated = [p for p in info["requested"] if p != CPU_EP]
+    if accelerated and source.options.self_test and npu_check.enabled():
+        # An execution provider that is not ORT's CPU (the Neuron EP on the MDLA) is checked like an
+        # encoder DLA: its states on the shipped speech window against the CPU encoder's.
+        try:
+            verdict = npu_check.check_encoder(
+                f"onnxruntime encoder {path} on {', '.join(accelerated)}", enc, checkpoint, pool, artifact=path,
+                io={"providers": info["requested"], "provider_options": info["provider_options"]},
+                runtime_version=f"onnxruntime {info['onnxruntime']}")
+        except NpuSelfCheckError as err:
+            del enc  # the session goes now, not with the traceback
+            err.__traceback__ = None
+            raise err
+        source.notes.append(f"self-check passed{' (cached)' if verdict['cached'] else ''}: "
+                            f"{npu_check.describe(verdict)}")
+    return enc
 
 
 SPEC = BackendSpec("onnxruntime", "ONNX encoder on ONNX Runtime (NeuronExecutionProvider or CPU)", _availability,

@@ -31,10 +31,14 @@ class EncoderOptions:
     dma_heap: dma-heap for the neuron backend's I/O buffers (default $WHISPER_GENIO_DMA_HEAP or
         /dev/dma_heap/system; "none": ordinary memory).
     self_test: the neuron backend checks at load that a changed input changes its output, and
-        that its states on a shipped speech window pass validate's gate against the CPU encoder's
-        (cached per artifact, runtime version and SoC; see whisper_genio/backends/npu_check.py).
+        that its states on a shipped speech window pass validate's gate against the CPU encoder's;
+        the onnxruntime backend runs the same accuracy check when a provider other than the CPU's
+        is asked for (NeuronExecutionProvider); NPU decoder subgraphs are checked against the CPU
+        decoder's logits (all cached per artifact, runtime version and SoC; see
+        whisper_genio/backends/npu_check.py).
     npu_fallback: what a failed accuracy self-check does: "raise" (NpuSelfCheckError with the
-        numbers) or "cpu" (the encoder runs on the CPU; Model.backend_skipped says why).
+        numbers) or "cpu" (the encoder, or each failing decoder subgraph's op, runs on the CPU;
+        Model.backend_skipped / Model.decoder_plan and Model.backend_info say why).
     neuron_rebind: with the V1 API, bind the (same) input/output buffers again before every
         inference, a guard against runtimes that latch their input (no copy either way).
     providers: ONNX Runtime execution providers, names or (name, options) pairs, in priority

@@ -356,14 +356,20 @@ def _decoder_plan_check(model: Any, bundle: str, mode: str, library: Optional[st
     (the plan text names each CPU op and why)."""
     from ..model import load_model
 
+    from ..errors import NpuSelfCheckError
+
     try:
         m = load_model(model, backend="cpu")
         m.set_decoder_offload(mode, bundle, library=library)
+    except NpuSelfCheckError as e:  # the subgraphs load but compute wrongly here
+        return Check("decoder subgraphs", FAIL, f"{type(e).__name__}: {e}",
+                     "the NPU computes these subgraphs wrongly here: load with npu_fallback='cpu' (--npu-fallback "
+                     "cpu) to run them on the CPU, or recompile them (docs/on-device.md, decoder subgraphs)")
     except Exception as e:  # noqa: BLE001 - any failure is the check's result
         return Check("decoder subgraphs", FAIL, f"{type(e).__name__}: {e}",
                      "check the bundle's manifest (decoder.subgraphs) against the model")
     failed = [e for e in m.decoder_plan if e["where"] == "cpu" and "failed to load" in e["reason"]]
-    text = m.decoder_plan_text()
+    text = "\n".join([m.decoder_plan_text(), *m.decoder_notes])
     if failed:
         return Check("decoder subgraphs", FAIL, text, "recompile the failing subgraphs for this SoC and runtime "
                      "(docs/on-device.md, decoder subgraphs)")
@@ -493,8 +499,15 @@ CHECKLIST = [
      "self-check at load passes on this board's runtime (else --npu-fallback cpu runs the encoder on the CPU)"),
     ("Validate", "whisper-genio transcribe <clips> --backend neuron ... vs --backend cpu",
      "accuracy (WER) and speed on your own recordings"),
+    ("ONNX Runtime on the Neuron provider", "whisper-genio transcribe audio.wav --backend onnxruntime "
+     "--encoder-model bundle/ --providers neuron",
+     "the session starts on NeuronExecutionProvider (NEURON_FLAG_USE_FP16=1) and its states on a shipped speech "
+     "window pass validate's gate against the CPU encoder's (self-check at load, cached; else --npu-fallback cpu "
+     "runs the encoder on the CPU)"),
     ("Decoder subgraphs", "whisper-genio doctor --decoder-subgraphs bundle/ --decoder-offload linear",
-     "every decoder subgraph DLA loads and matches its manifest entry; the dispatch plan (which op runs where, why)"),
+     "every decoder subgraph DLA loads and matches its manifest entry; the decoder's logits with them on a shipped "
+     "speech window pass the self-check against the CPU decoder's (each failing subgraph named, with its numbers); "
+     "the dispatch plan (which op runs where, why)"),
 ]
 
 

@@ -152,6 +152,13 @@ class Decoder {
   StatusOr<Alignment> alignment(const std::vector<int>& tokens, const std::vector<std::pair<int, int>>& heads,
                                 int n_frames, int text_vocab);
 
+  // Single-token steps for the NPU self-check (whisper_genio/backends/npu_check.py): `prompt`
+  // as one prompt step (on the CPU, as always), then tokens.size() steps of `beams` identical
+  // rows (so the plan's batch-`beams` subgraphs run them) feeding tokens[i], or where it is -1
+  // the argmax of the previous logits (row 0). Writes the tokens fed back into `tokens` and the
+  // logits after each step, [steps, beams, n_vocab], into `logits`.
+  Status step_logits(const std::vector<int>& prompt, int beams, std::vector<int>* tokens, std::vector<float>* logits);
+
   // Cumulative decoder work, for benchmarks: forward calls and tokens run through the decoder.
   int64_t forward_calls() const { return forward_calls_; }
   int64_t forward_tokens() const { return forward_tokens_; }
