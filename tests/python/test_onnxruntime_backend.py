@@ -180,6 +180,8 @@ def recorded_sessions(monkeypatch):
     monkeypatch.setattr(ort, "InferenceSession", session)
     monkeypatch.setattr(ort, "get_available_providers", lambda: list(BOTH))
     monkeypatch.delenv("WHISPER_GENIO_NEURON_LIB", raising=False)
+    # The accuracy self-check a non-CPU provider gets at load: test_neuron_provider_self_check
+    monkeypatch.setenv("WHISPER_GENIO_NPU_SELF_CHECK", "0")
     return calls
 
 
@@ -279,3 +281,102 @@ def test_freeze_shapes_keeps_the_numbers():
     after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_array_equal(after, before)
     assert after.shape == (1, 6, 2, 4) and neuron_ep_problems(model) == []
+
+
+class _WrongProviderSession:
+    """STAND-IN for a session on a provider that computes wrongly (the Neuron EP has no emulator
+    inside onnxruntime): the real CPU session runs, then a block of its states is pushed off by
+    tens, as the Genio 720 report's FP16 BATCH_MATMUL was on the MDLA."""
+
+    def __init__(self, real):
+        self.real, self.out, self.runs = real, None, 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def io_binding(self):
+        binding, outer = self.real.io_binding(), self
+
+        class Binding:
+            real = binding
+
+            def bind_input(self, *a):
+                return binding.bind_input(*a)
+
+            def bind_output(self, name, device, index, dtype, shape, ptr):
+                outer.out = (ptr, tuple(shape))
+                return binding.bind_output(name, device, index, dtype, shape, ptr)
+        return Binding()
+
+    def run_with_iobinding(self, binding):
+        import ctypes
+
+        self.real.run_with_iobinding(binding.real)
+        self.runs += 1
+        ptr, shape = self.out
+        states = np.ctypeslib.as_array((ctypes.c_float * int(np.prod(shape))).from_address(ptr)).reshape(shape)
+        states[0, :200, :80] += 29.0 * np.sign(states[0, :200, :80] + 1e-9)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    """A random 1-layer, d=64 Whisper's encoder in ONNX (fast to check) and its checkpoint."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    pytest.importorskip("whisper")
+    from model_factory import make_random_state_dict, write_openai_pt
+    from whisper_genio.dims import ModelDims
+    from whisper_genio.tools.export_onnx import export_encoder_onnx
+
+    dims = ModelDims(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1, n_vocab=51865,
+                     n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1)
+    folder = tmp_path_factory.mktemp("tiny_onnx")
+    pt = write_openai_pt(folder / "tiny.pt", dims, make_random_state_dict(dims, seed=5))
+    export_encoder_onnx(str(pt), folder / "encoder.onnx", manifest=True)
+    return folder, pt
+
+
+@pytest.mark.parametrize("wrong", [False, True])
+def test_neuron_provider_self_check(tiny_bundle, monkeypatch, tmp_path, wrong):
+    """A session on NeuronExecutionProvider (stand-in: the CPU provider behind it, its output
+    corrupted when `wrong`) is checked at load like an encoder DLA: passes once, then is cached;
+    wrong numbers raise with the numbers, or npu_fallback='cpu' runs the CPU encoder."""
+    from whisper_genio.backends.options import EncoderOptions
+    from whisper_genio.errors import NpuSelfCheckError
+
+    sessions = []
+    real = ort.InferenceSession
+
+    def session(path, sess_options=None, providers=None, provider_options=None, **kw):
+        s = real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+        sessions.append(_WrongProviderSession(s) if wrong else s)
+        return sessions[-1]
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: list(BOTH))
+    monkeypatch.delenv("WHISPER_GENIO_NEURON_LIB", raising=False)
+    monkeypatch.setenv("WHISPER_GENIO_NPU_SELF_CHECK", "1")
+    monkeypatch.setenv("WHISPER_GENIO_CACHE_DIR", str(tmp_path / "cache"))
+    folder, pt = tiny_bundle
+    kw = dict(backend="onnxruntime", threads=TEST_THREADS, encoder_model=folder)
+    if not wrong:
+        m = whisper_genio.load_model(pt, **kw)
+        assert "self-check passed: SQNR" in m.backend_info, m.backend_info
+        m = whisper_genio.load_model(pt, **kw)
+        assert "self-check passed (cached)" in m.backend_info
+        # ORT's own CPU provider is not checked (it is the reference's twin)
+        m = whisper_genio.load_model(pt, providers=["cpu"], **kw)
+        assert "self-check" not in m.backend_info
+        return
+    with pytest.raises(NpuSelfCheckError, match=r"onnxruntime encoder .* on NeuronExecutionProvider.*fails the "
+                                                r"accuracy gate: SQNR") as e:
+        whisper_genio.load_model(pt, **kw)
+    assert e.value.verdict["sqnr_db"] < 15 and sessions[-1].runs == 1
+    m = whisper_genio.load_model(pt, encoder_options=EncoderOptions(encoder_model=str(folder), npu_fallback="cpu"),
+                                 backend="onnxruntime", threads=TEST_THREADS)
+    assert sessions[-1].runs == 0  # the cached verdict: the provider ran nothing
+    assert m.backend == "cpu" and "npu_fallback='cpu'" in m.backend_info
+    assert "fails the accuracy gate" in {a.name: a.reason for a in m.backend_skipped}["onnxruntime"]
+    cpu = whisper_genio.load_model(pt, backend="cpu", threads=TEST_THREADS)
+    mel = cpu.log_mel(np.zeros(16000, np.float32))
+    np.testing.assert_array_equal(m.encode(mel), cpu.encode(mel))
