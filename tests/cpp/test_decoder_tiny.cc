@@ -728,6 +728,55 @@ TEST(DecoderTiny, LanguageProbsMatchReference) {
   EXPECT_EQ(after.value().tokens, brute_force_decode(m, states, base_options()).tokens);
 }
 
+// The NPU self-check's steps (Decoder::step_logits): a prompt, then single-token steps of
+// identical rows, greedy or forced, against the reference's logits at each position.
+TEST(DecoderTiny, StepLogitsMatchReference) {
+  TinyModel m(14);
+  const std::vector<float> states = random_states(140);
+  auto dec = make_decoder(m);
+  ASSERT_TRUE(dec != nullptr);
+  const int V = m.dims().n_vocab;
+  const std::vector<int> prompt = {kSot, kLang, kTranscribe, kNoTimestamps};
+  std::vector<int> tokens(5, -1);
+  std::vector<float> logits;
+  EXPECT_NOT_OK(dec->step_logits(prompt, 1, &tokens, &logits));  // no audio yet
+  ASSERT_OK(dec->set_audio(states_view(states)));
+  ASSERT_OK(dec->step_logits(prompt, 3, &tokens, &logits));
+  ASSERT_EQ(logits.size(), static_cast<size_t>(5 * 3 * V));
+  std::vector<int> seq = prompt;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const Rows before = ref_decoder_logits(m, seq, states);
+    const auto& last = before.back();
+    EXPECT_EQ(tokens[i], std::max_element(last.begin(), last.end()) - last.begin()) << "greedy step " << i;
+    seq.push_back(tokens[i]);
+    const Rows ref = ref_decoder_logits(m, seq, states);
+    for (int b = 0; b < 3; ++b) {
+      for (int v = 0; v < V; ++v) {
+        ASSERT_NEAR(logits[(i * 3 + b) * V + v], ref.back()[static_cast<size_t>(v)], 1e-4) << i << " " << b << " " << v;
+      }
+    }
+  }
+  // forced tokens are fed as given
+  std::vector<int> forced = {3, 7, -1};
+  ASSERT_OK(dec->step_logits(prompt, 1, &forced, &logits));
+  EXPECT_EQ(forced[0], 3);
+  EXPECT_EQ(forced[1], 7);
+  const Rows ref = ref_decoder_logits(m, {kSot, kLang, kTranscribe, kNoTimestamps, 3, 7}, states);
+  EXPECT_EQ(forced[2], std::max_element(ref.back().begin(), ref.back().end()) - ref.back().begin());
+  // misuse: a status, never a crash
+  std::vector<int> bad = {V};
+  EXPECT_NOT_OK(dec->step_logits(prompt, 1, &bad, &logits));
+  bad = {-2};
+  EXPECT_NOT_OK(dec->step_logits(prompt, 1, &bad, &logits));
+  std::vector<int> ok = {1};
+  EXPECT_NOT_OK(dec->step_logits(prompt, 0, &ok, &logits));
+  EXPECT_NOT_OK(dec->step_logits(prompt, kMaxDecodingGroup + 1, &ok, &logits));
+  EXPECT_NOT_OK(dec->step_logits({}, 1, &ok, &logits));
+  EXPECT_NOT_OK(dec->step_logits({V}, 1, &ok, &logits));
+  std::vector<int> long_run(static_cast<size_t>(m.dims().n_text_ctx), -1);
+  EXPECT_NOT_OK(dec->step_logits(prompt, 1, &long_run, &logits));
+}
+
 // Misuse returns a status; it never crashes or decodes garbage.
 TEST(DecoderTiny, ErrorsAreStatuses) {
   TinyModel m(13);

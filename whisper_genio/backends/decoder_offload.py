@@ -13,7 +13,10 @@
 Subgraphs have a fixed batch (the beam count they were compiled for). Single-token steps with
 that many rows run on them; the prompt of each window runs on the CPU (see
 csrc/src/offload/decoder_offload.h for why). A subgraph that is missing or fails to load leaves
-its op on the CPU, and the plan says why.
+its op on the CPU, and the plan says why. Subgraph files are checked numerically against the
+CPU decoder when a plan is installed (``Model.set_decoder_offload``; see npu_check.py): one
+that fails raises ``NpuSelfCheckError``, or with ``npu_fallback="cpu"`` its op stays on the CPU
+with the numbers as the reason.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Numerical self-check of an NPU encoder when it loads: is what the NPU computes right?
+"""Numerical self-check of NPU artifacts when they load: is what the NPU computes right?
+
+Three kinds are checked with one cache, one error type and one fallback option: an encoder DLA
+(the neuron backend), an ONNX encoder on a provider other than ORT's CPU one (the onnxruntime
+backend with NeuronExecutionProvider: the same encoder check), and the decoder's NPU subgraphs
+(the section "decoder subgraphs" below).
 
 A runtime that trusts NPU output can return wrong text: on a Genio 720, Neuron runtime 8.2.16
 computed a large FP16 BATCH_MATMUL wrongly on the MDLA (max abs error 29 where the simulator
@@ -303,15 +308,16 @@ def check_decoder(decoder: Any, dims: Any, mode: str, entries: Sequence[Mapping[
     try:
         while True:
             current = [e for e in entries if slot(e) not in failed] if fallback == "cpu" else entries
-            if check is None and any(s in keys and s not in verdicts for s in map(slot, current)):
-                install("none", [])  # the reference runs on the CPU kernels
-                check = DecoderCheck(decoder, dims.n_text_ctx, states(), prompt, lambda group: install(mode, group))
-                check.reference()
             plan = install(mode, current)
-            on_npu = [e for e in current if slot(e) in keys and slot(e) in {slot(p) for p in plan if p["where"] == "npu"}]
+            npu = {slot(p) for p in plan if p["where"] == "npu"}
+            on_npu = [e for e in current if slot(e) in keys and slot(e) in npu]
             todo = [e for e in on_npu if slot(e) not in verdicts]
             if todo:
-                assert check is not None
+                if check is None:
+                    install("none", [])  # the reference runs on the CPU kernels
+                    check = DecoderCheck(decoder, dims.n_text_ctx, states(), prompt,
+                                         lambda group: install(mode, group))
+                    check.reference()
                 found = check.localise(todo)
                 for s, v in found.items():
                     v["cached"] = False
@@ -336,9 +342,12 @@ def check_decoder(decoder: Any, dims: Any, mode: str, entries: Sequence[Mapping[
     except BaseException:
         install("none", [])  # never leave an unchecked or failed plan in place
         raise
+    # what this plan would have run on the NPU but for the check (verdicts of other modes aside)
+    in_plan = {slot(p) for p in plan}
+    failed = {s for s in failed if s in in_plan or (s[0] == "layer_step" and mode in ("layer", "auto"))}
     plan = annotate(plan, {s: verdicts[s] for s in failed})
     notes = []
-    checked = [verdicts[slot(p)] for p in entries if slot(p) in verdicts and slot(p) not in failed]
+    checked = [verdicts[slot(p)] for p in plan if p["where"] == "npu" and slot(p) in verdicts]
     if checked:
         cached = all(v.get("cached") for v in checked)
         worst = min(checked, key=lambda v: v["sqnr_db"])
