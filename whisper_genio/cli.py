@@ -183,11 +183,12 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="neuron: QoS, e.g. preference=performance,priority=high,boost=100")
     _add(e, "--neuron-api", default="auto", choices=_core.NEURON_APIS, help="neuron: runtime API")
     _add(e, "--no-self-test", action="store_true",
-                   help="neuron: skip the load-time checks (a changed input changes the output; the NPU's states on "
-                   "a shipped speech window pass the validate gate against the CPU's)")
+                   help="neuron, onnxruntime on a non-CPU provider, decoder subgraphs: skip the load-time checks (a "
+                   "changed input changes the output; the NPU's states on a shipped speech window pass the validate "
+                   "gate against the CPU's; the decoder's logits with its NPU subgraphs match the CPU decoder's)")
     _add(e, "--npu-fallback", default="raise", choices=list(NPU_FALLBACKS),
-                   help="neuron: when the load-time accuracy check fails, raise (default) or run the encoder on "
-                   "the CPU and say why")
+                   help="when a load-time accuracy check fails, raise (default) or run the encoder (or each failing "
+                   "decoder subgraph's op) on the CPU and say why")
     _add(e, "--providers", default=None, metavar="NAME[:K=V;...],...",
                    help="onnxruntime: execution providers in order, each with its options, e.g. "
                    "'neuron:NEURON_FLAG_MIN_GROUP_SIZE=100;NEURON_FLAG_OPTIMIZATION_STRING=--opt=3 --num-mdla=1,cpu' "
