@@ -70,9 +70,10 @@ def _wer(reference: str, hypothesis: str) -> float:
 
 
 def run_ours(model: Any, audio: np.ndarray, *, threads: int, chunk: float, step: float, vad: bool,
-             trim_window: float | None = None) -> dict:
+             trim_window: float | None = None, **stream_options: Any) -> dict:
     clock = SimClock(threads)
-    session = model.stream(step=step, vad=vad, language="en", word_timestamps=True, trim_window=trim_window)
+    session = model.stream(step=step, vad=vad, language="en", word_timestamps=True, trim_window=trim_window,
+                           **stream_options)
     latencies, endpoints, texts = [], [], []
     last_word_end = None
     n = int(chunk * SR)
@@ -176,6 +177,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--baseline-step", type=float, default=3.0)
     p.add_argument("--baseline-length", type=float, default=10.0)
     p.add_argument("--policies", nargs="+", default=["ours", "sliding"], choices=["ours", "sliding"])
+    p.add_argument("--trim-seconds", type=float, default=None,
+                   help="ours: cut the buffer after its committed words past this many seconds (default: the stream's)")
     p.add_argument("--trim-window", default="1.0",
                    help="seconds of padding encoded after each decoded buffer, both policies (whisper.cpp's audio_ctx "
                         "fitted to the buffer); 'off': whole 30 s windows")
@@ -195,10 +198,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     references = [ref for _, _, ref in data]
     rows = []
     if "ours" in args.policies:
+        extra = {} if args.trim_seconds is None else {"trim_seconds": args.trim_seconds}
         runs = [run_ours(model, a, threads=args.threads, chunk=args.chunk, step=args.step, vad=not args.no_vad,
-                         trim_window=trim) for _, a, _ in data]
+                         trim_window=trim, **extra) for _, a, _ in data]
+        cut = "" if args.trim_seconds is None else f", cut past {args.trim_seconds:g} s"
         rows.append(summarize(f"ours (step {args.step} s, LocalAgreement-2, VAD {'off' if args.no_vad else 'on'}, "
-                              f"{encoded})",
+                              f"{encoded}{cut})",
                               runs, offline, references, seconds))
     if "sliding" in args.policies:
         runs = [run_sliding_window(model, a, threads=args.threads, step=args.baseline_step,
@@ -206,8 +211,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(summarize(f"whisper.cpp stream-style (step {args.baseline_step} s, window "
                               f"{args.baseline_length} s, {encoded})", runs, offline, references, seconds))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    offline_wer = _wer(" ".join(references), " ".join(offline))
     print(f"{len(data)} clip(s), {seconds:.1f} s of audio; whisper-base {args.compute_type}, {args.threads} threads; "
-          f"peak RSS {rss:.0f} MiB (the whole run)")
+          f"peak RSS {rss:.0f} MiB (the whole run); offline transcript WER vs reference {100 * offline_wer:.2f} %")
     for r in rows:
         print(f"  {r['policy']}: words {r['words']}, latency median {r['latency_median_s']:.2f} s / p90 "
               f"{r['latency_p90_s']:.2f} s, end of speech -> final {r['end_of_speech_median_s'] or float('nan'):.2f} s, "
@@ -217,7 +223,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             stages = ", ".join(f"{k[:-4]} {1000 * v:.0f} ms" for k, v in r["per_decode_cpu_s"].items())
             print(f"    per decode ({r['decoded_seconds_per_decode']:.1f} s of audio): CPU {stages}")
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps({"rows": rows, "peak_rss_mib": rss}, indent=1))
+        pathlib.Path(args.json).write_text(json.dumps({"rows": rows, "peak_rss_mib": rss,
+                                                       "offline_wer_vs_reference": offline_wer}, indent=1))
     return rows
 
 
