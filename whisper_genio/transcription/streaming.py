@@ -36,6 +36,7 @@ _PROMPT_CHARS = 200  # committed text given as the prompt of the next decodes
 # encodes about the buffer, not a whole 30 s window. Set where the encoder allows it (the CPU
 # encoder with the decoder on the CPU); encoders of a fixed shape encode whole windows.
 TRIM_PADDING = 1.0
+STREAM_TEMPERATURE = 0.0
 _PRE_ROLL = 0.5  # seconds of audio kept before speech starts (the VAD triggers after the onset)
 # Options a stream decides itself: each decode is one buffer with word timestamps.
 _FIXED = ("word_timestamps", "condition_on_previous_text", "verbose", "clip_timestamps", "vad_filter",
@@ -121,6 +122,9 @@ class StreamSession:
         self._kwargs = dict(transcribe_options, word_timestamps=True, condition_on_previous_text=False)
         if "trim_window" not in self._kwargs and _can_trim(model):
             self._kwargs["trim_window"] = TRIM_PADDING
+        # Greedy only, unless asked: a fallback re-decodes the step at a temperature (its cost in
+        # the latency path), and sampled text rarely agrees with the next step's anyway.
+        self._kwargs.setdefault("temperature", STREAM_TEMPERATURE)
         split_transcribe_kwargs(dict(self._kwargs, language=options.language))  # every option checked now
         self.model = model
         self.options = options
