@@ -8,7 +8,7 @@ import pytest
 
 import whisper_genio
 from whisper_genio.errors import InvalidOptionError
-from whisper_genio.transcription.streaming import StreamOptions, StreamSession
+from whisper_genio.transcription.streaming import TRIM_PADDING, StreamOptions, StreamSession
 
 from testdata import SPEECH, speech_manifest
 
@@ -37,6 +37,7 @@ class ScriptedModel:
 
     def transcribe(self, audio: np.ndarray, **kwargs) -> dict:
         self.calls += 1
+        self.kwargs = kwargs
         self.longest = max(self.longest, len(audio))
         assert kwargs["word_timestamps"] is True and kwargs["condition_on_previous_text"] is False
         words = []
@@ -62,6 +63,16 @@ def run(session: StreamSession, audio: np.ndarray, chunk: float = 0.25) -> list:
 def committed_words(events) -> list[str]:
     return [w for e in events if e.type == "committed" for w in e.text.split()]
 
+
+
+def test_stream_decodes_greedily_and_trims_where_it_can_unless_told():
+    audio, _ = scripted_audio(6)
+    model = ScriptedModel()
+    run(StreamSession(model, StreamOptions(vad=False), {}), audio)
+    assert model.kwargs["temperature"] == 0.0  # no fallback schedule in the latency path
+    assert "trim_window" not in model.kwargs  # this model has no pipeline that can trim
+    run(StreamSession(model, StreamOptions(vad=False), {"temperature": (0.0, 0.4), "trim_window": None}), audio)
+    assert model.kwargs["temperature"] == (0.0, 0.4) and model.kwargs["trim_window"] is None
 
 @pytest.mark.parametrize("agreement", [1, 2, 3])
 def test_every_word_committed_once_in_order(agreement):
@@ -193,6 +204,7 @@ def test_streamed_jfk_matches_the_offline_transcript(base_model, vad):
     audio = _clip("en_jfk_inaugural_1961.wav")
     offline = base_model.transcribe(audio, temperature=0.0, language="en")["text"]
     session = base_model.stream(vad=vad, language="en", step=3.0, word_timestamps=True)
+    assert session._kwargs["trim_window"] == TRIM_PADDING  # the CPU encoder encodes only the buffer
     events = run(session, audio, chunk=0.5)
     streamed = "".join(e.text for e in events if e.type == "committed")
     wer = jiwer.wer(" ".join(_words(offline)), " ".join(_words(streamed)))
