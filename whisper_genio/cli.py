@@ -227,6 +227,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="also load this bundle's decoder subgraphs into --model's decoder and print the plan")
     d.add_argument("--decoder-offload", default="auto", choices=[m for m in _core.DECODER_OFFLOAD_MODES if m != "none"],
                    help="the plan to build from --decoder-subgraphs")
+    d.add_argument("--onnx", default=None, metavar="MODEL",
+                   help="also check this ONNX encoder (or a bundle's encoder.onnx) against what MediaTek's "
+                        "NeuronExecutionProvider is reported to refuse")
     d.add_argument("--checklist", action="store_true", help="print the on-device checklist (docs/on-device.md) "
                    "with pass/fail where this machine can tell")
     d.set_defaults(func=_cmd_doctor)
@@ -646,7 +649,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from .tools.doctor import format_checklist, format_report, run_doctor
 
     report = run_doctor(dla=args.dla, model=args.model, decoder_subgraphs=args.decoder_subgraphs,
-                        decoder_offload=args.decoder_offload)
+                        decoder_offload=args.decoder_offload, onnx_model=args.onnx)
     if args.json:
         import json
 

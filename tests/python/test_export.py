@@ -64,6 +64,9 @@ def test_our_exports_pass_the_board_preflights(float_bundle):
     from whisper_genio.tools.mdla_check import GENERATIONS, run_check
 
     assert neuron_ep_problems(float_bundle / "encoder.onnx") == []
+    # export ran the same pre-flight and recorded it: nothing refused, the FP32 products noted (FP16 on the NPU)
+    record = json.loads((float_bundle / "manifest.json").read_text())["encoder"]["onnx"]["neuron_ep"]
+    assert record["refused"] == [] and any("FP16" in n for n in record["notes"]), record
     result, text = run_check(float_bundle, "all")
     (f,) = result["files"]
     assert f["file"].endswith("encoder.tflite") and "GATHER" not in f["ops"]

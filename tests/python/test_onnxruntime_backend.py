@@ -235,7 +235,8 @@ def test_exports_meet_the_neuron_ep_requirements(bundle, tmp_path):
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
         g = helper.make_graph(nodes, "g", [x], [y], initializer=list(inits))
-        return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)],
+                                 ir_version=10)  # the newest the board's ONNX Runtime 1.20.2 reads
 
     assert neuron_ep_problems(model([helper.make_node("Softmax", ["x"], ["y"])], [1, 4], 17)) == []
     assert "opset 12" in neuron_ep_problems(model([helper.make_node("Softmax", ["x"], ["y"])], [1, 4], 12))[0]
@@ -255,6 +256,61 @@ def test_exports_meet_the_neuron_ep_requirements(bundle, tmp_path):
     assert neuron_ep_problems(model(qdq, [1, 4], 17, [s, z])) == []
 
 
+def test_neuron_ep_checker_flags_a_bad_graph(tmp_path):
+    """One graph with all of it at once (a com.microsoft node, a dynamic dim, opset 11), graphs newer
+    than the board's ONNX Runtime 1.20.2 reads, and the notes on matrix products: float32 (FP16 on
+    the NPU), dequantized weights beside a float activation, and a whole QDQ unit (no note)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from whisper_genio.tools.doctor import FAIL, OK, WARN, onnx_preflight_check
+    from whisper_genio.tools.export_onnx import NOTE, neuron_ep_findings, neuron_ep_problems
+
+    def graph(nodes, x_shape, inits=()):
+        return helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=list(inits))
+
+    bad = helper.make_model(graph([helper.make_node("Gelu", ["x"], ["y"], domain="com.microsoft")], ["n", 4]),
+                            opset_imports=[helper.make_opsetid("", 11), helper.make_opsetid("com.microsoft", 1)], ir_version=10)
+    found = neuron_ep_problems(bad)
+    assert len(found) == 3, found
+    assert "opset 11" in found[0] and "'n'" in found[1] and "com.microsoft.Gelu" in found[2]
+    relu = graph([helper.make_node("Relu", ["x"], ["y"])], [1, 4])
+    assert "opset 22" in neuron_ep_problems(helper.make_model(relu, opset_imports=[helper.make_opsetid("", 22)], ir_version=10))[0]
+    newer_ir = helper.make_model(relu, opset_imports=[helper.make_opsetid("", 21)], ir_version=11)
+    assert "IR version 11" in neuron_ep_problems(newer_ir)[0]
+
+    w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    wq = numpy_helper.from_array(np.ones((4, 3), np.int8), "wq")
+    s = numpy_helper.from_array(np.array(0.1, np.float32), "s")
+    z8 = numpy_helper.from_array(np.array(0, np.int8), "z8")
+    zu = numpy_helper.from_array(np.array(128, np.uint8), "zu")
+    dq_w = helper.make_node("DequantizeLinear", ["wq", "s", "z8"], ["wd"])
+    std = [helper.make_opsetid("", 21)]
+    fp32 = neuron_ep_findings(helper.make_model(graph([helper.make_node("MatMul", ["x", "w"], ["y"])], [1, 4], [w]),
+                                                opset_imports=std, ir_version=10))
+    assert [lvl for lvl, _ in fp32] == [NOTE] and "FP16" in fp32[0][1]
+    weight_only = graph([dq_w, helper.make_node("MatMul", ["x", "wd"], ["y"], name="mm")], [1, 4], [wq, s, z8])
+    (lvl, msg), = neuron_ep_findings(helper.make_model(weight_only, opset_imports=std, ir_version=10))
+    assert lvl == NOTE and "weight-only" in msg and "mm" in msg
+    unit = graph([helper.make_node("QuantizeLinear", ["x", "s", "zu"], ["xq"]),
+                  helper.make_node("DequantizeLinear", ["xq", "s", "zu"], ["xd"]), dq_w,
+                  helper.make_node("MatMul", ["xd", "wd"], ["m"]),
+                  helper.make_node("QuantizeLinear", ["m", "s", "zu"], ["mq"]),
+                  helper.make_node("DequantizeLinear", ["mq", "s", "zu"], ["y"])], [1, 4], [wq, s, z8, zu])
+    assert neuron_ep_findings(helper.make_model(unit, opset_imports=std, ir_version=10)) == []
+
+    # doctor --onnx: the same findings, a warning when something is refused, a clear failure for a non-model
+    onnx.save(bad, str(tmp_path / "bad.onnx"))
+    onnx.save(helper.make_model(unit, opset_imports=std, ir_version=10), str(tmp_path / "good.onnx"))
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    c = onnx_preflight_check(str(tmp_path / "bad.onnx"))
+    assert c.status == WARN and "com.microsoft.Gelu" in c.detail and c.fix
+    assert onnx_preflight_check(str(tmp_path / "good.onnx")).status == OK
+    c = onnx_preflight_check(str(tmp_path / "junk.onnx"))
+    assert c.status == FAIL and "not readable as ONNX" in c.detail
+
+
 def test_freeze_shapes_keeps_the_numbers():
     """A Reshape fed by Shape -> Slice -> Concat (openai-whisper's view(*x.shape[:2], h, -1)) gets a
     constant target: same output bit for bit, no shape arithmetic left, static shapes throughout."""
@@ -272,7 +328,7 @@ def test_freeze_shapes_keeps_the_numbers():
              helper.make_node("Softmax", ["r"], ["y"], axis=-1)]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
     assert any("static shape" in p for p in neuron_ep_problems(model))
     x = np.random.default_rng(1).normal(size=(1, 6, 8)).astype(np.float32)
     before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]

@@ -90,6 +90,8 @@ def test_search_is_greedy_and_respects_the_target(base_checkpoint):
 
 # -- ONNX QDQ on ONNX Runtime ---------------------------------------------------------------------
 
+MIXED = "a16w8:ln1=8,q=8,k=8,v=8,qk=8,ln2=8,fc1=8"  # > 50 % of the encoder's MACs in int8
+
 @pytest.fixture(scope="module")
 def onnx_results(workspace, onnx_ranges, heldout_window, cpu_model, tmp_path_factory):
     from whisper_genio.tools.quantize import onnx_qdq
@@ -98,8 +100,9 @@ def onnx_results(workspace, onnx_ranges, heldout_window, cpu_model, tmp_path_fac
     ref = np.array(cpu_model.encode(w.mels[0]), np.float32)
     out = tmp_path_factory.mktemp("onnx_q")
     res = {}
-    for name in ("a8w8", "a16w8", "w8"):
-        path = onnx_qdq.quantize(workspace.onnx_prepared(), out / f"{name}.onnx", parse_scheme(name), onnx_ranges)
+    for name in ("a8w8", "a16w8", "w8", MIXED):
+        path = onnx_qdq.quantize(workspace.onnx_prepared(), out / f"{parse_scheme(name).name}.onnx",
+                                 parse_scheme(name), onnx_ranges)
         res[name] = (path, onnx_qdq.run(path, w.mels[0]))
     return ref, int(w.content_frames[0]), res
 
@@ -109,6 +112,40 @@ def test_onnx_a8w8_reproduces_the_failure_and_a16w8_fixes_it(onnx_results):
     assert _sqnr(ref, res["a8w8"][1], n) < 8  # the users' garbage
     assert _sqnr(ref, res["a16w8"][1], n) > 20
     assert _sqnr(ref, res["w8"][1], n) > 25  # weights are not the cause
+    assert _sqnr(ref, res[MIXED][1], n) > 18
+
+
+def test_onnx_graphs_use_only_standard_onnx_ops(onnx_results, workspace):
+    """Issue 13.4: every quantized graph (and the prepared one they come from) is in the ONNX domain
+    only, opset 21 (standard int16 QuantizeLinear/DequantizeLinear, standard Gelu), static shapes:
+    nothing the NeuronExecutionProvider is reported to refuse. The numbers above come from these."""
+    import onnx
+
+    from whisper_genio.tools.export_onnx import neuron_ep_findings, neuron_ep_problems
+    from whisper_genio.tools.quantize import onnx_qdq
+
+    assert onnx_qdq.is_prepared(workspace.onnx_prepared())
+    _, _, res = onnx_results
+    for name, (path, _) in res.items():
+        m = onnx.load(str(path))
+        assert {n.domain for n in m.graph.node} == {""}, name
+        assert [(o.domain, o.version) for o in m.opset_import] == [("", onnx_qdq.QDQ_OPSET)], name
+        assert "Gelu" in {n.op_type for n in m.graph.node}
+        assert neuron_ep_problems(m) == [], (name, neuron_ep_problems(m))
+    int16 = onnx.TensorProto.INT16
+    a16 = onnx.load(str(res["a16w8"][0]))
+    zps = {i.name: i.data_type for i in a16.graph.initializer}
+    assert any(zps.get(n.input[2]) == int16 for n in a16.graph.node if n.op_type == "QuantizeLinear")
+    # the weight-only graph is flagged as what it is: dequantized weights beside float activations
+    assert any("weight-only" in m for level, m in neuron_ep_findings(res["w8"][0]) if level == "note")
+
+
+def test_onnx_quantize_refuses_an_unprepared_graph(float_bundle, tmp_path, onnx_ranges):
+    from whisper_genio.errors import WhisperGenioError
+    from whisper_genio.tools.quantize import onnx_qdq
+
+    with pytest.raises(WhisperGenioError, match="prepare"):
+        onnx_qdq.quantize(float_bundle / "encoder.onnx", tmp_path / "x.onnx", parse_scheme("a16w8"), onnx_ranges)
 
 
 def test_onnx_qdq_graph_and_io_quantization(onnx_results):
@@ -232,6 +269,7 @@ def test_quantize_bundle_writes_a_loadable_bundle(float_bundle, calibration_spli
     assert t.extra["compiler"]["command"][:4] == ["ncc-tflite", "--arch=mdla3.0", "--relax-fp32", "--opt-accuracy"]
     o = b.artifacts["onnx"]
     assert o.input.dtype == "float32"  # QDQ keeps float I/O; the inner scales are recorded
+    assert o.extra["opset"] == 21 and o.extra["neuron_ep"]["refused"] == []  # the pre-flight ran on it
     assert o.extra["quantization"]["io"]["input"]["dtype"] == "int16"
     assert summary["int8_mac_share"] == 0.0
     # the onnxruntime backend runs the quantized bundle and transcribes like the CPU encoder

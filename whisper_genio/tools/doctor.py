@@ -93,7 +93,8 @@ def _which(name: str, root: str, env: Mapping[str, str]) -> Optional[str]:
 
 def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla: Optional[str] = None,
                model: Any = "base", library: Optional[str] = None, run_tools: bool = True,
-               decoder_subgraphs: Optional[str] = None, decoder_offload: str = "auto") -> Report:
+               decoder_subgraphs: Optional[str] = None, decoder_offload: str = "auto",
+               onnx_model: Optional[str] = None) -> Report:
     """Builds the report. `root` prefixes every absolute path looked at (tests use a fake tree);
     `library` overrides the Neuron runtime search (else $WHISPER_GENIO_NEURON_LIB and the names)."""
     env = dict(os.environ if env is None else env)
@@ -105,6 +106,8 @@ def run_doctor(*, root: str = "/", env: Optional[Mapping[str, str]] = None, dla:
     _check_dma_heap(r, root, env)
     _check_tools(r, root, env, run_tools)
     _check_onnxruntime(r)
+    if onnx_model is not None:
+        r.checks.append(onnx_preflight_check(onnx_model))
     _check_build(r)
     # -- one round trip ----------------------------------------------------------------------
     if dla is not None:
@@ -349,6 +352,35 @@ def _check_onnxruntime(r: Report) -> None:
     r.checks.append(Check("onnxruntime provider options", INFO,
                           f"in force by default: {in_force}; {NEURON_EP} options accepted by providers=/--providers: "
                           f"{', '.join(NEURON_OPTIONS)} (NEURON_FLAG_USE_FP16=1 always)"))
+
+
+def onnx_preflight_check(path: str) -> Check:
+    """The NeuronExecutionProvider pre-flight (export_onnx.neuron_ep_findings) of an ONNX encoder,
+    or of a bundle folder's encoder.onnx: warn when the provider is reported to refuse something."""
+    from ..errors import WhisperGenioError
+
+    name = "onnx neuron EP pre-flight"
+    try:
+        from .export_onnx import REFUSED, neuron_ep_findings
+
+        if os.path.isdir(path):
+            from ..backends.bundle import load_bundle
+
+            found = load_bundle(path).path_of("onnx")
+            if found is None:
+                return Check(name, FAIL, f"{path}: the bundle has no ONNX encoder", "whisper-genio export --format onnx")
+            path = str(found)
+        findings = neuron_ep_findings(path)
+    except WhisperGenioError as e:
+        return Check(name, FAIL, str(e), "give an .onnx file or a bundle folder with encoder.onnx")
+    except Exception as e:  # noqa: BLE001 - onnx's own errors for a file that is not a model
+        return Check(name, FAIL, f"{path}: not readable as ONNX ({type(e).__name__}: {e})",
+                     "give an .onnx file or a bundle folder with encoder.onnx")
+    refused = [m for level, m in findings if level == REFUSED]
+    detail = f"{path}: " + ("; ".join(f"[{level}] {m}" for level, m in findings) or "nothing to note")
+    return Check(name, WARN if refused else OK, detail,
+                 "re-export with `whisper-genio export` / `quantize` (opset >= 13, static shapes, standard QDQ)"
+                 if refused else "")
 
 
 def _decoder_plan_check(model: Any, bundle: str, mode: str, library: Optional[str]) -> Check:

@@ -36,7 +36,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import InvalidOptionError
-from .export_onnx import (_need, checkpoint_of, explicit_attention, export_encoder_onnx,
+from .export_onnx import (_need, checkpoint_of, explicit_attention, export_encoder_onnx, neuron_ep_record,
                           torch_encoder)
 
 FORMATS = ("tflite", "onnx")
@@ -159,7 +159,7 @@ def export_bundle(model: Any, out_dir: PathLike, *, formats: Sequence[str] = FOR
         path = export_encoder_onnx(ckpt, out / "encoder.onnx", opset=opset)
         say(f"encoder.onnx: {path.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t0:.0f} s")
         entries["onnx"] = {"file": path.name, "opset": opset, "exporter": "torch.onnx (TorchScript)",
-                           "layernorm": "LayerNormalization (fused)"}
+                           "layernorm": "LayerNormalization (fused)", "neuron_ep": neuron_ep_record(path, say)}
     extra: dict[str, Any] = {}
     ck_name = None
     if checkpoint:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import pathlib
 import warnings
-from typing import Any, Union
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -192,20 +192,56 @@ def export_encoder_onnx(model_name_or_checkpoint: Any, path: Union[str, os.PathL
 
 # Integer forms other than QDQ (MediaTek's NeuronEP guide: INT8 models must be static QDQ).
 _NOT_QDQ = ("QLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul")
+# What the ONNX Runtime of IoT Yocto v26 (1.20.2) reads: opsets up to 21, IR versions up to 10
+# (ONNX 1.16; ONNX Runtime's compatibility table).
+ORT_BOARD_VERSION, ORT_BOARD_MAX_OPSET, ORT_BOARD_MAX_IR = "1.20.2", 21, 10
+_PRODUCTS = ("MatMul", "Conv", "Gemm")
+REFUSED, NOTE = "refused", "note"
+
+
+def neuron_ep_findings(model_or_path: Any) -> list[tuple[str, str]]:
+    """What MediaTek's NeuronExecutionProvider (ONNX Runtime 1.20.2 on IoT Yocto v26) is reported
+    to refuse in an ONNX graph, and what it will run differently, as (level, message) pairs
+    (board-reports.md, neuron-runtime.md 5.1). Level REFUSED: default-domain opset < 13 (Softmax)
+    or newer than that ONNX Runtime reads (opset > 21, IR > 10), a tensor whose shape is not static
+    (after shape inference), integer arithmetic that is not QDQ (QLinear*/…Integer/dynamic
+    quantization), ops outside the ONNX domain (ONNX Runtime's com.microsoft contrib ops, which
+    the EP is not known to take). Level NOTE: float32 arithmetic (the EP runs it in FP16:
+    NEURON_FLAG_USE_FP16 is mandatory), and matrix products that are not a whole QDQ unit
+    (dequantized inputs beside float ones, or an output that is not quantized again), which the
+    EP cannot map to one integer op as they stand."""
+    onnx = _need("onnx")
+    model = onnx.load(os.fspath(model_or_path)) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
+    found: list[tuple[str, str]] = []
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None or opset < 13:
+        found.append((REFUSED, f"opset {opset}: Softmax below opset 13 is refused (export with opset >= 13)"))
+    elif opset > ORT_BOARD_MAX_OPSET:
+        found.append((REFUSED, f"opset {opset}: ONNX Runtime {ORT_BOARD_VERSION} (IoT Yocto v26) reads opsets up to "
+                               f"{ORT_BOARD_MAX_OPSET}"))
+    if model.ir_version > ORT_BOARD_MAX_IR:
+        found.append((REFUSED, f"IR version {model.ir_version}: ONNX Runtime {ORT_BOARD_VERSION} reads IR versions up "
+                               f"to {ORT_BOARD_MAX_IR}"))
+    found += [(REFUSED, p) for p in _dynamic_shapes(onnx, model)]
+    not_qdq = sorted({n.op_type for n in model.graph.node if n.op_type.startswith(_NOT_QDQ)})
+    if not_qdq:
+        found.append((REFUSED, f"integer ops that are not QDQ: {', '.join(not_qdq)} (quantize statically to "
+                               "QuantizeLinear/DequantizeLinear pairs)"))
+    contrib = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+    if contrib:
+        found.append((REFUSED, f"ops outside the ONNX domain ({', '.join(contrib)}; ONNX Runtime contrib ops such as "
+                               "com.microsoft QuantizeLinear for int16 below opset 21, or a fused Gelu): the "
+                               "NeuronExecutionProvider is not known to take them"))
+    found += [(NOTE, p) for p in _qdq_units(model)]
+    return found
 
 
 def neuron_ep_problems(model_or_path: Any) -> list[str]:
-    """What MediaTek's NeuronExecutionProvider is reported to refuse in an ONNX graph (board-reports.md,
-    neuron-runtime.md 5.1): default-domain opset < 13 (Softmax), a tensor whose shape is not static
-    (after shape inference), integer arithmetic that is not QDQ (QLinear*/…Integer/dynamic quantization),
-    and ops outside the ONNX domain (ONNX Runtime's com.microsoft contrib ops: QDQ for int16 below
-    opset 21, the fused Gelu of the quantizer's prepared graph), which the EP is not known to take. Empty: nothing known to be refused."""
-    onnx = _need("onnx")
-    model = onnx.load(os.fspath(model_or_path)) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
-    problems: list[str] = []
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset is None or opset < 13:
-        problems.append(f"opset {opset}: Softmax below opset 13 is refused (export with opset >= 13)")
+    """The REFUSED findings of neuron_ep_findings. Empty: nothing known to be refused."""
+    return [m for level, m in neuron_ep_findings(model_or_path) if level == REFUSED]
+
+
+def _dynamic_shapes(onnx: Any, model: Any) -> list[str]:
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001 - a graph shape inference cannot follow: judge the declared shapes
@@ -221,16 +257,85 @@ def neuron_ep_problems(model_or_path: Any) -> list[str]:
             if t.HasField("shape") else None
         if dims is None or any(not isinstance(d, int) or d <= 0 for d in dims):
             dynamic.append(f"{vi.name} {dims if dims is not None else '(no shape)'}")
-    if dynamic:
-        problems.append(f"{len(dynamic)} tensor(s) without a static shape (fix the shapes at export): "
-                        + ", ".join(dynamic[:5]) + (" ..." if len(dynamic) > 5 else ""))
-    not_qdq = sorted({n.op_type for n in model.graph.node if n.op_type.startswith(_NOT_QDQ)})
-    if not_qdq:
-        problems.append(f"integer ops that are not QDQ: {', '.join(not_qdq)} (quantize statically to "
-                        "QuantizeLinear/DequantizeLinear pairs)")
-    contrib = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if n.domain not in ("", "ai.onnx")})
-    if contrib:
-        problems.append(f"ops outside the ONNX domain ({', '.join(contrib)}; ONNX Runtime contrib ops such as "
-                        "com.microsoft QuantizeLinear for int16 below opset 21, or a fused Gelu): the "
-                        "NeuronExecutionProvider is not known to take them")
-    return problems
+    if not dynamic:
+        return []
+    return [f"{len(dynamic)} tensor(s) without a static shape (fix the shapes at export): "
+            + ", ".join(dynamic[:5]) + (" ..." if len(dynamic) > 5 else "")]
+
+
+def _qdq_units(model: Any) -> list[str]:
+    """Notes on the matrix products (MatMul/Conv/Gemm): float ones, and QDQ units left open."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    inits = {t.name for t in model.graph.initializer}
+    dq = lambda name: getattr(producer.get(name), "op_type", "") == "DequantizeLinear"  # noqa: E731
+    quantized_next = lambda name: any(c.op_type == "QuantizeLinear" for c in consumers.get(name, []))  # noqa: E731
+    floats, float_weights, partial, open_out, bias_then_q = 0, 0, [], [], []
+    for n in model.graph.node:
+        if n.op_type not in _PRODUCTS:
+            continue
+        ins = [i for i in n.input[:2] if i]
+        deq = [dq(i) for i in ins]
+        if not any(deq):
+            floats += 1
+            float_weights += any(i in inits for i in ins)
+        elif not all(deq):
+            partial.append(n.name or n.op_type)
+        elif not quantized_next(n.output[0]):
+            (bias_then_q if _quantized_after_steps(n.output[0], consumers, inits) else open_out).append(n.name or n.op_type)
+    notes = []
+    if floats:
+        notes.append(f"{floats} matrix product(s) in float32 ({float_weights} with float32 weights): the provider runs "
+                     "them in FP16 (NEURON_FLAG_USE_FP16 is mandatory; the NPU has no FP32)")
+    if partial:
+        notes.append(f"{len(partial)} matrix product(s) read a dequantized input beside a float one (no QDQ unit; "
+                     f"weight-only): dequantized and run in FP16, not as integer ops ({', '.join(partial[:3])} ...)")
+    if bias_then_q:
+        notes.append(f"{len(bias_then_q)} quantized matrix product(s) quantize their output only after the bias Add "
+                     "or a Reshape/Transpose (DQ -> MatMul -> Add -> Q, one step like a fused FULLY_CONNECTED): "
+                     "whether the provider takes them as one integer op is unconfirmed "
+                     f"({', '.join(bias_then_q[:3])} ...)")
+    if open_out:
+        notes.append(f"{len(open_out)} quantized matrix product(s) whose output is never quantized again: the "
+                     f"product runs in FP16 on dequantized inputs ({', '.join(open_out[:3])} ...)")
+    return notes
+
+
+_STEPS = ("Add", "Mul", "Reshape", "Transpose")
+
+
+def _quantized_after_steps(name: str, consumers: Mapping[str, list], inits: set) -> bool:
+    """Whether `name` reaches a QuantizeLinear through single-consumer bias/scale (with a constant)
+    and layout steps only."""
+    for _ in range(8):
+        after = consumers.get(name, [])
+        if any(c.op_type == "QuantizeLinear" for c in after):
+            return True
+        if len(after) != 1 or after[0].op_type not in _STEPS:
+            return False
+        step = after[0]
+        if step.op_type in ("Add", "Mul") and not any(i in inits for i in step.input):
+            return False
+        name = step.output[0]
+    return False
+
+
+def format_neuron_ep_report(path: Any, findings: Sequence[tuple[str, str]]) -> str:
+    """The readable form of neuron_ep_findings for one file."""
+    refused = sum(level == REFUSED for level, _ in findings)
+    head = (f"NeuronExecutionProvider pre-flight, {path}: "
+            + (f"{refused} thing(s) it is reported to refuse" if refused else "nothing it is reported to refuse"))
+    return "\n".join([head] + [f"  [{level}] {m}" for level, m in findings])
+
+
+def neuron_ep_record(path: Any, log: Any = None) -> dict[str, list[str]]:
+    """Runs neuron_ep_findings on a graph just written, says the report through `log`, and returns
+    the manifest's record of it ({"refused": [...], "notes": [...]})."""
+    findings = neuron_ep_findings(path)
+    if log is not None:
+        log(format_neuron_ep_report(pathlib.Path(path).name, findings))
+    return {"refused": [m for level, m in findings if level == REFUSED],
+            "notes": [m for level, m in findings if level == NOTE]}

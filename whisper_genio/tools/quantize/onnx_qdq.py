@@ -1,6 +1,6 @@
 """ONNX QDQ encoders (onnxruntime.quantization), run by ONNX Runtime on the host.
 
-    prepared = prepare("encoder.onnx", "work/encoder.prep.onnx")   # folded constants, one Gelu op
+    prepared = prepare("encoder.onnx", "work/encoder.prep.onnx")   # opset 21, folded constants, one Gelu op
     ranges = collect_ranges(prepared, windows, cache="work/onnx_ranges.json")
     quantize(prepared, "encoder.a16w8.onnx", parse_scheme("a16w8"), ranges)
     states = run("encoder.a16w8.onnx", mel)                         # [1500, d]
@@ -16,6 +16,12 @@ statistics stay inside it. ONNX Runtime runs 8-bit QDQ MatMul/Conv with integer 
 (QLinearMatMul, MatMulIntegerToFloat, QLinearConv); 16-bit tensors are quantized and
 dequantized around float kernels, which gives the same values as 16-bit integer arithmetic up to
 the accumulator's rounding.
+
+Every graph written here uses only the standard ONNX domain (MediaTek's NeuronExecutionProvider
+knows no ONNX Runtime contrib ops): the prepared graph is converted to opset ``QDQ_OPSET`` (21),
+where the standard QuantizeLinear/DequantizeLinear take int16 and Gelu is a standard op, so the
+quantizer never falls back to com.microsoft Q/DQ. ONNX Runtime reads opset 21 from 1.18 on
+(ONNX 1.16), so the ORT 1.20.2 of IoT Yocto v26 does.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from .schemes import Role, Scheme
 PathLike = Union[str, os.PathLike]
 OP_TYPES = ("Conv", "MatMul", "Add", "Mul", "Gelu", "Softmax", "LayerNormalization", "Transpose", "Reshape")
 _PASS_THROUGH = ("Reshape", "Transpose")
+# Standard int16 QuantizeLinear/DequantizeLinear need opset 21 (below it onnxruntime.quantization
+# writes com.microsoft ones); Gelu is a standard op from opset 20 on.
+QDQ_OPSET = 21
 
 
 def _need(module: str) -> Any:
@@ -54,10 +63,13 @@ def _ort() -> Any:
 
 def prepare(src: PathLike, dst: PathLike) -> pathlib.Path:
     """Folds constants (ONNX Runtime's basic level, without the MatMul->Gemm rewrites that lose
-    module names) and fuses the erf GELU (Div, Erf, Add, Mul, Mul) into one com.microsoft Gelu,
-    the single op (a look-up table on an NPU) that the TFLite encoder has too."""
+    module names), converts the graph to opset QDQ_OPSET and fuses the erf GELU (Div, Erf, Add,
+    Mul, Mul) into one standard Gelu, the single op (a look-up table on an NPU) that the TFLite
+    encoder has too."""
     ort = _ort()
     onnx = _need("onnx")
+    from onnx import version_converter
+
     dst = pathlib.Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     so = ort.SessionOptions()
@@ -66,14 +78,30 @@ def prepare(src: PathLike, dst: PathLike) -> pathlib.Path:
     so.log_severity_level = 3
     ort.InferenceSession(os.fspath(src), so, providers=["CPUExecutionProvider"],
                          disabled_optimizers=["MatMulAddFusion", "MatMulScaleFusion", "GemmTransposeFusion"])
-    # Types first (ONNX's shape inference does not know com.microsoft Gelu), then the fusion,
-    # which keeps the GELU's output name and so its type.
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(dst)))
+    model = onnx.load(str(dst))
+    if _default_opset(model) < QDQ_OPSET:
+        model = version_converter.convert_version(model, QDQ_OPSET)
+    # Types first, then the fusion, which keeps the GELU's output name and so its type.
+    model = onnx.shape_inference.infer_shapes(model)
     _fuse_gelu(model, onnx)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    # ONNX Runtime's saved graph imports every domain it knows; keep the ones its nodes use.
+    used = {n.domain for n in model.graph.node} | {""}
+    keep = [o for o in model.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
     onnx.save(model, str(dst))
     return dst
+
+
+def _default_opset(model: Any) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def is_prepared(path_or_model: Any) -> bool:
+    """Whether a graph is in prepare()'s form: opset QDQ_OPSET or newer and only the ONNX domain
+    (a cache written by an older version, with com.microsoft ops, is not)."""
+    model = load(path_or_model)
+    return _default_opset(model) >= QDQ_OPSET and all(n.domain in ("", "ai.onnx") for n in model.graph.node)
 
 
 def _fuse_gelu(model: Any, onnx: Any) -> int:
@@ -101,7 +129,7 @@ def _fuse_gelu(model: Any, onnx: Any) -> int:
         name = re.sub(r"/Erf(_\d+)?$", r"/Gelu\1", n.name)
         if name == n.name:
             name = n.name + "/Gelu"
-        gelu = onnx.helper.make_node("Gelu", [x], [mul2.output[0]], name=name, domain="com.microsoft")
+        gelu = onnx.helper.make_node("Gelu", [x], [mul2.output[0]], name=name)
         for m in (div, n, add, mul):
             remove.add(id(m))
         replace[id(mul2)] = gelu
@@ -258,16 +286,19 @@ def collect_ranges(prepared: PathLike, mels: Iterable[np.ndarray], *, cache: Opt
 # -- quantization -----------------------------------------------------------------------------
 
 def quantize(prepared: PathLike, out: PathLike, scheme: Scheme, ranges: Mapping[str, tuple[float, float]]) -> pathlib.Path:
-    """Writes the QDQ encoder of `scheme` (static) or its weight-only form."""
+    """Writes the QDQ encoder of `scheme` (static) or its weight-only form, in the ONNX domain only."""
+    model = load(prepared)
+    if not is_prepared(model):
+        raise WhisperGenioError(f"{prepared}: not a prepared graph (opset >= {QDQ_OPSET}, ONNX domain only): run "
+                                "onnx_qdq.prepare() on the float encoder first")
     if scheme.kind == "weight_only":
-        return weight_only(prepared, out, bits=scheme.weight_bits, per_channel=scheme.per_channel)
+        return weight_only(model, out, bits=scheme.weight_bits, per_channel=scheme.per_channel)
     if scheme.kind != "static":
         raise WhisperGenioError(f"scheme {scheme.name} is not a quantization")
     q = _need("onnxruntime.quantization")
     calib = _need("onnxruntime.quantization.calibrate")
     import tempfile
 
-    model = load(prepared)
     roles = tensor_roles(model)
     default16 = scheme.activation_bits == 16
     t8 = {"quant_type": q.QuantType.QUInt8, "symmetric": False}
@@ -287,7 +318,7 @@ def quantize(prepared: PathLike, out: PathLike, scheme: Scheme, ranges: Mapping[
         k: calib.TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for k, (lo, hi) in ranges.items()})
     out = pathlib.Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    extra = {"ActivationSymmetric": default16, "WeightSymmetric": True, "UseQDQContribOps": True,
+    extra = {"ActivationSymmetric": default16, "WeightSymmetric": True, "UseQDQContribOps": False,
              "OpTypesToExcludeOutputQuantization": ["MatMul"],
              "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
              "TensorQuantOverrides": overrides}

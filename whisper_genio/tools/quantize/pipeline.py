@@ -75,7 +75,7 @@ class Workspace:
             if src is None:
                 raise InvalidOptionError(f"{self.root} has no encoder.onnx (whisper-genio export --format onnx)")
             dst = self.cache / "encoder.prepared.onnx"
-            if not dst.is_file() or dst.stat().st_mtime < src.stat().st_mtime:
+            if not dst.is_file() or dst.stat().st_mtime < src.stat().st_mtime or not onnx_qdq.is_prepared(dst):
                 onnx_qdq.prepare(src, dst)
             self._prepared = dst
         return self._prepared
@@ -238,7 +238,9 @@ def _start_output(ws: Workspace, sch: Scheme, w: Optional[CalibrationWindows], s
 
 
 def _write_onnx(job: _Output) -> None:
-    """encoder.onnx (QDQ), its manifest entry and summary, and its host check."""
+    """encoder.onnx (QDQ), its manifest entry (with the NeuronExecutionProvider pre-flight) and
+    summary, and its host check."""
+    from ..export_onnx import neuron_ep_record
     from . import onnx_qdq
 
     ws, sch, w = job.ws, job.sch, job.w
@@ -248,6 +250,8 @@ def _write_onnx(job: _Output) -> None:
     io = onnx_qdq.io_quantization(path)
     art = dict(job.src_manifest["encoder"]["onnx"])
     art["quantization"] = dict(job.quant_common, io=io, tool="onnxruntime.quantization (QDQ)")
+    art["opset"] = onnx_qdq.QDQ_OPSET
+    art["neuron_ep"] = neuron_ep_record(path, ws.log)
     job.manifest["encoder"]["onnx"] = art
     job.summary["artifacts"]["onnx"] = {"file": str(path), "io": io, "seconds": round(time.perf_counter() - t0, 1)}
     ws.log(f"encoder.onnx ({sch.spec()}): {path.stat().st_size / 1e6:.1f} MB")
