@@ -85,8 +85,8 @@ def prepare(src: PathLike, dst: PathLike) -> pathlib.Path:
     model = onnx.shape_inference.infer_shapes(model)
     _fuse_gelu(model, onnx)
     # ONNX Runtime's saved graph imports every domain it knows; keep the ones its nodes use.
-    used = {n.domain for n in model.graph.node} | {""}
-    keep = [o for o in model.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
+    used = {n.domain for n in model.graph.node} | {"", "ai.onnx"}
+    keep = [o for o in model.opset_import if o.domain in used]
     del model.opset_import[:]
     model.opset_import.extend(keep)
     onnx.save(model, str(dst))
