@@ -1,7 +1,7 @@
 """Streaming latency on a simulated clock: audio is fed at real time, each feed is charged the
 compute it took, and every committed word is stamped with the simulated time it came out.
 
-    python benchmarks/streaming_sim.py [--clips jfk longform speech] [--threads 2] [--step 1.0]
+    python benchmarks/streaming_sim.py [--clips jfk longform speech] [--threads 2] [--step 0.75]
                                        [--compute-type int8] [--json out.json]
 
 The clock: a chunk of `--chunk` seconds arrives when the audio reaches its end (the clock waits
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--clips", nargs="+", default=["jfk", "longform"], choices=["jfk", "longform", "speech"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compute-type", default="int8")
-    p.add_argument("--step", type=float, default=1.0)
+    p.add_argument("--step", type=float, default=None, help="ours: seconds between decodes (default: the stream's)")
     p.add_argument("--chunk", type=float, default=0.1, help="seconds per feed (the capture period)")
     p.add_argument("--no-vad", action="store_true")
     p.add_argument("--baseline-step", type=float, default=3.0)
@@ -184,6 +184,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         "fitted to the buffer); 'off': whole 30 s windows")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
+    from whisper_genio.transcription.streaming import StreamOptions
+
+    defaults = StreamOptions()
+    args.step = defaults.step if args.step is None else args.step
+    args.trim_seconds = defaults.trim_seconds if args.trim_seconds is None else args.trim_seconds
     trim = None if args.trim_window == "off" else float(args.trim_window)
     encoded = "whole windows" if trim is None else f"trimmed +{trim:g} s"
 
@@ -198,10 +203,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     references = [ref for _, _, ref in data]
     rows = []
     if "ours" in args.policies:
-        extra = {} if args.trim_seconds is None else {"trim_seconds": args.trim_seconds}
         runs = [run_ours(model, a, threads=args.threads, chunk=args.chunk, step=args.step, vad=not args.no_vad,
-                         trim_window=trim, **extra) for _, a, _ in data]
-        cut = "" if args.trim_seconds is None else f", cut past {args.trim_seconds:g} s"
+                         trim_window=trim, trim_seconds=args.trim_seconds) for _, a, _ in data]
+        cut = f", cut past {args.trim_seconds:g} s"
         rows.append(summarize(f"ours (step {args.step} s, LocalAgreement-2, VAD {'off' if args.no_vad else 'on'}, "
                               f"{encoded}{cut})",
                               runs, offline, references, seconds))

@@ -70,6 +70,7 @@ def test_stream_decodes_greedily_and_trims_where_it_can_unless_told():
     model = ScriptedModel()
     run(StreamSession(model, StreamOptions(vad=False), {}), audio)
     assert model.kwargs["temperature"] == 0.0  # no fallback schedule in the latency path
+    assert model.kwargs["repetition_cutoff"] == 3  # so a greedy loop is cut, not agreed on
     assert "trim_window" not in model.kwargs  # this model has no pipeline that can trim
     run(StreamSession(model, StreamOptions(vad=False), {"temperature": (0.0, 0.4), "trim_window": None}), audio)
     assert model.kwargs["temperature"] == (0.0, 0.4) and model.kwargs["trim_window"] is None
@@ -88,6 +89,33 @@ def test_every_word_committed_once_in_order(agreement):
     assert starts == sorted(starts) and all(s <= e for s, e in zip(starts, ends))
     assert all(b >= a for a, b in zip(ends, starts[1:]))  # committed times never go back
     assert events[-1].type == "endpoint"
+
+
+class RepeatingTailModel(ScriptedModel):
+    """Whisper's failure at a buffer's end: after the heard words it runs on with a phrase it
+    already said, every word of it squeezed into the last position (no duration), and the next
+    step decoding the same audio says it again."""
+
+    def transcribe(self, audio: np.ndarray, **kwargs) -> dict:
+        result = super().transcribe(audio, **kwargs)
+        end = len(audio) / SR
+        ghost = [{"word": f" again{i}", "start": end - 0.1, "end": end - 0.1, "probability": 0.9} for i in range(3)]
+        heard = [w for s in result["segments"] for w in s["words"] if not w["word"].endswith("?")]
+        words = heard + ghost
+        return {"text": "", "segments": [{"text": "", "words": words}], "language": "en"}
+
+
+def test_words_squeezed_into_the_buffers_end_are_never_agreed_on():
+    audio, script = scripted_audio(6, gap=2.5)  # pauses longer than a step: consecutive steps hear the same words
+    session = StreamSession(RepeatingTailModel(), StreamOptions(vad=False, agreement=2), {})
+    events = []
+    n = int(0.25 * SR)
+    for i in range(0, len(audio), n):
+        events += session.feed(audio[i:i + n])
+    before_flush = committed_words(events)
+    assert not any(w.startswith("again") for w in before_flush), before_flush
+    assert [w for w in before_flush] == [w.strip() for w, _, _ in script][:len(before_flush)]
+    assert len(before_flush) >= 5
 
 
 def test_agreement_commits_later_but_never_an_unstable_word():

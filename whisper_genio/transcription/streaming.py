@@ -30,13 +30,15 @@ from .options import split_transcribe_kwargs
 EVENT_TYPES = ("partial", "committed", "endpoint")
 _TIMED_STAGES = ("mel", "encoder", "cross_kv", "decoder")
 _PUNCTUATION = string.punctuation + "¿¡…«»“”‘’"
-_OVERLAP_WORDS = 5  # committed words a new hypothesis may repeat at its start (whisper_streaming's n-gram check)
+_OVERLAP_WORDS = 10  # committed words a new hypothesis may repeat at its start (whisper_streaming checks 5)
+_MIN_WORD_SECONDS = 0.02  # one audio position: a word shorter than that was not heard
 _PROMPT_CHARS = 200  # committed text given as the prompt of the next decodes
 # Seconds of padding encoded after the buffer's audio (transcribe's trim_window): a step then
 # encodes about the buffer, not a whole 30 s window. Set where the encoder allows it (the CPU
 # encoder with the decoder on the CPU); encoders of a fixed shape encode whole windows.
 TRIM_PADDING = 1.0
 STREAM_TEMPERATURE = 0.0
+STREAM_REPETITION_CUTOFF = 3
 _PRE_ROLL = 0.5  # seconds of audio kept before speech starts (the VAD triggers after the onset)
 # Options a stream decides itself: each decode is one buffer with word timestamps.
 _FIXED = ("word_timestamps", "condition_on_previous_text", "verbose", "clip_timestamps", "vad_filter",
@@ -47,12 +49,12 @@ _FIXED = ("word_timestamps", "condition_on_previous_text", "verbose", "clip_time
 class StreamOptions:
     """How a stream decodes and commits (threads, compute type and backend are the model's)."""
 
-    step: float = 1.0  # seconds of new audio between decodes
+    step: float = 0.75  # seconds of new audio between decodes
     agreement: int = 2  # LocalAgreement-n: consecutive hypotheses that must agree before a word is committed
     vad: Optional[bool] = None  # gate decoding on speech (Silero VAD); None: when a VAD model is installed
     vad_threshold: float = 0.5  # speech probability of a 32 ms frame above which it is speech
     endpoint_silence: float = 0.6  # seconds of non-speech after speech that end an utterance (with VAD)
-    trim_seconds: float = 15.0  # a longer buffer is cut after its committed words
+    trim_seconds: float = 8.0  # a longer buffer is cut after its committed words (their text stays the prompt)
     max_buffer: float = 28.0  # the longest buffer ever decoded (seconds, at most 30)
     language: Optional[str] = None  # fixed; None: detected once, on the first decode
     word_timestamps: bool = False  # committed events carry their words
@@ -98,6 +100,17 @@ def _can_trim(model: Any) -> bool:
     return bool(getattr(pipeline, "variable_positions", False))
 
 
+def _without_squeezed_tail(words: list[dict]) -> list[dict]:
+    """The hypothesis without its trailing words of no duration: text the decoder ran on with
+    past the buffer's audio (a phrase repeated into the last frames), which the next step, decoding
+    the same audio, tends to repeat and so agree on. Real words squeezed there come back once
+    more audio arrives, or at the utterance's end, which takes the whole hypothesis."""
+    n = len(words)
+    while n > 0 and words[n - 1]["end"] - words[n - 1]["start"] < _MIN_WORD_SECONDS:
+        n -= 1
+    return words[:n]
+
+
 def _key(word: dict) -> str:
     return word["word"].strip().strip(_PUNCTUATION).lower()
 
@@ -123,8 +136,12 @@ class StreamSession:
         if "trim_window" not in self._kwargs and _can_trim(model):
             self._kwargs["trim_window"] = TRIM_PADDING
         # Greedy only, unless asked: a fallback re-decodes the step at a temperature (its cost in
-        # the latency path), and sampled text rarely agrees with the next step's anyway.
+        # the latency path), and sampled text rarely agrees with the next step's anyway. Without
+        # the fallback a greedy loop ("for our purpose. printing then for our purpose. ...") would
+        # be decoded identically by consecutive steps, agreed on and committed: the loop guard cuts
+        # it after a few repeats instead (one copy kept).
         self._kwargs.setdefault("temperature", STREAM_TEMPERATURE)
+        self._kwargs.setdefault("repetition_cutoff", STREAM_REPETITION_CUTOFF)
         split_transcribe_kwargs(dict(self._kwargs, language=options.language))  # every option checked now
         self.model = model
         self.options = options
@@ -308,7 +325,7 @@ class StreamSession:
     def _step(self) -> list[StreamEvent]:
         self._since_step = 0
         events = self._trim()
-        hypothesis = self._decode()
+        hypothesis = _without_squeezed_tail(self._decode())
         history = list(self._hypotheses) + [hypothesis]
         agreed = _common_prefix(history) if len(history) >= self.options.agreement else 0
         events += self._commit(hypothesis[:agreed])
