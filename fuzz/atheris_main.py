@@ -33,6 +33,8 @@ def main() -> None:
     corpus = [a for a in sys.argv[1:] if not a.startswith("-")]
     for folder in corpus[:1]:
         path = pathlib.Path(folder)
+        if path.is_file():  # a crash file to reproduce, not a corpus
+            break
         path.mkdir(parents=True, exist_ok=True)
         if not any(path.iterdir()):
             for i, seed in enumerate(harnesses.SEEDS[target]()):

@@ -75,7 +75,7 @@ def _check_entry(path: pathlib.Path, name: str, entry: object, data_size: int) -
     if not (isinstance(entry, dict) and {"dtype", "shape", "data_offsets"} <= entry.keys()):
         raise ModelLoadError(f"{path}: bad safetensors header: entry {name!r} lacks dtype/shape/data_offsets")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in _DTYPES:
+    if not isinstance(dtype, str) or dtype not in _DTYPES:  # a JSON object or list is unhashable
         raise ModelLoadError(f"{path}: tensor {name} has unknown or unsupported dtype {dtype!r}")
     ints = lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)  # noqa: E731
     if not ints(shape) or not ints(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
