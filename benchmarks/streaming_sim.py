@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--policies", nargs="+", default=["ours", "sliding"], choices=["ours", "sliding"])
     p.add_argument("--trim-seconds", type=float, default=None,
                    help="ours: cut the buffer after its committed words past this many seconds (default: the stream's)")
-    p.add_argument("--trim-window", default="1.0",
-                   help="seconds of padding encoded after each decoded buffer, both policies (whisper.cpp's audio_ctx "
+    p.add_argument("--trim-window", default="10",
+                   help="fewest seconds encoded per decode (the buffer + 1 s when longer), both policies (whisper.cpp's audio_ctx "
                         "fitted to the buffer); 'off': whole 30 s windows")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.step = defaults.step if args.step is None else args.step
     args.trim_seconds = defaults.trim_seconds if args.trim_seconds is None else args.trim_seconds
     trim = None if args.trim_window == "off" else float(args.trim_window)
-    encoded = "whole windows" if trim is None else f"trimmed +{trim:g} s"
+    encoded = "whole windows" if trim is None else f"trimmed, at least {trim:g} s"
 
     import whisper_genio
 

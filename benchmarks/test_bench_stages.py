@@ -45,7 +45,7 @@ def test_encoder_ours(benchmark, ours, mel):
 
 @pytest.mark.benchmark(group="encoder")
 def test_encoder_trimmed_ours(benchmark, ours, jfk_audio):
-    """The JFK clip's window trimmed to its 11 s + 1 s of padding (trim_window=1.0): 600 of the
+    """The JFK clip's window trimmed to its 11 s + 1 s of padding (trim_window <= 12): 600 of the
     1500 positions."""
     from whisper_genio import _core
 

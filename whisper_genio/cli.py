@@ -279,8 +279,8 @@ def _add_stream_parser(sub) -> None:
     _add(s, "--word-timestamps", type=_bool, default=False, help="keep word times in the written files")
     _add(s, "--beam-size", type=_optional_int, default=None, help="beams (default: greedy)")
     _add(s, "--trim-window", type=_trim_or_auto, default="auto", metavar="auto|None|SECONDS",
-         help="padding encoded after each decoded buffer (auto: trimmed where the encoder can; None: whole "
-         "30 s windows)")
+         help="fewest seconds encoded per decode, the buffer and 1 s of padding when longer (auto: trimmed where "
+         "the encoder can; None: whole 30 s windows)")
     _add(s, "--rate", type=_int, default=SAMPLE_RATE_DEFAULT, help="stdin PCM: sample rate in Hz")
     _add(s, "--format", default="s16le", choices=["s16le", "f32le"], help="stdin PCM: sample format")
     _add(s, "--input-device", default=None, help="microphone: PortAudio device name or index")
@@ -426,8 +426,9 @@ def _add_transcribe_arguments(t: argparse.ArgumentParser) -> None:
     _add(g, "--repetition-penalty", type=_float, default=decode.repetition_penalty,
          help="> 1 penalises tokens already sampled in the window")
     _add(g, "--trim-window", type=_optional_float, default=api.trim_window, metavar="SECONDS",
-         help="encode each window only as far as its audio plus this much padding (cpu encoder; faster on "
-         "short audio, results can differ a little from openai-whisper's); None: whole 30 s windows")
+         help="encode each window only as far as its audio plus 1 s of padding, but at least this many seconds "
+         "(cpu encoder; faster on short audio, results differ a little from openai-whisper's); None: whole "
+         "30 s windows")
 
 
 def _add_quantization_parsers(sub) -> None:

@@ -251,7 +251,7 @@ class Model:
         those of :class:`StreamOptions` (step, agreement, vad, endpoint_silence, trim_seconds,
         max_buffer, language, word_timestamps), the rest are transcribe()'s decoding options (a stream
         decodes greedily, temperature 0.0, and trims each decode to the buffer where the encoder can,
-        trim_window=1.0, unless given)."""
+        trim_window=10, unless given)."""
         from .transcription.streaming import StreamOptions, StreamSession
 
         names = {f.name for f in dataclasses.fields(StreamOptions)}

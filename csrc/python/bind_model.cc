@@ -91,21 +91,22 @@ void register_model(py::module_& m) {
                              "Whether it can encode a window trimmed to its audio (fewer positions).")
       .def("encode",
            [](EncoderBackend& enc, const py::object& source, int64_t seek, int64_t size,
-              std::shared_ptr<ThreadPool> pool, int64_t trim_pad_frames) {
+              std::shared_ptr<ThreadPool> pool, int64_t trim_min_frames) {
              py::object keep;
              const MelSource src = mel_source(source, enc.dims(), &keep);
              StatusOr<EncoderStates> states = Status();
              {
                py::gil_scoped_release release;
-               states = encode_window(src, seek, size, enc, pool.get(), nullptr, trim_pad_frames);
+               states = encode_window(src, seek, size, enc, pool.get(), nullptr, trim_min_frames);
              }
              return states_to_numpy(unwrap(std::move(states)));
            },
            py::arg("mel") = py::none(), py::arg("seek") = 0, py::arg("size") = kNFrames, py::arg("pool") = nullptr,
-           py::arg("trim_pad_frames") = -1,
+           py::arg("trim_min_frames") = -1,
            "Encodes one window (a mel [n_mels, 3000], or frames [seek, seek + size) of a MelWindows; None for "
            "backends that read no mel); returns a new float32 array [n_audio_ctx, d] (fewer positions when "
-           "trim_pad_frames >= 0: the window's audio and that much padding, in whole seconds).");
+           "trim_min_frames >= 0: the window's audio and a second of padding, at least that many frames, in "
+           "whole seconds).");
 
   py::class_<backends::CpuEncoderBackend, EncoderBackend, std::shared_ptr<backends::CpuEncoderBackend>>(m, "CpuEncoder")
       .def(py::init([](const py::dict& dims, const py::dict& tensors, std::shared_ptr<ThreadPool> pool,
@@ -288,23 +289,23 @@ void register_model(py::module_& m) {
 
   m.def("prepare_window",
         [](const py::object& source, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
-           std::shared_ptr<ThreadPool> pool, int64_t trim_pad_frames) {
+           std::shared_ptr<ThreadPool> pool, int64_t trim_min_frames) {
           py::object keep;
           const MelSource src = mel_source(source, encoder.dims(), &keep);
           WindowTimings t;
           Status s;
           {
             py::gil_scoped_release release;
-            s = prepare_window(src, seek, size, encoder, decoder, pool.get(), &t, trim_pad_frames);
+            s = prepare_window(src, seek, size, encoder, decoder, pool.get(), &t, trim_min_frames);
           }
           check(s);
           return timings_dict(t);
         },
         py::arg("source"), py::arg("seek"), py::arg("size"), py::arg("encoder"), py::arg("decoder"),
-        py::arg("pool") = nullptr, py::arg("trim_pad_frames") = -1,
+        py::arg("pool") = nullptr, py::arg("trim_min_frames") = -1,
         "The window path: mel (a MelWindows, a [n_mels, 3000] array, or None for backends that read no mel) -> "
-        "encoder input buffer -> encoder -> decoder cross-attention, without copies. trim_pad_frames >= 0 "
-        "encodes only the window's audio and that much of its padding (trimmed_positions). Returns the seconds "
+        "encoder input buffer -> encoder -> decoder cross-attention, without copies. trim_min_frames >= 0 "
+        "encodes only the window's audio and a second of padding, at least that many frames (trimmed_positions). Returns the seconds "
         "spent in each stage.");
 }
 

@@ -79,8 +79,9 @@ def _openai_encoder_on_first_positions(encoder, mel, positions: int):
 
 
 def test_trimmed_window_is_the_encoder_on_its_first_positions(base_model, openai_base):
-    """trim_pad_frames encodes only the window's audio and that much padding, in whole seconds
-    (50 positions), and each position is openai-whisper's math restricted to them."""
+    """trim_min_frames encodes only the window's audio and a second of padding, at least that many
+    frames, in whole seconds (50 positions), and each position is openai-whisper's math restricted
+    to them."""
     torch = pytest.importorskip("torch")
     whisper = pytest.importorskip("whisper")
     from whisper_genio import _core
@@ -93,10 +94,10 @@ def test_trimmed_window_is_the_encoder_on_its_first_positions(base_model, openai
     size = windows.content_frames  # 11 s: 1100 frames
     encoder = base_model.pipeline.encoder
     assert encoder.variable_positions
-    trimmed = encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_pad_frames=100)
+    trimmed = encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_min_frames=100)
     assert size == 1100
     assert trimmed.shape == (600, 512)  # (1100 + 100) / 2 positions: whole seconds already
-    assert encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_pad_frames=150).shape == (650, 512)
+    assert encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_min_frames=1250).shape == (650, 512)
     # transcribe()'s window: the recording's mel (with 30 s of padding), cut, zero-padded to 3000.
     mel = whisper.log_mel_spectrogram(samples, padding=whisper.audio.N_SAMPLES)
     mel = whisper.pad_or_trim(mel[:, :size], whisper.audio.N_FRAMES)
@@ -105,9 +106,9 @@ def test_trimmed_window_is_the_encoder_on_its_first_positions(base_model, openai
     c = cosine(trimmed, ref)
     report_metric(f"trimmed encoder (600 of 1500 positions): cosine {c:.7f} to openai-whisper's math")
     assert c >= MIN_COSINE
-    # Trimming never cuts into the audio, and a whole window of padding is the whole window.
-    assert encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_pad_frames=0).shape == (550, 512)
-    np.testing.assert_array_equal(encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_pad_frames=3000),
+    # Trimming never cuts into the audio or its second of padding; 30 s is the whole window.
+    assert encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_min_frames=0).shape == (600, 512)
+    np.testing.assert_array_equal(encoder.encode(windows, 0, size, base_model.pipeline.pool, trim_min_frames=3000),
                                   encoder.encode(windows, 0, size, base_model.pipeline.pool))
     # The decoder takes the fewer positions; fewer than one or more than a window are refused.
     base_model.pipeline.decoder.set_audio(trimmed)

@@ -8,7 +8,7 @@ import pytest
 
 import whisper_genio
 from whisper_genio.errors import InvalidOptionError
-from whisper_genio.transcription.streaming import TRIM_PADDING, StreamOptions, StreamSession
+from whisper_genio.transcription.streaming import TRIM_SECONDS, StreamOptions, StreamSession
 
 from testdata import SPEECH, speech_manifest
 
@@ -232,7 +232,7 @@ def test_streamed_jfk_matches_the_offline_transcript(base_model, vad):
     audio = _clip("en_jfk_inaugural_1961.wav")
     offline = base_model.transcribe(audio, temperature=0.0, language="en")["text"]
     session = base_model.stream(vad=vad, language="en", step=3.0, word_timestamps=True)
-    assert session._kwargs["trim_window"] == TRIM_PADDING  # the CPU encoder encodes only the buffer
+    assert session._kwargs["trim_window"] == TRIM_SECONDS  # the CPU encoder encodes only the buffer
     events = run(session, audio, chunk=0.5)
     streamed = "".join(e.text for e in events if e.type == "committed")
     wer = jiwer.wer(" ".join(_words(offline)), " ".join(_words(streamed)))

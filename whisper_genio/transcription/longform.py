@@ -251,7 +251,7 @@ class _SeekLoop:
 
     def _set_window(self, seek: int, size: int) -> None:
         if self.current != (seek, size):  # e.g. language detection already encoded this window
-            self.pipeline.set_window(self.recording.windows, seek, size, self.timings, self.opts.trim_pad_frames)
+            self.pipeline.set_window(self.recording.windows, seek, size, self.timings, self.opts.trim_min_frames)
             self.current = (seek, size)
 
     def run(self) -> dict:

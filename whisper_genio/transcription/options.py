@@ -105,7 +105,7 @@ def suppress_token_ids(spec: Union[str, Iterable[int], None]) -> list[int]:
             from None
 
 
-MAX_TRIM_PADDING = 30.0  # seconds: a whole window
+MAX_TRIM_SECONDS = 30.0  # a whole window
 MAX_DETECTION_WINDOWS = 1000  # language_detection_segments: 8 h 20 min of windows
 # faster-whisper's names for openai-whisper's options.
 ALIASES = {"max_new_tokens": "sample_len"}
@@ -141,9 +141,10 @@ class TranscribeOptions:
     multilingual: bool = False  # detect the language of every window (recordings that switch languages)
     log_progress: bool = False  # a progress bar on stderr (as verbose=False gives)
     # None: every window is encoded whole (30 s, padded: openai-whisper). Seconds s: a window is
-    # encoded only as far as its audio and s seconds of the padding after it, in whole seconds
-    # (whisper.cpp's audio_ctx, fitted to each window): short audio costs less to encode, and the
-    # results can differ a little from openai-whisper's. Encoders with a fixed shape refuse it.
+    # encoded only as far as its audio and one second of the padding after it, but at least s
+    # seconds, in whole seconds (whisper.cpp's audio_ctx, fitted to each window): short audio costs
+    # less to encode, and the results differ from openai-whisper's (more the shorter the encoded
+    # span: a few seconds of context transcribe worse). Encoders with a fixed shape refuse it.
     trim_window: Optional[float] = None
     decode: DecodingOptions = field(default_factory=DecodingOptions)
 
@@ -186,8 +187,8 @@ class TranscribeOptions:
                 raise InvalidOptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
         trim = self.trim_window
         if trim is not None and (isinstance(trim, bool) or not isinstance(trim, (int, float))
-                                 or not 0.0 <= trim <= MAX_TRIM_PADDING):
-            raise InvalidOptionError(f"trim_window must be None or seconds of padding in [0, {MAX_TRIM_PADDING:g}], "
+                                 or not 0.0 <= trim <= MAX_TRIM_SECONDS):
+            raise InvalidOptionError(f"trim_window must be None or the fewest seconds encoded, in [0, {MAX_TRIM_SECONDS:g}], "
                                      f"got {trim!r}")
         if self.initial_prompt is not None and not isinstance(self.initial_prompt, str):
             raise InvalidOptionError(f"initial_prompt must be text, got {self.initial_prompt!r}")
@@ -196,7 +197,7 @@ class TranscribeOptions:
         self.clip_frames(10**12)  # validates clip_timestamps
 
     @property
-    def trim_pad_frames(self) -> int:
+    def trim_min_frames(self) -> int:
         """trim_window in mel frames for the core's window path (-1: whole windows)."""
         return -1 if self.trim_window is None else round(self.trim_window * 100)
 

@@ -82,11 +82,12 @@ class Pipeline:
     # -- the window path -------------------------------------------------------------------------
 
     def set_window(self, source: Any, seek: int = 0, size: int = N_FRAMES,
-                   timings: Optional[dict] = None, trim_pad_frames: int = -1) -> None:
+                   timings: Optional[dict] = None, trim_min_frames: int = -1) -> None:
         """Encodes frames [seek, seek + size) of `source` (see one_window / recording) into the
-        decoder (trimmed to the audio and that much padding when trim_pad_frames >= 0); adds each
+        decoder (trimmed to the audio and a second of padding, at least trim_min_frames, when that
+        is >= 0); adds each
         stage's seconds to `timings`."""
-        t = _core.prepare_window(source, seek, size, self.encoder, self.decoder, self.pool, trim_pad_frames)
+        t = _core.prepare_window(source, seek, size, self.encoder, self.decoder, self.pool, trim_min_frames)
         if timings is not None:
             for stage in STAGES:
                 timings[stage] = timings.get(stage, 0.0) + t[stage]

@@ -33,10 +33,11 @@ _PUNCTUATION = string.punctuation + "¿¡…«»“”‘’"
 _OVERLAP_WORDS = 10  # committed words a new hypothesis may repeat at its start (whisper_streaming checks 5)
 _MIN_WORD_SECONDS = 0.02  # one audio position: a word shorter than that was not heard
 _PROMPT_CHARS = 200  # committed text given as the prompt of the next decodes
-# Seconds of padding encoded after the buffer's audio (transcribe's trim_window): a step then
+# The fewest seconds a step encodes (transcribe's trim_window: the buffer and a second of padding
+# when longer; shorter spans transcribe worse, Whisper being trained on 30 s windows): a step then
 # encodes about the buffer, not a whole 30 s window. Set where the encoder allows it (the CPU
 # encoder with the decoder on the CPU); encoders of a fixed shape encode whole windows.
-TRIM_PADDING = 1.0
+TRIM_SECONDS = 10.0
 STREAM_TEMPERATURE = 0.0
 STREAM_REPETITION_CUTOFF = 3
 _PRE_ROLL = 0.5  # seconds of audio kept before speech starts (the VAD triggers after the onset)
@@ -134,7 +135,7 @@ class StreamSession:
                                          "with word timestamps")
         self._kwargs = dict(transcribe_options, word_timestamps=True, condition_on_previous_text=False)
         if "trim_window" not in self._kwargs and _can_trim(model):
-            self._kwargs["trim_window"] = TRIM_PADDING
+            self._kwargs["trim_window"] = TRIM_SECONDS
         # Greedy only, unless asked: a fallback re-decodes the step at a temperature (its cost in
         # the latency path), and sampled text rarely agrees with the next step's anyway. Without
         # the fallback a greedy loop ("for our purpose. printing then for our purpose. ...") would

@@ -31,21 +31,24 @@ struct MelSource {
   const float* mel = nullptr;
 };
 
-// Encoder positions for a window trimmed to its audio: its `size` mel frames and `pad_frames` of
-// the padding after them, rounded up to whole seconds (kTrimPositions), at most n_audio_ctx.
-// pad_frames < 0: no trimming (n_audio_ctx, openai-whisper's whole window).
+// Encoder positions for a window trimmed to its audio: its `size` mel frames and a second of the
+// padding after them (the model hears the speech end), but at least `min_frames` (Whisper was
+// trained on 30 s windows: a few seconds of context transcribe worse), rounded up to whole
+// seconds (kTrimPositions), at most n_audio_ctx. min_frames < 0: no trimming (n_audio_ctx,
+// openai-whisper's whole window).
 constexpr int64_t kTrimPositions = 50;
-int64_t trimmed_positions(int64_t size, int64_t pad_frames, const ModelDims& dims);
+constexpr int64_t kTrimPadFrames = 100;
+int64_t trimmed_positions(int64_t size, int64_t min_frames, const ModelDims& dims);
 
 // Writes the window's mel into encoder.mel_buffer() (when the backend reads one), tells the
 // backend where the window starts (EncoderBackend::seek) and how many positions to encode
-// (trimmed_positions(size, trim_pad_frames): all by default), and runs it. The states stay in
+// (trimmed_positions(size, trim_min_frames): all by default), and runs it. The states stay in
 // the backend's memory until its next run.
 StatusOr<EncoderStates> encode_window(const MelSource& source, int64_t seek, int64_t size, EncoderBackend& encoder,
-                                      ThreadPool* pool, WindowTimings* timings, int64_t trim_pad_frames = -1);
+                                      ThreadPool* pool, WindowTimings* timings, int64_t trim_min_frames = -1);
 
 // encode_window, then the decoder's cross-attention keys/values from the states in place.
 Status prepare_window(const MelSource& source, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
-                      ThreadPool* pool, WindowTimings* timings, int64_t trim_pad_frames = -1);
+                      ThreadPool* pool, WindowTimings* timings, int64_t trim_min_frames = -1);
 
 }  // namespace whisper_genio

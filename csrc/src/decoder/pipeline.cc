@@ -50,21 +50,22 @@ Status write_mel(const MelSource& source, int64_t seek, int64_t size, EncoderBac
 
 }  // namespace
 
-int64_t trimmed_positions(int64_t size, int64_t pad_frames, const ModelDims& dims) {
+int64_t trimmed_positions(int64_t size, int64_t min_frames, const ModelDims& dims) {
   const int64_t all = dims.n_audio_ctx;
-  if (pad_frames < 0) return all;
-  const int64_t frames = std::clamp<int64_t>(size, 0, 2 * all) + std::min<int64_t>(pad_frames, 2 * all);
+  if (min_frames < 0) return all;
+  const int64_t frames = std::max(std::clamp<int64_t>(size, 0, 2 * all) + kTrimPadFrames,
+                                  std::min<int64_t>(min_frames, 2 * all));
   const int64_t positions = (frames + 1) / 2;
   const int64_t rounded = (positions + kTrimPositions - 1) / kTrimPositions * kTrimPositions;
   return std::clamp<int64_t>(rounded, std::min<int64_t>(kTrimPositions, all), all);
 }
 
 StatusOr<EncoderStates> encode_window(const MelSource& source, int64_t seek, int64_t size, EncoderBackend& encoder,
-                                      ThreadPool* pool, WindowTimings* timings, int64_t trim_pad_frames) {
+                                      ThreadPool* pool, WindowTimings* timings, int64_t trim_min_frames) {
   WindowTimings scratch;
   WindowTimings* t = timings != nullptr ? timings : &scratch;
   WG_RETURN_IF_ERROR(encoder.seek(seek));
-  WG_RETURN_IF_ERROR(encoder.set_positions(trimmed_positions(size, trim_pad_frames, encoder.dims())));
+  WG_RETURN_IF_ERROR(encoder.set_positions(trimmed_positions(size, trim_min_frames, encoder.dims())));
   if (encoder.reads_mel()) {
     StageClock mel_clock;
     WG_RETURN_IF_ERROR(write_mel(source, seek, size, encoder, pool));
@@ -77,10 +78,10 @@ StatusOr<EncoderStates> encode_window(const MelSource& source, int64_t seek, int
 }
 
 Status prepare_window(const MelSource& source, int64_t seek, int64_t size, EncoderBackend& encoder, Decoder& decoder,
-                      ThreadPool* pool, WindowTimings* timings, int64_t trim_pad_frames) {
+                      ThreadPool* pool, WindowTimings* timings, int64_t trim_min_frames) {
   WindowTimings scratch;
   WindowTimings* t = timings != nullptr ? timings : &scratch;
-  auto states = encode_window(source, seek, size, encoder, pool, t, trim_pad_frames);
+  auto states = encode_window(source, seek, size, encoder, pool, t, trim_min_frames);
   if (!states.ok()) return states.status();
   StageClock cross_clock;
   WG_RETURN_IF_ERROR(decoder.set_audio(states.value()));
