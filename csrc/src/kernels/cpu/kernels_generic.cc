@@ -114,7 +114,7 @@ struct GenericI8Tile {
   static constexpr bool kWideA = false;
   static void run(int64_t kgroups, const void* ap, const int8_t* b, const float* as, const float* ws,
                   const float* bias, float* out, int64_t ldo) {
-    int32_t acc[kMr][kNr] = {};
+    int64_t acc[kMr][kNr] = {};  // the split passes' partial sums may pass 2^31 (gemm_i8_a_qmax)
     auto step = [&](const int8_t* a, const int8_t* bg) {
       for (int i = 0; i < kMr; ++i) {
         for (int j = 0; j < kNr; ++j) {
@@ -124,12 +124,12 @@ struct GenericI8Tile {
         }
       }
     };
-    auto times128 = [&] {
+    auto times256 = [&] {
       for (auto& row : acc) {
-        for (int32_t& v : row) v *= 128;
+        for (int64_t& v : row) v *= 256;
       }
     };
-    simd::split_a_passes(kgroups, static_cast<const int8_t*>(ap), kMr * kKg, b, kNr * kKg, step, times128);
+    simd::split_a_passes(kgroups, static_cast<const int8_t*>(ap), kMr * kKg, b, kNr * kKg, step, times256);
     for (int i = 0; i < kMr; ++i) {
       for (int j = 0; j < kNr; ++j) {
         out[i * ldo + j] = static_cast<float>(acc[i][j]) * as[i] * ws[j] + (bias != nullptr ? bias[j] : 0.0f);

@@ -42,8 +42,8 @@ struct NeonI8 : NeonI8Base {
 };
 
 // int8 GEMM tile without the dot-product extension: 4 rows x 4 columns, k in groups of 16.
-// vmull_s8 + vmlal_high_s8 put two products per int16 lane (|a|, |w| <= 127: at most 32258,
-// no overflow), vpadalq_s16 widens them into int32; each (row, column) keeps one int32x4
+// vmull_s8 + vmlal_high_s8 put two products per int16 lane (|a| <= 128 in the lo panel,
+// |w| <= 127: at most 32512, no overflow), vpadalq_s16 widens them into int32; each (row, column) keeps one int32x4
 // that is summed across lanes at the end.
 struct NeonI8Tile {
   static constexpr int kMr = 4;
@@ -64,12 +64,12 @@ struct NeonI8Tile {
         for (int j = 0; j < kNr; ++j) acc[i][j] = NeonI8::madd(acc[i][j], av[i], bv[j]);
       }
     };
-    auto times128 = [&] {
+    auto times256 = [&] {
       for (auto& row : acc) {
-        for (int32x4_t& v : row) v = vshlq_n_s32(v, 7);
+        for (int32x4_t& v : row) v = vshlq_n_s32(v, 8);
       }
     };
-    simd::split_a_passes(kgroups, static_cast<const int8_t*>(ap), kMr * kKg, b, kNr * kKg, step, times128);
+    simd::split_a_passes(kgroups, static_cast<const int8_t*>(ap), kMr * kKg, b, kNr * kKg, step, times256);
     // Lane j of row i's sum = the across-lane sum of acc[i][j].
     int32x4_t sum[kMr][1];
     for (int i = 0; i < kMr; ++i) {

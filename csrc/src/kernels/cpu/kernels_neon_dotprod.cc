@@ -54,12 +54,12 @@ void gemm_i8_tile_dotprod(int64_t kgroups, const void* ap, const int8_t* b, cons
     const int8x16_t av[2] = {vld1q_s8(a), vld1q_s8(a + 16)};
     lane_tile_8x3(acc, bv, av, sdot_lane);
   };
-  auto times128 = [&] {
+  auto times256 = [&] {
     for (int i = 0; i < 8; ++i) {
-      for (int v = 0; v < 3; ++v) acc[i][v] = vshlq_n_s32(acc[i][v], 7);
+      for (int v = 0; v < 3; ++v) acc[i][v] = vshlq_n_s32(acc[i][v], 8);
     }
   };
-  simd::split_a_passes(kgroups, static_cast<const int8_t*>(ap), 32, b, 48, step, times128);
+  simd::split_a_passes(kgroups, static_cast<const int8_t*>(ap), 32, b, 48, step, times256);
   simd::store_i8_tile<Neon>(acc, as, ws, bias, out, ldo);
 }
 

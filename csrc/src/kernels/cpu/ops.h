@@ -40,7 +40,7 @@ struct KernelTable;
 // The weight [N, K] is packed once (at load) by pack_weight_i8 into packed_i8_size bytes.
 // Activation levels of gemm_i8 for K: the largest qmax whose K-term int32 sums cannot
 // overflow, capped at 32767 for int16 tables (AVX2: 32767 for K <= 516, 8256 at K = 2048)
-// and 16319 for split tables (generic, NEON: two int8 passes). Never below 127.
+// and 32639 for split tables (generic, NEON: two int8 passes, q = 256 hi + lo). Never below 127.
 int32_t gemm_i8_a_qmax(const KernelTable& kt, int64_t K);
 int64_t packed_i8_size(const KernelTable& kt, int64_t n, int64_t k);
 void pack_weight_i8(const KernelTable& kt, const int8_t* w, int64_t n, int64_t k, int8_t* out);
