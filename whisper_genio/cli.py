@@ -413,7 +413,11 @@ def _add_transcribe_arguments(t: argparse.ArgumentParser) -> None:
     _add(d, "--hallucination-silence-threshold", type=_optional_float, default=None,
          help="(needs --word-timestamps True) skip silences longer than this many seconds around a likely "
          "hallucination")
-    g = t.add_argument_group("whisper_genio's own")
+    _add_own_transcribe_arguments(t.add_argument_group("whisper_genio's own"), api, decode)
+
+
+def _add_own_transcribe_arguments(g, api, decode) -> None:
+    """transcribe's options that openai-whisper's command does not have (faster-whisper's, ours)."""
     _add(g, "--vad-filter", type=_bool, default=api.vad_filter,
          help="transcribe only the speech found by voice activity detection (Silero VAD)")
     _add(g, "--vad-parameters", type=_key_values, default=None, metavar="K=V,...",
