@@ -85,8 +85,7 @@ class Pipeline:
                    timings: Optional[dict] = None, trim_min_frames: int = -1) -> None:
         """Encodes frames [seek, seek + size) of `source` (see one_window / recording) into the
         decoder (trimmed to the audio and a second of padding, at least trim_min_frames, when that
-        is >= 0); adds each
-        stage's seconds to `timings`."""
+        is >= 0); adds each stage's seconds to `timings`."""
         t = _core.prepare_window(source, seek, size, self.encoder, self.decoder, self.pool, trim_min_frames)
         if timings is not None:
             for stage in STAGES:

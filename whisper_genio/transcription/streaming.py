@@ -6,8 +6,8 @@ committed once ``agreement`` consecutive hypotheses agree on it (LocalAgreement-
 whisper_streaming); what follows is the partial hypothesis. Once the buffer is longer than
 ``trim_seconds`` it is cut after the committed words, so a step costs one window whatever the
 stream's length, and memory stays bounded. Where the encoder allows it, a step encodes only the
-buffer (``trim_window``), not a padded 30 s window. With voice activity detection (Silero, when installed)
-silence is never decoded, and a pause after speech ends the utterance: everything still pending is
+buffer (``trim_window``), not a padded 30 s window. With voice activity detection (Silero, when
+installed) silence is never decoded, and a pause after speech ends the utterance: everything still pending is
 committed at once (an ``endpoint``).
 
 Times in events are seconds from the stream's start.
@@ -26,9 +26,10 @@ import numpy as np
 from ..audio import MAX_INPUT_RATE, MIN_INPUT_RATE, SAMPLE_RATE, load_audio
 from ..errors import BackendUnavailableError, InvalidOptionError
 from .options import split_transcribe_kwargs
+from .pipeline import STAGES
 
 EVENT_TYPES = ("partial", "committed", "endpoint")
-_TIMED_STAGES = ("mel", "encoder", "cross_kv", "decoder")
+_TIMED_STAGES = (*STAGES, "decoder")  # the window path's stages, then the decode loop
 _PUNCTUATION = string.punctuation + "¿¡…«»“”‘’"
 _OVERLAP_WORDS = 10  # committed words a new hypothesis may repeat at its start (whisper_streaming checks 5)
 _MIN_WORD_SECONDS = 0.02  # one audio position: a word shorter than that was not heard

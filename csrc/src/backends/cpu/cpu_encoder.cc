@@ -16,22 +16,13 @@ StatusOr<std::unique_ptr<CpuEncoderBackend>> CpuEncoderBackend::create(const Mod
     return Status(StatusCode::kOutOfMemory, "allocating encoder buffers");
   }
   b->mel_.zero();
+  b->positions_ = dims.n_audio_ctx;
   return b;
 }
 
-Status CpuEncoderBackend::set_positions(int64_t positions) {
-  const int64_t all = encoder_->dims().n_audio_ctx;
-  if (positions < 1 || positions > all) {
-    return invalid_argument("encoder positions must be 1.." + std::to_string(all) + ", got " + std::to_string(positions));
-  }
-  positions_ = positions;
-  return Status::Ok();
-}
-
 StatusOr<EncoderStates> CpuEncoderBackend::run() {
-  const int64_t positions = positions_ > 0 ? positions_ : encoder_->dims().n_audio_ctx;
-  WG_RETURN_IF_ERROR(encoder_->forward(mel_.data(), positions, states_.data(), pool_.get()));
-  return EncoderStates{states_.data(), positions, encoder_->dims().n_audio_state};
+  WG_RETURN_IF_ERROR(encoder_->forward(mel_.data(), positions_, states_.data(), pool_.get()));  // checks the count
+  return EncoderStates{states_.data(), positions_, encoder_->dims().n_audio_state};
 }
 
 }  // namespace whisper_genio::backends

@@ -20,7 +20,10 @@ class CpuEncoderBackend final : public EncoderBackend {
   float* mel_buffer() override { return mel_.data(); }
   StatusOr<EncoderStates> run() override;
   bool variable_positions() const override { return true; }
-  Status set_positions(int64_t positions) override;
+  Status set_positions(int64_t positions) override {
+    positions_ = positions;
+    return Status::Ok();
+  }
   size_t weight_bytes() const { return encoder_->weight_bytes(); }
 
  private:
@@ -29,7 +32,7 @@ class CpuEncoderBackend final : public EncoderBackend {
   std::shared_ptr<ThreadPool> pool_;
   Buffer<float> mel_;
   Buffer<float> states_;
-  int64_t positions_ = 0;  // 0: all n_audio_ctx
+  int64_t positions_ = 0;  // what run() encodes: n_audio_ctx unless set_positions said fewer
 };
 
 }  // namespace whisper_genio::backends
