@@ -8,13 +8,14 @@
 #       After `. <sdk>/environment-setup-aarch64-poky-linux`: the SDK's compiler and sysroot
 #       (cmake/toolchains/yocto-sdk.cmake), for the SDK's own Python (its python3-dev headers),
 #       linking the image's own libstdc++ (the wheel is for that image).
-#   tools/build_aarch64_wheels.sh debian-root [DIR]
-#       Only fetch Debian bookworm's arm64 CPython 3.11 (runtime and headers) into DIR
-#       (default build/aarch64-sysroot/root): the aarch64 Python that tests run under qemu.
+#   tools/build_aarch64_wheels.sh debian-root [DIR] [bookworm|trixie]
+#       Only fetch a Debian release's arm64 CPython (runtime and headers: bookworm's 3.11, the
+#       default, or trixie's 3.13) into DIR (default build/aarch64-sysroot/root, or
+#       build/aarch64-sysroot-trixie/root): the aarch64 Pythons that tests run under qemu.
 #
 # Python headers of the target (the extension links to no libpython; it needs the headers and
-# the target's extension suffix): CPython 3.11 from Debian's arm64 libpython3.11-dev (exact);
-# 3.10, 3.12, 3.13 from the host interpreter of that version (python3.X on PATH or
+# the target's extension suffix): CPython 3.11 and 3.13 from Debian's arm64 libpython3.X-dev
+# (bookworm, trixie: exact); 3.10 and 3.12 from the host interpreter of that version (python3.X on PATH or
 # ~/.pyenv/versions/3.X.*), whose headers are architecture-independent except pyconfig.h:
 # its x86-only HAVE_GCC_ASM_FOR_X64/X87 are dropped (used only inside CPython) and every
 # SIZEOF_/ALIGNOF_ it states is checked against the aarch64 compiler before the build.
@@ -45,10 +46,13 @@ versions=()
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 die() { echo "build_aarch64_wheels.sh: $*" >&2; exit 1; }
 
-# Debian bookworm arm64 packages into $1 with a private apt state (no root, no change to the
-# host's apt configuration): python3.11 and what it depends on, libpython3.11-dev, libstdc++6.
+# A Debian release's arm64 packages into $1 with a private apt state (no root, no change to the
+# host's apt configuration): its CPython ($2: bookworm 3.11, trixie 3.13) and what it depends on,
+# libpython3.X-dev, libstdc++6.
+debian_python() { case "$1" in bookworm) echo 3.11 ;; trixie) echo 3.13 ;; *) die "no Debian release $1 here (bookworm, trixie)" ;; esac; }
 debian_root() {
-  local dest=$1 base apt
+  local dest=$1 suite=${2:-bookworm} base apt pyver
+  pyver=$(debian_python "$suite")
   base=$(dirname "$dest")
   apt=$base/apt
   [ -f "$dest/.complete" ] && return 0
@@ -57,8 +61,8 @@ debian_root() {
   : >"$apt/status"
   local key=/usr/share/keyrings/debian-archive-keyring.gpg
   cat >"$apt/etc/sources.list" <<EOF
-deb [arch=arm64 signed-by=$key] http://deb.debian.org/debian bookworm main
-deb [arch=arm64 signed-by=$key] http://deb.debian.org/debian-security bookworm-security main
+deb [arch=arm64 signed-by=$key] http://deb.debian.org/debian $suite main
+deb [arch=arm64 signed-by=$key] http://deb.debian.org/debian-security $suite-security main
 EOF
   local opts=(-qq -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Dir::State="$apt/state"
               -o Dir::State::status="$apt/status" -o Dir::Cache="$apt/cache"
@@ -66,12 +70,18 @@ EOF
               -o Dir::Etc::Preferences="$apt/etc/preferences" -o Dir::Etc::PreferencesParts="$apt/etc/preferences.d"
               -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
   apt-get "${opts[@]}" update
-  apt-get "${opts[@]}" install --download-only --no-install-recommends -y python3.11 libstdc++6 >/dev/null
-  (cd "$apt/cache/archives" && apt-get "${opts[@]}" download libpython3.11-dev)
+  apt-get "${opts[@]}" install --download-only --no-install-recommends -y "python$pyver" libstdc++6 >/dev/null
+  (cd "$apt/cache/archives" && apt-get "${opts[@]}" download "libpython$pyver-dev")
   rm -rf "$dest"
   mkdir -p "$dest"
   local deb
   for deb in "$apt/cache/archives"/*.deb; do dpkg-deb -x "$deb" "$dest"; done
+  # Merged /usr (trixie): /lib is base-files' symlink, not in these packages; qemu -L needs
+  # /lib/ld-linux-aarch64.so.1.
+  local d
+  for d in lib bin sbin; do
+    [ -e "$dest/$d" ] || [ ! -d "$dest/usr/$d" ] || ln -s "usr/$d" "$dest/$d"
+  done
   touch "$dest/.complete"
 }
 
@@ -85,12 +95,14 @@ python_headers() {
     src=$OECORE_TARGET_SYSROOT/usr/include/python$ver
     [ -f "$src/Python.h" ] || die "no $src/Python.h: add python3-dev to the SDK (TOOLCHAIN_TARGET_TASK:append = \" python3-dev\")"
     cp -rp "$src" "$dest"
-  elif [ "$ver" = 3.11 ]; then
-    debian_root "$root/build/aarch64-sysroot/root" >&2
-    local d=$root/build/aarch64-sysroot/root/usr/include
-    cp -rp "$d/python3.11" "$dest"
-    cp -p "$d/aarch64-linux-gnu/python3.11/pyconfig.h" "$dest/pyconfig.h"
-    src="Debian bookworm arm64 libpython3.11-dev"
+  elif [ "$ver" = 3.11 ] || [ "$ver" = 3.13 ]; then
+    local suite=bookworm sysroot=$root/build/aarch64-sysroot/root
+    [ "$ver" = 3.13 ] && suite=trixie sysroot=$root/build/aarch64-sysroot-trixie/root
+    debian_root "$sysroot" "$suite" >&2
+    local d=$sysroot/usr/include
+    cp -rp "$d/python$ver" "$dest"
+    cp -p "$d/aarch64-linux-gnu/python$ver/pyconfig.h" "$dest/pyconfig.h"
+    src="Debian $suite arm64 libpython$ver-dev"
   else
     local host="" c
     # (pyenv's shims answer `command -v` for versions they cannot run: try each candidate)
@@ -259,7 +271,11 @@ while [ $# -gt 0 ]; do
     --out) out=$(realpath -m "$2"); shift 2 ;;
     --yocto) mode=yocto; static_runtime=OFF; shift ;;   # the SDK's libstdc++ is the image's
     --shared-libstdc++) static_runtime=OFF; shift ;;
-    debian-root) debian_root "$(realpath -m "${2:-$root/build/aarch64-sysroot/root}")"; exit 0 ;;
+    debian-root)
+      suite=${3:-bookworm}
+      default=$root/build/aarch64-sysroot/root
+      [ "$suite" = bookworm ] || default=$root/build/aarch64-sysroot-$suite/root
+      debian_root "$(realpath -m "${2:-$default}")" "$suite"; exit 0 ;;
     3.*) versions+=("$1"); shift ;;
     *) usage >&2; exit 2 ;;
   esac

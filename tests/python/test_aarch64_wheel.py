@@ -9,10 +9,12 @@ build/aarch64-sysroot, no root needed) under `qemu-aarch64 -L` with the aarch64 
 dependencies from PyPI: import, kernel ISA on three CPU models, build info, doctor, and the
 torch-free part of the pytest suite (EMULATED_TESTS) against the installed wheel.
 
-Transcribing the JFK clip with whisper-base under qemu takes many minutes on CI's two cores,
-so it runs only when asked: WG_AARCH64_TRANSCRIBE=1 (int8 and float32, text compared with
-this machine's build). Needs network (Debian, PyPI) on a cold cache; everything is cached
-under build/ so a rerun only rebuilds what changed.
+The JFK clip is transcribed under qemu (cortex-a76) with whisper-base int8, its window encoded
+trimmed to the audio, and must give this machine's text. The pytest subset and the transcription
+on cortex-a53, and whole 30 s windows in int8 and float32 with the encoder states compared, take
+many more minutes on CI's two cores and run only when asked: WG_AARCH64_LONG=1. The cp313 wheel
+on Debian trixie's CPython 3.13: WG_AARCH64_PY313=1. Needs network (Debian, PyPI) on a cold
+cache; everything is cached under build/ so a rerun only rebuilds what changed.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ HEADERS = ROOT / "build" / "aarch64-wheels" / "include" / f"python{PYVER}"
 PYTHON = SYSROOT / "usr" / "bin" / f"python{PYVER}"
 KIRKSTONE_GLIBC = (2, 35)
 RUNTIME_DEPS = {"numpy", "tokenizers", "soundfile", "soxr", "tqdm"}
+# The long emulated runs (the second CPU model, whole windows) only when asked: CI's budget.
+ASKED = os.environ.get("WG_AARCH64_LONG") == "1"
+NOT_ASKED = "many more minutes under qemu on CI's 2 cores: WG_AARCH64_LONG=1 runs it"
 
 
 
@@ -169,9 +174,9 @@ def _platforms() -> list[str]:
     return [f"manylinux_2_{n}_aarch64" for n in range(17, 37)] + ["manylinux2014_aarch64", "linux_aarch64"]
 
 
-def _pip_target(target: pathlib.Path, *reqs: str, deps: bool = True) -> None:
+def _pip_target(target: pathlib.Path, *reqs: str, deps: bool = True, pyver: str = PYVER) -> None:
     args = [sys.executable, "-m", "pip", "install", "-q", "--upgrade", "--target", str(target), "--only-binary=:all:",
-            "--python-version", PYVER, "--implementation", "cp", "--abi", "cp311"]
+            "--python-version", pyver, "--implementation", "cp", "--abi", "cp" + pyver.replace(".", "")]
     for p in _platforms():
         args += ["--platform", p]
     if not deps:
@@ -201,11 +206,12 @@ def emulated_site(wheels) -> pathlib.Path:
     return site
 
 
-def _emulate(code: str, site: pathlib.Path, *, cpu: str = "max", env: dict | None = None, timeout: int = 600) -> dict:
+def _emulate(code: str, site: pathlib.Path, *, cpu: str = "max", env: dict | None = None, timeout: int = 600,
+             sysroot: pathlib.Path = SYSROOT, python: pathlib.Path = PYTHON) -> dict:
     paths = [str(site), str(WORK / "deps")]
     e = {"PYTHONPATH": os.pathsep.join(paths), "PYTHONNOUSERSITE": "1", "HOME": str(WORK), "PATH": os.environ.get("PATH", ""),
          "LANG": "C.UTF-8", **(env or {})}
-    r = subprocess.run(["qemu-aarch64", "-L", str(SYSROOT), "-cpu", cpu, str(PYTHON), "-c", code],
+    r = subprocess.run(["qemu-aarch64", "-L", str(sysroot), "-cpu", cpu, str(python), "-c", code],
                        capture_output=True, text=True, env=e, timeout=timeout, cwd=WORK)
     assert r.returncode == 0, f"emulated ({cpu}) failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -260,6 +266,41 @@ def test_emulated_package_imports_without_neuron_runtime(emulated_site):
     assert "neon_dotprod" in got["report"] and "glibc" in got["report"], got["report"]
 
 
+# CPython 3.13 (walnascar's Python): Debian trixie's arm64 interpreter, with the cp313 wheel
+# (built with trixie's libpython3.13-dev headers) and its dependencies' cp313 aarch64 wheels.
+# Another full cross-compile and sysroot, so only when asked (CI's budget): WG_AARCH64_PY313=1.
+TRIXIE_SYSROOT = ROOT / "build" / "aarch64-sysroot-trixie" / "root"
+IMPORT_AND_DOCTOR = ("import json, sys, whisper_genio\n"
+                     "from whisper_genio import _core\n"
+                     "from whisper_genio.tools import doctor\n"
+                     "r = doctor.run_doctor()\n"
+                     "print(json.dumps({'python': sys.version.split()[0], 'file': whisper_genio.__file__, 'isa': _core.isa(),"
+                     " 'checks': {c.name: c.status for c in r.checks}, 'report': doctor.format_report(r)}))\n")
+
+
+@pytest.mark.skipif(os.environ.get("WG_AARCH64_PY313") != "1",
+                    reason="a second cross-compile and Debian trixie's sysroot: WG_AARCH64_PY313=1 runs it")
+def test_cp313_wheel_imports_on_debian_trixie(tmp_path):
+    missing = _missing_tools()
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
+    _run(["bash", str(SCRIPT), "debian-root", str(TRIXIE_SYSROOT), "trixie"])
+    out = WORK / "dist313"
+    if out.exists():
+        shutil.rmtree(out)
+    env = dict(os.environ, PYTHON=sys.executable, WG_JOBS=os.environ.get("WG_JOBS", str(os.cpu_count() or 2)))
+    _run(["bash", str(SCRIPT), "--out", str(out), "3.13"], env=env, cwd=ROOT)
+    (whl,) = list(out.glob("whisper_genio-*-cp313-cp313-*aarch64.whl"))
+    site = tmp_path / "site313"
+    _pip_target(site, str(whl), pyver="3.13")
+    got = _emulate(IMPORT_AND_DOCTOR, site, cpu="cortex-a76", env={"PYTHONPATH": str(site)},
+                   sysroot=TRIXIE_SYSROOT, python=TRIXIE_SYSROOT / "usr" / "bin" / "python3.13")
+    assert got["python"].startswith("3.13.") and got["file"].startswith(str(site)), got
+    assert got["isa"] == "neon", got
+    assert got["checks"].get("whisper_genio") == "ok" and got["checks"].get("build") == "ok", got["report"]
+    print(f"\n{whl.name} ({whl.stat().st_size / 1e6:.2f} MB) on Debian trixie's CPython {got['python']}:\n{got['report']}")
+
+
 # The torch-free part of the pytest suite, run by the emulated Python against the installed
 # wheel (not the source tree): option and input checks, hostile files and outputs (validate
 # runs a small random encoder, written as a CTranslate2 folder: no torch), the tokenizer.
@@ -284,7 +325,8 @@ def _emulated_test_deps() -> pathlib.Path:
     return target
 
 
-def test_emulated_pytest_subset(emulated_site, tmp_path):
+@pytest.mark.parametrize("cpu", ["cortex-a76", pytest.param("cortex-a53", marks=pytest.mark.skipif(not ASKED, reason=NOT_ASKED))])
+def test_emulated_pytest_subset(emulated_site, cpu, tmp_path):
     """EMULATED_TESTS from a copy outside the repository, importing the installed wheel; they
     must pass, and at least EMULATED_MIN_PASSED of them must have run (not skipped)."""
     here = pathlib.Path(__file__).resolve().parent
@@ -312,7 +354,7 @@ def test_emulated_pytest_subset(emulated_site, tmp_path):
     junit = tmp_path / "junit.xml"
     e = {"PYTHONPATH": paths, "PYTHONNOUSERSITE": "1", "HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""),
          "LANG": "C.UTF-8", "TMPDIR": str(tmp_path)}
-    r = subprocess.run(["qemu-aarch64", "-L", str(SYSROOT), "-cpu", "cortex-a76", str(PYTHON), "-c", code,
+    r = subprocess.run(["qemu-aarch64", "-L", str(SYSROOT), "-cpu", cpu, str(PYTHON), "-c", code,
                         str(emulated_site), str(junit), *EMULATED_TESTS],
                        capture_output=True, text=True, env=e, timeout=900, cwd=tests)
     assert r.returncode == 0 and '{"rc": 0}' in r.stdout, f"emulated pytest failed:\n{r.stdout[-6000:]}\n{r.stderr[-3000:]}"
@@ -325,24 +367,33 @@ def test_emulated_pytest_subset(emulated_site, tmp_path):
     assert failed == 0 and total - skipped >= EMULATED_MIN_PASSED, (total, skipped, failed, r.stdout[-3000:])
 
 
-def _x86_texts(audio: pathlib.Path, compute_types: list[str]) -> dict:
-    import whisper_genio
-
-    return {ct: whisper_genio.load_model("base", compute_type=ct, threads=2).transcribe(str(audio), temperature=0.0)["text"]
-            for ct in compute_types}
-
-
-@pytest.mark.skipif(os.environ.get("WG_AARCH64_TRANSCRIBE") != "1",
-                    reason="whisper-base under qemu takes many minutes on CI's 2 cores: WG_AARCH64_TRANSCRIBE=1 runs it")
-@pytest.mark.parametrize("compute_type", ["int8", "float32"])
-def test_emulated_transcription_matches_x86(emulated_site, compute_type):
+def _jfk_clip() -> pathlib.Path:
     from testdata import require_base_checkpoint, require_speech
 
     require_base_checkpoint()
     rows = [r for r in require_speech() if r["id"] == "en_jfk_inaugural_1961"]
     if not rows:
         pytest.skip("JFK clip missing from ../shared/data/speech")
-    audio = pathlib.Path(rows[0]["path"]).resolve()
+    return pathlib.Path(rows[0]["path"]).resolve()
+
+
+# Transcribes the clip (and, with encode, saves the first window's encoder states to the .npy
+# named by argv[2]); prints the text. The same code runs here and under qemu.
+_TRANSCRIBE = """
+import json, sys, numpy as np, whisper_genio
+clip, states, ct, trim = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+m = whisper_genio.load_model('base', compute_type=ct, threads=2)
+text = m.transcribe(clip, temperature=0.0, trim_window=trim)['text']
+if states:
+    np.save(states, m.encode(clip))
+print(json.dumps({'text': text}))
+"""
+
+
+def _transcribe_both(site: pathlib.Path, compute_type: str, cpu: str, trim: float | None, encode: bool,
+                     tmp_path: pathlib.Path) -> tuple[dict, dict]:
+    """(x86, emulated aarch64) results of _TRANSCRIBE on the JFK clip."""
+    audio = _jfk_clip()
     # The weights are pure-data packages: the emulated Python sees the host's copies.
     data = WORK / "weights"
     data.mkdir(exist_ok=True)
@@ -352,13 +403,46 @@ def test_emulated_transcription_matches_x86(emulated_site, compute_type):
         link = data / name
         if not link.exists():
             link.symlink_to(pathlib.Path(importlib.util.find_spec(name).origin).parent)
-    cts = [compute_type]
-    code = ("import json, sys, whisper_genio\n"
-            f"out = {{ct: whisper_genio.load_model('base', compute_type=ct, threads=2).transcribe({str(audio)!r}, temperature=0.0)['text'] for ct in {cts!r}}}\n"
-            "print(json.dumps(out))\n")
-    paths = os.pathsep.join([str(emulated_site), str(WORK / "deps"), str(data)])
-    got = _emulate(code, emulated_site, cpu="max", env={"PYTHONPATH": paths}, timeout=3600)
-    assert got == _x86_texts(audio, cts)
+    args = {side: [str(audio), str(tmp_path / f"{side}.npy") if encode else "", compute_type, json.dumps(trim)]
+            for side in ("x86", "aarch64")}
+    x86 = _run([sys.executable, "-c", _TRANSCRIBE, *args["x86"]])
+    x86 = json.loads(x86.stdout.strip().splitlines()[-1])
+    paths = os.pathsep.join([str(site), str(WORK / "deps"), str(data)])
+    code = "import sys; sys.argv[1:] = " + repr(args["aarch64"]) + "\n" + _TRANSCRIBE
+    emulated = _emulate(code, site, cpu=cpu, env={"PYTHONPATH": paths}, timeout=3600)
+    return x86, emulated
+
+
+def _cosine(a, b) -> float:
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# In CI: the JFK clip with whisper-base int8, its window encoded trimmed to the audio
+# (trim_window=0: 12 s of 30; about four minutes under qemu on CI's two cores), on a dot-product
+# CPU (cortex-a76, for the Genio 510/700/1200's A78): the same text as this machine's build.
+# Without dot product (cortex-a53, for the Genio 350): only when asked.
+@pytest.mark.parametrize("cpu", ["cortex-a76", pytest.param("cortex-a53", marks=pytest.mark.skipif(not ASKED, reason=NOT_ASKED))])
+def test_emulated_trimmed_transcription_matches_x86(emulated_site, cpu, tmp_path):
+    x86, emulated = _transcribe_both(emulated_site, "int8", cpu, 0.0, False, tmp_path)
+    assert "ask not what your country can do for you" in x86["text"].lower()
+    assert emulated["text"] == x86["text"]
+
+
+# Whole 30 s windows, int8 and float32, with the encoder states compared (cosine): many minutes
+# under qemu on CI's 2 cores, so only when asked (WG_AARCH64_LONG=1).
+@pytest.mark.skipif(not ASKED, reason=NOT_ASKED)
+@pytest.mark.parametrize("compute_type", ["int8", "float32"])
+def test_emulated_transcription_matches_x86(emulated_site, compute_type, tmp_path):
+    import numpy as np
+
+    x86, emulated = _transcribe_both(emulated_site, compute_type, "max", None, True, tmp_path)
+    assert emulated["text"] == x86["text"]
+    cos = _cosine(np.load(tmp_path / "x86.npy"), np.load(tmp_path / "aarch64.npy"))
+    print(f"\n{compute_type}: encoder cosine aarch64 vs x86 {cos:.7f}")
+    assert cos > 0.9999, cos
 
 
 # -- on this machine: doctor's reading of the extension's build ---------------------------------
