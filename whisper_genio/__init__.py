@@ -25,6 +25,7 @@ from .errors import (
     ModelNotFoundError,
     RuntimeVersionError,
     TokenizerNotFoundError,
+    TranscriptionInterrupted,
     WhisperGenioError,
 )
 from .model import Model, load_model
@@ -64,6 +65,7 @@ __all__ = [
     "RuntimeVersionError",
     "TokenizerNotFoundError",
     "TranscribeOptions",
+    "TranscriptionInterrupted",
     "WhisperGenioError",
     "available_models",
     "decode",

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 from . import _core
 from .backends.npu_check import FALLBACKS as NPU_FALLBACKS
-from .errors import InvalidOptionError, WhisperGenioError
+from .errors import InvalidOptionError, TranscriptionInterrupted, WhisperGenioError
 from .transcription.writers import OUTPUT_FORMATS, format_timestamp, get_writer
 
 
@@ -846,7 +846,11 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
                                decoder_offload=args.decoder_offload, decoder_subgraphs=args.decoder_subgraphs,
                                **_encoder_options(args))
         try:
-            result = model.transcribe(samples, **options)
+            try:
+                result = model.transcribe(samples, **options)
+            except TranscriptionInterrupted as stop:  # keep the windows that finished, then stop
+                _keep_partial(stop.partial, path or args.encoder_output[0], stem, writer, writer_options)
+                raise
             writer(result, path or args.encoder_output[0], output_name=stem, **writer_options)
         except (WhisperGenioError, OSError) as e:
             _failure(args, path, e)
@@ -858,6 +862,21 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         print(f"whisper-genio: {failed} of {len(paths)} input(s) failed", file=sys.stderr)
         return 2
     return 0
+
+
+def _keep_partial(partial: dict, source: str, stem: str, writer, writer_options: dict) -> None:
+    """Ctrl-C in a long recording: its finished segments are written (whole: each writer writes
+    a temporary file, then renames it), and stderr says up to where."""
+    segments = partial.get("segments") or []
+    if not segments:
+        return
+    try:
+        writer(partial, source, output_name=stem, **writer_options)
+    except OSError as e:
+        print(f"whisper-genio: {source}: the finished segments could not be written: {e}", file=sys.stderr)
+        return
+    print(f"whisper-genio: {source}: kept the {len(segments)} finished segment(s), up to "
+          f"{format_timestamp(segments[-1]['end'])}", file=sys.stderr)
 
 
 def _print_window_report(args: argparse.Namespace, model, audio: Optional[str]) -> None:

@@ -63,6 +63,16 @@ class NpuSelfCheckError(InferenceError):
         self.verdict = dict(verdict or {})
 
 
+class TranscriptionInterrupted(KeyboardInterrupt):
+    """Ctrl-C (KeyboardInterrupt) during ``transcribe()``. Still a KeyboardInterrupt, not an
+    error of the input; ``partial`` is the result of the windows that finished, in
+    ``transcribe()``'s shape (segments so far), so a long recording's work is not lost."""
+
+    def __init__(self, partial: Mapping[str, Any]) -> None:
+        super().__init__("interrupted")
+        self.partial = dict(partial)
+
+
 __all__ = [
     "WhisperGenioError",
     "ModelNotFoundError",
@@ -75,4 +85,5 @@ __all__ = [
     "RuntimeVersionError",
     "InferenceError",
     "NpuSelfCheckError",
+    "TranscriptionInterrupted",
 ]

@@ -405,7 +405,9 @@ def _transcribe_both(site: pathlib.Path, compute_type: str, cpu: str, trim: floa
             link.symlink_to(pathlib.Path(importlib.util.find_spec(name).origin).parent)
     args = {side: [str(audio), str(tmp_path / f"{side}.npy") if encode else "", compute_type, json.dumps(trim)]
             for side in ("x86", "aarch64")}
-    x86 = _run([sys.executable, "-c", _TRANSCRIBE, *args["x86"]])
+    # (cwd outside the repository: `-c` puts the cwd first on sys.path, and the source tree has no
+    # built extension in a CI checkout)
+    x86 = _run([sys.executable, "-c", _TRANSCRIBE, *args["x86"]], cwd=tmp_path)
     x86 = json.loads(x86.stdout.strip().splitlines()[-1])
     paths = os.pathsep.join([str(site), str(WORK / "deps"), str(data)])
     code = "import sys; sys.argv[1:] = " + repr(args["aarch64"]) + "\n" + _TRANSCRIBE

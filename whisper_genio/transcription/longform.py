@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..audio import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, load_audio
-from ..errors import InvalidOptionError
+from ..errors import InvalidOptionError, TranscriptionInterrupted
 from ..tokenizer import LANGUAGES, Tokenizer
 from ..vad import SpeechMap, get_speech_timestamps
 from .decoding import DecodingResult
@@ -155,7 +155,13 @@ def transcribe(pipeline: Pipeline, tokenizer: Tokenizer, opts: TranscribeOptions
         timings["mel_cpu"] += time.process_time() - c0
         _check_window_count(pipeline, recording, samples is not None)
         loop = _SeekLoop(pipeline, tokenizer, opts, recording, timings, progress)
-        result = loop.run()
+        try:
+            result = loop.run()
+        except KeyboardInterrupt:  # the windows that finished are kept (the CLI writes them)
+            partial = loop.result()
+            if speech is not None:
+                speech.restore(partial["segments"])
+            raise TranscriptionInterrupted(partial) from None
     if speech is not None:
         speech.restore(result["segments"])
         timings["vad"] = vad_seconds
@@ -276,8 +282,12 @@ class _SeekLoop:
         finally:
             if bar is not None:
                 bar.close()
+        return self.result()
+
+    def result(self) -> dict:
+        """transcribe()'s result for the windows kept so far."""
         text = self.tokenizer.decode(self.all_tokens[len(self.initial_prompt_tokens):])
-        return {"text": text, "segments": self.all_segments, "language": self.language}
+        return {"text": text, "segments": list(self.all_segments), "language": self.language}
 
     def _window(self, seek: int, clip_start: int, clip_end: int) -> int:
         """Decodes the window at `seek`, keeps its segments; returns the next seek."""
