@@ -116,3 +116,25 @@ def test_models_shared_across_threads_give_the_single_thread_result(base_model):
         assert not any(t.is_alive() for t in threads)
     assert not errors, errors
     assert results == {k: alone for k in "abcde"}
+
+
+def test_an_interrupted_transcribe_returns_its_finished_windows(base_model):
+    import whisper_genio
+
+    clips = sorted(LONGFORM.glob("*.wav"))
+    if not clips:
+        pytest.skip("no long-form audio in ../shared/data/longform")
+    windows = []
+
+    def progress(done, total):  # called after each window; Ctrl-C lands after the second
+        windows.append(done)
+        if len(windows) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(whisper_genio.TranscriptionInterrupted) as caught:
+        base_model.transcribe(str(clips[0]), temperature=0.0, language="en", progress=progress)
+    assert isinstance(caught.value, KeyboardInterrupt)
+    partial = caught.value.partial
+    assert partial["language"] == "en" and partial["segments"]
+    assert partial["segments"][-1]["end"] <= windows[-1] / 100 + 0.02  # nothing past the second window
+    assert partial["text"].strip() and partial["text"] == "".join(s["text"] for s in partial["segments"])
