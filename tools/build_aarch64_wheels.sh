@@ -50,6 +50,7 @@ die() { echo "build_aarch64_wheels.sh: $*" >&2; exit 1; }
 # host's apt configuration): its CPython ($2: bookworm 3.11, trixie 3.13) and what it depends on,
 # libpython3.X-dev, libstdc++6.
 debian_python() { case "$1" in bookworm) echo 3.11 ;; trixie) echo 3.13 ;; *) die "no Debian release $1 here (bookworm, trixie)" ;; esac; }
+debian_sysroot() { if [ "$1" = bookworm ]; then echo "$root/build/aarch64-sysroot/root"; else echo "$root/build/aarch64-sysroot-$1/root"; fi; }
 debian_root() {
   local dest=$1 suite=${2:-bookworm} base apt pyver
   pyver=$(debian_python "$suite")
@@ -96,8 +97,9 @@ python_headers() {
     [ -f "$src/Python.h" ] || die "no $src/Python.h: add python3-dev to the SDK (TOOLCHAIN_TARGET_TASK:append = \" python3-dev\")"
     cp -rp "$src" "$dest"
   elif [ "$ver" = 3.11 ] || [ "$ver" = 3.13 ]; then
-    local suite=bookworm sysroot=$root/build/aarch64-sysroot/root
-    [ "$ver" = 3.13 ] && suite=trixie sysroot=$root/build/aarch64-sysroot-trixie/root
+    local suite=bookworm sysroot
+    [ "$ver" = 3.13 ] && suite=trixie
+    sysroot=$(debian_sysroot "$suite")
     debian_root "$sysroot" "$suite" >&2
     local d=$sysroot/usr/include
     cp -rp "$d/python$ver" "$dest"
@@ -273,9 +275,7 @@ while [ $# -gt 0 ]; do
     --shared-libstdc++) static_runtime=OFF; shift ;;
     debian-root)
       suite=${3:-bookworm}
-      default=$root/build/aarch64-sysroot/root
-      [ "$suite" = bookworm ] || default=$root/build/aarch64-sysroot-$suite/root
-      debian_root "$(realpath -m "${2:-$default}")" "$suite"; exit 0 ;;
+      debian_root "$(realpath -m "${2:-$(debian_sysroot "$suite")}")" "$suite"; exit 0 ;;
     3.*) versions+=("$1"); shift ;;
     *) usage >&2; exit 2 ;;
   esac

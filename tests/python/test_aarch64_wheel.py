@@ -251,15 +251,19 @@ def test_emulated_build_info(emulated_site):
     assert re.fullmatch(r"2\.\d+", got["glibc_headers"]) and got["libstdcxx_release"] >= 11
 
 
+# The whole package imported by an emulated Python, and doctor's report there.
+IMPORT_AND_DOCTOR = ("import json, sys, whisper_genio\n"
+                     "from whisper_genio import _core\n"
+                     "from whisper_genio.tools import doctor\n"
+                     "r = doctor.run_doctor()\n"
+                     "print(json.dumps({'python': sys.version.split()[0], 'file': whisper_genio.__file__, 'isa': _core.isa(),"
+                     " 'checks': {c.name: c.status for c in r.checks}, 'report': doctor.format_report(r)}))\n")
+
+
 def test_emulated_package_imports_without_neuron_runtime(emulated_site):
     """The whole package imports on aarch64 with its PyPI dependencies; no Neuron runtime here,
     and doctor says so and shows the wheel's build beside the machine."""
-    code = ("import json, whisper_genio\n"
-            "from whisper_genio.tools import doctor\n"
-            "r = doctor.run_doctor()\n"
-            "print(json.dumps({'version': whisper_genio.__version__, 'report': doctor.format_report(r),"
-            " 'checks': {c.name: c.status for c in r.checks}}))\n")
-    got = _emulate(code, emulated_site, cpu="cortex-a76")
+    got = _emulate(IMPORT_AND_DOCTOR, emulated_site, cpu="cortex-a76")
     assert got["checks"].get("whisper_genio") == "ok", got["report"]
     assert got["checks"].get("build") == "ok", got["report"]
     assert got["checks"].get("neuron runtime") == "missing", got["report"]
@@ -270,14 +274,6 @@ def test_emulated_package_imports_without_neuron_runtime(emulated_site):
 # (built with trixie's libpython3.13-dev headers) and its dependencies' cp313 aarch64 wheels.
 # Another full cross-compile and sysroot, so only when asked (CI's budget): WG_AARCH64_PY313=1.
 TRIXIE_SYSROOT = ROOT / "build" / "aarch64-sysroot-trixie" / "root"
-IMPORT_AND_DOCTOR = ("import json, sys, whisper_genio\n"
-                     "from whisper_genio import _core\n"
-                     "from whisper_genio.tools import doctor\n"
-                     "r = doctor.run_doctor()\n"
-                     "print(json.dumps({'python': sys.version.split()[0], 'file': whisper_genio.__file__, 'isa': _core.isa(),"
-                     " 'checks': {c.name: c.status for c in r.checks}, 'report': doctor.format_report(r)}))\n")
-
-
 @pytest.mark.skipif(os.environ.get("WG_AARCH64_PY313") != "1",
                     reason="a second cross-compile and Debian trixie's sysroot: WG_AARCH64_PY313=1 runs it")
 def test_cp313_wheel_imports_on_debian_trixie(tmp_path):
