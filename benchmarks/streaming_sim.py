@@ -1,7 +1,7 @@
 """Streaming latency on a simulated clock: audio is fed at real time, each feed is charged the
 compute it took, and every committed word is stamped with the simulated time it came out.
 
-    python benchmarks/streaming_sim.py [--clips jfk longform speech] [--threads 2] [--step 0.75]
+    python benchmarks/streaming_sim.py [--clips jfk longform speech] [--threads 2] [--step 0.7]
                                        [--compute-type int8] [--json out.json]
 
 The clock: a chunk of `--chunk` seconds arrives when the audio reaches its end (the clock waits
@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--trim-window", default="10",
                    help="fewest seconds encoded per decode (the buffer + 1 s when longer), both policies (whisper.cpp's audio_ctx "
                         "fitted to the buffer); 'off': whole 30 s windows")
+    p.add_argument("--stream-option", action="append", default=[], metavar="NAME=VALUE",
+                   help="ours: another model.stream() option, the value as JSON (e.g. unsure_word_wait=1.5); repeatable")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     from whisper_genio.transcription.streaming import StreamOptions
@@ -191,6 +193,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.trim_seconds = defaults.trim_seconds if args.trim_seconds is None else args.trim_seconds
     trim = None if args.trim_window == "off" else float(args.trim_window)
     encoded = "whole windows" if trim is None else f"trimmed, at least {trim:g} s"
+    extra = {name: json.loads(value) for name, value in (o.split("=", 1) for o in args.stream_option)}
 
     import whisper_genio
 
@@ -204,8 +207,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     if "ours" in args.policies:
         runs = [run_ours(model, a, threads=args.threads, chunk=args.chunk, step=args.step, vad=not args.no_vad,
-                         trim_window=trim, trim_seconds=args.trim_seconds) for _, a, _ in data]
-        cut = f", cut past {args.trim_seconds:g} s"
+                         trim_window=trim, trim_seconds=args.trim_seconds, **extra) for _, a, _ in data]
+        cut = f", cut past {args.trim_seconds:g} s" + "".join(f", {k} {v}" for k, v in extra.items())
         rows.append(summarize(f"ours (step {args.step} s, LocalAgreement-2, VAD {'off' if args.no_vad else 'on'}, "
                               f"{encoded}{cut})",
                               runs, offline, references, seconds))

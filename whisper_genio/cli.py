@@ -271,6 +271,12 @@ def _add_stream_parser(sub) -> None:
     _add(s, "--step", type=_float, default=defaults.step, help="seconds of new audio between decodes")
     _add(s, "--agreement", type=_int, default=defaults.agreement,
          help="LocalAgreement-n: hypotheses that must agree before a word is committed")
+    _add(s, "--min-word-probability", type=_float, default=defaults.min_word_probability,
+         help="an agreed word below this probability waits for more audio (0: agreement alone)")
+    _add(s, "--unsure-word-wait", type=_float, default=defaults.unsure_word_wait,
+         help="seconds of audio after an unsure word before agreement alone commits it")
+    _add(s, "--whole-window-at-endpoint", type=_bool, default=defaults.whole_window_at_endpoint,
+         help="the decode that ends an utterance encodes a whole 30 s window (when steps are trimmed)")
     _add(s, "--vad", default="auto", choices=["auto", "on", "off"],
          help="gate decoding on speech with Silero VAD (auto: when installed)")
     _add(s, "--endpoint-silence", type=_float, default=defaults.endpoint_silence,
@@ -302,7 +308,8 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     options = dict(step=args.step, agreement=args.agreement, vad={"auto": None, "on": True, "off": False}[args.vad],
                    endpoint_silence=args.endpoint_silence, max_buffer=args.max_buffer,
                    trim_seconds=min(StreamOptions().trim_seconds, args.max_buffer), language=args.language,
-                   word_timestamps=args.word_timestamps)
+                   word_timestamps=args.word_timestamps, min_word_probability=args.min_word_probability,
+                   unsure_word_wait=args.unsure_word_wait, whole_window_at_endpoint=args.whole_window_at_endpoint)
     if args.beam_size is not None:
         options["beam_size"] = args.beam_size
     if args.trim_window != "auto":

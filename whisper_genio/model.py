@@ -248,10 +248,9 @@ class Model:
     def stream(self, **options: Any) -> "StreamSession":
         """A live transcription session (see :mod:`whisper_genio.transcription.streaming`):
         ``feed(samples)`` as audio arrives, ``flush()`` at the end; both return events. Options:
-        those of :class:`StreamOptions` (step, agreement, vad, endpoint_silence, trim_seconds,
-        max_buffer, language, word_timestamps), the rest are transcribe()'s decoding options (a stream
-        decodes greedily, temperature 0.0, and trims each decode to the buffer where the encoder can,
-        trim_window=10, unless given)."""
+        those of :class:`StreamOptions` (how it steps, commits and ends utterances), the rest are
+        transcribe()'s decoding options (a stream decodes greedily, temperature 0.0, and
+        trims each step's decode to the buffer where the encoder can, trim_window=10, unless given)."""
         from .transcription.streaming import StreamOptions, StreamSession
 
         names = {f.name for f in dataclasses.fields(StreamOptions)}

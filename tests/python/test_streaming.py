@@ -135,6 +135,57 @@ def test_agreement_commits_later_but_never_an_unstable_word():
     assert min(later) >= 0 and max(later) > 0
 
 
+class UnsureModel(ScriptedModel):
+    """Hears word 3 as the same word in every hypothesis, but unsure of it (probability 0.2)."""
+
+    def transcribe(self, audio: np.ndarray, **kwargs) -> dict:
+        result = super().transcribe(audio, **kwargs)
+        for s in result["segments"]:
+            s["words"] = [dict(w, probability=0.2) if w["word"].strip(" ?") == "w3" else w for w in s["words"]]
+        return result
+
+
+def test_an_unsure_agreed_word_waits_for_audio_after_it():
+    audio, script = scripted_audio(10)
+    w3_end = script[3][2]
+    n = int(0.25 * SR)
+    for min_probability, wait in ((0.0, 2.0), (0.5, 2.0), (0.5, 30.0)):
+        session = StreamSession(UnsureModel(), StreamOptions(vad=False, min_word_probability=min_probability,
+                                                             unsure_word_wait=wait), {})
+        before_flush, w3_committed_at = [], None
+        for i in range(0, len(audio), n):
+            words = committed_words(session.feed(audio[i:i + n]))
+            if "w3" in words:
+                w3_committed_at = session.now
+            before_flush += words
+        if min_probability == 0:  # agreement alone: w3 goes out like any other word
+            assert w3_committed_at is not None and w3_committed_at - w3_end < 2.0
+        elif wait == 2.0:  # unsure: committed once two seconds of audio follow it, not before
+            assert w3_committed_at is not None and w3_committed_at - w3_end >= 2.0
+        else:  # it waits for the end, and the prefix stops before it: nothing after it goes out either
+            assert before_flush == ["w0", "w1", "w2"]
+        assert before_flush + committed_words(session.flush()) == [w.strip() for w, _, _ in script]
+
+
+class RecordingModel(ScriptedModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.trims: list = []
+
+    def transcribe(self, audio: np.ndarray, **kwargs) -> dict:
+        self.trims.append(kwargs.get("trim_window", "absent"))
+        return super().transcribe(audio, **kwargs)
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_the_decode_that_ends_an_utterance_encodes_a_whole_window(whole):
+    audio, _ = scripted_audio(6)
+    model = RecordingModel()
+    run(StreamSession(model, StreamOptions(vad=False, whole_window_at_endpoint=whole), {"trim_window": 10.0}), audio)
+    assert model.trims[:-1] == [10.0] * (len(model.trims) - 1) and len(model.trims) > 3  # every step trimmed
+    assert model.trims[-1] == (None if whole else 10.0)  # the flush's decode: a whole window, unless told
+
+
 def test_partial_is_the_hypothesis_after_committed_text():
     audio, _ = scripted_audio(10)
     session = StreamSession(ScriptedModel(), StreamOptions(vad=False), {})
@@ -203,7 +254,9 @@ def test_bad_rates_and_options():
     with pytest.raises(InvalidOptionError, match="flushed"):
         session.feed(np.zeros(100, np.float32))
     for kwargs in (dict(step=0), dict(agreement=0), dict(max_buffer=31), dict(trim_seconds=29, max_buffer=20),
-                   dict(vad="yes"), dict(endpoint_silence=-1), dict(vad_threshold=1.0)):
+                   dict(vad="yes"), dict(endpoint_silence=-1), dict(vad_threshold=1.0),
+                   dict(min_word_probability=1.0), dict(min_word_probability="0.5"), dict(unsure_word_wait=-1),
+                   dict(whole_window_at_endpoint=1)):
         with pytest.raises(InvalidOptionError, match=next(iter(kwargs))):
             StreamOptions(**kwargs)
     with pytest.raises(InvalidOptionError, match="word_timestamps"):

@@ -3,12 +3,17 @@
 Every ``step`` seconds of new audio the buffer (at most one 30 s window: what the encoder takes) is
 decoded again with word timestamps, through the same transcription path as files. A word is
 committed once ``agreement`` consecutive hypotheses agree on it (LocalAgreement-n, the policy of
-whisper_streaming); what follows is the partial hypothesis. Once the buffer is longer than
+whisper_streaming). A word with less than ``unsure_word_wait`` seconds of audio after it also needs
+at least ``min_word_probability`` in each of those hypotheses: a word heard with little audio after
+it (the first words of an utterance, above all) is often agreed on wrongly, so an unsure one waits
+for more audio, though not past that (a long utterance is not held up). What follows is the
+partial hypothesis. Once the buffer is longer than
 ``trim_seconds`` it is cut after the committed words, so a step costs one window whatever the
 stream's length, and memory stays bounded. Where the encoder allows it, a step encodes only the
 buffer (``trim_window``), not a padded 30 s window. With voice activity detection (Silero, when
 installed) silence is never decoded, and a pause after speech ends the utterance: everything still pending is
-committed at once (an ``endpoint``).
+committed at once (an ``endpoint``), from a decode of a whole 30 s window when steps are trimmed
+(``whole_window_at_endpoint``): the window offline transcription reads, for the text that waited.
 
 Times in events are seconds from the stream's start.
 """
@@ -51,7 +56,7 @@ _FIXED = ("word_timestamps", "condition_on_previous_text", "verbose", "clip_time
 class StreamOptions:
     """How a stream decodes and commits (threads, compute type and backend are the model's)."""
 
-    step: float = 0.75  # seconds of new audio between decodes
+    step: float = 0.7  # seconds of new audio between decodes
     agreement: int = 2  # LocalAgreement-n: consecutive hypotheses that must agree before a word is committed
     vad: Optional[bool] = None  # gate decoding on speech (Silero VAD); None: when a VAD model is installed
     vad_threshold: float = 0.5  # speech probability of a 32 ms frame above which it is speech
@@ -60,6 +65,9 @@ class StreamOptions:
     max_buffer: float = 28.0  # the longest buffer ever decoded (seconds, at most 30)
     language: Optional[str] = None  # fixed; None: detected once, on the first decode
     word_timestamps: bool = False  # committed events carry their words
+    min_word_probability: float = 0.5  # an agreed word below this probability waits (0: agreement alone)
+    unsure_word_wait: float = 1.5  # ... until this many seconds of audio follow it
+    whole_window_at_endpoint: bool = True  # the decode that ends an utterance encodes a whole window
 
     def __post_init__(self) -> None:
         def number(name: str, low: float, high: float) -> None:
@@ -69,6 +77,7 @@ class StreamOptions:
 
         number("step", 0.1, 30.0)
         number("endpoint_silence", 0.1, 10.0)
+        number("unsure_word_wait", 0.0, 30.0)
         number("max_buffer", 2.0, 30.0)
         number("trim_seconds", 1.0, self.max_buffer if isinstance(self.max_buffer, (int, float)) else 30.0)
         if isinstance(self.agreement, bool) or not isinstance(self.agreement, int) or not 1 <= self.agreement <= 5:
@@ -78,8 +87,12 @@ class StreamOptions:
         v = self.vad_threshold
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v < 1.0:
             raise InvalidOptionError(f"vad_threshold must be a probability in (0, 1), got {v!r}")
-        if not isinstance(self.word_timestamps, bool):
-            raise InvalidOptionError(f"word_timestamps must be True or False, got {self.word_timestamps!r}")
+        for name in ("word_timestamps", "whole_window_at_endpoint"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidOptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        v = self.min_word_probability
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+            raise InvalidOptionError(f"min_word_probability must be a probability in [0, 1), got {v!r}")
 
 
 @dataclass
@@ -117,10 +130,15 @@ def _key(word: dict) -> str:
     return word["word"].strip().strip(_PUNCTUATION).lower()
 
 
-def _common_prefix(hypotheses: list[list[dict]]) -> int:
+def _agreed_prefix(hypotheses: list[list[dict]], min_probability: float, unsure_after: float) -> int:
+    """How many leading words all hypotheses say alike; a word ending after ``unsure_after`` (too
+    little audio follows it) also needs at least min_probability in each."""
     n = min(len(h) for h in hypotheses)
     for i in range(n):
         if len({_key(h[i]) for h in hypotheses}) != 1:
+            return i
+        if (hypotheses[-1][i]["end"] > unsure_after
+                and min(h[i].get("probability", 1.0) for h in hypotheses) < min_probability):
             return i
     return n
 
@@ -281,9 +299,12 @@ class StreamSession:
         self._buffer = self._buffer[n:].copy()
         self._offset += n / SAMPLE_RATE
 
-    def _decode(self) -> list[dict]:
-        """The buffer's words, in stream time, after what is committed."""
+    def _decode(self, final: bool = False) -> list[dict]:
+        """The buffer's words, in stream time, after what is committed. ``final``: the decode that
+        ends an utterance."""
         kwargs = dict(self._kwargs)
+        if final and self.options.whole_window_at_endpoint and kwargs.get("trim_window") is not None:
+            kwargs["trim_window"] = None
         if self._language is not None:
             kwargs["language"] = self._language
         prompt = "".join(w["word"] for w in self._committed if w["end"] <= self._offset + 0.01)[-_PROMPT_CHARS:]
@@ -329,7 +350,9 @@ class StreamSession:
         events = self._trim()
         hypothesis = _without_squeezed_tail(self._decode())
         history = list(self._hypotheses) + [hypothesis]
-        agreed = _common_prefix(history) if len(history) >= self.options.agreement else 0
+        unsure_after = self._offset + len(self._buffer) / SAMPLE_RATE - self.options.unsure_word_wait
+        agreed = (_agreed_prefix(history, self.options.min_word_probability, unsure_after)
+                  if len(history) >= self.options.agreement else 0)
         events += self._commit(hypothesis[:agreed])
         pending = hypothesis[agreed:]
         self._hypotheses.append(pending)
@@ -364,7 +387,7 @@ class StreamSession:
         """The utterance ended (a pause, or the stream's end): commit all that is pending."""
         self._since_step = 0
         events = self._trim()
-        events += self._commit(self._decode())
+        events += self._commit(self._decode(final=True))
         events.append(StreamEvent("endpoint", "", self._speech_start or self._offset, self.now))
         self._hypotheses.clear()
         self._speech_start = None
