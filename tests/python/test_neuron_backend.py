@@ -264,6 +264,27 @@ def test_runtime_failures_raise_and_release_is_always_called(neuron_env, control
     assert control.live() == 0 and control.calls("NeuronRuntimeV2_release") == 1
 
 
+def test_a_stream_on_the_neuron_backend_encodes_whole_windows_within_a_bounded_buffer(neuron_env, control,
+                                                                                      linear_dla):
+    """A fixed-shape encoder (one 30 s DLA) streams without trimming: each decode runs the DLA on
+    whole windows of a buffer that max_buffer bounds, however long the stream (the linear stand-in's
+    states are not speech: only the path and the bounds are checked, not the text)."""
+    model = whisper_genio.load_model("base", threads=TEST_THREADS, encoder_model=linear_dla)
+    assert model.backend == "neuron"
+    session = model.stream(vad=False, language="en", step=1.0, max_buffer=3.0, trim_seconds=2.0)
+    assert "trim_window" not in session._kwargs  # nothing to trim: the DLA takes one shape
+    control.clear_log()
+    audio = (0.05 * np.random.default_rng(0).standard_normal(6 * 16000)).astype(np.float32)
+    events = []
+    for i in range(0, len(audio), 1600):
+        events += session.feed(audio[i:i + 1600])
+    events += session.flush()
+    decodes = session.stats["steps"]
+    assert decodes >= 6 and events[-1].type == "endpoint"
+    assert control.calls("NeuronRuntimeV2_run") >= decodes  # every decode encoded on the (stand-in) NPU
+    assert session.stats["decoded_seconds"] <= decodes * (3.0 + 1.0)  # no buffer past max_buffer + a step
+
+
 def test_self_test_catches_input_latching(neuron_env, control, linear_dla):
     control.set_latch(True)
     opts = EncoderOptions(encoder_model=str(linear_dla), neuron_api="v1")
