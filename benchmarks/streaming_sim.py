@@ -7,7 +7,9 @@ compute it took, and every committed word is stamped with the simulated time it 
 The clock: a chunk of `--chunk` seconds arrives when the audio reaches its end (the clock waits
 for it if it is ahead); processing it costs the process CPU seconds it took divided by the
 threads (an ideal parallel wall time, far steadier than wall time on a shared machine); the clock
-moves on by that much, so a policy that falls behind real time pays for it in latency.
+moves on by that much, so a policy that falls behind real time pays for it in latency. With an
+NPU encoder (on a board: `--backend neuron --encoder-model bundle/ --clock wall`) the NPU's time is
+not the process's CPU time: `--clock wall` charges wall seconds instead (run it on a quiet board).
 
 Policies, over the same core and model:
   * ours: model.stream() (LocalAgreement-2 over word timestamps, VAD gating and endpoints);
@@ -38,18 +40,22 @@ SR = 16000
 
 
 class SimClock:
-    def __init__(self, threads: int) -> None:
+    """kind "cpu": a step costs its process CPU seconds / threads; "wall": its wall seconds (an
+    accelerator's time is not the process's CPU time: on a board with the NPU encoder, quiet)."""
+
+    def __init__(self, threads: int, kind: str = "cpu") -> None:
         self.now = 0.0
         self.threads = threads
+        self.kind = kind
         self.cpu = 0.0
 
     def run(self, audio_time: float, work: Callable[[], Any]) -> Any:
         self.now = max(self.now, audio_time)
-        t0 = time.process_time()
+        t0, w0 = time.process_time(), time.perf_counter()
         out = work()
         spent = time.process_time() - t0
         self.cpu += spent
-        self.now += spent / self.threads
+        self.now += spent / self.threads if self.kind == "cpu" else time.perf_counter() - w0
         return out
 
 
@@ -70,8 +76,8 @@ def _wer(reference: str, hypothesis: str) -> float:
 
 
 def run_ours(model: Any, audio: np.ndarray, *, threads: int, chunk: float, step: float, vad: bool,
-             trim_window: float | None = None, **stream_options: Any) -> dict:
-    clock = SimClock(threads)
+             trim_window: float | None = None, clock: str = "cpu", **stream_options: Any) -> dict:
+    clock = SimClock(threads, clock)
     session = model.stream(step=step, vad=vad, language="en", word_timestamps=True, trim_window=trim_window,
                            **stream_options)
     latencies, endpoints, texts = [], [], []
@@ -101,9 +107,9 @@ def _collect(events, now, latencies, endpoints, texts, last_word_end):
 
 
 def run_sliding_window(model: Any, audio: np.ndarray, *, threads: int, step: float = 3.0, length: float = 10.0,
-                       keep: float = 0.2, trim_window: float | None = None) -> dict:
+                       keep: float = 0.2, trim_window: float | None = None, clock: str = "cpu") -> dict:
     """whisper.cpp `stream`'s default loop (no VAD) over our model."""
-    clock = SimClock(threads)
+    clock = SimClock(threads, clock)
     n_new_line = max(1, int(length / step) - 1)
     window_start, latencies, texts, ends = 0.0, [], [], []
     t, iteration = 0.0, 0
@@ -171,6 +177,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--clips", nargs="+", default=["jfk", "longform"], choices=["jfk", "longform", "speech"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compute-type", default="int8")
+    p.add_argument("--backend", default="cpu", help="the encoder backend (on a board: neuron, with --encoder-model)")
+    p.add_argument("--encoder-model", default=None, help="the encoder bundle or model file of --backend")
+    p.add_argument("--clock", default="cpu", choices=["cpu", "wall"],
+                   help="what a step costs: process CPU s / threads (steady on a shared box), or wall s (NPU backends)")
     p.add_argument("--step", type=float, default=None, help="ours: seconds between decodes (default: the stream's)")
     p.add_argument("--chunk", type=float, default=0.1, help="seconds per feed (the capture period)")
     p.add_argument("--no-vad", action="store_true")
@@ -191,13 +201,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     defaults = StreamOptions()
     args.step = defaults.step if args.step is None else args.step
     args.trim_seconds = defaults.trim_seconds if args.trim_seconds is None else args.trim_seconds
-    trim = None if args.trim_window == "off" else float(args.trim_window)
+    trim = None if args.trim_window == "off" or args.backend != "cpu" else float(args.trim_window)
     encoded = "whole windows" if trim is None else f"trimmed, at least {trim:g} s"
     extra = {name: json.loads(value) for name, value in (o.split("=", 1) for o in args.stream_option)}
 
     import whisper_genio
 
-    model = whisper_genio.load_model("base", compute_type=args.compute_type, threads=args.threads)
+    model = whisper_genio.load_model("base", compute_type=args.compute_type, threads=args.threads,
+                                     backend=args.backend, encoder_model=args.encoder_model)
     data = clips(args.clips)
     if not data:
         sys.exit(f"no clips found for {args.clips}: the speech data lives in ../shared/data beside the repository")
@@ -207,14 +218,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     if "ours" in args.policies:
         runs = [run_ours(model, a, threads=args.threads, chunk=args.chunk, step=args.step, vad=not args.no_vad,
-                         trim_window=trim, trim_seconds=args.trim_seconds, **extra) for _, a, _ in data]
+                         trim_window=trim, trim_seconds=args.trim_seconds, clock=args.clock, **extra)
+                for _, a, _ in data]
         cut = f", cut past {args.trim_seconds:g} s" + "".join(f", {k} {v}" for k, v in extra.items())
         rows.append(summarize(f"ours (step {args.step} s, LocalAgreement-2, VAD {'off' if args.no_vad else 'on'}, "
                               f"{encoded}{cut})",
                               runs, offline, references, seconds))
     if "sliding" in args.policies:
         runs = [run_sliding_window(model, a, threads=args.threads, step=args.baseline_step,
-                                   length=args.baseline_length, trim_window=trim) for _, a, _ in data]
+                                   length=args.baseline_length, trim_window=trim, clock=args.clock) for _, a, _ in data]
         rows.append(summarize(f"whisper.cpp stream-style (step {args.baseline_step} s, window "
                               f"{args.baseline_length} s, {encoded})", runs, offline, references, seconds))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

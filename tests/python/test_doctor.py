@@ -91,7 +91,7 @@ def test_a_genio_700_with_everything_in_place(tmp_path, lib, control):
     assert "self-test passed" in r.round_trip["detail"]
     steps = {s.step: s.status for s in r.checklist}
     assert steps == {1: "pass", 2: "pass", 3: "pass", 4: "pass", 5: "pass", 6: "not checked", 7: "not checked",
-                     8: "not checked", 9: "not checked", 10: "not checked"}
+                     8: "not checked", 9: "not checked", 10: "not checked", 11: "not checked"}
     assert "ncc-tflite --arch=mdla3.0" in r.checklist[3].command
     assert not r.failed
     json.dumps(r.to_dict())  # serialisable

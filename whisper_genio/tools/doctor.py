@@ -540,6 +540,11 @@ CHECKLIST = [
      "every decoder subgraph DLA loads and matches its manifest entry; the decoder's logits with them on a shipped "
      "speech window pass the self-check against the CPU decoder's (each failing subgraph named, with its numbers); "
      "the dispatch plan (which op runs where, why)"),
+    ("Live transcription", "arecord -D <capture device> -f S16_LE -r 16000 -c 1 | whisper-genio stream - "
+     "--backend neuron --encoder-model bundle/ --language en; python benchmarks/streaming_sim.py --backend neuron "
+     "--encoder-model bundle/ --clock wall",
+     "ALSA capture on this image feeds a stream, and the stream's latency on this board (committed words, end of "
+     "speech -> final text, CPU per audio second) with the encoder on the NPU"),
 ]
 
 
