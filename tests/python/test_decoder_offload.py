@@ -275,7 +275,7 @@ def test_bench_and_doctor_print_the_plan(tiny, control, tmp_path):
     rep = run_doctor(model=str(pt), decoder_subgraphs=str(folder), decoder_offload="linear", run_tools=False)
     c = rep.get("decoder subgraphs")
     assert c.status == OK and "layer 0 fc2" in c.detail
-    assert rep.checklist[-1].title == "Decoder subgraphs" and rep.checklist[-1].status == "pass"
+    assert [s.status for s in rep.checklist if s.title == "Decoder subgraphs"] == ["pass"]
     standin_decoder.write_dense(folder / entries[0]["files"]["dla"], np.zeros((3, 3), np.float32), None, 1)
     c = run_doctor(model=str(pt), decoder_subgraphs=str(folder), decoder_offload="linear", run_tools=False).get(
         "decoder subgraphs")
