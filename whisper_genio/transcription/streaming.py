@@ -84,15 +84,16 @@ class StreamOptions:
             raise InvalidOptionError(f"agreement must be 1 to 5 hypotheses, got {self.agreement!r}")
         if self.vad not in (None, True, False):
             raise InvalidOptionError(f"vad must be True, False or None, got {self.vad!r}")
-        v = self.vad_threshold
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v < 1.0:
-            raise InvalidOptionError(f"vad_threshold must be a probability in (0, 1), got {v!r}")
+        def probability(name: str, zero: bool) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v if zero else 0.0 < v) or v >= 1.0:
+                raise InvalidOptionError(f"{name} must be a probability in {'[' if zero else '('}0, 1), got {v!r}")
+
+        probability("vad_threshold", zero=False)
+        probability("min_word_probability", zero=True)  # 0: agreement alone
         for name in ("word_timestamps", "whole_window_at_endpoint"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidOptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        v = self.min_word_probability
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
-            raise InvalidOptionError(f"min_word_probability must be a probability in [0, 1), got {v!r}")
 
 
 @dataclass
